@@ -1,0 +1,38 @@
+"""Seed streams: one ``SeedSequence`` per episode, split into independent generators.
+
+Task layout, visual noise, the network link and the policy each draw from their own stream, so
+changing the noise scenario never moves an object, and changing the link never changes the noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+STREAMS = ("task", "noise", "link", "policy", "decider")
+
+
+@dataclass(frozen=True)
+class EpisodeStreams:
+    """The independent random streams of one episode."""
+
+    task_seed: int
+    noise: np.random.Generator
+    link: np.random.Generator
+    policy: np.random.Generator
+    decider: np.random.Generator
+
+
+def episode_streams(seed: int) -> EpisodeStreams:
+    """Split ``seed`` into the per-purpose streams of one episode.
+
+    The task stream is returned as an integer seed because Meta-World seeds its own
+    ``np_random`` from an int.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    task_seed = int(children[0].generate_state(1, dtype=np.uint32)[0])
+    gens = [np.random.Generator(np.random.PCG64(c)) for c in children[1:]]
+    return EpisodeStreams(task_seed, *gens)
