@@ -11,3 +11,9 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 __version__ = "0.1.0"
+
+from rapid_env.envs import RAPID_ENV_ID, register_envs  # noqa: E402
+
+register_envs()
+
+__all__ = ["RAPID_ENV_ID", "register_envs", "__version__"]

@@ -1,0 +1,21 @@
+"""Registries of policies and deciders by name, shared by the CLI, the wrapper and W&B config."""
+
+from __future__ import annotations
+
+from rapid_env.agents.expert import ScriptedExpert
+from rapid_env.agents.fixed_split import FixedSplitDecider
+from rapid_env.agents.policy import Policy
+from rapid_env.agents.rapid import RapidDecider
+from rapid_env.decision import Decider
+from rapid_env.registry import Registry
+from rapid_env.tasks.suite import get_task
+
+DECIDERS: Registry[Decider] = Registry("agent")
+DECIDERS.register("rapid", RapidDecider)
+DECIDERS.register("edge-only", lambda: FixedSplitDecider("edge"))
+DECIDERS.register("cloud-only", lambda: FixedSplitDecider("cloud"))
+
+POLICIES: Registry[Policy] = Registry("policy")
+POLICIES.register(
+    "expert", lambda task, chunk_size=8: ScriptedExpert(get_task(task).env_key, chunk_size)
+)

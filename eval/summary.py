@@ -1,0 +1,244 @@
+"""Aggregate per-episode records into one row per task x agent x noise x link cell.
+
+A *record* is the plain dict that ``rapid-eval`` appends to ``episodes.jsonl`` for each finished
+episode. A *row* is one cell of the sweep with the episode count, the success rate and its Wilson
+95 % interval, and for every numeric field the mean and a 95 % confidence half-width. Rows are
+what ``summary.json`` / ``summary.csv`` hold, what the terminal table prints and what W&B logs.
+
+Choices and why:
+
+- Success uses the Wilson score interval, not mean +/- t * s: it stays inside [0, 1] and is not
+  degenerate at 0/n or n/n, which is the common case for easy or broken cells.
+- Other metrics use the Student-t half-width ``t_{0.975, n-1} * s / sqrt(n)`` because a cell
+  usually has few seeds (5-20), where the normal 1.96 would overstate confidence.
+- Non-finite values (NaN smoothness from a too-short path, a None latency from an episode that
+  never inferred) are left out of the mean and CI *and counted* in ``<metric>_nan``; they are
+  never silently dropped.
+- Output is deterministic: cells keep first-seen order, columns keep first-seen order, and sums
+  use :func:`math.fsum` (exactly rounded), so the numbers do not depend on the order in which
+  parallel workers finished their episodes. Wall-clock fields are aggregated like any other
+  metric but play no part in ordering.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "CELL_KEYS",
+    "CONFIDENCE",
+    "EPISODE_FIELDS",
+    "summarize",
+    "t_half_width",
+    "wilson_interval",
+    "write_summary",
+]
+
+CELL_KEYS: tuple[str, ...] = ("task", "agent", "noise", "link")
+"""Fields that identify a cell of the sweep; one summary row per distinct combination."""
+
+EPISODE_FIELDS: tuple[str, ...] = (
+    "task",
+    "agent",
+    "noise",
+    "link",
+    "seed",
+    "success",
+    "steps",
+    "sim_time_s",
+    "inferences",
+    "offloads",
+    "latency_ms_mean",
+    "latency_ms_p95",
+    "bytes_up",
+    "bytes_down",
+    "stall_steps",
+    "rms_jerk",
+    "ldlj",
+    "sparc",
+    "wall_time_s",
+    "fault",
+)
+"""Fields every episode record must carry (the evaluation contract); records may add more."""
+
+CONFIDENCE = 0.95
+"""Two-sided confidence level of every interval in a summary row."""
+
+# Fields that are not averaged: the cell identity, the seed (an id, not a measurement), success
+# (summarised as a proportion) and fault (a message, counted).
+_NOT_METRICS = frozenset((*CELL_KEYS, "seed", "success", "fault"))
+
+
+def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; ``(nan, nan)`` when ``n == 0``.
+
+    Preferred over the normal (Wald) interval because it never leaves [0, 1] and has a sensible
+    width at 0 % and 100 % success, which small evaluation cells hit all the time.
+    """
+    if n <= 0:
+        return (math.nan, math.nan)
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in [0, {n}], got {successes}")
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # At p = 0 (p = 1) the exact lower (upper) bound is 0 (1); pin it against rounding noise.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (low, high)
+
+
+def t_half_width(values: Sequence[float], confidence: float = CONFIDENCE) -> float:
+    """Half-width of the Student-t confidence interval of the mean; nan for fewer than 2 values."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    mean = math.fsum(values) / n
+    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    t = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    return t * math.sqrt(var) / math.sqrt(n)
+
+
+def _is_number(value: object) -> bool:
+    """Return True for int/float (numpy scalars included) but not bool, which is a flag."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    return isinstance(value, int | float | np.integer | np.floating)
+
+
+def _as_bool(value: object, index: int) -> bool:
+    """Read the success flag strictly: a missing or non-boolean success is a recording bug."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise ValueError(f"record {index}: 'success' must be a bool, got {value!r}")
+
+
+def _metric_keys(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every field that holds a number in at least one record, in first-seen order."""
+    keys: dict[str, None] = {}
+    for record in records:
+        for key, value in record.items():
+            if key not in _NOT_METRICS and key not in keys and _is_number(value):
+                keys[key] = None
+    return list(keys)
+
+
+def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Aggregate episode records into one row per ``CELL_KEYS`` cell, in first-seen order.
+
+    Each row holds, in this order: the four cell keys; ``episodes`` (records in the cell);
+    ``seeds`` (distinct seeds, so a duplicated episode shows up as ``seeds < episodes``);
+    ``successes``, ``success_rate``, ``success_ci_low``, ``success_ci_high`` (Wilson 95 %);
+    ``faults`` (episodes whose ``fault`` is not None); then for every numeric field ``m`` found in
+    any record: ``m`` (mean over the finite values), ``m_ci95`` (t half-width, nan below 2 finite
+    values) and ``m_nan`` (values that were missing, None or non-finite and so left out).
+
+    Raises ``ValueError`` naming the record and the field when a cell key or ``success`` is
+    missing or malformed, because a mis-recorded episode would otherwise land in a wrong cell.
+    """
+    records = list(records)
+    cells: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for index, record in enumerate(records):
+        missing = [key for key in (*CELL_KEYS, "success") if key not in record]
+        if missing:
+            raise ValueError(
+                f"record {index} lacks {missing}; every episode record needs "
+                f"{', '.join((*CELL_KEYS, 'success'))}"
+            )
+        _as_bool(record["success"], index)
+        cell = tuple(str(record[key]) for key in CELL_KEYS)
+        cells.setdefault(cell, []).append(record)
+
+    metrics = _metric_keys(records)
+    rows: list[dict[str, Any]] = []
+    for cell, members in cells.items():
+        n = len(members)
+        successes = sum(_as_bool(r["success"], i) for i, r in enumerate(members))
+        low, high = wilson_interval(successes, n)
+        row: dict[str, Any] = dict(zip(CELL_KEYS, cell, strict=True))
+        row["episodes"] = n
+        row["seeds"] = len({repr(r.get("seed")) for r in members})
+        row["successes"] = successes
+        row["success_rate"] = successes / n
+        row["success_ci_low"] = low
+        row["success_ci_high"] = high
+        row["faults"] = sum(1 for r in members if r.get("fault") is not None)
+        for key in metrics:
+            finite: list[float] = []
+            for record in members:
+                value = record.get(key)
+                if _is_number(value) and math.isfinite(float(value)):
+                    finite.append(float(value))
+            row[key] = math.fsum(finite) / len(finite) if finite else math.nan
+            row[f"{key}_ci95"] = t_half_width(finite)
+            row[f"{key}_nan"] = n - len(finite)
+        rows.append(row)
+    return rows
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Union of the rows' keys in first-seen order (a stable CSV header)."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            columns.setdefault(key, None)
+    return list(columns)
+
+
+def _json_safe(value: Any) -> Any:
+    """Map non-finite floats to None so that summary.json is strict JSON (NaN is not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so a crash never leaves half a summary."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a summary is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_summary(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Path, Path]:
+    """Write ``out_dir/summary.json`` and ``out_dir/summary.csv``; return their paths.
+
+    JSON: the list of rows, indent 2, NaN written as ``null`` (strict JSON, loads anywhere).
+    CSV: header is the union of the rows' keys in first-seen order; NaN and missing values are
+    empty cells (what pandas and spreadsheets read as missing). Both files are replaced
+    atomically, and ``out_dir`` is created if needed.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    safe_rows = [{key: _json_safe(value) for key, value in row.items()} for row in rows]
+
+    json_path = out_dir / "summary.json"
+    _atomic_write(json_path, json.dumps(safe_rows, indent=2, allow_nan=False) + "\n")
+
+    columns = _columns(rows)
+    csv_path = out_dir / "summary.csv"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in safe_rows:
+        writer.writerow({key: "" if value is None else value for key, value in row.items()})
+    _atomic_write(csv_path, buffer.getvalue())
+    return json_path, csv_path

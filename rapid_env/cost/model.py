@@ -1,0 +1,305 @@
+"""Turn a cost profile, two devices and a split point into an ordered inference plan.
+
+The plan is what the partitioned runtime executes in simulated time: compute stages last a number
+of seconds on their device, transfer stages carry a number of bytes over the simulated network
+link, which charges them its own latency, bandwidth and queueing. The cost model itself knows
+nothing about the link; only :meth:`CostModel.best_split` uses a closed-form link (RTT/2 plus
+serialisation per transfer) to rank split points, as Neurosurgeon does.
+
+Time per block is a roofline on the device running it, phase by phase: the prefill pass
+(compute-bound for a 276-token prompt) and every single-token decode step (bandwidth-bound: the
+layer's weights and KV cache are re-read for each token) are costed separately and added, because
+they run one after the other. Over a decode loop a decoder layer therefore reads
+``weight_bytes * (1 + decode_steps)`` bytes of weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, overload
+
+from rapid_env.cost.devices import DEVICES, DeviceProfile
+from rapid_env.cost.profiles import PROFILES, ArchProfile, BlockCost
+
+StageKind = Literal["edge", "up", "cloud", "down"]
+COMPUTE_KINDS: frozenset[str] = frozenset({"edge", "cloud"})
+TRANSFER_KINDS: frozenset[str] = frozenset({"up", "down"})
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of an inference plan, executed in order.
+
+    Attributes:
+        kind: ``"edge"``/``"cloud"``: compute for ``seconds`` on that device; ``"up"``/``"down"``:
+            send ``nbytes`` edge->cloud / cloud->edge over the link.
+        seconds: Compute time; 0 for transfer stages (the link decides their time).
+        nbytes: Bytes transferred; 0 for compute stages.
+    """
+
+    kind: StageKind
+    seconds: float
+    nbytes: int
+
+    def __post_init__(self) -> None:
+        if self.kind in COMPUTE_KINDS:
+            if not self.seconds >= 0 or self.nbytes != 0:
+                raise ValueError(f"compute stage needs seconds >= 0 and nbytes == 0: {self}")
+        elif self.kind in TRANSFER_KINDS:
+            if self.seconds != 0 or self.nbytes < 0:
+                raise ValueError(f"transfer stage needs seconds == 0 and nbytes >= 0: {self}")
+        else:
+            raise ValueError(f"unknown stage kind {self.kind!r}; allowed: edge, up, cloud, down")
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """The ordered stages of one inference at split point ``split``; behaves like a tuple.
+
+    Attributes:
+        split: Blocks ``[0, split)`` run on the edge, ``[split, n)`` in the cloud.
+        stages: The stages, in execution order.
+    """
+
+    split: int
+    stages: tuple[Stage, ...]
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]  # noqa: D105
+        return iter(self.stages)
+
+    @overload
+    def __getitem__(self, index: int) -> Stage: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Stage, ...]: ...
+    def __getitem__(self, index: int | slice) -> Stage | tuple[Stage, ...]:
+        return self.stages[index]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The stage kinds in order, e.g. ``("up", "cloud", "down")``."""
+        return tuple(s.kind for s in self.stages)
+
+    @property
+    def edge_seconds(self) -> float:
+        """Total edge compute time."""
+        return sum(s.seconds for s in self.stages if s.kind == "edge")
+
+    @property
+    def cloud_seconds(self) -> float:
+        """Total cloud compute time."""
+        return sum(s.seconds for s in self.stages if s.kind == "cloud")
+
+    @property
+    def up_bytes(self) -> int:
+        """Total bytes sent edge -> cloud."""
+        return sum(s.nbytes for s in self.stages if s.kind == "up")
+
+    @property
+    def down_bytes(self) -> int:
+        """Total bytes sent cloud -> edge."""
+        return sum(s.nbytes for s in self.stages if s.kind == "down")
+
+    @property
+    def n_transfers(self) -> int:
+        """Number of transfer stages (each pays the link's one-way latency)."""
+        return sum(1 for s in self.stages if s.kind in TRANSFER_KINDS)
+
+    def latency_s(self, bandwidth_bps: float, rtt_s: float) -> float:
+        """Closed-form end-to-end latency on an idle symmetric link, for ranking splits.
+
+        Each transfer costs ``rtt_s / 2 + 8 * nbytes / bandwidth_bps``; stages run back to back.
+        The simulated link used by the runtime replaces this with its own model.
+        """
+        if bandwidth_bps <= 0 or rtt_s < 0:
+            raise ValueError(f"need bandwidth_bps > 0 and rtt_s >= 0, got {bandwidth_bps}, {rtt_s}")
+        total = 0.0
+        for stage in self.stages:
+            if stage.kind in TRANSFER_KINDS:
+                total += rtt_s / 2 + 8.0 * stage.nbytes / bandwidth_bps
+            else:
+                total += stage.seconds
+        return total
+
+
+class CostModel:
+    """Latency and memory of one VLA architecture split between an edge and a cloud device.
+
+    Split points ``k`` run from 0 to ``n_blocks``: blocks ``[0, k)`` on the edge, ``[k, n)`` in the
+    cloud. ``k == 0`` is cloud-only (the raw input goes up), ``k == n_blocks`` is edge-only (no
+    transfers at all).
+
+    Args:
+        profile: The architecture's cost profile.
+        edge: The device on the robot.
+        cloud: The remote device.
+    """
+
+    def __init__(self, profile: ArchProfile, edge: DeviceProfile, cloud: DeviceProfile) -> None:
+        self.profile = profile
+        self.edge = edge
+        self.cloud = cloud
+        steps = profile.decode_steps
+        # Per block and device: (prefill seconds, one decode step's seconds).
+        self._edge_times = tuple(_block_times(b, edge, steps) for b in profile.blocks)
+        self._cloud_times = tuple(_block_times(b, cloud, steps) for b in profile.blocks)
+
+    def __repr__(self) -> str:
+        return (
+            f"CostModel(profile={self.profile.name!r}, edge={self.edge.name!r}, "
+            f"cloud={self.cloud.name!r})"
+        )
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of blocks; valid split points are ``0..n_blocks``."""
+        return self.profile.n_blocks
+
+    @property
+    def splits(self) -> range:
+        """All split points, ``range(n_blocks + 1)``."""
+        return range(self.n_blocks + 1)
+
+    def _check_split(self, k: int) -> int:
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= self.n_blocks:
+            raise ValueError(f"split point must be an int in 0..{self.n_blocks}, got {k!r}")
+        return k
+
+    def splits_decoder(self, k: int) -> bool:
+        """True if ``k`` cuts the autoregressive loop (per-token blocks on both sides)."""
+        self._check_split(k)
+        blocks = self.profile.blocks
+        return 0 < k < self.n_blocks and blocks[k - 1].per_token and blocks[k].per_token
+
+    def _seconds(self, times: tuple[tuple[float, float], ...], lo: int, hi: int) -> float:
+        """Whole-inference time of blocks ``[lo, hi)``: prefill plus all decode steps."""
+        steps = self.profile.decode_steps
+        return sum(pre + steps * step for pre, step in times[lo:hi])
+
+    def compute_seconds(self, k: int) -> tuple[float, float]:
+        """Edge and cloud compute seconds of one inference at split ``k`` (no transfers)."""
+        self._check_split(k)
+        n = self.n_blocks
+        return self._seconds(self._edge_times, 0, k), self._seconds(self._cloud_times, k, n)
+
+    def plan(self, k: int) -> InferencePlan:
+        """The ordered stages of one inference at split ``k``.
+
+        Shapes:
+            * ``k == n_blocks``: ``[edge]``.
+            * ``k == 0``: ``[up(input_bytes), cloud, down(output_bytes)]``.
+            * split outside the decode loop: ``[edge, up(activation), cloud, down(output)]``.
+            * split inside the decode loop: the prefill round ``[edge, up(prompt hidden states),
+              cloud, down(token id)]`` followed by ``decode_steps`` rounds ``[edge, up(one hidden
+              state), cloud, down(token id)]``; the last ``down`` carries the action output
+              instead. Every decoded token pays a full round trip; that is the honest price of
+              cutting an autoregressive decoder, and why such splits rarely win on real links.
+        """
+        self._check_split(k)
+        prof = self.profile
+        n = self.n_blocks
+        if k == n:
+            return InferencePlan(k, (Stage("edge", self._seconds(self._edge_times, 0, n), 0),))
+        edge_s, cloud_s = self.compute_seconds(k)
+        if k == 0:
+            stages = (
+                Stage("up", 0.0, prof.input_bytes),
+                Stage("cloud", cloud_s, 0),
+                Stage("down", 0.0, prof.output_bytes),
+            )
+            return InferencePlan(k, stages)
+        if not self.splits_decoder(k):
+            stages = (
+                Stage("edge", edge_s, 0),
+                Stage("up", 0.0, _ceil_bytes(prof.blocks[k - 1].activation_bytes)),
+                Stage("cloud", cloud_s, 0),
+                Stage("down", 0.0, prof.output_bytes),
+            )
+            return InferencePlan(k, stages)
+
+        cut = prof.blocks[k - 1]
+        edge_prefill = sum(pre for pre, _ in self._edge_times[:k])
+        cloud_prefill = sum(pre for pre, _ in self._cloud_times[k:])
+        edge_step = sum(step for _, step in self._edge_times[:k])
+        cloud_step = sum(step for _, step in self._cloud_times[k:])
+        rounds = prof.decode_steps + 1
+        out: list[Stage] = []
+        for r in range(rounds):
+            last = r == rounds - 1
+            out += [
+                Stage("edge", edge_prefill if r == 0 else edge_step, 0),
+                Stage(
+                    "up",
+                    0.0,
+                    _ceil_bytes(cut.activation_bytes if r == 0 else cut.decode_activation_bytes),
+                ),
+                Stage("cloud", cloud_prefill if r == 0 else cloud_step, 0),
+                Stage("down", 0.0, prof.output_bytes if last else prof.token_bytes),
+            ]
+        return InferencePlan(k, tuple(out))
+
+    def edge_memory_bytes(self, k: int) -> float:
+        """Edge memory at split ``k``: resident weights, KV cache, and an activation estimate.
+
+        The activation term is twice the largest tensor crossing a block boundary on the edge
+        (an input and an output buffer alive at once); weights dominate by orders of magnitude.
+        """
+        self._check_split(k)
+        edge_blocks = self.profile.blocks[:k]
+        if not edge_blocks:
+            return 0.0
+        weights = sum(b.weight_bytes for b in edge_blocks)
+        kv = sum(b.kv_cache_bytes for b in edge_blocks)
+        activations = 2.0 * max(b.activation_bytes for b in edge_blocks)
+        return weights + kv + activations
+
+    def fits_edge(self, k: int) -> bool:
+        """Whether the edge device can hold its share of the model at split ``k``."""
+        return self.edge_memory_bytes(k) <= self.edge.memory_bytes
+
+    def latency_s(self, k: int, bandwidth_bps: float, rtt_s: float) -> float:
+        """Closed-form latency of split ``k`` on an idle link (see :meth:`InferencePlan.latency_s`)."""
+        return self.plan(k).latency_s(bandwidth_bps, rtt_s)
+
+    def best_split(self, bandwidth_bps: float, rtt_s: float) -> int:
+        """Neurosurgeon-style latency-optimal split among those that fit the edge memory.
+
+        Args:
+            bandwidth_bps: Link bandwidth in bits per second (both directions).
+            rtt_s: Round-trip time in seconds; each transfer pays half of it.
+
+        Returns:
+            The split point with the lowest closed-form latency; ties go to the smaller ``k``
+            (less edge memory). ``k == 0`` always fits, so there is always an answer.
+        """
+        best_k, best_latency = 0, float("inf")
+        for k in self.splits:
+            if not self.fits_edge(k):
+                continue
+            latency = self.latency_s(k, bandwidth_bps, rtt_s)
+            if latency < best_latency:
+                best_k, best_latency = k, latency
+        return best_k
+
+
+def _block_times(block: BlockCost, device: DeviceProfile, decode_steps: int) -> tuple[float, float]:
+    """Roofline seconds of a block's prefill pass and of one of its decode steps on ``device``."""
+    prefill = device.time_s(block.prefill_flops(decode_steps), block.streamed_bytes)
+    if not block.per_token or decode_steps == 0:
+        return prefill, 0.0
+    step = device.time_s(block.decode_flops, block.streamed_bytes + block.kv_cache_bytes)
+    return prefill, step
+
+
+def _ceil_bytes(nbytes: float) -> int:
+    """Whole bytes on the wire."""
+    return int(-(-nbytes // 1))
+
+
+def build_cost_model(
+    profile: str = "openvla-7b", edge: str = "jetson-agx-orin", cloud: str = "a100"
+) -> CostModel:
+    """Build a cost model from registry names (unknown names raise with the allowed ones)."""
+    return CostModel(PROFILES.create(profile), DEVICES.create(edge), DEVICES.create(cloud))

@@ -1,0 +1,96 @@
+"""What a partition decider sees and what it answers, once per control tick.
+
+A decider is the thing under study: it chooses *when* to run the VLA (and where to split it), from
+what a robot could know at that moment: its own proprioception, the state of its action-chunk
+buffer, and an estimate of the link built from transfers already completed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from rapid_env.proprio import ProprioWindow
+
+DecisionKind = Literal["keep", "infer"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decider's answer for one tick.
+
+    Attributes:
+        kind: ``keep`` (execute the next cached action) or ``infer`` (run the VLA now).
+        split: block index where the model is split (blocks before it run on the edge); None lets
+            the controller use its default split (the planner's choice for the link estimate).
+        preempt: drop the rest of the cached chunk now (only with ``infer``).
+    """
+
+    kind: DecisionKind = "keep"
+    split: int | None = None
+    preempt: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("keep", "infer"):
+            raise ValueError(f"decision kind {self.kind!r}; allowed: keep, infer")
+        if self.kind == "keep" and self.preempt:
+            raise ValueError("preempt needs kind='infer'")
+
+
+KEEP = Decision("keep")
+
+
+@dataclass(frozen=True)
+class DeciderObservation:
+    """Everything a decider may read at a tick.
+
+    Attributes:
+        tick: control ticks since reset.
+        t: simulated seconds since reset.
+        tick_dt: seconds per control tick.
+        proprio: per-substep joint samples over the recent window (oldest first).
+        samples_per_tick: physics substeps per control tick (how many of ``proprio``'s samples
+            are new since the last tick).
+        chunk_remaining: cached actions not yet executed.
+        chunk_size: the policy's chunk length.
+        in_flight: requests sent whose chunk has not arrived yet.
+        since_request_s: seconds since the last request (inf before the first).
+        last_latency_s: latency of the last chunk that arrived (nan before the first).
+        link_bandwidth_bps: estimated link bandwidth (from completed transfers only).
+        link_rtt_s: estimated round-trip time.
+        n_splits: number of valid split points (0 .. n_splits - 1).
+        image: the noisy frame of this tick, only for deciders that declare ``needs_image``.
+    """
+
+    tick: int
+    t: float
+    tick_dt: float
+    proprio: ProprioWindow
+    samples_per_tick: int
+    chunk_remaining: int
+    chunk_size: int
+    in_flight: int
+    since_request_s: float
+    last_latency_s: float
+    link_bandwidth_bps: float
+    link_rtt_s: float
+    n_splits: int
+    image: np.ndarray | None = None
+
+
+@runtime_checkable
+class Decider(Protocol):
+    """Chooses, every tick, whether to keep executing or to run the VLA (and where to split)."""
+
+    name: str
+    needs_image: bool
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Start an episode; all randomness comes from ``rng``."""
+        ...
+
+    def decide(self, obs: DeciderObservation) -> Decision:
+        """Return this tick's decision."""
+        ...

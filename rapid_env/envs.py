@@ -1,0 +1,32 @@
+"""Gymnasium registration of every environment id this package provides.
+
+Ids (entry points are strings, so registering imports nothing heavy):
+
+* ``rapid_env/<task>-v3`` for the ten MT10 tasks (``rapid_env/reach-v3``, ``rapid_env/push-v3``,
+  ``rapid_env/pick-place-v3``, ...): the task alone, dict observation (image, proprio,
+  instruction), Meta-World's 4-D action, one control tick per step;
+* ``rapid_env/Rapid-v0``: the RAPID env, whose agent is the partition decider (keyword arguments
+  are :class:`rapid_env.config.EnvConfig` fields, e.g. ``task="push"``).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from rapid_env.tasks.suite import MT10
+
+RAPID_ENV_ID = "rapid_env/Rapid-v0"
+
+
+def register_envs() -> None:
+    """Register all ids once (idempotent)."""
+    for spec in MT10:
+        if spec.gym_id not in gym.registry:
+            gym.register(
+                id=spec.gym_id,
+                entry_point="rapid_env.tasks.metaworld_task:MetaWorldTask",
+                kwargs={"task": spec.name},
+                max_episode_steps=None,
+            )
+    if RAPID_ENV_ID not in gym.registry:
+        gym.register(id=RAPID_ENV_ID, entry_point="rapid_env.wrapper:RapidEnv")

@@ -1,0 +1,259 @@
+"""A Meta-World v3 task as a language-conditioned, camera-observed Gymnasium environment.
+
+What this adds to Meta-World's own env:
+
+* **Layouts that vary per seed.** ``gym.make("Meta-World/MT1")`` + ``reset(seed=s)`` draws one of
+  50 fixed layouts, so held-out seeds would reuse training layouts. We unfreeze the random vector
+  (``_freeze_rand_vec = False``, ``seeded_rand_vec = True``) and seed the unwrapped env, which gives
+  layouts that vary continuously and reproduce per seed.
+* **A control tick decoupled from physics.** Meta-World steps 5 physics substeps of 2.5 ms (80 Hz)
+  per action and its scripted experts are tuned for that rate. One control tick here is
+  ``80 / control_hz`` Meta-World steps (4 at the default 20 Hz); the tick's action is Meta-World's
+  4-D action (xyz mocap delta in units of ``action_scale`` = 1 cm per Meta-World step, gripper
+  effort) held for all of them. The scripted expert's chunks average its own 80 Hz actions over a
+  tick (see ``rapid_env.tasks.expert``), so a held tick action moves the hand as far as the expert
+  would have.
+* **Proprioception at every physics substep (400 Hz):** the 7 arm joints' q, qd, qdd (differenced
+  velocity) and drive torque, written to a :class:`~rapid_env.proprio.ProprioBuffer`. The arm is
+  driven through a mocap weld, so the drive torque is the weld constraint force mapped into joint
+  space (``J_eq^T f_eq``), the torque a position-controlled arm's motors apply; it rises when the
+  hand pushes against a contact, which is what RAPID's torque trigger looks for.
+* **Observation dict:** ``image`` (rendered only when read), ``proprio`` (end-effector xyz and
+  gripper opening) and ``instruction``; never object or goal coordinates.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+from rapid_env.proprio import N_ARM_JOINTS, ProprioBuffer
+from rapid_env.tasks.markers import DEFAULT_CAMERA, make_goal_visible
+from rapid_env.tasks.rendering import CameraRenderer
+from rapid_env.tasks.suite import TaskSpec, get_task
+
+MW_STEP_HZ = 80.0  # Meta-World: 5 substeps x 2.5 ms
+INSTRUCTION_MAX_LEN = 128
+_CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-'"
+
+
+def mw_steps_per_tick(control_hz: float) -> int:
+    """Meta-World steps per control tick; ``control_hz`` must divide 80 Hz evenly."""
+    n = MW_STEP_HZ / control_hz if control_hz > 0 else 0.0
+    if control_hz <= 0 or abs(n - round(n)) > 1e-9:
+        allowed = [80, 40, 20, 16, 10, 8, 5, 4, 2, 1]
+        raise ValueError(f"control_hz={control_hz!r} must divide 80 Hz evenly; allowed: {allowed}")
+    return int(round(n))
+
+
+def _image_shape(image_size: int | tuple[int, int]) -> tuple[int, int]:
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    if not (isinstance(h, int) and isinstance(w, int)) or h < 8 or w < 8:
+        raise ValueError(f"image_size={image_size!r} must be an int or (height, width) >= 8")
+    return h, w
+
+
+class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
+    """One MT10 task with camera, proprioception and an instruction.
+
+    Example:
+        >>> env = MetaWorldTask("reach", image_size=64)
+        >>> obs, info = env.reset(seed=3)
+        >>> obs["image"].shape
+        (64, 64, 3)
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        task: str = "reach",
+        image_size: int | tuple[int, int] = 128,
+        camera: str = DEFAULT_CAMERA,
+        control_hz: float = 20.0,
+        quality: str = "fast",
+        max_episode_s: float = 10.0,
+        render_mode: str | None = None,
+        goal_markers: bool = True,
+        proprio_capacity: int = 1024,
+    ) -> None:
+        self.spec_task: TaskSpec = get_task(task)
+        self.image_hw = _image_shape(image_size)
+        self.camera = camera
+        self.quality = quality
+        self.control_hz = float(control_hz)
+        self.n_mw = mw_steps_per_tick(control_hz)
+        if max_episode_s <= 0:
+            raise ValueError(f"max_episode_s must be > 0, got {max_episode_s!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode={render_mode!r}; allowed: None, 'rgb_array'")
+        self.render_mode = render_mode
+        self.max_ticks = int(np.ceil(max_episode_s * control_hz))
+
+        mw = ALL_V3_ENVIRONMENTS[self.spec_task.env_key]()
+        mw._freeze_rand_vec = False
+        mw.seeded_rand_vec = True
+        mw._set_task_called = True
+        mw._partially_observable = False  # only the expert reads the goal, never the policy
+        mw.max_path_length = 1 << 30  # we keep time ourselves
+        self.mw = mw
+        self.model: mujoco.MjModel = mw.model
+        self.data: mujoco.MjData = mw.data
+        self.model.opt.jacobian = mujoco.mjtJacobian.mjJAC_DENSE  # efc_J rows read below
+        if goal_markers:
+            make_goal_visible(self.model, self.spec_task.env_key)
+        self.frame_skip = int(mw.frame_skip)
+        self.physics_dt = float(self.model.opt.timestep)
+        self.tick_dt = 1.0 / self.control_hz
+        self._renderer: CameraRenderer | None = None
+        self.proprio = ProprioBuffer(proprio_capacity)
+        self._arm_qadr = np.array([self.model.jnt_qposadr[i] for i in range(N_ARM_JOINTS)])
+        self._arm_dadr = np.array([self.model.jnt_dofadr[i] for i in range(N_ARM_JOINTS)])
+        self._prev_qd = np.zeros(N_ARM_JOINTS)
+        self.tick = 0
+        self.success = False
+        self.last_info: dict[str, Any] = {}
+        self.ee_trace: list[np.ndarray] = []  # tool-centre xyz once per Meta-World step (80 Hz)
+
+        h, w = self.image_hw
+        self.observation_space = spaces.Dict(
+            {
+                "image": spaces.Box(0, 255, (h, w, 3), np.uint8),
+                "proprio": spaces.Box(-np.inf, np.inf, (4,), np.float32),
+                "instruction": spaces.Text(INSTRUCTION_MAX_LEN, charset=_CHARSET),
+            }
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def instruction(self) -> str:
+        """The task's instruction sentence."""
+        return self.spec_task.instruction
+
+    @property
+    def sim_time(self) -> float:
+        """Simulated seconds since reset, in whole ticks."""
+        return self.tick * self.tick_dt
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Draw a new layout (reproducible per ``seed``) and return the first observation."""
+        super().reset(seed=seed)
+        task_seed = seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        self.mw.seed(task_seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.mw.reset()
+        self.tick = 0
+        self.success = False
+        self.proprio.clear()
+        self.ee_trace = [self.end_effector_pos()]
+        self._prev_qd = self.data.qvel[self._arm_dadr].copy()
+        self._record(0.0)
+        self.last_info = {"success": False, "sim_time_s": 0.0}
+        return self._observation(), dict(self.last_info)
+
+    def close(self) -> None:
+        """Free the renderer's GL context."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ------------------------------------------------------------------ stepping
+    def advance(self, action: np.ndarray) -> dict[str, Any]:
+        """Run one control tick with ``action`` held, without building an observation.
+
+        Returns Meta-World's info dict for the end of the tick (with ``success`` and ``reward``).
+        The controller calls this and renders a frame only when something reads it.
+        """
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        mw, m, d = self.mw, self.model, self.data
+        t0 = self.tick * self.tick_dt
+        k = 0
+        for _ in range(self.n_mw):
+            mw.set_xyz_action(a[:3])
+            d.ctrl[0] = a[3]
+            d.ctrl[1] = -a[3]
+            for _ in range(self.frame_skip):
+                mujoco.mj_step(m, d)
+                k += 1
+                self._record(t0 + k * self.physics_dt)
+            for site in mw._target_site_config:
+                mw._set_pos_site(*site)
+            self.ee_trace.append(self.end_effector_pos())
+        self.tick += 1
+        mujoco.mj_forward(m, d)
+        if not np.all(np.isfinite(d.qpos)):
+            raise FloatingPointError("simulation diverged (non-finite qpos)")
+        obs = mw._get_obs()
+        reward, info = mw.evaluate_state(obs, a.astype(np.float32))
+        self.success = self.success or bool(info["success"])
+        info = dict(info)
+        info["reward"] = float(reward)
+        info["sim_time_s"] = self.sim_time
+        self.last_info = info
+        return info
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, Any], SupportsFloat, bool, bool, dict[str, Any]]:
+        """Gymnasium step: one control tick; terminates on success, truncates at the time limit."""
+        info = self.advance(action)
+        terminated = bool(info["success"])
+        truncated = self.tick >= self.max_ticks and not terminated
+        return self._observation(), float(info["reward"]), terminated, truncated, info
+
+    def _record(self, t: float) -> None:
+        d = self.data
+        qd = d.qvel[self._arm_dadr]
+        qdd = (qd - self._prev_qd) / self.physics_dt
+        self._prev_qd = qd.copy()
+        ne = d.ne
+        if ne:
+            nv = self.model.nv
+            jac = d.efc_J[: ne * nv].reshape(ne, nv)[:, self._arm_dadr]
+            tau = jac.T @ d.efc_force[:ne]
+        else:
+            tau = np.zeros(N_ARM_JOINTS)
+        self.proprio.append(t, d.qpos[self._arm_qadr], qd, qdd, tau)
+
+    # ------------------------------------------------------------------ observations
+    def proprio_vector(self) -> np.ndarray:
+        """End-effector xyz (m) and gripper opening (0 closed .. 1 open), float32."""
+        d = self.data
+        hand = d.body("hand").xpos
+        right, left = d.body("rightclaw").xpos, d.body("leftclaw").xpos
+        opening = float(np.clip(np.linalg.norm(right - left) / 0.1, 0.0, 1.0))
+        return np.array([hand[0], hand[1], hand[2], opening], dtype=np.float32)
+
+    def end_effector_pos(self) -> np.ndarray:
+        """The tool centre point between the fingers, xyz in metres (copy)."""
+        return np.asarray(self.mw.tcp_center, dtype=np.float64).copy()
+
+    def render_image(self) -> np.ndarray:
+        """Render the camera frame (uint8 HxWx3, right way up)."""
+        if self._renderer is None:
+            h, w = self.image_hw
+            self._renderer = CameraRenderer(
+                self.model, self.data, self.camera, w, h, quality=self.quality
+            )
+        return self._renderer.render()
+
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """Gymnasium render: the camera frame in ``rgb_array`` mode."""
+        return self.render_image() if self.render_mode == "rgb_array" else None
+
+    def _observation(self) -> dict[str, Any]:
+        return {
+            "image": self.render_image(),
+            "proprio": self.proprio_vector(),
+            "instruction": self.instruction,
+        }
