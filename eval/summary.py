@@ -179,7 +179,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for key in metrics:
             finite: list[float] = []
             for record in members:
-                value = record.get(key)
+                value: Any = record.get(key)
                 if _is_number(value) and math.isfinite(float(value)):
                     finite.append(float(value))
             row[key] = math.fsum(finite) / len(finite) if finite else math.nan

@@ -56,9 +56,7 @@ def _is_numeric(values: Sequence[Any]) -> bool:
     )
 
 
-def format_table(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None
-) -> str:
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
     """Format rows as a fixed-width table: header, a dashed rule, one line per row.
 
     ``columns`` defaults to :data:`DEFAULT_COLUMNS`. A column that no row has is left out rather
@@ -77,9 +75,7 @@ def format_table(
     right = {c: _is_numeric(raw[c]) for c in shown}
 
     def line(parts: dict[str, str]) -> str:
-        out = [
-            parts[c].rjust(widths[c]) if right[c] else parts[c].ljust(widths[c]) for c in shown
-        ]
+        out = [parts[c].rjust(widths[c]) if right[c] else parts[c].ljust(widths[c]) for c in shown]
         return "  ".join(out).rstrip()
 
     lines = [line({c: c for c in shown}), "  ".join("-" * widths[c] for c in shown)]

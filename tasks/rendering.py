@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from types import TracebackType
 
 # MuJoCo picks its GL backend when it is first imported. Headless machines (CI, cloud workers)
-# have no display, so default to EGL unless the caller already chose a backend.
+# have no display, so default to EGL unless the caller already chose a backend. This only
+# helps if this module is imported before mujoco (or metaworld); otherwise set MUJOCO_GL.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
@@ -183,9 +184,7 @@ class CameraRenderer:
         self._width = _check_positive_int("width", width)
         self._height = _check_positive_int("height", height)
         if not isinstance(quality, str) or quality not in QUALITY_PRESETS:
-            raise ValueError(
-                f"unknown quality {quality!r}; presets are {sorted(QUALITY_PRESETS)}"
-            )
+            raise ValueError(f"unknown quality {quality!r}; presets are {sorted(QUALITY_PRESETS)}")
         self._model = model
         self._data = data
         self._camera = camera
@@ -210,6 +209,12 @@ class CameraRenderer:
         vis.global_.offheight = self._height
         try:
             renderer = mujoco.Renderer(self._model, height=self._height, width=self._width)
+        except mujoco.FatalError as err:
+            raise RuntimeError(
+                f"could not create an OpenGL context ({err}); MUJOCO_GL is "
+                f"{os.environ.get('MUJOCO_GL')!r}. On a headless machine set MUJOCO_GL=egl "
+                "(or osmesa) before anything imports mujoco."
+            ) from err
         finally:
             (
                 vis.quality.shadowsize,

@@ -3,24 +3,51 @@
 ``build_cost_model("openvla-7b", edge="jetson-agx-orin", cloud="a100").plan(k)`` gives the ordered
 edge / up / cloud / down stages the partitioned runtime executes in simulated time. See
 ``docs/cost_model.md`` for the conventions and the calibration.
+
+The re-exports below are resolved lazily (PEP 562) so that
+``python -m rapid_env.cost.profiles --write`` does not import its own module twice.
 """
 
 from __future__ import annotations
 
-from rapid_env.cost.devices import DEVICES, DeviceProfile
-from rapid_env.cost.model import CostModel, InferencePlan, Stage, StageKind, build_cost_model
-from rapid_env.cost.profiles import PROFILES, ArchProfile, BlockCost, load_profile
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "DEVICES",
-    "PROFILES",
-    "ArchProfile",
-    "BlockCost",
-    "CostModel",
-    "DeviceProfile",
-    "InferencePlan",
-    "Stage",
-    "StageKind",
-    "build_cost_model",
-    "load_profile",
-]
+if TYPE_CHECKING:
+    from rapid_env.cost.devices import DEVICES, DeviceProfile
+    from rapid_env.cost.model import (
+        CostModel,
+        InferencePlan,
+        Stage,
+        StageKind,
+        build_cost_model,
+    )
+    from rapid_env.cost.profiles import PROFILES, ArchProfile, BlockCost, load_profile
+
+_EXPORTS = {
+    "DEVICES": "devices",
+    "DeviceProfile": "devices",
+    "CostModel": "model",
+    "InferencePlan": "model",
+    "Stage": "model",
+    "StageKind": "model",
+    "build_cost_model": "model",
+    "PROFILES": "profiles",
+    "ArchProfile": "profiles",
+    "BlockCost": "profiles",
+    "load_profile": "profiles",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines ``name`` on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    return getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -15,6 +15,7 @@ they run one after the other. Over a decode loop a decoder layer therefore reads
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, overload
 
@@ -67,7 +68,7 @@ class InferencePlan:
     def __len__(self) -> int:
         return len(self.stages)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]  # noqa: D105
+    def __iter__(self) -> Iterator[Stage]:
         return iter(self.stages)
 
     @overload
@@ -168,7 +169,7 @@ class CostModel:
         return k
 
     def splits_decoder(self, k: int) -> bool:
-        """True if ``k`` cuts the autoregressive loop (per-token blocks on both sides)."""
+        """Tell whether ``k`` cuts the autoregressive loop (per-token blocks on both sides)."""
         self._check_split(k)
         blocks = self.profile.blocks
         return 0 < k < self.n_blocks and blocks[k - 1].per_token and blocks[k].per_token
@@ -185,7 +186,7 @@ class CostModel:
         return self._seconds(self._edge_times, 0, k), self._seconds(self._cloud_times, k, n)
 
     def plan(self, k: int) -> InferencePlan:
-        """The ordered stages of one inference at split ``k``.
+        """Return the ordered stages of one inference at split ``k``.
 
         Shapes:
             * ``k == n_blocks``: ``[edge]``.
@@ -203,6 +204,7 @@ class CostModel:
         if k == n:
             return InferencePlan(k, (Stage("edge", self._seconds(self._edge_times, 0, n), 0),))
         edge_s, cloud_s = self.compute_seconds(k)
+        stages: tuple[Stage, ...]
         if k == 0:
             stages = (
                 Stage("up", 0.0, prof.input_bytes),
@@ -260,7 +262,7 @@ class CostModel:
         return self.edge_memory_bytes(k) <= self.edge.memory_bytes
 
     def latency_s(self, k: int, bandwidth_bps: float, rtt_s: float) -> float:
-        """Closed-form latency of split ``k`` on an idle link (see :meth:`InferencePlan.latency_s`)."""
+        """Closed-form latency of split ``k`` on an idle link (see ``InferencePlan.latency_s``)."""
         return self.plan(k).latency_s(bandwidth_bps, rtt_s)
 
     def best_split(self, bandwidth_bps: float, rtt_s: float) -> int:

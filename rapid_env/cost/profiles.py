@@ -166,7 +166,7 @@ class ArchProfile:
         return sum(b.weight_bytes for b in self.blocks)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_dict` inverts it exactly."""
+        """Convert to a JSON-ready dict; :meth:`from_dict` inverts it exactly."""
         data = asdict(self)
         data["blocks"] = [asdict(b) for b in self.blocks]
         return data
@@ -270,6 +270,16 @@ def _param_bytes(module: Any) -> float:
     return float(sum(p.numel() * p.element_size() for p in module.parameters()))
 
 
+def _bf16_eval(module: Any, dtype: Any) -> Any:
+    """Cast a module to ``dtype`` and put it in eval mode (typed ``Any``: HF stubs are partial)."""
+    return module.to(dtype).eval()
+
+
+def _lm_logits(llm: Any, hidden: Any) -> Any:
+    """Apply the final norm and LM head to the given positions (generate() keeps the last one)."""
+    return llm.lm_head(llm.model.norm(hidden))
+
+
 def _nbytes(tensor: Any) -> float:
     """Bytes of a (meta) tensor from its shape and dtype."""
     return float(tensor.numel() * tensor.element_size())
@@ -364,11 +374,11 @@ def build_openvla_7b() -> ArchProfile:
         tie_word_embeddings=False,
     )
     with torch.device("meta"):
-        dino = Dinov2WithRegistersModel(dino_cfg).to(dtype).eval()
-        siglip = SiglipVisionModel(siglip_cfg).to(dtype).eval()
+        dino = _bf16_eval(Dinov2WithRegistersModel(dino_cfg), dtype)
+        siglip = _bf16_eval(SiglipVisionModel(siglip_cfg), dtype)
         vision_dim = dino_cfg.hidden_size + siglip_cfg.hidden_size
-        projector = _openvla_projector(vision_dim, llama_cfg.hidden_size).to(dtype).eval()
-        llm = LlamaForCausalLM(llama_cfg).to(dtype).eval()
+        projector = _bf16_eval(_openvla_projector(vision_dim, llama_cfg.hidden_size), dtype)
+        llm = _bf16_eval(LlamaForCausalLM(llama_cfg), dtype)
 
         pixels = torch.empty(1, 3, OPENVLA_IMAGE_SIZE, OPENVLA_IMAGE_SIZE, dtype=dtype)
         raw_image_bytes = float(pixels.numel() * UINT8_BYTES)
@@ -393,7 +403,7 @@ def build_openvla_7b() -> ArchProfile:
         out, prefill_counts = _count_flops(lambda: decoder(inputs_embeds=prompt, use_cache=True))
         cache = out.cache if hasattr(out, "cache") else out.past_key_values
         last_hidden = out.last_hidden_state[:, -1:, :]
-        _, head_prefill = _count_flops(lambda: llm.lm_head(decoder.norm(last_hidden)))
+        _, head_prefill = _count_flops(partial(_lm_logits, llm, last_hidden))
 
         decode_counts: dict[str, float] = {}
         head_decode = 0.0
@@ -404,7 +414,7 @@ def build_openvla_7b() -> ArchProfile:
             )
             for module, value in counts.items():
                 decode_counts[module] = decode_counts.get(module, 0.0) + value
-            _, head_counts = _count_flops(lambda: llm.lm_head(decoder.norm(step.last_hidden_state)))
+            _, head_counts = _count_flops(partial(_lm_logits, llm, step.last_hidden_state))
             head_decode += head_counts["Global"]
 
     hidden_bytes = float(llama_cfg.hidden_size * BF16_BYTES)  # one token's hidden state

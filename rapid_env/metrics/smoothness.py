@@ -40,7 +40,8 @@ def _as_path(positions: ArrayLike, dt: float) -> NDArray[np.float64] | None:
 
     A 1-D array is a path in one dimension. The caller decides how many samples it needs.
     """
-    if not (isinstance(dt, int | float | np.floating | np.integer) and math.isfinite(dt) and dt > 0):
+    is_real = isinstance(dt, int | float | np.floating | np.integer)
+    if not (is_real and math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive finite number of seconds, got {dt!r}")
     arr = np.asarray(positions, dtype=np.float64)
     if arr.ndim == 1:
@@ -73,25 +74,26 @@ def rms_jerk(positions: ArrayLike, dt: float) -> float:
 def ldlj(positions: ArrayLike, dt: float) -> float:
     """Log dimensionless jerk of a path (<= 0 in practice; closer to 0 is smoother).
 
-    Variant: the *velocity-peak* normalisation of Balasubramanian et al. (2015, eq. 6), building on
-    the dimensionless jerk of Hogan & Sternad, Exp. Brain Res. 2009 (doi:10.1007/s00221-009-1850-0)::
+    Variant: the *velocity-peak* normalisation of Balasubramanian et al. (2015), building on the
+    dimensionless jerk of Hogan & Sternad, Exp. Brain Res. 2009 (doi:10.1007/s00221-009-1850-0)::
 
         LDLJ = -ln( T^3 / v_peak^2 * integral_0^T |d^3x/dt^3|^2 dt )
 
     with ``T = (N - 1) * dt`` the path duration and ``v_peak`` the largest speed. It is preferred
     over the amplitude normalisation (T^5 / A^2) because it stays meaningful when the path returns
     to its start (A = 0). For a single minimum-jerk point-to-point move it is exactly
-    ``-ln(720 / 1.875**2) = -ln(204.8) = -5.32``; added submovements or tremor make it more negative.
+    ``-ln(720 / 1.875**2) = -ln(204.8) = -5.32``; submovements or tremor make it more negative.
 
     Derivatives are finite differences (speed from first differences, jerk from third), and the
     integral is the rectangle rule over the N - 3 jerk samples, as in the authors' reference code.
     The estimate converges at first order in ``dt / T``, from above: the min-jerk move scores about
     -5.22 at 100 samples and -5.32 at 2000. Compare LDLJ only between paths sampled at the same
-    rate over similar durations (one control rate per sweep does that). Needs at least 4 samples. Returns NaN for fewer samples, a
-    non-finite sample, or a path that never moves (``v_peak == 0``). A path with motion but no
-    jerk at all (an exactly constant velocity) is infinitely smooth in theory; floating-point
-    rounding normally leaves a tiny jerk and a large positive value, and an exactly zero jerk gives
-    NaN rather than +inf so that averages and JSON stay finite.
+    rate over similar durations (one control rate per sweep does that).
+
+    Needs at least 4 samples. Returns NaN for fewer samples, a non-finite sample, or a path
+    that never moves (``v_peak == 0``). A path that moves with no jerk at all (constant
+    velocity) is infinitely smooth in theory: rounding usually leaves a tiny jerk and a large
+    positive value, and an exactly zero jerk gives NaN, not +inf, so averages and JSON stay finite.
     """
     path = _as_path(positions, dt)
     if path is None or path.shape[0] < 4:
@@ -128,9 +130,10 @@ def sparc(
        whose magnitude is ``>= amp_th`` (the adaptive cut-off);
     3. return minus the arc length of that curve with frequency normalised by the band width.
 
-    A single minimum-jerk submovement scores about -1.40 (this implementation gives -1.40 to
-    -1.41 for any duration and rate); the SPARC paper shows the same value for one submovement
-    and a steady decrease as submovements are added.
+    A single minimum-jerk submovement scores about -1.40 (-1.400 to -1.406 here for any duration
+    and rate, and the same from the authors' reference code); the SPARC papers put one
+    submovement at about -1.4 and show the value falling as submovements are added (the exact
+    figure was checked against the reference algorithm, not re-read from the paper's plots).
 
     One deliberate difference from the reference code: ``fc`` is clipped to the Nyquist frequency
     ``1 / (2 dt)``. The reference code would otherwise read the mirrored half of the spectrum when

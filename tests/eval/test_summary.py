@@ -9,8 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import stats
-
 from rapid_env.eval.summary import (
     CELL_KEYS,
     EPISODE_FIELDS,
@@ -20,6 +18,7 @@ from rapid_env.eval.summary import (
     write_summary,
 )
 from rapid_env.eval.table import DEFAULT_COLUMNS, format_table
+from scipy import stats
 
 
 def record(seed: int, **overrides: Any) -> dict[str, Any]:
@@ -63,8 +62,11 @@ def test_one_row_per_cell_in_first_seen_order() -> None:
         record(1),
     ]
     rows = summarize(recs)
-    assert [(r["agent"], r["link"]) for r in rows] == [("edge", "wifi"), ("rapid", "wifi"),
-                                                       ("rapid", "5g")]
+    assert [(r["agent"], r["link"]) for r in rows] == [
+        ("edge", "wifi"),
+        ("rapid", "wifi"),
+        ("rapid", "5g"),
+    ]
     assert [r["episodes"] for r in rows] == [2, 2, 1]
 
 
@@ -209,7 +211,7 @@ def test_format_table_custom_columns_and_edge_cases() -> None:
     lines = format_table(rows, columns=["a", "b", "c", "missing"]).splitlines()
     assert lines[0].split() == ["a", "b", "c"]
     assert lines[2].split() == ["1", "0.1235", "-"]
-    assert lines[3].split() == ["22", "1e+09", "-"]  # missing key prints as '-' 
+    assert lines[3].split() == ["22", "1e+09", "-"]  # missing key prints as '-'
     assert lines[2].index("1") == lines[3].index("22") + 1  # numbers right-aligned
     assert format_table([], columns=["x"]).splitlines()[0] == "x"
     assert format_table([]).splitlines()[0].split() == list(DEFAULT_COLUMNS)

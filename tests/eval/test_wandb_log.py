@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from rapid_env.eval import wandb_log
 from rapid_env.eval.summary import summarize
 from rapid_env.eval.wandb_log import CONFIG_FILE, WandbLogger, api_key_configured, resolve_mode
@@ -25,11 +24,26 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def episode(seed: int, **overrides: Any) -> dict[str, Any]:
     rec: dict[str, Any] = {
-        "task": "reach", "agent": "rapid", "noise": "none", "link": "wifi", "seed": seed,
-        "success": seed != 1, "steps": 50, "sim_time_s": 2.5, "inferences": 5, "offloads": 2,
-        "latency_ms_mean": 42.5, "latency_ms_p95": 80.0, "bytes_up": 123456, "bytes_down": 789,
-        "stall_steps": 3, "rms_jerk": 1.25, "ldlj": -7.5, "sparc": float("nan"),
-        "wall_time_s": 0.2, "fault": None if seed != 2 else "NaN action",
+        "task": "reach",
+        "agent": "rapid",
+        "noise": "none",
+        "link": "wifi",
+        "seed": seed,
+        "success": seed != 1,
+        "steps": 50,
+        "sim_time_s": 2.5,
+        "inferences": 5,
+        "offloads": 2,
+        "latency_ms_mean": 42.5,
+        "latency_ms_p95": 80.0,
+        "bytes_up": 123456,
+        "bytes_down": 789,
+        "stall_steps": 3,
+        "rms_jerk": 1.25,
+        "ldlj": -7.5,
+        "sparc": float("nan"),
+        "wall_time_s": 0.2,
+        "fault": None if seed != 2 else "NaN action",
     }
     rec.update(overrides)
     return rec
@@ -84,8 +98,9 @@ def test_offline_run_writes_a_real_run_folder(tmp_path: Path) -> None:
     out = tmp_path / "results"
     config = {"tasks": ["reach-v3"], "agents": ["rapid"], "seeds": 3, "marker": "cfg-9f3a1c"}
     records = [episode(s) for s in range(3)]
-    with WandbLogger("online", project="rapid-env-test", config=config, out_dir=out,
-                     name="unit") as logger:
+    with WandbLogger(
+        "online", project="rapid-env-test", config=config, out_dir=out, name="unit"
+    ) as logger:
         assert logger.mode == "offline"  # no key: fell back
         for rec in records:
             logger.log_episode(rec)
@@ -102,8 +117,9 @@ def test_offline_run_writes_a_real_run_folder(tmp_path: Path) -> None:
     tables = list((run_dir / "files" / "media" / "table").glob("*.table.json"))
     names = sorted(p.name.split("_")[0] for p in tables)
     assert names == ["episodes", "summary"]
-    episodes_table = json.loads(next(p for p in tables if p.name.startswith("episodes"))
-                                .read_text())
+    episodes_table = json.loads(
+        next(p for p in tables if p.name.startswith("episodes")).read_text()
+    )
     assert len(episodes_table["data"]) == 3
     assert "fault" in episodes_table["columns"]
 

@@ -21,7 +21,9 @@ def min_jerk(duration: float = 1.0, dt: float = 0.01, amplitude: float = 0.3) ->
     return np.array([0.1, -0.2, 0.3]) + s[:, None] * direction
 
 
-def with_oscillation(path: np.ndarray, dt: float, freq: float = 4.0, amp: float = 0.01) -> np.ndarray:
+def with_oscillation(
+    path: np.ndarray, dt: float, freq: float = 4.0, amp: float = 0.01
+) -> np.ndarray:
     """The same move with a 4 Hz surge along the path that vanishes at both ends (rest to rest).
 
     Along the path, so the speed profile sees it at first order. (A tremor across the path only
