@@ -1,0 +1,1 @@
+"""What acts: robot policies (VLA families, the scripted expert) and partition deciders."""

@@ -1,0 +1,1 @@
+"""The MT10 task suite on Meta-World v3: cameras, proprioception, instructions, experts."""

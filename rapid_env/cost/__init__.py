@@ -38,7 +38,19 @@ _EXPORTS = {
     "load_profile": "profiles",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "DEVICES",
+    "PROFILES",
+    "ArchProfile",
+    "BlockCost",
+    "CostModel",
+    "DeviceProfile",
+    "InferencePlan",
+    "Stage",
+    "StageKind",
+    "build_cost_model",
+    "load_profile",
+]
 
 
 def __getattr__(name: str) -> Any:

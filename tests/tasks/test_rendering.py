@@ -226,16 +226,18 @@ def test_table_in_lower_half(camera: str) -> None:
 
 @pytest.mark.parametrize("task", ["reach-v3", "push-v3", "pick-place-v3"])
 def test_goal_is_clear_blob_at_64px(task: str) -> None:
-    for seed in (0, 7):
-        plain = make_env(task, seed)
-        marked = make_env(task, seed, markers=True)
-        counts = []
-        for env in (plain, marked):
+    env = make_env(task, seed=0)
+    refresh_site_poses(env.model, env.data)
+    with CameraRenderer(env.model, env.data, DEFAULT_CAMERA, 64, 64) as cam:
+        counts = [int(magenta_mask(cam.render()).sum())]  # Meta-World's own look: no magenta
+        make_goal_visible(env.model, task)  # the renderer reads site styles live
+        for seed in (0, 7):
+            env.seed(seed)
+            env.reset()
             refresh_site_poses(env.model, env.data)
-            with CameraRenderer(env.model, env.data, DEFAULT_CAMERA, 64, 64) as cam:
-                counts.append(int(magenta_mask(cam.render()).sum()))
-            env.close()
-        assert counts[0] == 0 and counts[1] >= 10, (task, seed, counts)
+            counts.append(int(magenta_mask(cam.render()).sum()))
+    env.close()
+    assert counts[0] == 0 and min(counts[1:]) >= 10, (task, counts)
 
 
 def test_markers_cover_mt10_and_reject_unknown(reach: Any) -> None:

@@ -1,0 +1,77 @@
+"""rapid-eval: the files it writes, bad input, and determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rapid_env.eval.cli import main
+from rapid_env.eval.runner import WALL_CLOCK_FIELDS
+
+FIELDS = (
+    "task agent noise link seed success steps sim_time_s inferences offloads latency_ms_mean "
+    "latency_ms_p95 bytes_up bytes_down stall_steps rms_jerk ldlj sparc wall_time_s"
+).split()
+SMALL = ["--tasks", "reach", "--agents", "rapid,edge-only", "--episodes", "2",
+         "--image-size", "16", "--wandb", "disabled", "--quiet"]
+
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_writes_episodes_and_summary(tmp_path, capsys):
+    assert main([*SMALL, "--out", str(tmp_path / "r")]) == 0
+    recs = _records(tmp_path / "r" / "episodes.jsonl")
+    assert len(recs) == 4
+    for rec in recs:
+        assert set(FIELDS) <= set(rec)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert len(summary) == 2
+    assert (tmp_path / "r" / "summary.csv").read_text().startswith("task,agent,noise,link")
+    assert "success_rate" in capsys.readouterr().out
+
+
+def test_same_command_twice_gives_identical_records(tmp_path):
+    args = [*SMALL, "--noise", "gaussian_noise:3", "--links", "constant:5:80"]
+    main([*args, "--out", str(tmp_path / "a")])
+    main([*args, "--out", str(tmp_path / "b")])
+
+    def strip(recs):
+        return [{k: v for k, v in r.items() if k not in WALL_CLOCK_FIELDS} for r in recs]
+
+    a = strip(_records(tmp_path / "a" / "episodes.jsonl"))
+    b = strip(_records(tmp_path / "b" / "episodes.jsonl"))
+    assert a == b
+    assert a[0]["seed"] != a[1]["seed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--tasks", "reech"], "unknown task 'reech'; allowed: reach"),
+        (["--agents", "oracle"], "unknown agent 'oracle'; allowed: rapid"),
+        (["--noise", "fogg:3"], "unknown noise 'fogg'; allowed: clean"),
+        (["--noise", "gaussian_noise:6"], "severity 6 out of range; allowed: 1, 2, 3, 4, 5"),
+        (["--links", "dialup"], "unknown link 'dialup'; allowed: ideal"),
+        (["--episodes", "0"], "--episodes 0"),
+        (["--out", "/proc/rapid-env-cannot-write"], "/proc/rapid-env-cannot-write"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
+    argv = ["--out", str(tmp_path / "o"), *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_console_script_exit_code(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "rapid-eval")
+    proc = subprocess.run([exe, "--tasks", "nope", "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "unknown task 'nope'" in proc.stderr
