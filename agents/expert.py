@@ -32,7 +32,7 @@ class ScriptedExpert:
         self.name = "expert"
         self.env_key = env_key
         self.chunk_size = chunk_size
-        self._policy = ENV_POLICY_MAP[env_key]()
+        self._policy = ENV_POLICY_MAP[env_key]()  # type: ignore[abstract]
 
     def reset(self, rng: np.random.Generator) -> None:
         """The expert is deterministic; nothing to draw."""

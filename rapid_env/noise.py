@@ -23,7 +23,10 @@ NOISE_NAMES = ("gaussian_noise",)
 class ImageNoise(Protocol):
     """A seeded image corruption."""
 
-    spec: str
+    @property
+    def spec(self) -> str:
+        """The spec string that builds this noise."""
+        ...
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Return a corrupted copy of the uint8 HxWx3 ``image``."""
@@ -34,7 +37,10 @@ class ImageNoise(Protocol):
 class Clean:
     """No corruption."""
 
-    spec: str = "clean"
+    @property
+    def spec(self) -> str:
+        """The spec string that builds this noise."""
+        return "clean"
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Return the image unchanged."""

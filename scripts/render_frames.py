@@ -20,6 +20,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
+
 from rapid_env.tasks.markers import (  # noqa: E402
     DEFAULT_CAMERA,
     MT10_TASKS,

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
+
 from rapid_env.eval.summary import (
     CELL_KEYS,
     EPISODE_FIELDS,
@@ -18,7 +20,6 @@ from rapid_env.eval.summary import (
     write_summary,
 )
 from rapid_env.eval.table import DEFAULT_COLUMNS, format_table
-from scipy import stats
 
 
 def record(seed: int, **overrides: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from rapid_env.eval import wandb_log
 from rapid_env.eval.summary import summarize
 from rapid_env.eval.wandb_log import CONFIG_FILE, WandbLogger, api_key_configured, resolve_mode

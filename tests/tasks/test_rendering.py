@@ -13,6 +13,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS  # noqa: E402
+
 from rapid_env.tasks.markers import (  # noqa: E402
     DEFAULT_CAMERA,
     GOAL_MARKERS,
