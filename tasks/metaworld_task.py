@@ -34,7 +34,7 @@ from gymnasium import spaces
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
 from rapid_env.proprio import N_ARM_JOINTS, ProprioBuffer
-from rapid_env.tasks.markers import DEFAULT_CAMERA, make_goal_visible
+from rapid_env.tasks.markers import DEFAULT_CAMERA, make_goal_visible, refresh_site_poses
 from rapid_env.tasks.rendering import CameraRenderer
 from rapid_env.tasks.suite import TaskSpec, get_task
 
@@ -152,6 +152,9 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.mw.reset()
+        # Meta-World moves the goal site after its last pose update: without this the first
+        # frame shows the previous episode's goal.
+        refresh_site_poses(self.model, self.data)
         self.tick = 0
         self.success = False
         self.proprio.clear()

@@ -19,7 +19,9 @@ renderer's own ``MjvScene``, and none of them is read by ``mj_step``.
 
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -192,6 +194,7 @@ class CameraRenderer:
         self._quality = QUALITY_PRESETS[quality]
         self._rotate = camera_needs_rotation(model, data, self._camera_id)
         self._renderer: mujoco.Renderer | None = self._make_renderer()
+        _LIVE.add(self)
 
     def _make_renderer(self) -> mujoco.Renderer:
         """Create the ``mujoco.Renderer`` with this preset's context settings, then restore vis."""
@@ -273,6 +276,7 @@ class CameraRenderer:
 
     def close(self) -> None:
         """Free the GL context; idempotent. Rendering afterwards raises ``RuntimeError``."""
+        _LIVE.discard(self)
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
@@ -289,8 +293,24 @@ class CameraRenderer:
         self.close()
 
     def __del__(self) -> None:
+        _LIVE.discard(self)
         # Best effort: free GL resources if the owner forgot close(); never raise at teardown.
         try:
             self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# Renderers still open at interpreter exit are closed by an atexit hook: left to the garbage
+# collector, mujoco's own Renderer.__del__ runs after EGL has been torn down and prints a screen of
+# "Exception ignored" tracebacks at the end of every command.
+_LIVE: weakref.WeakSet[CameraRenderer] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_renderers() -> None:
+    for renderer in list(_LIVE):
+        try:
+            renderer.close()
         except Exception:  # noqa: BLE001
             pass
