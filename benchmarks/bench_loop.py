@@ -23,8 +23,8 @@ import numpy as np
 
 import rapid_env  # noqa: F401  (sets MUJOCO_GL)
 from rapid_env.agents.policy import PolicyInput
-from rapid_env.cost import CostModel
-from rapid_env.cost.model import InferencePlan, Stage
+from rapid_env.cost import build_cost_model
+from rapid_env.cost.instant import InstantCost
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.rendering import CameraRenderer
 from rapid_env.wrapper import RapidEnv
@@ -49,28 +49,6 @@ class ConstantPolicy:
         chunk = np.zeros((self.chunk_size, 4), dtype=np.float32)
         chunk[:, 0] = 0.05 * np.sign(np.sin(np.arange(self.chunk_size)))
         return chunk
-
-
-class InstantCost:
-    """The real cost model's plan with compute times zeroed, so a chunk arrives the same tick.
-
-    The benchmark must render and infer on every tick; with real latencies most requests would
-    be refused while one is in flight.
-    """
-
-    def __init__(self, inner: CostModel) -> None:
-        self.inner = inner
-        self.n_blocks = inner.n_blocks
-
-    def plan(self, k: int) -> InferencePlan:
-        """The inner plan with every compute stage taking no time."""
-        p = self.inner.plan(k)
-        stages = tuple(Stage(s.kind, 0.0, s.nbytes) for s in p.stages)
-        return InferencePlan(p.split, stages)
-
-    def best_split(self, bandwidth_bps: float, rtt_s: float) -> int:
-        """Delegate to the real planner."""
-        return self.inner.best_split(bandwidth_bps, rtt_s)
 
 
 def bare(ticks: int, size: int, render: bool) -> float:
@@ -99,7 +77,7 @@ def stack(ticks: int, size: int, render: bool) -> float:
     env = RapidEnv(task="reach", image_size=size, max_episode_s=1e6, link="ideal")
     chunk = 1 if render else 10**6
     env.controller.policy = ConstantPolicy(chunk, needs_image=render)
-    env.controller.cost = InstantCost(env.controller.cost)  # type: ignore[assignment]
+    env.controller.cost = InstantCost(build_cost_model(profile=env.config.profile))
     env.reset(seed=0)
     n = env.controller.n_splits
     infer, keep = np.array([1, n - 1]), np.array([0, 0])

@@ -25,7 +25,7 @@ from rapid_env.eval.summary import summarize, write_summary
 from rapid_env.eval.table import format_table
 from rapid_env.tasks.suite import TASKS
 
-DEFAULT_TASKS = "reach,push,pick-place,drawer-open,button-press-topdown"
+DEFAULT_TASKS = "mt10"
 DEFAULT_AGENTS = "rapid,edge-only,cloud-only"
 DEFAULT_LINKS = "constant:20:40"
 
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = _Parser(prog="rapid-eval", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--tasks", type=_csv, default=_csv(DEFAULT_TASKS),
-                   help=f"comma-separated task names or 'mt10' (default {DEFAULT_TASKS})")
+                   help="comma-separated task names, or mt10 for all ten (default mt10)")
     p.add_argument("--agents", type=_csv, default=_csv(DEFAULT_AGENTS),
                    help=f"comma-separated deciders (default {DEFAULT_AGENTS})")
     p.add_argument("--noise", type=_csv, default=("clean",),

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from rapid_env.agents.policy import Policy, PolicyInput
 from rapid_env.chunks import ChunkBuffer
-from rapid_env.cost import CostModel
+from rapid_env.cost.model import InferencePlan
 from rapid_env.decision import DeciderObservation, Decision
 from rapid_env.link import Link, LinkEstimator, TransferResult
 from rapid_env.metrics import ldlj, rms_jerk, sparc
@@ -44,6 +44,23 @@ from rapid_env.tasks.metaworld_task import MW_STEP_HZ, MetaWorldTask
 HoldPolicy = Literal["hold", "repeat_last"]
 Align = Literal["executed", "time"]
 _EPS_T = 1e-9
+
+
+class CostPlanner(Protocol):
+    """What the loop needs of a cost model (:class:`rapid_env.cost.CostModel` and fakes)."""
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of blocks; split points are 0 .. n_blocks."""
+        ...
+
+    def plan(self, k: int) -> InferencePlan:
+        """The ordered compute and transfer stages of one inference split at ``k``."""
+        ...
+
+    def best_split(self, bandwidth_bps: float, rtt_s: float) -> int:
+        """The latency-optimal split for a link with this bandwidth and RTT."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -131,7 +148,7 @@ class PartitionedController:
         self,
         task: MetaWorldTask,
         policy: Policy,
-        cost: CostModel,
+        cost: CostPlanner,
         link: Link,
         noise: ImageNoise,
         config: ControlConfig | None = None,
