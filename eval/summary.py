@@ -189,7 +189,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def union_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """Union of the rows' keys in first-seen order (a stable CSV header)."""
     columns: dict[str, None] = {}
     for row in rows:
@@ -233,7 +233,7 @@ def write_summary(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> tuple[Pat
     json_path = out_dir / "summary.json"
     _atomic_write(json_path, json.dumps(safe_rows, indent=2, allow_nan=False) + "\n")
 
-    columns = _columns(rows)
+    columns = union_columns(rows)
     csv_path = out_dir / "summary.csv"
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")

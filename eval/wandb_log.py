@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from rapid_env.eval.summary import CELL_KEYS
+from rapid_env.eval.summary import CELL_KEYS, union_columns
 
 __all__ = ["MODES", "WandbLogger", "api_key_configured", "resolve_mode"]
 
@@ -115,15 +115,6 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
-def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Union of the rows' keys in first-seen order."""
-    columns: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            columns.setdefault(key, None)
-    return list(columns)
-
-
 class WandbLogger:
     """One W&B run for one sweep: a scalar point per episode, then two tables at the end.
 
@@ -208,7 +199,7 @@ class WandbLogger:
 
     def _table(self, rows: Sequence[Mapping[str, Any]]) -> Any:
         """Build a wandb.Table; mixed types allowed since a column may hold None and numbers."""
-        columns = _columns(rows)
+        columns = union_columns(rows)
         data = [[_cell(row.get(c)) for c in columns] for row in rows]
         return self._wandb.Table(columns=columns, data=data, allow_mixed_types=True)
 

@@ -75,3 +75,10 @@ def test_console_script_exit_code(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "unknown task 'nope'" in proc.stderr
+
+
+def test_offline_wandb_run_lands_in_out(tmp_path):
+    args = [a if a != "disabled" else "offline" for a in SMALL]
+    assert main([*args, "--agents", "rapid", "--episodes", "1", "--out", str(tmp_path)]) == 0
+    runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1 and runs[0].stat().st_size > 100
