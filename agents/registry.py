@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rapid_env.agents.expert import ScriptedExpert
 from rapid_env.agents.fixed_split import FixedSplitDecider
 from rapid_env.agents.policy import Policy
@@ -19,3 +21,16 @@ POLICIES: Registry[Policy] = Registry("policy")
 POLICIES.register(
     "expert", lambda task, chunk_size=8: ScriptedExpert(get_task(task).env_key, chunk_size)
 )
+
+
+def _shipped(family: str) -> Callable[..., Policy]:
+    def make(task: str, chunk_size: int = 8) -> Policy:
+        from rapid_env.agents.vla.policy import VLAPolicy  # torch + transformers: import lazily
+
+        return VLAPolicy.shipped(family, chunk_size)
+
+    return make
+
+
+for _family in ("ar-token", "flow", "chunk-regress"):
+    POLICIES.register(_family, _shipped(_family))

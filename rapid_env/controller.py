@@ -62,6 +62,10 @@ class CostPlanner(Protocol):
         """The latency-optimal split for a link with this bandwidth and RTT."""
         ...
 
+    def edge_memory_bytes(self, k: int) -> float:
+        """Edge memory that split ``k`` needs."""
+        ...
+
 
 @dataclass(frozen=True)
 class ControlConfig:
@@ -107,6 +111,8 @@ class _Request:
     edge_s: float
     cloud_s: float
     network_s: float
+    up_s: float
+    down_s: float
     transfers: list[TransferResult]
 
 
@@ -127,6 +133,10 @@ class _Counters:
     edge_s: list[float] = field(default_factory=list)
     cloud_s: list[float] = field(default_factory=list)
     network_s: list[float] = field(default_factory=list)
+    up_s: list[float] = field(default_factory=list)
+    down_s: list[float] = field(default_factory=list)
+    splits: list[int] = field(default_factory=list)
+    exec_bytes_up: int = 0
     success_time: float | None = None
 
 
@@ -263,8 +273,8 @@ class PartitionedController:
             self.buffer.clear()
             self._m.preemptions += 1
             self._events.append("preempt")
-        chunk, fault = self._run_policy()
-        edge_s = cloud_s = network_s = 0.0
+        chunk, fault = self._run_policy(split)
+        edge_s = cloud_s = network_s = up_s = down_s = 0.0
         transfers: list[TransferResult] = []
         now: float | None = t
         for stage in self.cost.plan(split).stages:
@@ -286,6 +296,10 @@ class PartitionedController:
                     now = None
                     break
                 network_s += res.arrival - now
+                if stage.kind == "up":
+                    up_s += res.arrival - now
+                else:
+                    down_s += res.arrival - now
                 now = res.arrival
         self._pending.append(
             _Request(
@@ -300,20 +314,32 @@ class PartitionedController:
                 edge_s=edge_s,
                 cloud_s=cloud_s,
                 network_s=network_s,
+                up_s=up_s,
+                down_s=down_s,
                 transfers=transfers,
             )
         )
         self._m.inferences += 1
+        self._m.splits.append(split)
         if split < self.cost.n_blocks:
             self._m.offloads += 1
         self._last_request_t = t
         self._events.append(f"request:split={split}")
 
-    def _run_policy(self) -> tuple[np.ndarray | None, str | None]:
+    def _run_policy(self, split: int) -> tuple[np.ndarray | None, str | None]:
         image = self.frame() if self.policy.needs_image else None
         inp = PolicyInput(image, self.task.proprio_vector(), self.task.instruction, self.task)
         try:
-            chunk = np.asarray(self.policy.act(inp), dtype=np.float32)
+            run_split = getattr(self.policy, "act_split", None)
+            if run_split is not None and split < self.cost.n_blocks:
+                # An executable model runs through the real split runtime at the matching depth,
+                # and the bytes it serialised are counted (fp32 split == unsplit, so the chunk is
+                # the same as ``act`` would give).
+                chunk, nbytes = run_split(inp, split / self.cost.n_blocks)
+                self._m.exec_bytes_up += int(nbytes)
+                chunk = np.asarray(chunk, dtype=np.float32)
+            else:
+                chunk = np.asarray(self.policy.act(inp), dtype=np.float32)
         except Exception as exc:  # a user's model failing must not end the sweep
             return None, f"policy_error: {type(exc).__name__}: {exc}"
         if chunk.ndim != 2 or chunk.shape[1] != 4 or chunk.shape[0] < 1:
@@ -335,6 +361,8 @@ class PartitionedController:
                 m.edge_s.append(req.edge_s)
                 m.cloud_s.append(req.cloud_s)
                 m.network_s.append(req.network_s)
+                m.up_s.append(req.up_s)
+                m.down_s.append(req.down_s)
                 if req.chunk is None:
                     # the fault is recorded; the robot holds position rather than act on garbage
                     self._fault(req.fault or "policy_error")
@@ -426,6 +454,15 @@ class PartitionedController:
             "edge_ms_mean": mean_ms(m.edge_s),
             "cloud_ms_mean": mean_ms(m.cloud_s),
             "network_ms_mean": mean_ms(m.network_s),
+            "uplink_ms_mean": mean_ms(m.up_s),
+            "downlink_ms_mean": mean_ms(m.down_s),
+            "split": _mode(m.splits),
+            "edge_memory_gb": (
+                max(self.cost.edge_memory_bytes(k) for k in set(m.splits)) / 1e9
+                if m.splits
+                else None
+            ),
+            "exec_bytes_up": m.exec_bytes_up,
             "bytes_up": m.bytes_up,
             "bytes_down": m.bytes_down,
             "stall_steps": m.stall_steps,
@@ -435,6 +472,14 @@ class PartitionedController:
             "faults": m.faults,
             "fault": m.fault,
         }
+
+
+def _mode(xs: list[int]) -> int | None:
+    """The most frequent value (the smallest among ties), None for an empty list."""
+    if not xs:
+        return None
+    values, counts = np.unique(np.asarray(xs), return_counts=True)
+    return int(values[int(np.argmax(counts))])
 
 
 def _finite(x: float) -> float | None:

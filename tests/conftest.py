@@ -29,6 +29,9 @@ class FakeCost:
     def best_split(self, bandwidth_bps: float, rtt_s: float) -> int:
         return self.n_blocks
 
+    def edge_memory_bytes(self, k: int) -> float:
+        return 0.0
+
 
 class CountingPolicy:
     """Chunk i of request r is [r, i, 0, 0] scaled small: actions identify where they came from."""

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     from rapid_env.cost.model import (
         CostModel,
         InferencePlan,
+        SplitCost,
         Stage,
         StageKind,
         build_cost_model,
+        split_table,
     )
     from rapid_env.cost.profiles import PROFILES, ArchProfile, BlockCost, load_profile
 
@@ -29,6 +31,8 @@ _EXPORTS = {
     "DeviceProfile": "devices",
     "CostModel": "model",
     "InferencePlan": "model",
+    "SplitCost": "model",
+    "split_table": "model",
     "Stage": "model",
     "StageKind": "model",
     "build_cost_model": "model",
@@ -46,10 +50,12 @@ __all__ = [
     "CostModel",
     "DeviceProfile",
     "InferencePlan",
+    "SplitCost",
     "Stage",
     "StageKind",
     "build_cost_model",
     "load_profile",
+    "split_table",
 ]
 
 

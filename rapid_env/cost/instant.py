@@ -23,6 +23,12 @@ class InstantCost:
         stages = tuple(Stage(s.kind, 0.0, s.nbytes) for s in p.stages)
         return InferencePlan(p.split, stages)
 
-    def best_split(self, bandwidth_bps: float, rtt_s: float) -> int:
-        """Delegate to the real planner."""
-        return self.inner.best_split(bandwidth_bps, rtt_s)
+    def best_split(
+        self, bandwidth_bps: float, rtt_s: float, memory_budget_bytes: float | None = None
+    ) -> int:
+        """Delegate to the real planner (so the reference runs use the same split)."""
+        return self.inner.best_split(bandwidth_bps, rtt_s, memory_budget_bytes)
+
+    def edge_memory_bytes(self, k: int) -> float:
+        """Delegate to the real model: taking the time out does not free memory."""
+        return self.inner.edge_memory_bytes(k)

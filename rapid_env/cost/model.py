@@ -3,13 +3,15 @@
 The plan is what the partitioned runtime executes in simulated time: compute stages last a number
 of seconds on their device, transfer stages carry a number of bytes over the simulated network
 link, which charges them its own latency, bandwidth and queueing. The cost model itself knows
-nothing about the link; only :meth:`CostModel.best_split` uses a closed-form link (RTT/2 plus
-serialisation per transfer) to rank split points, as Neurosurgeon does.
+nothing about the link; only the planner (:meth:`CostModel.split_table`,
+:meth:`CostModel.best_split`) uses a closed-form link (RTT/2 plus serialisation per transfer) to
+rank split points, as Neurosurgeon does.
 
-Time per block is a roofline on the device running it, phase by phase: the prefill pass
-(compute-bound for a 276-token prompt) and every single-token decode step (bandwidth-bound: the
-layer's weights and KV cache are re-read for each token) are costed separately and added, because
-they run one after the other. Over a decode loop a decoder layer therefore reads
+Time per block is a roofline on the device running it, pass by pass: the first (prefill) pass
+(compute-bound for a 276-token prompt) and every further pass of the profile's loop -- a
+single-token decode step, a flow-matching or denoising step -- are costed separately and added,
+because they run one after the other. A loop block re-reads its weights and its KV cache (its own,
+or the VLM prefix's it attends to) on every pass, so over an inference a decoder layer reads
 ``weight_bytes * (1 + decode_steps)`` bytes of weights.
 """
 
@@ -169,7 +171,11 @@ class CostModel:
         return k
 
     def splits_decoder(self, k: int) -> bool:
-        """Tell whether ``k`` cuts the autoregressive loop (per-token blocks on both sides)."""
+        """Tell whether ``k`` cuts the profile's loop (loop blocks on both sides of the cut).
+
+        The loop is the autoregressive decoder, the flow-matching expert or the diffusion head
+        (``ArchProfile.loop``); cutting it costs a round trip per pass.
+        """
         self._check_split(k)
         blocks = self.profile.blocks
         return 0 < k < self.n_blocks and blocks[k - 1].per_token and blocks[k].per_token
@@ -191,12 +197,14 @@ class CostModel:
         Shapes:
             * ``k == n_blocks``: ``[edge]``.
             * ``k == 0``: ``[up(input_bytes), cloud, down(output_bytes)]``.
-            * split outside the decode loop: ``[edge, up(activation), cloud, down(output)]``.
-            * split inside the decode loop: the prefill round ``[edge, up(prompt hidden states),
-              cloud, down(token id)]`` followed by ``decode_steps`` rounds ``[edge, up(one hidden
-              state), cloud, down(token id)]``; the last ``down`` carries the action output
-              instead. Every decoded token pays a full round trip; that is the honest price of
-              cutting an autoregressive decoder, and why such splits rarely win on real links.
+            * split outside the loop: ``[edge, up(activation), cloud, down(output)]``.
+            * split inside the loop: the prefill round ``[edge, up(cut activation), cloud,
+              down(token_bytes)]`` followed by ``decode_steps`` rounds ``[edge, up(one pass's
+              activation), cloud, down(token_bytes)]``; the last ``down`` carries the action
+              output instead. ``token_bytes`` is a token id (autoregressive) or a velocity /
+              denoised sample (flow / diffusion), whatever the edge half needs for its next pass.
+              Every pass pays a full round trip; that is the honest price of cutting a loop, and
+              why such splits rarely win on real links.
         """
         self._check_split(k)
         prof = self.profile
@@ -257,41 +265,131 @@ class CostModel:
         activations = 2.0 * max(b.activation_bytes for b in edge_blocks)
         return weights + kv + activations
 
-    def fits_edge(self, k: int) -> bool:
-        """Whether the edge device can hold its share of the model at split ``k``."""
-        return self.edge_memory_bytes(k) <= self.edge.memory_bytes
+    def fits_edge(self, k: int, memory_budget_bytes: float | None = None) -> bool:
+        """Whether the edge can hold its share of the model at split ``k``.
+
+        Args:
+            k: Split point.
+            memory_budget_bytes: Edge memory available to the model; default: the edge device's
+                whole memory. Pass less to leave room for the OS, the camera pipeline, a
+                controller.
+        """
+        return self.edge_memory_bytes(k) <= self._budget(memory_budget_bytes)
+
+    def _budget(self, memory_budget_bytes: float | None) -> float:
+        """The edge memory budget: the given one (validated) or the device's memory."""
+        if memory_budget_bytes is None:
+            return self.edge.memory_bytes
+        if not memory_budget_bytes >= 0:
+            raise ValueError(f"memory_budget_bytes must be >= 0, got {memory_budget_bytes!r}")
+        return float(memory_budget_bytes)
 
     def latency_s(self, k: int, bandwidth_bps: float, rtt_s: float) -> float:
         """Closed-form latency of split ``k`` on an idle link (see ``InferencePlan.latency_s``)."""
         return self.plan(k).latency_s(bandwidth_bps, rtt_s)
 
-    def best_split(self, bandwidth_bps: float, rtt_s: float) -> int:
-        """Neurosurgeon-style latency-optimal split among those that fit the edge memory.
+    def split_cost(
+        self, k: int, bandwidth_bps: float, rtt_s: float, memory_budget_bytes: float | None = None
+    ) -> SplitCost:
+        """One row of :meth:`split_table`: latency, memory and traffic of split ``k``."""
+        plan = self.plan(k)
+        memory = self.edge_memory_bytes(k)
+        return SplitCost(
+            split=k,
+            latency_s=plan.latency_s(bandwidth_bps, rtt_s),
+            edge_memory_bytes=memory,
+            fits=memory <= self._budget(memory_budget_bytes),
+            edge_s=float(plan.edge_seconds),
+            cloud_s=float(plan.cloud_seconds),
+            up_bytes=plan.up_bytes,
+            down_bytes=plan.down_bytes,
+            n_transfers=plan.n_transfers,
+        )
+
+    def split_table(
+        self, bandwidth_bps: float, rtt_s: float, memory_budget_bytes: float | None = None
+    ) -> tuple[SplitCost, ...]:
+        """Neurosurgeon's table: for every split ``k = 0..n_blocks``, its latency and edge memory.
 
         Args:
             bandwidth_bps: Link bandwidth in bits per second (both directions).
             rtt_s: Round-trip time in seconds; each transfer pays half of it.
+            memory_budget_bytes: Edge memory budget for the ``fits`` column; default: the edge
+                device's memory.
 
         Returns:
-            The split point with the lowest closed-form latency; ties go to the smaller ``k``
-            (less edge memory). ``k == 0`` always fits, so there is always an answer.
+            One :class:`SplitCost` per split point, in order (``table[k].split == k``).
         """
-        best_k, best_latency = 0, float("inf")
-        for k in self.splits:
-            if not self.fits_edge(k):
-                continue
-            latency = self.latency_s(k, bandwidth_bps, rtt_s)
-            if latency < best_latency:
-                best_k, best_latency = k, latency
-        return best_k
+        self._budget(memory_budget_bytes)  # validate once, before the loop
+        return tuple(
+            self.split_cost(k, bandwidth_bps, rtt_s, memory_budget_bytes) for k in self.splits
+        )
+
+    def best_split(
+        self, bandwidth_bps: float, rtt_s: float, memory_budget_bytes: float | None = None
+    ) -> int:
+        """Neurosurgeon-style latency-optimal split among those whose edge share fits in memory.
+
+        Args:
+            bandwidth_bps: Link bandwidth in bits per second (both directions).
+            rtt_s: Round-trip time in seconds; each transfer pays half of it.
+            memory_budget_bytes: Edge memory available to the model; default: the edge device's
+                memory. A 7B model on an 8 GB Jetson therefore never comes out edge-only.
+
+        Returns:
+            The split point with the lowest closed-form latency among those that fit; ties go to
+            the smaller ``k`` (less edge memory). ``k == 0`` needs no edge memory, so there is
+            always an answer.
+        """
+        table = self.split_table(bandwidth_bps, rtt_s, memory_budget_bytes)
+        fitting = [row for row in table if row.fits]
+        return min(fitting, key=lambda row: (row.latency_s, row.split)).split
+
+
+@dataclass(frozen=True)
+class SplitCost:
+    """What one split point costs on a given link: a row of :meth:`CostModel.split_table`.
+
+    Attributes:
+        split: The split point ``k`` (blocks ``[0, k)`` on the edge).
+        latency_s: Closed-form end-to-end latency on an idle link (``InferencePlan.latency_s``).
+        edge_memory_bytes: Edge memory needed (``CostModel.edge_memory_bytes``).
+        fits: Whether ``edge_memory_bytes`` is within the edge memory budget.
+        edge_s: Edge compute seconds.
+        cloud_s: Cloud compute seconds.
+        up_bytes: Bytes sent edge -> cloud over the inference.
+        down_bytes: Bytes sent cloud -> edge over the inference.
+        n_transfers: Transfers, each paying half the RTT (a split inside a loop pays per pass).
+    """
+
+    split: int
+    latency_s: float
+    edge_memory_bytes: float
+    fits: bool
+    edge_s: float
+    cloud_s: float
+    up_bytes: int
+    down_bytes: int
+    n_transfers: int
+
+    @property
+    def transfer_s(self) -> float:
+        """Seconds on the link: latency minus compute."""
+        return self.latency_s - self.edge_s - self.cloud_s
 
 
 def _block_times(block: BlockCost, device: DeviceProfile, decode_steps: int) -> tuple[float, float]:
-    """Roofline seconds of a block's prefill pass and of one of its decode steps on ``device``."""
-    prefill = device.time_s(block.prefill_flops(decode_steps), block.streamed_bytes)
+    """Roofline seconds of a block's first (prefill) pass and of one further loop pass.
+
+    A loop block reads its KV cache on every pass, the first included: an action expert's first
+    flow step attends to the whole prefix cache like the others (for an autoregressive layer the
+    prefill writes about as many bytes of KV as the loop ends with, and is compute-bound anyway).
+    """
+    kv = block.kv_cache_bytes if block.per_token else 0.0
+    prefill = device.time_s(block.prefill_flops(decode_steps), block.streamed_bytes + kv)
     if not block.per_token or decode_steps == 0:
         return prefill, 0.0
-    step = device.time_s(block.decode_flops, block.streamed_bytes + block.kv_cache_bytes)
+    step = device.time_s(block.decode_flops, block.streamed_bytes + kv)
     return prefill, step
 
 
@@ -305,3 +403,23 @@ def build_cost_model(
 ) -> CostModel:
     """Build a cost model from registry names (unknown names raise with the allowed ones)."""
     return CostModel(PROFILES.create(profile), DEVICES.create(edge), DEVICES.create(cloud))
+
+
+def split_table(
+    profile: str,
+    edge: str,
+    cloud: str,
+    *,
+    bandwidth_bps: float,
+    rtt_s: float,
+    memory_budget_bytes: float | None = None,
+) -> tuple[SplitCost, ...]:
+    """Neurosurgeon's per-split table for registry names: ``(latency, edge memory, ...)`` per k.
+
+    Example:
+        >>> rows = split_table("pi0", "jetson-orin-nano", "a100", bandwidth_bps=20e6, rtt_s=0.04)
+        >>> rows[0].split, rows[0].edge_memory_bytes
+        (0, 0.0)
+    """
+    model = build_cost_model(profile, edge, cloud)
+    return model.split_table(bandwidth_bps, rtt_s, memory_budget_bytes)

@@ -5,6 +5,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,8 +20,13 @@ from rapid_env.cost import (
     build_cost_model,
     load_profile,
 )
+from rapid_env.cost.model import SplitCost, split_table
 from rapid_env.cost.profiles import PROFILES_JSON, build_profiles
+from rapid_env.cost.table import markdown_table
 from rapid_env.registry import UnknownNameError
+
+ALL_PROFILES = ("openvla-7b", "openvla-oft-7b", "pi0", "smolvla", "octo-base")
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "cost_model.md"
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +123,18 @@ def test_block_validation() -> None:
 
 
 @pytest.mark.slow
-def test_profile_regenerates_to_cached_json() -> None:
+@pytest.mark.parametrize("name", ["openvla-7b", "openvla-oft-7b", "pi0", "smolvla"])
+def test_profile_regenerates_to_cached_json(name: str) -> None:
     cached = json.loads(PROFILES_JSON.read_text())["profiles"]
-    rebuilt = build_profiles(["openvla-7b"])["openvla-7b"].to_dict()
-    _assert_close(rebuilt, cached["openvla-7b"])
+    rebuilt = build_profiles([name])[name].to_dict()
+    _assert_close(rebuilt, cached[name])
+
+
+def test_small_profile_regenerates_to_cached_json() -> None:
+    # The fastest builder (~1 s after the torch import): always run, so the cache cannot drift.
+    cached = json.loads(PROFILES_JSON.read_text())["profiles"]
+    rebuilt = build_profiles(["octo-base"])["octo-base"].to_dict()
+    _assert_close(rebuilt, cached["octo-base"])
 
 
 def _assert_close(a: object, b: object, path: str = "") -> None:
@@ -270,3 +284,264 @@ def test_closed_form_latency(model: CostModel) -> None:
     bw, rtt = 8e6, 0.01  # 1 MB/s
     expected = rtt / 2 + plan[0].nbytes / 1e6 + plan[1].seconds + rtt / 2 + plan[2].nbytes / 1e6
     assert plan.latency_s(bw, rtt) == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------------- all five profiles
+
+
+def test_all_profiles_registered() -> None:
+    assert set(ALL_PROFILES) <= set(PROFILES.names())
+    cached = json.loads(PROFILES_JSON.read_text())["profiles"]
+    assert set(ALL_PROFILES) <= set(cached)
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_profile_loads_with_positive_costs(name: str) -> None:
+    prof = load_profile(name)
+    assert prof.name == name
+    assert prof.source
+    assert prof.total_flops > 0
+    assert prof.weight_bytes > 0
+    assert prof.input_bytes > 0 and prof.output_bytes > 0
+    for block in prof.blocks:
+        assert block.weight_bytes > 0, block.name
+        assert block.activation_bytes > 0, block.name
+        # Only lookups may be free of arithmetic.
+        assert block.flops > 0 or block.name.endswith("embed_tokens"), block.name
+    assert ArchProfile.from_dict(prof.to_dict()) == prof
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "loop", "passes"),
+    [
+        ("openvla-7b", 7.54e9, "autoregressive", 7),
+        ("openvla-oft-7b", 7.71e9, "none", 1),
+        ("pi0", 3.24e9, "flow", 10),  # pi0 paper: 3.3 B
+        ("smolvla", 0.450e9, "flow", 10),  # SmolVLA paper: ~450 M
+        ("octo-base", 0.091e9, "diffusion", 20),  # Octo paper: 93 M (T5 not counted)
+    ],
+)
+def test_profile_size_and_loop(name: str, params: float, loop: str, passes: int) -> None:
+    prof = load_profile(name)
+    assert prof.weight_bytes / 2 == pytest.approx(params, rel=0.01)
+    assert prof.loop == loop
+    assert prof.loop_passes == passes
+
+
+def test_oft_is_one_parallel_pass() -> None:
+    oft = load_profile("openvla-oft-7b")
+    vla = load_profile("openvla-7b")
+    assert oft.decode_steps == 0
+    assert not any(b.per_token for b in oft.blocks)
+    assert oft.output_bytes == 8 * 7 * 4  # a chunk of 8 float32 7-d actions
+    # 590 tokens (2 images, proprio, 56 action slots) vs 276: roughly twice the prefill.
+    layer = next(b for b in oft.blocks if b.name == "llm.layer.00")
+    vla_layer = next(b for b in vla.blocks if b.name == "llm.layer.00")
+    assert 2.0 < layer.flops / vla_layer.prefill_flops(vla.decode_steps) < 2.3
+
+
+@pytest.mark.parametrize("name", ["pi0", "smolvla"])
+def test_flow_expert_runs_every_step(name: str) -> None:
+    prof = load_profile(name)
+    assert prof.decode_steps == 9  # 10 flow steps: the first belongs to the prefill
+    loop = prof.blocks[prof.loop_start :]
+    assert [b.name for b in loop][0] == "expert.in"
+    assert loop[-1].name == "expert.out"
+    for block in loop:
+        assert block.flops == pytest.approx(prof.loop_passes * block.decode_flops, rel=1e-9)
+    # The VLM prefix runs once; each expert layer re-reads its VLM layer's prefix KV cache.
+    vlm = [b for b in prof.blocks if b.name.startswith("llm.layer.")]
+    experts = [b for b in loop if b.name.startswith("expert.layer.")]
+    assert len(vlm) == len(experts) == (18 if name == "pi0" else 16)
+    assert not any(b.per_token for b in vlm)
+    assert all(b.kv_cache_bytes > 0 for b in experts)
+    assert prof.kv_cache_bytes == pytest.approx(sum(b.kv_cache_bytes for b in experts))
+
+
+@pytest.mark.parametrize("name", ["pi0", "smolvla", "octo-base"])
+def test_loop_time_scales_with_steps(name: str) -> None:
+    edge, cloud = DEVICES.create("jetson-agx-orin"), DEVICES.create("a100")
+    prof = load_profile(name)
+    start = prof.loop_start
+    one_step = dataclasses.replace(
+        prof,
+        decode_steps=0,
+        blocks=prof.blocks[:start]
+        + tuple(
+            dataclasses.replace(b, flops=b.decode_flops, decode_flops=0.0, per_token=True)
+            for b in prof.blocks[start:]
+        ),
+    )
+    full, single = CostModel(prof, edge, cloud), CostModel(one_step, edge, cloud)
+    loop_s = full.compute_seconds(full.n_blocks)[0] - full.compute_seconds(start)[0]
+    step_s = single.compute_seconds(single.n_blocks)[0] - single.compute_seconds(start)[0]
+    assert loop_s == pytest.approx(prof.loop_passes * step_s, rel=1e-9)
+    # The prefix does not depend on the step count.
+    assert full.compute_seconds(start)[0] == pytest.approx(single.compute_seconds(start)[0])
+
+
+def test_expert_flops_scale_with_step_count() -> None:
+    # The counting itself: a tiny Gemma expert over a cached prefix, for 1 and 3 flow steps.
+    torch = pytest.importorskip("torch")
+    from transformers import GemmaConfig, GemmaModel
+
+    from rapid_env.cost.counting import count_expert_loop, decoder_prefill, layer_kv
+
+    cfg = GemmaConfig(
+        vocab_size=32,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+    )
+    with torch.device("meta"):
+        vlm, expert = GemmaModel(cfg).eval(), GemmaModel(cfg).eval()
+        _, _, cache = decoder_prefill(vlm, torch.empty(1, 12, 64))
+        kv = [layer_kv(cache, i) for i in range(2)]
+        suffix = torch.empty(1, 5, 64)
+        once, _ = count_expert_loop(expert.layers, suffix, kv, 1)
+        thrice, out = count_expert_loop(expert.layers, suffix, kv, 3)
+        # SmolVLA-style cross-attention layer: its k/v projections read the prefix KV (16-d).
+        attn = expert.layers[1].self_attn
+        attn.k_proj = torch.nn.Linear(16, 16, bias=False)
+        attn.v_proj = torch.nn.Linear(16, 16, bias=False)
+        cross, _ = count_expert_loop(expert.layers, suffix, kv, 1, [False, True])
+    assert tuple(out.shape) == (1, 5, 64)
+    assert all(t == pytest.approx(3 * o) for t, o in zip(thrice, once, strict=True))
+    # Self-attention over prefix (12) + suffix (5) keys: per layer, 2*5*64 * (4*16 + 2*16) for
+    # q/k/v, 2*5*64*64 for o, 3*2*5*64*128 for the MLP, 2 * 2*4*5*17*16 for QK^T and AV.
+    mlp_o_q = 2 * 5 * 64 * 64 + 3 * 2 * 5 * 64 * 128 + 2 * 5 * 64 * 64
+    assert once[0] == pytest.approx(mlp_o_q + 2 * 5 * 64 * 32 + 2 * 2 * 4 * 5 * 17 * 16)
+    # Cross-attention: k/v re-projected over the 12 prefix tokens, 12 keys instead of 17.
+    assert cross[1] == pytest.approx(mlp_o_q + 2 * 2 * 12 * 16 * 16 + 2 * 2 * 4 * 5 * 12 * 16)
+
+
+def test_split_inside_flow_loop_round_trips_per_step() -> None:
+    model = build_cost_model("pi0", edge="jetson-agx-orin", cloud="a100")
+    prof = model.profile
+    k = prof.loop_start + 1  # expert.in on the edge, expert layers in the cloud
+    assert model.splits_decoder(k)
+    plan = model.plan(k)
+    assert plan.kinds == ("edge", "up", "cloud", "down") * 10
+    ups = [s.nbytes for s in plan if s.kind == "up"]
+    downs = [s.nbytes for s in plan if s.kind == "down"]
+    suffix = 51 * 1024 * 2  # state token + 50 action tokens, bf16
+    assert ups[1:] == [suffix] * 9
+    assert ups[0] == suffix + prof.kv_cache_bytes  # the cloud's expert needs all prefix KV
+    assert downs == [50 * 32 * 4] * 9 + [prof.output_bytes]  # velocities, then the chunk
+    # Between prefix and expert: one round trip carrying the prefix KV cache.
+    between = model.plan(prof.loop_start)
+    assert between.kinds == ("edge", "up", "cloud", "down")
+    assert between.up_bytes > prof.kv_cache_bytes
+
+
+def test_profile_loop_validation() -> None:
+    tail = BlockCost("t", 1.0, 1.0, 1.0, per_token=True)
+    with pytest.raises(ValueError, match="loop"):
+        ArchProfile("bad", (tail,), 1, 1, 0, "test", loop="none")
+    with pytest.raises(ValueError, match="allowed"):
+        ArchProfile("bad", (tail,), 1, 1, 0, "test", loop="beam")  # type: ignore[arg-type]
+
+
+def test_old_cache_without_loop_field_loads() -> None:
+    data = load_profile("openvla-7b").to_dict()
+    del data["loop"]
+    assert ArchProfile.from_dict(data).loop == "autoregressive"
+
+
+@pytest.mark.parametrize("name", ALL_PROFILES)
+def test_devices_rank_as_expected(name: str) -> None:
+    def edge_only(edge: str) -> float:
+        m = build_cost_model(name, edge=edge)
+        return m.compute_seconds(m.n_blocks)[0]
+
+    def cloud_only(cloud: str) -> float:
+        return build_cost_model(name, cloud=cloud).compute_seconds(0)[1]
+
+    assert edge_only("jetson-orin-nano") > edge_only("jetson-agx-orin") > cloud_only("a100")
+    assert cloud_only("a100") > cloud_only("h100")
+
+
+# -------------------------------------------------------------------------------- planner
+
+
+def test_split_table_rows(model: CostModel) -> None:
+    table = model.split_table(bandwidth_bps=20e6, rtt_s=0.04)
+    assert len(table) == model.n_blocks + 1
+    for k, row in enumerate(table):
+        assert isinstance(row, SplitCost)
+        assert row.split == k
+        assert row.latency_s == pytest.approx(model.latency_s(k, 20e6, 0.04))
+        assert row.edge_memory_bytes == model.edge_memory_bytes(k)
+        assert row.fits == model.fits_edge(k)
+        assert row.transfer_s >= 0
+    assert table[0].edge_memory_bytes == 0.0 and table[0].edge_s == 0.0
+    assert table[-1].n_transfers == 0 and table[-1].cloud_s == 0.0
+
+
+def test_split_table_by_names() -> None:
+    rows = split_table("smolvla", "jetson-orin-nano", "h100", bandwidth_bps=20e6, rtt_s=0.04)
+    direct = build_cost_model("smolvla", "jetson-orin-nano", "h100").split_table(20e6, 0.04)
+    assert rows == direct
+
+
+def test_best_split_is_argmin_of_fitting_rows() -> None:
+    for name in ALL_PROFILES:
+        m = build_cost_model(name, edge="jetson-orin-nano", cloud="a100")
+        for bw, rtt in [(1e5, 1.0), (20e6, 0.04), (1e9, 0.002)]:
+            fitting = [r for r in m.split_table(bw, rtt) if r.fits]
+            best = min(r.latency_s for r in fitting)
+            k = m.best_split(bw, rtt)
+            assert m.fits_edge(k)
+            assert m.latency_s(k, bw, rtt) == pytest.approx(best)
+
+
+def test_best_split_memory_budget() -> None:
+    orin = build_cost_model("openvla-7b", edge="jetson-agx-orin")
+    slow = {"bandwidth_bps": 1e5, "rtt_s": 1.0}
+    assert orin.best_split(**slow) == orin.n_blocks  # 64 GB: edge-only wins on a slow link
+    # The same device with an 8 GB budget must not hold the whole 7B model.
+    budget = 8 * 2**30
+    k = orin.best_split(**slow, memory_budget_bytes=budget)
+    assert k < orin.n_blocks
+    assert orin.edge_memory_bytes(k) <= budget
+    assert orin.fits_edge(k, memory_budget_bytes=budget)
+    assert not orin.fits_edge(orin.n_blocks, memory_budget_bytes=budget)
+    # No memory at all: only cloud-only is left.
+    assert orin.best_split(**slow, memory_budget_bytes=0.0) == 0
+    with pytest.raises(ValueError, match="memory_budget_bytes"):
+        orin.best_split(**slow, memory_budget_bytes=-1.0)
+
+
+def test_nano_never_holds_a_7b_model() -> None:
+    for name in ("openvla-7b", "openvla-oft-7b"):
+        nano = build_cost_model(name, edge="jetson-orin-nano")
+        for bw, rtt in [(1e4, 2.0), (1e5, 1.0), (20e6, 0.04)]:
+            assert nano.best_split(bw, rtt) < nano.n_blocks
+
+
+def test_instant_cost_passes_the_budget() -> None:
+    from rapid_env.cost.instant import InstantCost
+
+    orin = build_cost_model("openvla-7b", edge="jetson-agx-orin")
+    instant = InstantCost(orin)
+    assert instant.best_split(1e5, 1.0) == orin.n_blocks
+    assert instant.best_split(1e5, 1.0, 8 * 2**30) == orin.best_split(1e5, 1.0, 8 * 2**30)
+
+
+# ----------------------------------------------------------------------------------- docs
+
+
+def test_documented_table_matches_the_code() -> None:
+    # docs/cost_model.md quotes `python benchmarks/cost_table.py`; regenerate it if this fails.
+    assert markdown_table() in DOCS.read_text()
+
+
+def test_cost_table_script_prints_the_table() -> None:
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "cost_table.py"
+    out = subprocess.run(
+        [sys.executable, str(script)], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == markdown_table()

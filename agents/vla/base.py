@@ -1,0 +1,101 @@
+"""The common shape of an executable VLA: inputs -> ordered blocks -> action chunk.
+
+A model is a list of named *blocks*, each a function from a state (a dict of tensors) to the next
+state. The forward pass is the blocks run in order, so cutting the list at any index ``k`` gives an
+edge part (blocks ``< k``) and a cloud part (blocks ``>= k``) whose composition is the same
+computation; the state between them is exactly what has to cross the link
+(:mod:`rapid_env.agents.vla.split`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from rapid_env.agents.vla.components import State
+from rapid_env.agents.vla.config import VLAConfig
+
+Block = tuple[str, Callable[[State], State]]
+
+
+class ExecutableVLA(nn.Module):
+    """Base class: input preparation, the block list and the training loss."""
+
+    needs_noise = False  # flow models draw their initial noise when inputs are prepared
+    p_mean: torch.Tensor
+    p_std: torch.Tensor
+
+    def __init__(self, cfg: VLAConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        self.text_embed = nn.Embedding(cfg.vocab_size, w)
+        self.proprio_in = nn.Linear(cfg.proprio_dim, w)
+        self.register_buffer("p_mean", torch.tensor(cfg.proprio_mean, dtype=torch.float32))
+        self.register_buffer("p_std", torch.tensor(cfg.proprio_std, dtype=torch.float32))
+
+    # ------------------------------------------------------------------ inputs
+    def prepare(
+        self,
+        images: torch.Tensor,
+        proprio: torch.Tensor,
+        text_ids: torch.Tensor,
+        gen: torch.Generator | None = None,
+    ) -> State:
+        """Turn raw inputs into the first state (what the edge starts from).
+
+        Args:
+            images: (B, H, W, 3) uint8 camera frames.
+            proprio: (B, 4) end-effector xyz + gripper opening.
+            text_ids: (B, L) instruction token ids, padded to ``max_text_tokens``.
+            gen: generator for the flow family's initial noise.
+        """
+        state: State = {
+            "image": images.to(torch.uint8),
+            "proprio": (proprio.float() - self.p_mean) / self.p_std,
+            "text_ids": text_ids.long(),
+        }
+        if self.needs_noise:
+            shape = (images.shape[0], self.cfg.chunk_size, self.cfg.action_dim)
+            state["noise"] = torch.randn(shape, generator=gen)
+        return state
+
+    def context_tokens(self, state: State) -> torch.Tensor:
+        """The proprio token followed by the instruction tokens, (B, 1 + L, width)."""
+        prop = self.proprio_in(state["proprio"]).unsqueeze(1)
+        return torch.cat([prop, self.text_embed(state["text_ids"])], dim=1)
+
+    # ------------------------------------------------------------------ blocks
+    def blocks(self) -> list[Block]:
+        """The ordered blocks; subclasses define them."""
+        raise NotImplementedError
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of blocks; split points are 0..n_blocks."""
+        return len(self.blocks())
+
+    def block_names(self) -> list[str]:
+        """Names of the blocks in order (``vision.layer0`` ...)."""
+        return [name for name, _ in self.blocks()]
+
+    def run(self, state: State, start: int = 0, stop: int | None = None) -> State:
+        """Run blocks ``start .. stop-1`` on ``state``."""
+        for _, fn in self.blocks()[start:stop]:
+            state = fn(state)
+        return state
+
+    def forward(self, state: State) -> torch.Tensor:  # type: ignore[override]
+        """The unsplit forward: all blocks; returns the (B, K, 4) action chunk."""
+        return self.run(state)["actions"]
+
+    # ------------------------------------------------------------------ training
+    def loss(self, state: State, target: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Behaviour-cloning loss of a batch against (B, K, 4) expert chunks."""
+        raise NotImplementedError
+
+    def param_count(self) -> int:
+        """Number of parameters."""
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,200 @@
+"""Demonstrations from the scripted experts, the training data of every executable family.
+
+One demo step is what the policy will see at that tick (camera image, proprio, instruction) and
+the label it should predict: the next ``chunk_size`` clean expert tick actions along the visited
+trajectory (ACT-style chunk labels). With ``dart_sigma`` > 0 the *executed* action carries seeded
+Gaussian noise (DART, Laskey et al. 2017) so the data covers the states a slightly wrong learner
+reaches, while the label stays the expert's clean action.
+
+Demos use training seeds only; evaluation seeds are disjoint (see ``TRAIN_SEED_BASE``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rapid_env.agents.expert import ScriptedExpert
+from rapid_env.agents.policy import PolicyInput
+from rapid_env.tasks.metaworld_task import MetaWorldTask
+from rapid_env.tasks.suite import get_task
+
+TRAIN_SEED_BASE = 100_000  # demo seeds are TRAIN_SEED_BASE + i; evaluation uses seeds < 100_000
+POST_SUCCESS_TICKS = 4  # keep recording a little after success so chunks end in a settled state
+
+
+@dataclass
+class DemoSet:
+    """Stacked demo steps of one or more tasks.
+
+    Attributes:
+        images: uint8 (N, H, W, 3).
+        proprio: float32 (N, 4), end-effector xyz and gripper opening.
+        chunks: float32 (N, K, 4), the label chunk for each step.
+        task_index: int16 (N,), index into ``tasks``.
+        episode: int32 (N,), a running episode id (for splits by episode).
+        tasks: the task names, in index order.
+    """
+
+    images: np.ndarray
+    proprio: np.ndarray
+    chunks: np.ndarray
+    task_index: np.ndarray
+    episode: np.ndarray
+    tasks: list[str]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def save(self, path: str | Path) -> None:
+        """Write an ``.npz`` (uncompressed: loading speed matters more than disk here)."""
+        np.savez(
+            path,
+            images=self.images,
+            proprio=self.proprio,
+            chunks=self.chunks,
+            task_index=self.task_index,
+            episode=self.episode,
+            tasks=np.array(self.tasks),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> DemoSet:
+        """Read a set written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            return cls(
+                z["images"],
+                z["proprio"],
+                z["chunks"],
+                z["task_index"],
+                z["episode"],
+                [str(t) for t in z["tasks"]],
+            )
+
+    @classmethod
+    def concat(cls, parts: list[DemoSet]) -> DemoSet:
+        """Join sets, re-indexing tasks and episodes so they stay unique."""
+        tasks: list[str] = []
+        for p in parts:
+            tasks += [t for t in p.tasks if t not in tasks]
+        ti, ep, off = [], [], 0
+        for p in parts:
+            remap = np.array([tasks.index(t) for t in p.tasks], dtype=np.int16)
+            ti.append(remap[p.task_index])
+            ep.append(p.episode + off)
+            off += int(p.episode.max()) + 1 if len(p) else 0
+        return cls(
+            np.concatenate([p.images for p in parts]),
+            np.concatenate([p.proprio for p in parts]),
+            np.concatenate([p.chunks for p in parts]),
+            np.concatenate(ti),
+            np.concatenate(ep),
+            tasks,
+        )
+
+
+def collect_task(
+    task: str,
+    n_demos: int,
+    chunk_size: int = 8,
+    image_size: int = 64,
+    dart_sigma: float = 0.0,
+    seed: int = 0,
+    first_seed: int = TRAIN_SEED_BASE,
+    successful_only: bool = True,
+) -> DemoSet:
+    """Record ``n_demos`` expert episodes of ``task`` on seeds ``first_seed + i``.
+
+    ``seed`` seeds the DART noise stream only; layouts come from the episode seeds.
+    """
+    if n_demos < 1:
+        raise ValueError(f"n_demos must be >= 1, got {n_demos}")
+    spec = get_task(task)
+    env = MetaWorldTask(task, image_size=image_size)
+    expert = ScriptedExpert(spec.env_key, chunk_size=1)
+    rng = np.random.default_rng(seed)
+    imgs, props, chunks, eps = [], [], [], []
+    kept = 0
+    try:
+        for i in range(n_demos):
+            env.reset(seed=first_seed + i)
+            ep_img, ep_prop, ep_act = [], [], []
+            after = 0
+            for _ in range(env.max_ticks):
+                ep_img.append(env.render_image())
+                ep_prop.append(env.proprio_vector())
+                a = expert.act(PolicyInput(None, ep_prop[-1], spec.instruction, sim=env))[0]
+                ep_act.append(a)
+                executed = a.copy()
+                if dart_sigma > 0:
+                    executed[:3] += rng.normal(0.0, dart_sigma, 3)
+                env.advance(np.clip(executed, -1, 1))
+                if env.success:
+                    after += 1
+                    if after > POST_SUCCESS_TICKS:
+                        break
+            if successful_only and not env.success:
+                continue
+            acts = np.asarray(ep_act, dtype=np.float32)
+            padded = np.concatenate([acts, np.repeat(acts[-1:], chunk_size - 1, axis=0)])
+            idx = np.arange(len(acts))[:, None] + np.arange(chunk_size)[None, :]
+            imgs.append(np.asarray(ep_img, dtype=np.uint8))
+            props.append(np.asarray(ep_prop, dtype=np.float32))
+            chunks.append(padded[idx])
+            eps.append(np.full(len(acts), kept, dtype=np.int32))
+            kept += 1
+    finally:
+        env.close()
+    if not imgs:
+        raise RuntimeError(f"no successful demos of {task!r} in {n_demos} tries")
+    n = sum(len(x) for x in imgs)
+    return DemoSet(
+        np.concatenate(imgs),
+        np.concatenate(props),
+        np.concatenate(chunks),
+        np.zeros(n, dtype=np.int16),
+        np.concatenate(eps),
+        [task],
+    )
+
+
+def main() -> None:
+    """Collect demos of some tasks into one ``.npz`` (a worker of ``rapid-train collect``)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="collect scripted-expert demos")
+    p.add_argument("--tasks", required=True)
+    p.add_argument("--demos", type=int, default=100)
+    p.add_argument("--chunk-size", type=int, default=8)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--dart-sigma", type=float, default=0.1)
+    p.add_argument("--first-seed", type=int, default=TRAIN_SEED_BASE)
+    p.add_argument("--out", required=True)
+    a = p.parse_args()
+    parts = []
+    for k, t in enumerate(a.tasks.split(",")):
+        t0 = time.perf_counter()
+        ds = collect_task(
+            t,
+            a.demos,
+            a.chunk_size,
+            a.image_size,
+            a.dart_sigma,
+            seed=k + a.first_seed,
+            first_seed=a.first_seed,
+        )
+        dt = time.perf_counter() - t0
+        print(
+            f"{t}: {len(ds)} steps, {ds.episode.max() + 1} demos, {dt:.0f} s "
+            f"({1000 * dt / len(ds):.1f} ms/step)",
+            flush=True,
+        )
+        parts.append(ds)
+    DemoSet.concat(parts).save(a.out)
+
+
+if __name__ == "__main__":
+    main()

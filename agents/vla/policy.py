@@ -1,0 +1,109 @@
+"""An executable VLA checkpoint as a :class:`~rapid_env.agents.policy.Policy`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerFast
+
+from rapid_env.agents.policy import PolicyInput
+from rapid_env.agents.vla.base import ExecutableVLA
+from rapid_env.agents.vla.checkpoint import load_checkpoint, shipped_checkpoint
+from rapid_env.agents.vla.split import SplitRunner
+
+
+def encode_instruction(tok: PreTrainedTokenizerFast, text: str, length: int) -> torch.Tensor:
+    """Token ids of ``text``, padded/truncated to ``length``, shape (1, length)."""
+    ids = tok(text, padding="max_length", truncation=True, max_length=length)["input_ids"]
+    return torch.tensor([ids], dtype=torch.long)
+
+
+class VLAPolicy:
+    """Runs an executable VLA on the current frame, proprio and instruction.
+
+    The model never sees the simulator: ``PolicyInput.sim`` is ignored.
+    """
+
+    needs_image = True
+
+    def __init__(
+        self,
+        model: ExecutableVLA,
+        tokenizer: PreTrainedTokenizerFast,
+        name: str = "",
+        chunk_size: int | None = None,
+        compression: str = "none",
+    ) -> None:
+        trained = model.cfg.chunk_size
+        if chunk_size is not None and not 1 <= chunk_size <= trained:
+            raise ValueError(
+                f"chunk_size={chunk_size} not available: this {model.cfg.family} checkpoint emits "
+                f"{trained}-action chunks; allowed: 1..{trained}"
+            )
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name or model.cfg.family
+        self.chunk_size = chunk_size or trained
+        self.compression = compression
+        self._gen = torch.Generator().manual_seed(0)
+        self._text: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def load(cls, path: str | Path, name: str = "", chunk_size: int | None = None) -> VLAPolicy:
+        """Load a checkpoint directory."""
+        model, tok, _ = load_checkpoint(path)
+        return cls(model, tok, name, chunk_size)
+
+    @classmethod
+    def shipped(cls, family: str, chunk_size: int | None = None) -> VLAPolicy:
+        """The checkpoint of ``family`` that ships with the package."""
+        return cls.load(shipped_checkpoint(family), family, chunk_size)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Reseed the model's own noise (flow family) from the episode's policy stream."""
+        self._gen.manual_seed(int(rng.integers(0, 2**62)))
+
+    def text_ids(self, instruction: str) -> torch.Tensor:
+        """Cached token ids of an instruction."""
+        if instruction not in self._text:
+            self._text[instruction] = encode_instruction(
+                self.tokenizer, instruction, self.model.cfg.max_text_tokens
+            )
+        return self._text[instruction]
+
+    def prepare(self, inp: PolicyInput) -> dict[str, torch.Tensor]:
+        """The model's first state for this observation (what the split runtime starts from)."""
+        if inp.image is None:
+            raise ValueError(f"policy {self.name!r} needs the camera image, got None")
+        size = self.model.cfg.image_size
+        if inp.image.shape != (size, size, 3):
+            raise ValueError(
+                f"policy {self.name!r} expects a {size}x{size}x3 image, got {inp.image.shape}"
+            )
+        img = torch.from_numpy(np.ascontiguousarray(inp.image)).unsqueeze(0)
+        prop = torch.from_numpy(np.asarray(inp.proprio, dtype=np.float32)).unsqueeze(0)
+        return self.model.prepare(img, prop, self.text_ids(inp.instruction), self._gen)
+
+    def act(self, inp: PolicyInput) -> np.ndarray:
+        """One action chunk (chunk_size, 4), clipped to Meta-World's action box."""
+        with torch.inference_mode():
+            actions = self.model(self.prepare(inp))[0]
+        return self._finish(actions)
+
+    def act_split(self, inp: PolicyInput, depth: float) -> tuple[np.ndarray, int]:
+        """Run through the split runtime, cut at fraction ``depth`` in [0, 1) of the blocks.
+
+        The controller calls this when it offloads; ``depth`` is the full-size architecture's
+        split point as a fraction of its blocks. Returns the chunk and the bytes serialised at
+        the boundary. With ``compression="none"`` the chunk equals :meth:`act`'s.
+        """
+        n = self.model.n_blocks
+        k = min(n - 1, max(0, round(depth * n)))
+        res = SplitRunner(self.model, k, self.compression)(self.prepare(inp))
+        return self._finish(res.actions[0]), res.uplink_bytes
+
+    def _finish(self, actions: torch.Tensor) -> np.ndarray:
+        out = actions[: self.chunk_size].numpy().astype(np.float32)
+        return np.clip(out, -1.0, 1.0)

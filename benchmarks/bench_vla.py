@@ -1,0 +1,83 @@
+"""Forward time of each executable family and the split runtime's overhead, side by side.
+
+For each family: the median unsplit forward (batch 1, 64 px, the shipped checkpoint), and the
+median split forward (edge blocks + serialise + deserialise + cloud blocks) at every interior
+boundary, interleaved in one loop so machine noise hits both alike. Targets (issue 3): forward
+<= 20 ms; split overhead <= 5 % of the unsplit forward.
+
+Usage: ``python benchmarks/bench_vla.py [--repeats 30] [--threads 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from rapid_env.agents.policy import PolicyInput
+from rapid_env.agents.vla.checkpoint import shipped_checkpoint
+from rapid_env.agents.vla.families import build_model, default_config
+from rapid_env.agents.vla.policy import VLAPolicy
+from rapid_env.agents.vla.split import SplitRunner
+from rapid_env.agents.vla.tokenizer import build_tokenizer
+
+CASES = (("ar-token", "autoregressive"), ("ar-token", "parallel"), ("flow", None),
+         ("chunk-regress", None))
+
+
+def load(family: str, decode: str | None) -> VLAPolicy:
+    """The shipped checkpoint when it matches, else the family's default sizes (same cost)."""
+    ckpt = shipped_checkpoint(family)
+    if (ckpt / "model.safetensors").is_file():
+        pol = VLAPolicy.load(ckpt)
+        if decode is None or pol.model.cfg.decode == decode:
+            return pol
+    tok = build_tokenizer()
+    extra = {"decode": decode} if decode else {}
+    return VLAPolicy(build_model(default_config(family, vocab_size=len(tok), **extra)), tok)
+
+
+def main() -> None:
+    """Print the table."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    rng = np.random.default_rng(0)
+    print(f"torch threads: {a.threads}; batch 1; medians of {a.repeats} runs")
+    print(f"{'family':14s} {'decode':15s} {'params':>8s} {'unsplit ms':>10s} "
+          f"{'split ms':>9s} {'overhead':>9s} {'boundary KB (k)':>28s}")
+    for family, decode in CASES:
+        pol = load(family, decode)
+        m = pol.model
+        size = m.cfg.image_size
+        inp = PolicyInput(rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+                          np.array([0.0, 0.6, 0.2, 1.0], np.float32), "open the drawer")
+        ks = list(range(1, m.n_blocks))
+        runners = [SplitRunner(m, k) for k in ks]
+        full, split = [], []
+        with torch.inference_mode():
+            for _ in range(3):
+                m(pol.prepare(inp))
+            for _ in range(a.repeats):
+                st = pol.prepare(inp)
+                t0 = time.perf_counter()
+                m(st)
+                full.append(time.perf_counter() - t0)
+                for r in runners:
+                    st = pol.prepare(inp)
+                    t0 = time.perf_counter()
+                    r.cloud(r.edge(st))
+                    split.append(time.perf_counter() - t0)
+        f, s = 1e3 * float(np.median(full)), 1e3 * float(np.median(split))
+        sizes = [f"{len(r.edge(pol.prepare(inp))) / 1e3:.0f}({r.k})" for r in runners]
+        print(f"{family:14s} {m.cfg.decode if family == 'ar-token' else '-':15s} "
+              f"{m.param_count() / 1e6:7.2f}M {f:10.2f} {s:9.2f} {100 * (s - f) / f:8.1f}% "
+              f"{' '.join(sizes[:4])}{' ...' if len(sizes) > 4 else ''}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Counting helpers shared by the architecture builders (``arch_*.py``); they need ``torch``.
+
+Everything here runs on the ``meta`` device: tensors carry shapes and dtypes only, so a 7B model
+costs no memory and no time beyond Python overhead. FLOPs come from
+``torch.utils.flop_counter.FlopCounterMode`` (matmul-class ops, 2 FLOPs per multiply-accumulate),
+bytes from shapes times element sizes.
+
+Typed ``Any`` throughout: the ``transformers`` modules are only partially annotated, and this module
+must stay importable (for type checking) without importing torch at module level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+BF16_BYTES = 2
+"""Every profile's weights and activations are bf16, as these VLAs are served."""
+TOKEN_ID_BYTES = 8
+"""Token ids travel as int64, what tokenizers return."""
+UINT8_BYTES = 1
+FLOAT32_BYTES = 4
+"""Robot state and actions travel as float32."""
+
+
+def count_flops(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    """Run ``fn`` under FlopCounterMode; return its result and FLOPs per module name.
+
+    Module names are FlopCounterMode's: ``"Global"`` for everything, then the root module's class
+    name followed by the dotted submodule path, e.g. ``"LlamaModel.layers.3"``.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        result = fn()
+    per_module = {
+        module: float(sum(ops.values())) for module, ops in counter.get_flop_counts().items()
+    }
+    return result, per_module
+
+
+def param_bytes(*modules: Any) -> float:
+    """Resident parameter bytes of some modules (numel x element size of their dtype)."""
+    return float(sum(p.numel() * p.element_size() for m in modules for p in m.parameters()))
+
+
+def to_eval(module: Any, dtype: Any) -> Any:
+    """Cast a module to ``dtype`` and put it in eval mode (typed ``Any``: HF stubs are partial)."""
+    return module.to(dtype).eval()
+
+
+def nbytes(tensor: Any) -> float:
+    """Bytes of a (meta) tensor from its shape and dtype."""
+    return float(tensor.numel() * tensor.element_size())
+
+
+def image_bytes(n_images: int, size: int) -> float:
+    """Raw uint8 RGB bytes of ``n_images`` square camera images of side ``size``."""
+    return float(n_images * 3 * size * size * UINT8_BYTES)
+
+
+def decoder_prefill(decoder: Any, embeds: Any) -> tuple[Any, dict[str, float], Any]:
+    """Run a ``transformers`` decoder over ``embeds`` with a KV cache; count its FLOPs.
+
+    Returns:
+        The model output, the FLOPs per module name, and the filled ``DynamicCache``.
+    """
+    out, counts = count_flops(lambda: decoder(inputs_embeds=embeds, use_cache=True))
+    cache = out.cache if hasattr(out, "cache") else out.past_key_values
+    return out, counts, cache
+
+
+def layer_kv(cache: Any, index: int) -> tuple[Any, Any]:
+    """Keys and values of decoder layer ``index``, each ``(batch, kv_heads, tokens, head_dim)``."""
+    layer = cache.layers[index]
+    return layer.keys, layer.values
+
+
+def kv_bytes(cache: Any, index: int) -> float:
+    """KV-cache bytes of decoder layer ``index``."""
+    keys, values = layer_kv(cache, index)
+    return nbytes(keys) + nbytes(values)
+
+
+def _split_heads(x: Any, head_dim: int) -> Any:
+    """``(batch, tokens, heads * head_dim)`` -> ``(batch, heads, tokens, head_dim)``."""
+    batch, tokens, _ = x.shape
+    return x.view(batch, tokens, -1, head_dim).transpose(1, 2)
+
+
+def _attend(q: Any, k: Any, v: Any) -> Any:
+    """Scaled dot-product attention with grouped KV heads repeated up to the query heads.
+
+    The KV heads are repeated explicitly (as ``transformers``' ``repeat_kv`` does) so that the
+    FLOP counter sees plain equal-head SDPA. No mask: masks do not change the counted FLOPs.
+    """
+    import torch.nn.functional as F  # noqa: N812 (torch's conventional alias)
+
+    groups = q.shape[1] // k.shape[1]
+    if groups > 1:
+        k = k.repeat_interleave(groups, dim=1)
+        v = v.repeat_interleave(groups, dim=1)
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+def expert_layer_step(
+    layer: Any, hidden: Any, prefix_k: Any, prefix_v: Any, *, cross: bool = False
+) -> Any:
+    """One action-expert decoder layer over the suffix tokens, attending to a cached prefix.
+
+    This is the step pi0 and SmolVLA run for every flow-matching step: the VLM prefix was
+    encoded once and left its keys/values per layer; the expert's layer ``i`` reads those of VLM
+    layer ``i``. Written out with the layer's own submodules (as both reference implementations
+    do) because the expert's attention mixes two models' keys and values.
+
+    Args:
+        layer: A Llama- or Gemma-style decoder layer (``input_layernorm``, ``self_attn`` with
+            ``q/k/v/o_proj`` and ``head_dim``, ``post_attention_layernorm``, ``mlp``).
+        hidden: Suffix hidden states ``(batch, suffix_tokens, width)``.
+        prefix_k: Cached prefix keys ``(batch, kv_heads, prefix_tokens, head_dim)``.
+        prefix_v: Cached prefix values, same shape.
+        cross: ``False``: self-attention over prefix + suffix (the suffix's own keys/values are
+            projected from ``hidden`` and appended; pi0, SmolVLA's even layers). ``True``:
+            cross-attention to the prefix only, whose cached keys/values are re-projected by the
+            layer's ``k_proj``/``v_proj`` (SmolVLA's odd layers).
+
+    Returns:
+        The suffix hidden states after the layer.
+    """
+    import torch
+
+    attn = layer.self_attn
+    head_dim = attn.head_dim
+    normed = layer.input_layernorm(hidden)
+    q = _split_heads(attn.q_proj(normed), head_dim)
+    if cross:
+        flat_k = prefix_k.transpose(1, 2).flatten(2)
+        flat_v = prefix_v.transpose(1, 2).flatten(2)
+        k = _split_heads(attn.k_proj(flat_k), head_dim)
+        v = _split_heads(attn.v_proj(flat_v), head_dim)
+    else:
+        k = torch.cat([prefix_k, _split_heads(attn.k_proj(normed), head_dim)], dim=2)
+        v = torch.cat([prefix_v, _split_heads(attn.v_proj(normed), head_dim)], dim=2)
+    mixed = _attend(q, k, v).transpose(1, 2).flatten(2)
+    hidden = hidden + attn.o_proj(mixed)
+    return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+
+
+def count_expert_loop(
+    layers: Sequence[Any],
+    suffix: Any,
+    prefix_kv: Sequence[tuple[Any, Any]],
+    passes: int,
+    cross: Sequence[bool] | None = None,
+) -> tuple[list[float], Any]:
+    """Run the action expert ``passes`` times (one per flow step) and count each layer's FLOPs.
+
+    Every pass restarts from ``suffix`` (on the meta device all passes have the same shapes, and
+    the integration ``x += dt * v`` between them is element-wise, hence uncounted), but each pass
+    is really run and counted rather than multiplied, so a step that differed would show.
+
+    Returns:
+        Per layer, its FLOPs summed over all passes; and the last pass's output hidden states.
+    """
+    flags = list(cross) if cross is not None else [False] * len(layers)
+    totals = [0.0] * len(layers)
+    hidden = suffix
+    for _ in range(passes):
+        hidden = suffix
+        for i, layer in enumerate(layers):
+            k, v = prefix_kv[i]
+            step = partial(expert_layer_step, layer, hidden, k, v, cross=flags[i])
+            hidden, counts = count_flops(step)
+            totals[i] += counts["Global"]
+    return totals, hidden
+
+
+def residual(body: Any) -> Any:
+    """Wrap a module as ``x + body(x)`` (the MLP-ResNet blocks of OFT's and Octo's heads)."""
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.body = inner
+
+        def forward(self, x: Any) -> Any:
+            return x + self.body(x)
+
+    return Residual(body)
+
+
+def count_repeated(fn: Callable[[], Any], passes: int) -> tuple[Any, float]:
+    """Run ``fn`` ``passes`` times, each under the counter; return the last result and the sum.
+
+    For the small per-step pieces of a flow or diffusion loop (time embedding, action projections,
+    a denoising MLP): they are really run once per step, so they are counted once per step.
+    """
+    result: Any = None
+    total = 0.0
+    for _ in range(passes):
+        result, counts = count_flops(fn)
+        total += counts.get("Global", 0.0)
+    return result, total
