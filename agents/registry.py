@@ -34,3 +34,19 @@ def _shipped(family: str) -> Callable[..., Policy]:
 
 for _family in ("ar-token", "flow", "chunk-regress"):
     POLICIES.register(_family, _shipped(_family))
+
+
+def _checkpoint(path: str, task: str, chunk_size: int = 8) -> Policy:
+    from rapid_env.agents.vla.policy import VLAPolicy
+
+    return VLAPolicy.load(path, chunk_size=chunk_size)
+
+
+def _hf(path: str, task: str, chunk_size: int = 8) -> Policy:
+    from rapid_env.agents.hf_adapter import HFPolicyAdapter
+
+    return HFPolicyAdapter(path, chunk_size=chunk_size)
+
+
+POLICIES.register_prefix("ckpt:", _checkpoint)  # a checkpoint written by rapid-train
+POLICIES.register_prefix("hf:", _hf)  # a user's transformers / LeRobot checkpoint directory

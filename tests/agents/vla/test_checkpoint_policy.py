@@ -108,3 +108,12 @@ def test_training_lowers_the_loss_on_real_demos() -> None:
 
 def _sizes() -> dict[str, int]:
     return {k: v for k, v in TINY.items() if k not in ("image_size", "chunk_size", "vocab_size")}
+
+
+def test_registry_loads_a_rapid_train_checkpoint_by_path(tmp_path: Path) -> None:
+    from rapid_env.agents.registry import POLICIES
+
+    pol = tiny_policy("ar-token")
+    save_checkpoint(tmp_path, pol.model, pol.tokenizer, {})
+    loaded = POLICIES.create(f"ckpt:{tmp_path}", "reach", chunk_size=2)
+    assert loaded.chunk_size == 2 and np.array_equal(loaded.act(obs()), pol.act(obs())[:2])
