@@ -111,22 +111,34 @@ def train(
     lr: float = 3e-4,
     seed: int = 0,
     log_every: int = 200,
+    init: str | Path | None = None,
     **overrides: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """Behaviour-clone ``family`` on ``data`` for ``minutes`` (or ``max_steps``)."""
-    tok = build_tokenizer()
-    chunk = int(data.chunks.shape[1])
-    cfg = default_config(
-        family,
-        image_size=int(data.images.shape[1]),
-        chunk_size=chunk,
-        vocab_size=len(tok),
-        proprio_mean=[float(x) for x in data.proprio.mean(0)],
-        proprio_std=[float(x) for x in data.proprio.std(0) + 1e-3],
-        **overrides,
-    )
+    """Behaviour-clone ``family`` on ``data`` for ``minutes`` (or ``max_steps``).
+
+    With ``init`` (a checkpoint directory) training continues from its weights, config and
+    tokenizer with a fresh optimiser; the card then counts steps and time of both runs.
+    """
     torch.manual_seed(seed)
-    model = build_model(cfg).train()
+    prior: dict[str, Any] = {}
+    if init is not None:
+        model, tok, prior = load_checkpoint(init)
+        if model.cfg.family != family:
+            raise ValueError(f"--init {init} holds a {model.cfg.family} model, not {family}")
+        cfg = model.cfg
+        model.train()
+    else:
+        tok = build_tokenizer()
+        cfg = default_config(
+            family,
+            image_size=int(data.images.shape[1]),
+            chunk_size=int(data.chunks.shape[1]),
+            vocab_size=len(tok),
+            proprio_mean=[float(x) for x in data.proprio.mean(0)],
+            proprio_std=[float(x) for x in data.proprio.std(0) + 1e-3],
+            **overrides,
+        )
+        model = build_model(cfg).train()
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     instr = {t.name: t.instruction for t in MT10}
@@ -171,8 +183,8 @@ def train(
         f"{len(data.tasks)} tasks ({', '.join(data.tasks)}), DART-noised, 64 px corner4",
         "training": f"{step} steps of batch {batch}, AdamW lr {lr} cosine, random shift 4 px, "
         f"{took / 60:.1f} min on {torch.get_num_threads()} CPU thread(s)",
-        "train_steps": step,
-        "train_seconds": round(took, 1),
+        "train_steps": step + int(prior.get("train_steps", 0)),
+        "train_seconds": round(took + float(prior.get("train_seconds", 0.0)), 1),
         "final_loss": ema,
     }
     return model.eval(), tok, card
@@ -234,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     t.add_argument("--decode", default="autoregressive", choices=["autoregressive", "parallel"])
+    t.add_argument("--init", default=None, help="continue from this checkpoint directory")
     t.add_argument("--eval-seeds", type=int, default=0, help="evaluate on this many held-out seeds")
     e = sub.add_parser("eval", help="evaluate a checkpoint and write the result into its card")
     e.add_argument("--checkpoint", required=True)
@@ -260,8 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "train":
         data = load_demos(a.data.split(","))
         extra = {"decode": a.decode} if a.family == "ar-token" else {}
-        model, tok, card = train(a.family, data, a.minutes, a.steps, a.batch, a.lr, a.seed, **extra)
-        card["command"] = command
+        model, tok, card = train(
+            a.family, data, a.minutes, a.steps, a.batch, a.lr, a.seed, init=a.init, **extra
+        )
+        if a.init is not None:
+            previous = load_checkpoint(a.init)[2]
+            card["training"] = f"{previous.get('training', '?')}; then {card['training']}"
+            card["command"] = f"{previous.get('command', '?')} && {command}"
+        else:
+            card["command"] = command
         if a.eval_seeds:
             card["evaluation"] = evaluate(VLAPolicy(model, tok), data.tasks, a.eval_seeds)
         save_checkpoint(a.out, model, tok, card)
