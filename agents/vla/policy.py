@@ -20,6 +20,21 @@ def encode_instruction(tok: PreTrainedTokenizerFast, text: str, length: int) -> 
     return torch.tensor([ids], dtype=torch.long)
 
 
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, size, size, 3): area averaging down, bilinear up.
+
+    Lets a checkpoint trained at 64 px run when the env renders at another ``--image-size``.
+    """
+    if images.shape[1:3] == (size, size):
+        return images
+    x = images.permute(0, 3, 1, 2).float()
+    down = images.shape[1] >= size and images.shape[2] >= size
+    mode = "area" if down else "bilinear"
+    kw = {} if down else {"align_corners": False}
+    y = torch.nn.functional.interpolate(x, size=(size, size), mode=mode, **kw)
+    return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
 class VLAPolicy:
     """Runs an executable VLA on the current frame, proprio and instruction.
 
@@ -77,12 +92,10 @@ class VLAPolicy:
         """The model's first state for this observation (what the split runtime starts from)."""
         if inp.image is None:
             raise ValueError(f"policy {self.name!r} needs the camera image, got None")
-        size = self.model.cfg.image_size
-        if inp.image.shape != (size, size, 3):
-            raise ValueError(
-                f"policy {self.name!r} expects a {size}x{size}x3 image, got {inp.image.shape}"
-            )
         img = torch.from_numpy(np.ascontiguousarray(inp.image)).unsqueeze(0)
+        if img.ndim != 4 or img.shape[-1] != 3:
+            raise ValueError(f"policy {self.name!r} expects an HxWx3 image, got {inp.image.shape}")
+        img = resize_uint8(img, self.model.cfg.image_size)
         prop = torch.from_numpy(np.asarray(inp.proprio, dtype=np.float32)).unsqueeze(0)
         return self.model.prepare(img, prop, self.text_ids(inp.instruction), self._gen)
 

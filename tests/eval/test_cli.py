@@ -82,3 +82,22 @@ def test_offline_wandb_run_lands_in_out(tmp_path):
     assert main([*args, "--agents", "rapid", "--episodes", "1", "--out", str(tmp_path)]) == 0
     runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1 and runs[0].stat().st_size > 100
+
+
+def test_a_trained_checkpoint_drives_the_robot_through_the_split_runtime(tmp_path):
+    from rapid_env.agents.vla.checkpoint import save_checkpoint
+    from tests.agents.vla.test_checkpoint_policy import tiny_policy
+
+    pol = tiny_policy("flow")
+    save_checkpoint(tmp_path / "ckpt", pol.model, pol.tokenizer, {})
+    args = ["--tasks", "drawer-close", "--agents", "cloud-only,edge-only", "--episodes", "1",
+            "--max-episode-s", "1", "--policy", f"ckpt:{tmp_path / 'ckpt'}", "--chunk-size", "3",
+            "--wandb", "disabled", "--quiet", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    cloud, edge = _records(tmp_path / "r" / "episodes.jsonl")
+    for rec in (cloud, edge):
+        assert rec["policy"] == f"ckpt:{tmp_path / 'ckpt'}" and rec["fault"] is None
+        assert rec["profile"] == "openvla-7b" and rec["inferences"] > 0
+    assert cloud["split"] == 0 and cloud["exec_bytes_up"] > 0 and cloud["uplink_ms_mean"] > 0
+    assert cloud["edge_memory_gb"] < edge["edge_memory_gb"]
+    assert edge["exec_bytes_up"] == 0 and edge["uplink_ms_mean"] == 0.0
