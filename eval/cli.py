@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<time>)")
     p.add_argument("--wandb", choices=("offline", "online", "disabled"), default=None,
                    help="W&B mode (default: offline unless an API key is configured)")
-    p.add_argument("--policy", default="expert", help="robot policy (default expert)")
+    p.add_argument(
+        "--policy", default="chunk-regress",
+        help="robot policy: ar-token, flow, chunk-regress (default), expert, ckpt:<dir>, hf:<dir>",
+    )
     p.add_argument("--profile", default="openvla-7b", help="full-size architecture cost profile")
     p.add_argument("--edge", default="jetson-agx-orin", help="edge device")
     p.add_argument("--cloud", default="a100", help="cloud device")

@@ -18,7 +18,7 @@ class EnvConfig:
     """Everything that defines an episode besides the seed and the decider."""
 
     task: str = "reach"
-    policy: str = "expert"
+    policy: str = "chunk-regress"  # a trained family drives the robot unless told otherwise
     noise: str = "clean"
     link: str = "constant:20:40"
     profile: str = "openvla-7b"

@@ -76,8 +76,10 @@ def render_card(cfg: VLAConfig, card: dict[str, Any]) -> str:
         f"- data: {card.get('data', '?')}",
         f"- training: {card.get('training', '?')}",
         f"- command: `{card.get('command', '?')}`",
-        "",
     ]
+    lines += [f"- data command: `{c}`" for c in card.get("data_commands", [])]
+    lines += [f"- note: {card[k]}" for k in ("data_note", "training_note") if card.get(k)]
+    lines.append("")
     ev = card.get("evaluation")
     if ev:
         lines += [

@@ -20,7 +20,7 @@ import numpy as np
 from rapid_env.agents.expert import ScriptedExpert
 from rapid_env.agents.policy import PolicyInput
 from rapid_env.tasks.metaworld_task import MetaWorldTask
-from rapid_env.tasks.suite import get_task
+from rapid_env.tasks.suite import MT10, get_task
 
 TRAIN_SEED_BASE = 100_000  # demo seeds are TRAIN_SEED_BASE + i; evaluation uses seeds < 100_000
 POST_SUCCESS_TICKS = 4  # keep recording a little after success so chunks end in a settled state
@@ -108,14 +108,16 @@ def collect_task(
 ) -> DemoSet:
     """Record ``n_demos`` expert episodes of ``task`` on seeds ``first_seed + i``.
 
-    ``seed`` seeds the DART noise stream only; layouts come from the episode seeds.
+    ``seed`` seeds the DART noise stream (together with ``first_seed`` and the task, so a task's
+    demos do not depend on which worker collected them); layouts come from the episode seeds.
     """
     if n_demos < 1:
         raise ValueError(f"n_demos must be >= 1, got {n_demos}")
     spec = get_task(task)
     env = MetaWorldTask(task, image_size=image_size)
     expert = ScriptedExpert(spec.env_key, chunk_size=1)
-    rng = np.random.default_rng(seed)
+    task_no = [t.name for t in MT10].index(spec.name) if spec in MT10 else 0
+    rng = np.random.default_rng(np.random.SeedSequence([seed, first_seed, task_no]))
     imgs, props, chunks, eps = [], [], [], []
     kept = 0
     try:
@@ -175,7 +177,7 @@ def main() -> None:
     p.add_argument("--out", required=True)
     a = p.parse_args()
     parts = []
-    for k, t in enumerate(a.tasks.split(",")):
+    for t in a.tasks.split(","):
         t0 = time.perf_counter()
         ds = collect_task(
             t,
@@ -183,7 +185,7 @@ def main() -> None:
             a.chunk_size,
             a.image_size,
             a.dart_sigma,
-            seed=k + a.first_seed,
+            seed=0,
             first_seed=a.first_seed,
         )
         dt = time.perf_counter() - t0
