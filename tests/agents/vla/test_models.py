@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rapid_env.agents.vla.base import ExecutableVLA
-from rapid_env.agents.vla.components import random_shift
+from rapid_env.agents.vla.components import llama_layer, random_shift
 from rapid_env.agents.vla.families import build_model, default_config
 from rapid_env.agents.vla.split import SplitRunner, deserialise, serialise
 
@@ -149,3 +149,19 @@ def test_random_shift_copies_pixels() -> None:
         for dy in range(-2, 3)
         for dx in range(-2, 3)
     )
+
+
+def test_ar_cached_greedy_decoding_matches_teacher_forcing() -> None:
+    """Each token the KV-cached decoder emits is the argmax of the training-time forward."""
+    m = tiny("ar-token")
+    st = inputs(m)
+    with torch.no_grad():
+        actions = m(dict(st))
+        tokens = m.to_tokens(actions.reshape(2, -1))
+        h = m.run(dict(st), 0, 2 + m.cfg.vision_layers)["h"]
+        p = h.shape[1]
+        x = torch.cat([h, m.trunk.embed_tokens(tokens[:, :-1])], dim=1)
+        for i in range(m.cfg.trunk_layers):
+            x = llama_layer(m.trunk, i, x)
+        forced = m.bin_head(m.trunk.norm(x[:, p - 1 :])).argmax(-1)
+    assert torch.equal(forced, tokens)
