@@ -30,6 +30,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loop.py
+	$(BIN)/python benchmarks/bench_vla.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
