@@ -5,7 +5,8 @@ median split forward (edge blocks + serialise + deserialise + cloud blocks) at e
 boundary, interleaved in one loop so machine noise hits both alike. Targets (issue 3): forward
 <= 20 ms; split overhead <= 5 % of the unsplit forward.
 
-Usage: ``python benchmarks/bench_vla.py [--repeats 30] [--threads 1]``.
+"split ms" is the median over interior boundaries k of the per-k medians; "worst k" the largest
+per-k overhead. Usage: ``python benchmarks/bench_vla.py [--repeats 30] [--threads 2]``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ from rapid_env.agents.vla.policy import VLAPolicy
 from rapid_env.agents.vla.split import SplitRunner
 from rapid_env.agents.vla.tokenizer import build_tokenizer
 
-CASES = (("ar-token", "autoregressive"), ("ar-token", "parallel"), ("flow", None),
-         ("chunk-regress", None))
+CASES = (
+    ("ar-token", "autoregressive"),
+    ("ar-token", "parallel"),
+    ("flow", None),
+    ("chunk-regress", None),
+)
 
 
 def load(family: str, decode: str | None) -> VLAPolicy:
@@ -43,40 +48,51 @@ def main() -> None:
     """Print the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--repeats", type=int, default=30)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (this CPU has 2 cores)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     rng = np.random.default_rng(0)
     print(f"torch threads: {a.threads}; batch 1; medians of {a.repeats} runs")
-    print(f"{'family':14s} {'decode':15s} {'params':>8s} {'unsplit ms':>10s} "
-          f"{'split ms':>9s} {'overhead':>9s} {'boundary KB (k)':>28s}")
+    print(
+        f"{'family':14s} {'decode':15s} {'params':>8s} {'unsplit ms':>10s} {'split ms':>9s} "
+        f"{'overhead':>9s} {'worst k':>15s} {'boundary KB':>12s}"
+    )
     for family, decode in CASES:
         pol = load(family, decode)
         m = pol.model
         size = m.cfg.image_size
-        inp = PolicyInput(rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
-                          np.array([0.0, 0.6, 0.2, 1.0], np.float32), "open the drawer")
-        ks = list(range(1, m.n_blocks))
-        runners = [SplitRunner(m, k) for k in ks]
-        full, split = [], []
+        inp = PolicyInput(
+            rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+            np.array([0.0, 0.6, 0.2, 1.0], np.float32),
+            "open the drawer",
+        )
+        runners = [SplitRunner(m, k) for k in range(1, m.n_blocks)]
+        full: list[float] = []
+        split: dict[int, list[float]] = {r.k: [] for r in runners}
         with torch.inference_mode():
             for _ in range(3):
                 m(pol.prepare(inp))
-            for _ in range(a.repeats):
+        for _ in range(a.repeats):
+            for r in runners:  # alternate unsplit and split so drift hits both alike
                 st = pol.prepare(inp)
                 t0 = time.perf_counter()
-                m(st)
+                with torch.inference_mode():
+                    m(st)
                 full.append(time.perf_counter() - t0)
-                for r in runners:
-                    st = pol.prepare(inp)
-                    t0 = time.perf_counter()
-                    r.cloud(r.edge(st))
-                    split.append(time.perf_counter() - t0)
-        f, s = 1e3 * float(np.median(full)), 1e3 * float(np.median(split))
-        sizes = [f"{len(r.edge(pol.prepare(inp))) / 1e3:.0f}({r.k})" for r in runners]
-        print(f"{family:14s} {m.cfg.decode if family == 'ar-token' else '-':15s} "
-              f"{m.param_count() / 1e6:7.2f}M {f:10.2f} {s:9.2f} {100 * (s - f) / f:8.1f}% "
-              f"{' '.join(sizes[:4])}{' ...' if len(sizes) > 4 else ''}")
+                st = pol.prepare(inp)
+                t0 = time.perf_counter()
+                r.cloud(r.edge(st))
+                split[r.k].append(time.perf_counter() - t0)
+        f = 1e3 * float(np.median(full))
+        per_k = {k: 1e3 * float(np.median(v)) for k, v in split.items()}
+        worst = max(per_k, key=lambda k: per_k[k])
+        s_med = float(np.median(list(per_k.values())))
+        kb = [len(r.edge(pol.prepare(inp))) / 1e3 for r in runners]
+        print(
+            f"{family:14s} {m.cfg.decode if family == 'ar-token' else '-':15s} "
+            f"{m.param_count() / 1e6:7.2f}M {f:10.2f} {s_med:9.2f} {100 * (s_med - f) / f:8.1f}% "
+            f"{100 * (per_k[worst] - f) / f:7.1f}% (k={worst}) {min(kb):6.1f}-{max(kb):.1f}"
+        )
 
 
 if __name__ == "__main__":

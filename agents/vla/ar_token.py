@@ -18,7 +18,7 @@ from torch import nn
 from transformers.cache_utils import DynamicCache
 
 from rapid_env.agents.vla.base import Block
-from rapid_env.agents.vla.components import State, kv_of, llama, llama_layer
+from rapid_env.agents.vla.components import State, kv_of, llama, llama_layer, rotary
 from rapid_env.agents.vla.config import VLAConfig
 from rapid_env.agents.vla.prefix import VisionPrefixVLA
 
@@ -85,8 +85,9 @@ class ARTokenVLA(VisionPrefixVLA):
         tokens = [tok]
         for _ in range(self.n_slots - 1):
             x = self.trunk.embed_tokens(tok).unsqueeze(1)
+            cos_sin = rotary(self.trunk, x, pos)
             for i in range(n_layers):
-                x = llama_layer(self.trunk, i, x, start=pos, cache=cache)
+                x = llama_layer(self.trunk, i, x, start=pos, cache=cache, cos_sin=cos_sin)
             pos += 1
             tok = self.bin_head(self.trunk.norm(x[:, -1])).argmax(-1)
             tokens.append(tok)

@@ -89,19 +89,32 @@ def llama(width: int, layers: int, heads: int, vocab: int, causal: bool = True) 
 
 
 def llama_layer(
-    model: LlamaModel, i: int, h: torch.Tensor, start: int = 0, cache: DynamicCache | None = None
+    model: LlamaModel,
+    i: int,
+    h: torch.Tensor,
+    start: int = 0,
+    cache: DynamicCache | None = None,
+    cos_sin: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run layer ``i`` of ``model`` on ``h`` whose first token sits at position ``start``.
 
     Without a mask, sdpa attention is causal when ``h`` has more than one token (and the layer is
-    causal) and full when it has one token, which is what cached decoding needs.
+    causal) and full when it has one token, which is what cached decoding needs. ``cos_sin``
+    (from :func:`rotary`) lets a decode step compute the rotary table once for all layers.
     """
     pos = torch.arange(start, start + h.shape[1]).unsqueeze(0)
-    cos_sin = model.rotary_emb(h, pos)
-    out: torch.Tensor = model.layers[i](
-        h, position_embeddings=cos_sin, cache=cache, position_ids=pos
-    )
+    if cos_sin is None:
+        cos_sin = model.rotary_emb(h, pos)
+    layer = model.layers[i]
+    out: torch.Tensor = layer(h, position_embeddings=cos_sin, cache=cache, position_ids=pos)
     return out
+
+
+def rotary(model: LlamaModel, h: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rotary (cos, sin) table for ``h``'s positions ``start ..``."""
+    pos = torch.arange(start, start + h.shape[1]).unsqueeze(0)
+    cos, sin = model.rotary_emb(h, pos)
+    return cos, sin
 
 
 def kv_of(cache: DynamicCache, i: int) -> tuple[torch.Tensor, torch.Tensor]:
