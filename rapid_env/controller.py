@@ -110,7 +110,6 @@ class _Request:
     deadline: float
     edge_s: float
     cloud_s: float
-    network_s: float
     up_s: float
     down_s: float
     transfers: list[TransferResult]
@@ -132,7 +131,6 @@ class _Counters:
     latencies: list[float] = field(default_factory=list)
     edge_s: list[float] = field(default_factory=list)
     cloud_s: list[float] = field(default_factory=list)
-    network_s: list[float] = field(default_factory=list)
     up_s: list[float] = field(default_factory=list)
     down_s: list[float] = field(default_factory=list)
     splits: list[int] = field(default_factory=list)
@@ -274,7 +272,7 @@ class PartitionedController:
             self._m.preemptions += 1
             self._events.append("preempt")
         chunk, fault = self._run_policy(split)
-        edge_s = cloud_s = network_s = up_s = down_s = 0.0
+        edge_s = cloud_s = up_s = down_s = 0.0
         transfers: list[TransferResult] = []
         now: float | None = t
         for stage in self.cost.plan(split).stages:
@@ -295,7 +293,6 @@ class PartitionedController:
                 if res.arrival is None:
                     now = None
                     break
-                network_s += res.arrival - now
                 if stage.kind == "up":
                     up_s += res.arrival - now
                 else:
@@ -313,7 +310,6 @@ class PartitionedController:
                 deadline=t + self.config.request_timeout_s,
                 edge_s=edge_s,
                 cloud_s=cloud_s,
-                network_s=network_s,
                 up_s=up_s,
                 down_s=down_s,
                 transfers=transfers,
@@ -360,7 +356,6 @@ class PartitionedController:
                 m.latencies.append(latency)
                 m.edge_s.append(req.edge_s)
                 m.cloud_s.append(req.cloud_s)
-                m.network_s.append(req.network_s)
                 m.up_s.append(req.up_s)
                 m.down_s.append(req.down_s)
                 if req.chunk is None:
@@ -453,7 +448,7 @@ class PartitionedController:
             "latency_ms_p95": _finite(float(np.percentile(lat_ms, 95))) if lat_ms.size else None,
             "edge_ms_mean": mean_ms(m.edge_s),
             "cloud_ms_mean": mean_ms(m.cloud_s),
-            "network_ms_mean": mean_ms(m.network_s),
+            "network_ms_mean": mean_ms([u + d for u, d in zip(m.up_s, m.down_s, strict=True)]),
             "uplink_ms_mean": mean_ms(m.up_s),
             "downlink_ms_mean": mean_ms(m.down_s),
             "split": _mode(m.splits),
