@@ -202,6 +202,7 @@ class PartitionedController:
         self.task.reset(seed=task_seed)
         self.link.reset(link_rng)
         self.policy.reset(policy_rng)
+        self.noise.reset(self.task, noise_rng)
         self._noise_rng = noise_rng
         self.estimator.reset()
         self.buffer = ChunkBuffer()

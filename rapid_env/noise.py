@@ -1,23 +1,47 @@
-"""Visual noise applied to camera frames before the policy (and any vision-based decider) sees them.
+"""Visual noise scenarios applied to camera frames before the policy (and any vision decider).
 
-First version: ImageNet-C's ``gaussian_noise`` with its five published severities (sigma 0.08,
-0.12, 0.18, 0.26, 0.38 on a 0..1 intensity scale; Hendrycks & Dietterich 2019). Noise is drawn
-from the episode's noise stream only, so the same seed gives the same noise, and changing the noise
-never changes the task layout.
+A scenario combines three kinds of part, each ``<name>:<severity 1-5>``, joined with ``+``:
 
-Spec strings: ``clean`` or ``<name>:<severity>`` (severity 1-5), e.g. ``gaussian_noise:3``.
+* pixel corruptions of the rendered frame (ImageNet-C's ``gaussian_noise``: sigma 0.08, 0.12,
+  0.18, 0.26, 0.38 on a 0..1 scale; Hendrycks & Dietterich 2019);
+* in-scene disturbances that change what MuJoCo renders (:mod:`rapid_env.scene_noise`:
+  ``lighting``, ``camera_shake``, ``occlusion``, ``distractor``, ``background``);
+* sensor faults of the delivered frame (``frame_freeze``, ``frame_drop``).
+
+Order per frame: scene edits while rendering, then pixel corruptions, then sensor faults. Spec
+strings: ``clean``, a preset (``standard``, ``visual-noise``, ``interference``, see ``PRESETS``) or
+parts such as ``gaussian_noise:3+camera_shake:2``. Every draw comes from the episode's noise stream,
+so the same seed gives the same noise, and changing the noise never changes the task layout.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
+from rapid_env.scene_noise import (
+    SCENE_CLASSES,
+    SCENE_NAMES,
+    SENSOR_NAMES,
+    SceneDisturbance,
+    SensorFault,
+)
+
+if TYPE_CHECKING:
+    from rapid_env.tasks.metaworld_task import MetaWorldTask
+
 GAUSSIAN_SIGMAS = (0.08, 0.12, 0.18, 0.26, 0.38)
-NOISE_NAMES = ("gaussian_noise",)
+PIXEL_NAMES = ("gaussian_noise",)
+NOISE_NAMES = (*PIXEL_NAMES, *SCENE_NAMES, *SENSOR_NAMES)
+PRESETS: dict[str, str] = {
+    # Our reading of the paper's Table I scene classes (the paper's own definitions are unread).
+    "standard": "clean",
+    "visual-noise": "gaussian_noise:3+lighting:2",
+    "interference": "distractor:3+occlusion:2+camera_shake:2+lighting:1",
+}
 
 
 class ImageNoise(Protocol):
@@ -30,6 +54,10 @@ class ImageNoise(Protocol):
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Return a corrupted copy of the uint8 HxWx3 ``image``."""
+        ...
+
+    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+        """Start an episode: draw its parameters, install or remove the task's render hook."""
         ...
 
 
@@ -45,6 +73,10 @@ class Clean:
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Return the image unchanged."""
         return image
+
+    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+        """Nothing to draw; make sure no earlier scenario's render hook is left on the task."""
+        task.scene_hook = None
 
 
 @dataclass(frozen=True)
@@ -68,24 +100,88 @@ class GaussianNoise:
         x += rng.normal(0.0, sigma, size=image.shape).astype(np.float32)
         return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
+    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+        """Stateless per frame; no render hook."""
+        task.scene_hook = None
+
 
 def _check_severity(severity: object) -> None:
     if not isinstance(severity, int) or isinstance(severity, bool) or not 1 <= severity <= 5:
         raise ValueError(f"severity {severity!r} out of range; allowed: 1, 2, 3, 4, 5")
 
 
-def parse_noise(spec: str) -> ImageNoise:
-    """Build a noise from its spec; a bad spec raises naming it and the allowed names."""
-    if spec == "clean":
-        return Clean()
-    name, sep, sev = spec.partition(":")
+@dataclass
+class Scenario:
+    """A combination of pixel corruptions, in-scene disturbances and sensor faults.
+
+    ``reset`` must be called at the start of each episode with the task and the noise stream; it
+    installs the scene edits as the task's render hook.
+    """
+
+    spec: str
+    pixels: list[ImageNoise] = field(default_factory=list)
+    scene: list[SceneDisturbance] = field(default_factory=list)
+    sensors: list[SensorFault] = field(default_factory=list)
+    _task: MetaWorldTask | None = None
+
+    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+        """Draw the episode's disturbance parameters and hook the scene edits into rendering."""
+        self._task = task
+        for d in self.scene:
+            d.reset(task, rng)
+        horizon = task.max_ticks * task.tick_dt
+        for f in self.sensors:
+            f.reset(horizon, rng)
+        if self.scene:
+            parts = self.scene
+
+            def hook(scene: Any) -> None:
+                for d in parts:
+                    d.apply(scene, rng)
+
+            task.scene_hook = hook
+        else:
+            task.scene_hook = None
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Pixel corruptions, then sensor faults at the task's current simulated time."""
+        for p in self.pixels:
+            image = p(image, rng)
+        t = self._task.sim_time if self._task is not None else 0.0
+        for f in self.sensors:
+            image = f(image, t)
+        return image
+
+
+def _parse_part(part: str) -> tuple[str, int]:
+    allowed = ", ".join(["clean", *PRESETS, *NOISE_NAMES])
+    name, sep, sev = part.partition(":")
     if name not in NOISE_NAMES:
-        raise ValueError(f"unknown noise {name!r}; allowed: clean, {', '.join(NOISE_NAMES)}")
+        raise ValueError(f"unknown noise {name!r}; allowed: {allowed}")
     if not sep or not sev.strip().lstrip("-").isdigit():
-        raise ValueError(f"malformed noise {spec!r}; expected <name>:<severity 1-5>")
+        raise ValueError(f"malformed noise {part!r}; expected <name>:<severity 1-5>")
     severity = int(sev)
     _check_severity(severity)
-    return GaussianNoise(severity)
+    return name, severity
+
+
+def parse_noise(spec: str) -> Scenario:
+    """Build a scenario from its spec; a bad spec raises naming it and the allowed names."""
+    body = PRESETS.get(spec, spec)
+    out = Scenario(spec)
+    if body == "clean":
+        return out
+    if not body or any(not p for p in body.split("+")):
+        raise ValueError(f"malformed noise {spec!r}; expected parts like fog:3 joined with '+'")
+    for part in body.split("+"):
+        name, severity = _parse_part(part.strip())
+        if name in SCENE_CLASSES:
+            out.scene.append(SCENE_CLASSES[name](name, severity))
+        elif name in SENSOR_NAMES:
+            out.sensors.append(SensorFault(name, severity))
+        else:
+            out.pixels.append(GaussianNoise(severity))
+    return out
 
 
 class NoisyImage(
@@ -105,6 +201,18 @@ class NoisyImage(
         gym.utils.RecordConstructorArgs.__init__(self, noise=noise)
         gym.ObservationWrapper.__init__(self, env)
         self.noise = parse_noise(noise)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Reset the env, then draw this episode's disturbances and re-render the first frame."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        task = self.env.unwrapped
+        if hasattr(task, "scene_hook"):
+            self.noise.reset(task, self.np_random)  # type: ignore[arg-type]
+            if self.noise.scene:
+                obs = {**obs, "image": task.render_image()}  # type: ignore[attr-defined]
+        return self.observation(obs), info
 
     def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
         """Return the observation with its image corrupted."""

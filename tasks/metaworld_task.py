@@ -25,6 +25,7 @@ What this adds to Meta-World's own env:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -120,6 +121,8 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         self.success = False
         self.last_info: dict[str, Any] = {}
         self.ee_trace: list[np.ndarray] = []  # tool-centre xyz once per Meta-World step (80 Hz)
+        # Visual-only scene edits applied to every rendered frame (rapid_env.scene_noise).
+        self.scene_hook: Callable[[mujoco.MjvScene], None] | None = None
 
         h, w = self.image_hw
         self.observation_space = spaces.Dict(
@@ -248,7 +251,7 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
             self._renderer = CameraRenderer(
                 self.model, self.data, self.camera, w, h, quality=self.quality
             )
-        return self._renderer.render()
+        return self._renderer.render(self.scene_hook)
 
     def render(self) -> np.ndarray | None:  # type: ignore[override]
         """Gymnasium render: the camera frame in ``rgb_array`` mode."""

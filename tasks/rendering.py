@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import os
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -256,8 +257,12 @@ class CameraRenderer:
         """Whether images are rotated by 180 degrees to undo the camera's roll."""
         return self._rotate
 
-    def render(self) -> np.ndarray:
+    def render(self, scene_hook: Callable[[mujoco.MjvScene], None] | None = None) -> np.ndarray:
         """Render the current state of ``data``.
+
+        Args:
+            scene_hook: called with the ``MjvScene`` after it is built and before it is drawn; the
+                place for visual-only disturbances (lights, camera pose, decor geoms).
 
         Returns:
             A new C-contiguous ``uint8`` array of shape ``(height, width, 3)``, right way up.
@@ -269,6 +274,8 @@ class CameraRenderer:
         if self._renderer is None:
             raise RuntimeError("CameraRenderer.render() called after close()")
         self._renderer.update_scene(self._data, camera=self._camera_id)
+        if scene_hook is not None:
+            scene_hook(self._renderer.scene)
         image = self._renderer.render()
         if self._rotate:
             image = np.ascontiguousarray(image[::-1, ::-1])

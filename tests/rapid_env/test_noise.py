@@ -30,7 +30,7 @@ def test_same_seed_same_noise_and_severity_monotonic():
 @pytest.mark.parametrize(
     ("spec", "needle"),
     [
-        ("fog:2", "unknown noise 'fog'; allowed: clean, gaussian_noise"),
+        ("fogg:2", "unknown noise 'fogg'; allowed: clean, standard, visual-noise"),
         ("gaussian_noise:0", "severity 0 out of range"),
         ("gaussian_noise", "malformed noise 'gaussian_noise'"),
         ("gaussian_noise:x", "malformed noise"),

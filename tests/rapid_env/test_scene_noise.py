@@ -1,0 +1,111 @@
+"""In-scene disturbances and sensor faults: visible, seeded, and never touching the physics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rapid_env.agents.expert import ScriptedExpert
+from rapid_env.agents.policy import PolicyInput
+from rapid_env.noise import PRESETS, parse_noise
+from rapid_env.scene_noise import SCENE_NAMES, SensorFault
+from rapid_env.tasks.metaworld_task import MetaWorldTask
+
+
+@pytest.fixture(scope="module")
+def task() -> MetaWorldTask:
+    t = MetaWorldTask("push", image_size=48)
+    yield t
+    t.close()
+
+
+def frames(task: MetaWorldTask, spec: str, noise_seed: int, n: int = 2) -> list[np.ndarray]:
+    task.reset(seed=7)
+    sc = parse_noise(spec)
+    rng = np.random.default_rng(noise_seed)
+    sc.reset(task, rng)
+    out = [sc(task.render_image(), rng) for _ in range(n)]
+    task.scene_hook = None
+    return out
+
+
+@pytest.mark.parametrize("name", SCENE_NAMES)
+def test_scene_disturbance_changes_the_frame_and_is_seeded(task: MetaWorldTask, name: str) -> None:
+    clean = frames(task, "clean", 0)[0]
+    a = frames(task, f"{name}:4", 1)
+    b = frames(task, f"{name}:4", 1)
+    c = frames(task, f"{name}:4", 2)
+    assert a[0].shape == clean.shape and a[0].dtype == np.uint8
+    assert not np.array_equal(a[0], clean), f"{name} left the frame unchanged"
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[0], c[0])
+
+
+@pytest.mark.parametrize("name", SCENE_NAMES)
+def test_disturbance_grows_with_severity(task: MetaWorldTask, name: str) -> None:
+    clean = frames(task, "clean", 0)[0].astype(float)
+    err = [np.mean([np.abs(frames(task, f"{name}:{s}", k)[0] - clean).mean() for k in range(3)])
+           for s in (1, 5)]
+    assert err[1] > err[0]
+
+
+def test_scene_noise_never_touches_the_physics() -> None:
+    """The expert (which reads the simulator, not the camera) moves identically under noise."""
+    traces = []
+    for spec in ("clean", "interference", "background:5+lighting:5"):
+        t = MetaWorldTask("reach", image_size=32)
+        expert = ScriptedExpert("reach-v3", chunk_size=1)
+        t.reset(seed=11)
+        sc = parse_noise(spec)
+        rng = np.random.default_rng(3)
+        sc.reset(t, rng)
+        for _ in range(30):
+            sc(t.render_image(), rng)
+            t.advance(expert.act(PolicyInput(None, t.proprio_vector(), t.instruction, t))[0])
+        traces.append((np.asarray(t.ee_trace), t.success))
+        t.close()
+    for trace, success in traces[1:]:
+        assert np.array_equal(trace, traces[0][0]) and success == traces[0][1]
+
+
+def test_frame_freeze_repeats_and_frame_drop_blanks() -> None:
+    rng = np.random.default_rng(0)
+    freeze, drop = SensorFault("frame_freeze", 5), SensorFault("frame_drop", 5)
+    freeze.reset(30.0, rng)
+    drop.reset(30.0, rng)
+    assert freeze.intervals and drop.intervals
+    imgs = [np.full((4, 4, 3), i % 256, np.uint8) for i in range(250)]
+    times = np.arange(250) * 0.05
+    out = [freeze(im, t) for im, t in zip(imgs, times, strict=True)]
+    frozen = [i for i, t in enumerate(times) if freeze.active(t) and i > 0]
+    assert frozen and all(out[i][0, 0, 0] < i for i in frozen)
+    assert all(out[i][0, 0, 0] == i for i, t in enumerate(times) if not freeze.active(t))
+    assert len(frozen) < len(times)
+    t_drop = next(a for a, _ in drop.intervals)
+    assert not drop(imgs[1], t_drop).any()
+
+
+def test_fault_rate_grows_with_severity() -> None:
+    def busy(sev: int) -> float:
+        total = 0.0
+        for seed in range(20):
+            f = SensorFault("frame_freeze", sev)
+            f.reset(10.0, np.random.default_rng(seed))
+            total += sum(b - a for a, b in f.intervals)
+        return total
+
+    assert busy(1) < busy(3) < busy(5)
+
+
+def test_specs_presets_and_errors() -> None:
+    sc = parse_noise("gaussian_noise:2+camera_shake:3+frame_drop:1")
+    assert (len(sc.pixels), len(sc.scene), len(sc.sensors)) == (1, 1, 1)
+    assert sc.spec == "gaussian_noise:2+camera_shake:3+frame_drop:1"
+    for preset in PRESETS:
+        assert parse_noise(preset).spec == preset
+    with pytest.raises(ValueError, match="severity 6 out of range"):
+        parse_noise("occlusion:6")
+    with pytest.raises(ValueError, match="malformed noise"):
+        parse_noise("lighting:2+")
+    with pytest.raises(ValueError, match="unknown noise 'shake'; allowed: clean, standard"):
+        parse_noise("shake:2")
