@@ -2,8 +2,8 @@
 
 A scenario combines three kinds of part, each ``<name>:<severity 1-5>``, joined with ``+``:
 
-* pixel corruptions of the rendered frame (ImageNet-C's ``gaussian_noise``: sigma 0.08, 0.12,
-  0.18, 0.26, 0.38 on a 0..1 scale; Hendrycks & Dietterich 2019);
+* pixel corruptions of the rendered frame: the 15 ImageNet-C corruptions and its 4 extra ones
+  (:mod:`rapid_env.corruptions`; Hendrycks & Dietterich 2019);
 * in-scene disturbances that change what MuJoCo renders (:mod:`rapid_env.scene_noise`:
   ``lighting``, ``camera_shake``, ``occlusion``, ``distractor``, ``background``);
 * sensor faults of the delivered frame (``frame_freeze``, ``frame_drop``).
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import gymnasium as gym
 import numpy as np
 
+from rapid_env.corruptions import CORRUPTIONS, PixelCorruption, check_severity
 from rapid_env.scene_noise import (
     SCENE_CLASSES,
     SCENE_NAMES,
@@ -33,13 +34,12 @@ from rapid_env.scene_noise import (
 if TYPE_CHECKING:
     from rapid_env.tasks.metaworld_task import MetaWorldTask
 
-GAUSSIAN_SIGMAS = (0.08, 0.12, 0.18, 0.26, 0.38)
-PIXEL_NAMES = ("gaussian_noise",)
+PIXEL_NAMES = tuple(CORRUPTIONS)
 NOISE_NAMES = (*PIXEL_NAMES, *SCENE_NAMES, *SENSOR_NAMES)
 PRESETS: dict[str, str] = {
     # Our reading of the paper's Table I scene classes (the paper's own definitions are unread).
     "standard": "clean",
-    "visual-noise": "gaussian_noise:3+lighting:2",
+    "visual-noise": "gaussian_noise:2+motion_blur:2+fog:2+lighting:2",
     "interference": "distractor:3+occlusion:2+camera_shake:2+lighting:1",
 }
 
@@ -77,37 +77,6 @@ class Clean:
     def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
         """Nothing to draw; make sure no earlier scenario's render hook is left on the task."""
         task.scene_hook = None
-
-
-@dataclass(frozen=True)
-class GaussianNoise:
-    """Additive Gaussian pixel noise, ImageNet-C severities."""
-
-    severity: int
-
-    def __post_init__(self) -> None:
-        _check_severity(self.severity)
-
-    @property
-    def spec(self) -> str:
-        """The spec string that builds this noise."""
-        return f"gaussian_noise:{self.severity}"
-
-    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Add N(0, sigma) noise on a 0..1 scale, clip, and return uint8."""
-        sigma = GAUSSIAN_SIGMAS[self.severity - 1]
-        x = image.astype(np.float32) / 255.0
-        x += rng.normal(0.0, sigma, size=image.shape).astype(np.float32)
-        return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
-        """Stateless per frame; no render hook."""
-        task.scene_hook = None
-
-
-def _check_severity(severity: object) -> None:
-    if not isinstance(severity, int) or isinstance(severity, bool) or not 1 <= severity <= 5:
-        raise ValueError(f"severity {severity!r} out of range; allowed: 1, 2, 3, 4, 5")
 
 
 @dataclass
@@ -161,7 +130,7 @@ def _parse_part(part: str) -> tuple[str, int]:
     if not sep or not sev.strip().lstrip("-").isdigit():
         raise ValueError(f"malformed noise {part!r}; expected <name>:<severity 1-5>")
     severity = int(sev)
-    _check_severity(severity)
+    check_severity(severity)
     return name, severity
 
 
@@ -180,7 +149,7 @@ def parse_noise(spec: str) -> Scenario:
         elif name in SENSOR_NAMES:
             out.sensors.append(SensorFault(name, severity))
         else:
-            out.pixels.append(GaussianNoise(severity))
+            out.pixels.append(PixelCorruption(name, severity))
     return out
 
 
