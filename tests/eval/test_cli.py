@@ -101,3 +101,15 @@ def test_a_trained_checkpoint_drives_the_robot_through_the_split_runtime(tmp_pat
     assert cloud["split"] == 0 and cloud["exec_bytes_up"] > 0 and cloud["uplink_ms_mean"] > 0
     assert cloud["edge_memory_gb"] < edge["edge_memory_gb"]
     assert edge["exec_bytes_up"] == 0 and edge["uplink_ms_mean"] == 0.0
+
+
+def test_every_noise_name_and_preset_is_accepted(tmp_path):
+    from rapid_env.noise import NOISE_NAMES, PRESETS
+
+    specs = [*PRESETS, *[f"{n}:{1 + i % 5}" for i, n in enumerate(NOISE_NAMES)]]
+    args = ["--tasks", "reach", "--agents", "cloud-only", "--episodes", "1",
+            "--max-episode-s", "0.3", "--image-size", "16", "--noise", ",".join(specs),
+            "--wandb", "disabled", "--quiet", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    recs = _records(tmp_path / "r" / "episodes.jsonl")
+    assert [r["noise"] for r in recs] == specs and all(r["fault"] is None for r in recs)
