@@ -13,14 +13,14 @@ from typing import Any
 from safetensors.torch import load_model, save_model
 from transformers import PreTrainedTokenizerFast
 
+import rapid_env
 from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.config import VLAConfig
 from rapid_env.agents.vla.families import build_model
 from rapid_env.agents.vla.tokenizer import load_tokenizer
 
-CHECKPOINT_ROOT = (
-    Path(__file__).resolve().parent.parent.parent / "rapid_env" / "data" / "checkpoints"
-)
+# Package data of ``rapid_env`` (next to profiles.json), wherever the package is installed.
+CHECKPOINT_ROOT = Path(rapid_env.__file__).resolve().parent / "data" / "checkpoints"
 WEIGHTS, CONFIG, CARD_JSON, CARD_MD = "model.safetensors", "config.json", "card.json", "README.md"
 
 

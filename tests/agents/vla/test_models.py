@@ -37,13 +37,20 @@ def tiny(family: str, **extra: object) -> ExecutableVLA:
     return build_model(default_config(family, **{**TINY, **extra})).eval()
 
 
-def inputs(model: ExecutableVLA, b: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+def raw_inputs(
+    model: ExecutableVLA, b: int = 2, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded (images, proprio, text ids) of the model's sizes."""
     g = torch.Generator().manual_seed(seed)
     s = model.cfg.image_size
     img = torch.randint(0, 256, (b, s, s, 3), generator=g, dtype=torch.uint8)
     prop = torch.rand(b, 4, generator=g)
     ids = torch.randint(0, model.cfg.vocab_size, (b, model.cfg.max_text_tokens), generator=g)
-    return model.prepare(img, prop, ids, torch.Generator().manual_seed(seed + 1))
+    return img, prop, ids
+
+
+def inputs(model: ExecutableVLA, b: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+    return model.prepare(*raw_inputs(model, b, seed), torch.Generator().manual_seed(seed + 1))
 
 
 @pytest.mark.parametrize(("family", "extra"), CASES)
@@ -117,16 +124,8 @@ def test_flow_noise_comes_from_the_generator() -> None:
     with torch.no_grad():
         a = m(inputs(m, seed=1))
         b = m(inputs(m, seed=1))
-        c = m(m.prepare(*_raw(m), torch.Generator().manual_seed(99)))
+        c = m(m.prepare(*raw_inputs(m, seed=1), torch.Generator().manual_seed(99)))
     assert torch.equal(a, b) and not torch.equal(a, c)
-
-
-def _raw(m: ExecutableVLA) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    st = inputs(m, seed=1)
-    s = m.cfg.image_size
-    g = torch.Generator().manual_seed(1)
-    img = torch.randint(0, 256, (2, s, s, 3), generator=g, dtype=torch.uint8)
-    return img, torch.rand(2, 4, generator=g), st["text_ids"]
 
 
 def test_ar_tokens_round_trip_bins() -> None:
