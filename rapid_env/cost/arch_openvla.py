@@ -22,6 +22,7 @@ from rapid_env.cost.counting import (
     nbytes,
     param_bytes,
     residual,
+    siglip_so400m_config,
     to_eval,
 )
 from rapid_env.cost.profiles import ArchProfile, BlockCost, profile_builder
@@ -118,7 +119,6 @@ def _count_prismatic_vision(n_images: int, dtype: Any) -> _PrismaticVision:
     from transformers import (
         Dinov2WithRegistersConfig,
         Dinov2WithRegistersModel,
-        SiglipVisionConfig,
         SiglipVisionModel,
     )
 
@@ -133,15 +133,7 @@ def _count_prismatic_vision(n_images: int, dtype: Any) -> _PrismaticVision:
     )
     # The checkpoint carries SigLIP's attention-pooling head (15.2 M params) although Prismatic
     # reads patch features and never runs it: keep it for memory, drop its FLOPs below.
-    siglip_cfg = SiglipVisionConfig(
-        hidden_size=1152,
-        intermediate_size=4304,
-        num_hidden_layers=27,
-        num_attention_heads=16,
-        image_size=PRISMATIC_IMAGE_SIZE,
-        patch_size=14,
-        vision_use_head=True,
-    )
+    siglip_cfg = siglip_so400m_config(PRISMATIC_IMAGE_SIZE, use_head=True)
     with torch.device("meta"):
         dino = to_eval(Dinov2WithRegistersModel(dino_cfg), dtype)
         siglip = to_eval(SiglipVisionModel(siglip_cfg), dtype)

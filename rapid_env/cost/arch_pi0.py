@@ -33,6 +33,7 @@ from rapid_env.cost.counting import (
     layer_kv,
     nbytes,
     param_bytes,
+    siglip_so400m_config,
     to_eval,
 )
 from rapid_env.cost.profiles import ArchProfile, BlockCost, profile_builder
@@ -68,17 +69,9 @@ def _pi0_vision(dtype: Any) -> tuple[Any, Any]:
     """SigLIP So400m/14 at 224 px without its pooling head, and PaliGemma's projector."""
     import torch
     from torch import nn
-    from transformers import SiglipVisionConfig, SiglipVisionModel
+    from transformers import SiglipVisionModel
 
-    cfg = SiglipVisionConfig(
-        hidden_size=1152,
-        intermediate_size=4304,
-        num_hidden_layers=27,
-        num_attention_heads=16,
-        image_size=PI0_IMAGE_SIZE,
-        patch_size=14,
-        vision_use_head=False,
-    )
+    cfg = siglip_so400m_config(PI0_IMAGE_SIZE, use_head=False)
     with torch.device("meta"):
         siglip = to_eval(SiglipVisionModel(cfg), dtype)
         projector = to_eval(nn.Linear(cfg.hidden_size, VLM_WIDTH), dtype)

@@ -42,6 +42,25 @@ def count_flops(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
     return result, per_module
 
 
+def siglip_so400m_config(image_size: int, use_head: bool) -> Any:
+    """SigLIP So400m/14 (Zhai et al. 2023), one config for Prismatic's and PaliGemma's towers.
+
+    OpenVLA (Prismatic) and pi0 (PaliGemma) use the same vision tower; only the input size and
+    whether the pooling head is kept differ.
+    """
+    from transformers import SiglipVisionConfig
+
+    return SiglipVisionConfig(
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_hidden_layers=27,
+        num_attention_heads=16,
+        image_size=image_size,
+        patch_size=14,
+        vision_use_head=use_head,
+    )
+
+
 def param_bytes(*modules: Any) -> float:
     """Resident parameter bytes of some modules (numel x element size of their dtype)."""
     return float(sum(p.numel() * p.element_size() for m in modules for p in m.parameters()))
