@@ -20,10 +20,10 @@ import numpy as np
 from rapid_env.agents.registry import DECIDERS
 from rapid_env.config import EnvConfig, build_controller
 from rapid_env.controller import PartitionedController
-from rapid_env.decision import Decider
+from rapid_env.decision import Decider, bind_decider, model_overhead_s
 from rapid_env.seeding import episode_streams
 
-WALL_CLOCK_FIELDS = ("wall_time_s", "decision_cpu_us_mean")
+WALL_CLOCK_FIELDS = ("wall_time_s", "decision_cpu_us_mean", "decision_overhead_pct")
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ def run_episode(
     s = episode_streams(seed)
     obs = controller.reset(s.task_seed, s.noise, s.link, s.policy)
     decider.reset(s.decider)
+    bind_decider(decider, controller.context())
     decide_ns = 0
     ticks = 0
     while True:
@@ -76,8 +77,26 @@ def run_episode(
             break
     record = controller.episode_metrics()
     record["decision_cpu_us_mean"] = decide_ns / max(ticks, 1) / 1e3
+    record.update(overhead_fields(decide_ns / 1e9, model_overhead_s(decider), controller))
     record["wall_time_s"] = time.perf_counter() - wall0
     return record
+
+
+def overhead_fields(
+    cpu_s: float, model_s: float, controller: PartitionedController
+) -> dict[str, float | None]:
+    """The decider's cost next to the inference latency it manages.
+
+    ``decision_model_ms`` is the modelled edge time of model passes the decider ran for its own
+    signal (deterministic); ``decision_overhead_pct`` adds the measured CPU time of every
+    ``decide`` call (a wall-clock quantity) and divides by the episode's total modelled inference
+    latency (sum over delivered chunks of edge + uplink + cloud + downlink).
+    """
+    total = float(sum(controller.latencies_s))
+    return {
+        "decision_model_ms": model_s * 1e3,
+        "decision_overhead_pct": 100.0 * (cpu_s + model_s) / total if total > 0 else None,
+    }
 
 
 def iter_sweep(spec: SweepSpec) -> Iterator[dict[str, Any]]:

@@ -77,6 +77,8 @@ EPISODE_FIELDS: tuple[str, ...] = (
     "rms_jerk",
     "ldlj",
     "sparc",
+    "decision_model_ms",
+    "decision_overhead_pct",
     "wall_time_s",
     "fault",
 )

@@ -35,7 +35,7 @@ import numpy as np
 from rapid_env.agents.policy import Policy, PolicyInput
 from rapid_env.chunks import ChunkBuffer
 from rapid_env.cost.model import InferencePlan
-from rapid_env.decision import DeciderObservation, Decision
+from rapid_env.decision import DeciderContext, DeciderObservation, Decision
 from rapid_env.link import Link, LinkEstimator, TransferResult
 from rapid_env.metrics import ldlj, rms_jerk, sparc
 from rapid_env.noise import ImageNoise
@@ -214,6 +214,16 @@ class PartitionedController:
         self._last_latency = math.nan
         self._frame = None
         return self.observation()
+
+    def context(self) -> DeciderContext:
+        """The a-priori knowledge a decider may bind to (see :class:`DeciderContext`)."""
+        return DeciderContext(
+            cost=self.cost,
+            link_mean_bandwidth_bps=float(self.link.mean_bandwidth_bps),
+            link_mean_rtt_s=float(self.link.mean_rtt_s),
+            policy=self.policy,
+            tick_dt=self.task.tick_dt,
+        )
 
     def default_split(self) -> int:
         """The planner's latency-optimal split for the current link estimate."""

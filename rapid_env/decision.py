@@ -8,11 +8,14 @@ buffer, and an estimate of the link built from transfers already completed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from rapid_env.proprio import ProprioWindow
+
+if TYPE_CHECKING:
+    from rapid_env.controller import CostPlanner
 
 DecisionKind = Literal["keep", "infer"]
 
@@ -78,6 +81,47 @@ class DeciderObservation:
     link_rtt_s: float
     n_splits: int
     image: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class DeciderContext:
+    """What a decider may know before an episode starts, handed to its optional ``bind``.
+
+    This is the a-priori knowledge a deployed system has: the model's cost planner (profiled
+    offline, as Neurosurgeon does), the link's *nominal* mean bandwidth and RTT (what a
+    static planner is configured with; the live estimate is in each observation), and the policy
+    (for deciders that query its uncertainty; they must charge that model pass, see
+    :func:`model_overhead_s`).
+
+    Attributes:
+        cost: the split planner (``n_blocks``, ``plan(k)``, ``best_split(bw, rtt)``).
+        link_mean_bandwidth_bps: the link's nominal mean bandwidth (inf for an ideal link).
+        link_mean_rtt_s: the link's nominal mean round-trip time.
+        policy: the robot policy being driven.
+        tick_dt: seconds per control tick.
+    """
+
+    cost: CostPlanner
+    link_mean_bandwidth_bps: float
+    link_mean_rtt_s: float
+    policy: Any
+    tick_dt: float
+
+
+def bind_decider(decider: object, context: DeciderContext) -> None:
+    """Give ``decider`` the episode context if it asks for one (an optional ``bind`` method)."""
+    bind = getattr(decider, "bind", None)
+    if bind is not None:
+        bind(context)
+
+
+def model_overhead_s(decider: object) -> float:
+    """Modelled edge seconds of model passes the decider ran this episode for its own signal.
+
+    A decider that needs a model pass to decide (e.g. the policy's action uncertainty) exposes
+    ``model_overhead_s``; deciders that only read proprioception cost none.
+    """
+    return float(getattr(decider, "model_overhead_s", 0.0))
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ Spec strings (one registry for the CLI, the wrapper and W&B):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -43,6 +44,16 @@ class Link(Protocol):
     """A link in simulated time; see the module docstring."""
 
     name: str
+
+    @property
+    def mean_bandwidth_bps(self) -> float:
+        """Nominal mean bandwidth (what a static planner would be configured with)."""
+        ...
+
+    @property
+    def mean_rtt_s(self) -> float:
+        """Nominal mean round-trip time."""
+        ...
 
     def reset(self, rng: np.random.Generator) -> None:
         """Start an episode: forget queues; draw anything random from ``rng``."""
@@ -78,6 +89,16 @@ class ConstantLink:
         if not self.name:
             self.name = f"constant:{self.bandwidth_bps / 1e6:g}:{self.rtt_s * 1e3:g}"
 
+    @property
+    def mean_bandwidth_bps(self) -> float:
+        """The constant bandwidth."""
+        return self.bandwidth_bps
+
+    @property
+    def mean_rtt_s(self) -> float:
+        """The constant RTT."""
+        return self.rtt_s
+
     def reset(self, rng: np.random.Generator) -> None:
         """Empty both queues (a constant link draws nothing)."""
         self._free_at = {"up": 0.0, "down": 0.0}
@@ -98,6 +119,8 @@ class IdealLink:
     """Infinite bandwidth, zero delay: every transfer arrives when it starts."""
 
     name: str = "ideal"
+    mean_bandwidth_bps: float = math.inf
+    mean_rtt_s: float = 0.0
 
     def reset(self, rng: np.random.Generator) -> None:
         """Nothing to reset."""

@@ -52,6 +52,8 @@ def record(seed: int, **overrides: Any) -> dict[str, Any]:
         "rms_jerk": 1.5,
         "ldlj": -6.0 - seed / 10,
         "sparc": -1.5,
+        "decision_model_ms": 0.0,
+        "decision_overhead_pct": 0.01,
         "wall_time_s": 0.1 * seed,
         "fault": None,
     }
