@@ -75,14 +75,16 @@ class ControlConfig:
         hold_policy: what the robot does when the chunk has run out: ``hold`` (stay where it is,
             gripper effort unchanged) or ``repeat_last`` (keep applying the last action).
         max_in_flight: requests allowed in flight at once; a further ``infer`` is refused and
-            counted (``refused_requests``).
+            counted (``refused_requests``). Two by default, so a critical moment can trigger a
+            fresh request while a refill is still on its way (newest request wins, see
+            :meth:`PartitionedController._deliver`).
         align: how an arriving chunk is aligned to now (module docstring).
         request_timeout_s: a request whose transfer is lost is given up after this long.
         proprio_window_s: how much proprioception history a decider sees.
     """
 
     hold_policy: HoldPolicy = "hold"
-    max_in_flight: int = 1
+    max_in_flight: int = 2
     align: Align = "executed"
     request_timeout_s: float = 2.0
     proprio_window_s: float = 0.5
@@ -100,6 +102,7 @@ class ControlConfig:
 
 @dataclass
 class _Request:
+    seq: int
     tick: int
     t: float
     split: int
@@ -123,6 +126,7 @@ class _Counters:
     refused_requests: int = 0
     lost_requests: int = 0
     stale_chunks: int = 0
+    superseded_chunks: int = 0
     stall_steps: int = 0
     bytes_up: int = 0
     bytes_down: int = 0
@@ -177,6 +181,8 @@ class PartitionedController:
         )
         self._noise_rng = np.random.default_rng(0)
         self._pending: list[_Request] = []
+        self._seq = 0
+        self._installed_seq = -1
         self._m = _Counters()
         self._executed = 0
         self._last_action = np.zeros(4, dtype=np.float32)
@@ -207,6 +213,8 @@ class PartitionedController:
         self.estimator.reset()
         self.buffer = ChunkBuffer()
         self._pending = []
+        self._seq = 0
+        self._installed_seq = -1
         self._m = _Counters()
         self._executed = 0
         self._last_action = np.zeros(4, dtype=np.float32)
@@ -311,6 +319,7 @@ class PartitionedController:
                 now = res.arrival
         self._pending.append(
             _Request(
+                seq=self._seq,
                 tick=self.task.tick,
                 t=t,
                 split=split,
@@ -326,6 +335,7 @@ class PartitionedController:
                 transfers=transfers,
             )
         )
+        self._seq += 1
         self._m.inferences += 1
         self._m.splits.append(split)
         if split < self.cost.n_blocks:
@@ -356,7 +366,12 @@ class PartitionedController:
         return chunk, None
 
     def _deliver(self, t: float) -> None:
-        for req in list(self._pending):
+        """Install the chunks that have arrived by ``t``; give up on lost requests.
+
+        Newest request wins: a chunk whose request is older than the chunk already installed is
+        dropped on arrival (``superseded_chunks``); it was planned from an older observation.
+        """
+        for req in sorted(self._pending, key=lambda r: (r.arrival is None, r.arrival or 0.0)):
             if req.arrival is not None and req.arrival <= t + _EPS_T:
                 self._pending.remove(req)
                 for tr in req.transfers:
@@ -369,6 +384,11 @@ class PartitionedController:
                 m.cloud_s.append(req.cloud_s)
                 m.up_s.append(req.up_s)
                 m.down_s.append(req.down_s)
+                if req.seq < self._installed_seq:
+                    m.superseded_chunks += 1
+                    self._events.append("superseded")
+                    continue
+                self._installed_seq = req.seq
                 if req.chunk is None:
                     # the fault is recorded; the robot holds position rather than act on garbage
                     self._fault(req.fault or "policy_error")
@@ -455,6 +475,7 @@ class PartitionedController:
             "refused_requests": m.refused_requests,
             "lost_requests": m.lost_requests,
             "stale_chunks": m.stale_chunks,
+            "superseded_chunks": m.superseded_chunks,
             "latency_ms_mean": _finite(float(lat_ms.mean())) if lat_ms.size else None,
             "latency_ms_p95": _finite(float(np.percentile(lat_ms, 95))) if lat_ms.size else None,
             "edge_ms_mean": mean_ms(m.edge_s),

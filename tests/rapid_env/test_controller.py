@@ -87,12 +87,41 @@ def test_time_alignment_drops_actions_even_while_holding(reach_task):
     assert c.buffer.remaining == 6
 
 
-def test_in_flight_limit_refuses_second_request(reach_task):
-    c = make(reach_task, 1.0)
+def test_in_flight_limit_refuses_extra_request(reach_task):
+    c = make(reach_task, 1.0, max_in_flight=1)
     c.step(INFER)
     out = c.step(INFER)
     assert "refused_in_flight" in out.info["events"]
     assert c.episode_metrics()["refused_requests"] == 1
+
+
+class SlowThenFast(FakeCost):
+    """First request takes 0.3 s, later ones 0.05 s: the second overtakes the first."""
+
+    def __init__(self) -> None:
+        super().__init__(0.3)
+        self.calls = 0
+
+    def plan(self, k):
+        self.calls += 1
+        self.latency_s = 0.3 if self.calls == 1 else 0.05
+        return super().plan(k)
+
+
+def test_newest_request_wins_over_an_older_late_chunk(reach_task):
+    c = PartitionedController(
+        reach_task, CountingPolicy(chunk_size=8), SlowThenFast(), IdealLink(), Clean()
+    )
+    rng = np.random.default_rng
+    c.reset(7, rng(1), rng(2), rng(3))
+    c.step(INFER)  # request 0, arrives at 0.3 s
+    c.step(INFER)  # request 1 at 0.05 s, arrives at 0.1 s and is installed
+    events = []
+    for _ in range(6):
+        events += c.step(KEEP).info["events"]
+    assert "superseded" in events  # request 0 arrived after request 1's chunk: dropped
+    m = c.episode_metrics()
+    assert m["superseded_chunks"] == 1 and m["inferences"] == 2
 
 
 def test_preempt_drops_cached_actions(reach_task):
