@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-episode-s", type=float, default=10.0)
     p.add_argument("--hold-policy", choices=("hold", "repeat_last"), default="hold")
     p.add_argument("--align", choices=("executed", "time"), default="executed")
+    p.add_argument("--workers", type=int, default=1,
+                   help="parallel worker processes, one sweep cell per job (default 1)")
     p.add_argument("--quiet", action="store_true", help="no per-episode progress lines")
     return p
 
@@ -87,7 +89,9 @@ def _check_out(out: Path) -> None:
         raise ValueError(f"--out {str(out)!r} is not writable ({exc.strerror})") from None
 
 
-def parse_spec(argv: Sequence[str] | None) -> tuple[SweepSpec, Path, str | None, bool]:
+def parse_spec(
+    argv: Sequence[str] | None,
+) -> tuple[SweepSpec, Path, str | None, bool, int]:
     """Parse and validate; raise ValueError naming the bad value and the allowed ones."""
     args = build_parser().parse_args(argv)
     tasks = tuple(TASKS.names()) if args.tasks == ("mt10",) else args.tasks
@@ -97,6 +101,8 @@ def parse_spec(argv: Sequence[str] | None) -> tuple[SweepSpec, Path, str | None,
         DECIDERS.check(a)
     if args.episodes < 1:
         raise ValueError(f"--episodes {args.episodes} must be >= 1")
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers} must be >= 1")
     base = EnvConfig(
         task=tasks[0], policy=args.policy, profile=args.profile, edge=args.edge,
         cloud=args.cloud, image_size=args.image_size, control_hz=args.control_hz,
@@ -114,13 +120,13 @@ def parse_spec(argv: Sequence[str] | None) -> tuple[SweepSpec, Path, str | None,
                      episodes=args.episodes, seed=args.seed, base=base)
     out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     _check_out(out)
-    return spec, out, args.wandb, args.quiet
+    return spec, out, args.wandb, args.quiet, args.workers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rapid-eval``."""
     try:
-        spec, out, wandb_mode, quiet = parse_spec(argv)
+        spec, out, wandb_mode, quiet, workers = parse_spec(argv)
     except ValueError as exc:
         print(f"rapid-eval: error: {exc}", file=sys.stderr)
         return 2
@@ -141,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"latency_ms={record.get('latency_ms_mean')}", flush=True)
 
     with WandbLogger(wandb_mode, "rapid-env", config, out, name=out.name) as logger:
-        records = run_sweep(spec, out, on_record=progress)
+        records = run_sweep(spec, out, on_record=progress, workers=workers)
         rows = summarize(records)
         write_summary(rows, out)
         logger.finish(rows)

@@ -50,6 +50,26 @@ def test_same_command_twice_gives_identical_records(tmp_path):
     assert a[0]["seed"] != a[1]["seed"]
 
 
+def test_parallel_workers_give_the_serial_records(tmp_path):
+    args = [*SMALL, "--agents", "rapid,edge-only,cloud-only", "--episodes", "1"]
+    main([*args, "--out", str(tmp_path / "serial")])
+    main([*args, "--workers", "2", "--out", str(tmp_path / "par")])
+
+    def key(r):
+        return (r["agent"], r["seed"])
+
+    def strip(recs):
+        return sorted(
+            ({k: v for k, v in r.items() if k not in WALL_CLOCK_FIELDS} for r in recs), key=key
+        )
+
+    serial = strip(_records(tmp_path / "serial" / "episodes.jsonl"))
+    par = strip(_records(tmp_path / "par" / "episodes.jsonl"))
+    assert serial == par and len(par) == 3
+    summary = json.loads((tmp_path / "par" / "summary.json").read_text())
+    assert [row["agent"] for row in summary] == ["rapid", "edge-only", "cloud-only"]
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
