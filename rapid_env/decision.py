@@ -7,6 +7,7 @@ buffer, and an estimate of the link built from transfers already completed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -99,6 +100,8 @@ class DeciderContext:
         link_mean_rtt_s: the link's nominal mean round-trip time.
         policy: the robot policy being driven.
         tick_dt: seconds per control tick.
+        policy_input: builds the policy's input for the current tick (noisy frame, end-effector
+            state, instruction), for deciders that query the policy's own uncertainty.
     """
 
     cost: CostPlanner
@@ -106,6 +109,7 @@ class DeciderContext:
     link_mean_rtt_s: float
     policy: Any
     tick_dt: float
+    policy_input: Callable[[], Any] | None = None
 
 
 def bind_decider(decider: object, context: DeciderContext) -> None:

@@ -120,3 +120,53 @@ class VLAPolicy:
     def _finish(self, actions: torch.Tensor) -> np.ndarray:
         out = actions[: self.chunk_size].numpy().astype(np.float32)
         return np.clip(out, -1.0, 1.0)
+
+    def action_uncertainty(
+        self, inp: PolicyInput, rng: np.random.Generator, samples: int = 4
+    ) -> float | None:
+        """How unsure the model is about its next chunk, in [0, 1]; None where it cannot say.
+
+        The signal a vision/uncertainty-triggered offloader reads (the environment-oriented
+        trigger RAPID argues against). It costs a full model pass, which a decider must charge.
+
+        * ``flow``: spread of ``samples`` chunks integrated from different initial noise (drawn
+          from ``rng``; the policy's own noise stream is left untouched), as the mean per-value
+          standard deviation in action units (actions live in [-1, 1], so at most 1).
+        * ``ar-token`` (autoregressive): mean entropy of the greedy decode's bin distributions,
+          divided by ``log(n_bins)`` (1 = uniform over bins).
+        * ``chunk-regress`` and parallel (OFT-style) ``ar-token``: None; a regression head
+          exposes no distribution.
+        """
+        if samples < 2:
+            raise ValueError(f"samples must be >= 2, got {samples}")
+        model = self.model
+        if model.needs_noise:
+            saved = self._gen.get_state()
+            state = self.prepare(inp)
+            self._gen.set_state(saved)  # the chunks `act` emits must not depend on this probe
+            gen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+            last = model.blocks()[-1][1]
+            with torch.inference_mode():
+                pre = model.run(state, 0, model.n_blocks - 1)
+                chunks = torch.stack(
+                    [
+                        last({**pre, "noise": torch.randn(state["noise"].shape, generator=gen)})[
+                            "actions"
+                        ][0, : self.chunk_size].clamp(-1.0, 1.0)
+                        for _ in range(samples)
+                    ]
+                )
+            return float(chunks.std(dim=0).mean())
+        head = getattr(model, "bin_head", None)
+        if head is None:
+            return None
+        logits: list[torch.Tensor] = []
+        hook = head.register_forward_hook(lambda _m, _i, out: logits.append(out.detach()))
+        try:
+            with torch.inference_mode():
+                model(self.prepare(inp))
+        finally:
+            hook.remove()
+        logp = torch.log_softmax(torch.cat([x.reshape(-1, x.shape[-1]) for x in logits]), dim=-1)
+        entropy = -(logp.exp() * logp).sum(-1)
+        return float(entropy.mean() / np.log(logp.shape[-1]))
