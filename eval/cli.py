@@ -23,6 +23,7 @@ from rapid_env.controller import ControlConfig
 from rapid_env.eval.runner import SweepSpec, run_sweep
 from rapid_env.eval.summary import summarize, write_summary
 from rapid_env.eval.table import format_table
+from rapid_env.link import LINK_FORMS
 from rapid_env.tasks.suite import TASKS
 
 DEFAULT_TASKS = "mt10"
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=_csv, default=("clean",),
                    help="comma-separated noise specs: clean or <name>:<severity 1-5>")
     p.add_argument("--links", type=_csv, default=_csv(DEFAULT_LINKS),
-                   help="comma-separated link specs: ideal or constant:<Mbps>:<rtt_ms>")
+                   help="comma-separated link specs: " + ", ".join(LINK_FORMS))
     p.add_argument("--episodes", type=int, default=3, help="paired seeds per cell")
     p.add_argument("--seed", type=int, default=1000,
                    help="first episode seed (0-999 are reserved for training and tuning)")

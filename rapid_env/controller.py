@@ -140,6 +140,7 @@ class _Counters:
     splits: list[int] = field(default_factory=list)
     exec_bytes_up: int = 0
     success_time: float | None = None
+    link_timeline: list[TransferResult] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,13 @@ class PartitionedController:
             link_mean_rtt_s=float(self.link.mean_rtt_s),
             policy=self.policy,
             tick_dt=self.task.tick_dt,
+            policy_input=self._policy_input,
         )
+
+    def _policy_input(self) -> PolicyInput:
+        """The policy's input for this tick (what ``infer`` would feed it)."""
+        image = self.frame() if self.policy.needs_image else None
+        return PolicyInput(image, self.task.proprio_vector(), self.task.instruction, self.task)
 
     def default_split(self) -> int:
         """The planner's latency-optimal split for the current link estimate."""
@@ -305,6 +312,7 @@ class PartitionedController:
             else:
                 res = self.link.transfer(int(stage.nbytes), now, stage.kind)
                 transfers.append(res)
+                self._m.link_timeline.append(res)
                 if stage.kind == "up":
                     self._m.bytes_up += int(stage.nbytes)
                 else:
@@ -344,8 +352,7 @@ class PartitionedController:
         self._events.append(f"request:split={split}")
 
     def _run_policy(self, split: int) -> tuple[np.ndarray | None, str | None]:
-        image = self.frame() if self.policy.needs_image else None
-        inp = PolicyInput(image, self.task.proprio_vector(), self.task.instruction, self.task)
+        inp = self._policy_input()
         try:
             run_split = getattr(self.policy, "act_split", None)
             if run_split is not None and split < self.cost.n_blocks:
@@ -405,6 +412,10 @@ class PartitionedController:
                 self._pending.remove(req)
                 self._m.lost_requests += 1
                 self._events.append("lost")
+                if any(tr.timed_out for tr in req.transfers):
+                    self._events.append("timeout")
+                for tr in req.transfers:  # what the sender knows by now (never a later arrival)
+                    self.estimator.observe(tr, now=t)
 
     def _fault(self, what: str) -> None:
         self._m.faults += 1
@@ -454,6 +465,16 @@ class PartitionedController:
         """Bytes sent up and down so far this episode."""
         return self._m.bytes_up + self._m.bytes_down
 
+    @property
+    def link_timeline(self) -> list[dict[str, Any]]:
+        """Every transfer of this episode, in request order, as plain dicts.
+
+        Keys: direction, nbytes, start, arrival (None when lost), retransmissions, lost_packets,
+        lost, timed_out, wait_s. For plots and records, not for deciders: it holds arrivals that
+        are still in the future.
+        """
+        return [tr.record() for tr in self._m.link_timeline]
+
     def episode_metrics(self) -> dict[str, Any]:
         """Per-episode metrics (no wall-clock fields): success, latency, bytes, smoothness."""
         m, task = self._m, self.task
@@ -492,6 +513,8 @@ class PartitionedController:
             "exec_bytes_up": m.exec_bytes_up,
             "bytes_up": m.bytes_up,
             "bytes_down": m.bytes_down,
+            "retransmissions": sum(tr.retransmissions for tr in m.link_timeline),
+            "lost_transfers": sum(tr.arrival is None for tr in m.link_timeline),
             "stall_steps": m.stall_steps,
             "rms_jerk": _finite(rms_jerk(path, dt)),
             "ldlj": _finite(ldlj(path, dt)),

@@ -133,3 +133,32 @@ def test_every_noise_name_and_preset_is_accepted(tmp_path):
     assert main(args) == 0
     recs = _records(tmp_path / "r" / "episodes.jsonl")
     assert [r["noise"] for r in recs] == specs and all(r["fault"] is None for r in recs)
+
+
+def test_every_link_preset_and_a_user_trace_are_accepted(tmp_path):
+    from importlib.resources import files
+
+    from rapid_env.link import PRESETS
+
+    trace = tmp_path / "my_link.tsv"
+    trace.write_text("0.0\t2.0\n1.0\t0.5\n2.0\t4.0\n")
+    bundled = files("rapid_env") / "data" / "traces" / "hsdpa3g_train_1.tsv"
+    specs = ["ideal", "constant:20:40", *PRESETS, f"trace:{trace}", f"trace:{bundled}:2"]
+    args = ["--tasks", "reach", "--agents", "cloud-only", "--episodes", "1",
+            "--max-episode-s", "0.5", "--image-size", "16", "--links", ",".join(specs),
+            "--wandb", "disabled", "--quiet", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    recs = _records(tmp_path / "r" / "episodes.jsonl")
+    assert [r["link"] for r in recs] == specs
+    assert all(r["fault"] is None for r in recs)
+    # every link but the ideal one moved bytes through a modelled transfer with a delay
+    assert all(r["network_ms_mean"] is None or r["network_ms_mean"] > 0 for r in recs[1:])
+
+
+def test_bad_link_trace_file_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("0.0\t1.0\n0.5\t-2.0\n")
+    code = main(["--tasks", "reach", "--links", f"trace:{bad}", "--out", str(tmp_path / "r")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.tsv:2: bandwidth -2.0 Mbps is negative" in err
