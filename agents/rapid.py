@@ -1,104 +1,364 @@
-"""RAPID's kinematic trigger, first version (our reconstruction of arXiv 2603.07949).
+"""RAPID's kinematic trigger: our reconstruction of arXiv 2603.07949 (no code was released).
 
-The decision to consult the model comes from the robot's own proprioception, never the camera:
+The decision to consult the model comes from the robot's own proprioception, never the camera, so
+visual noise cannot make it offload more (``needs_image = False``: the image is not even rendered
+for it). Per control tick:
 
-* acceleration anomaly: mean joint-acceleration magnitude over the last tick, as a z-score against
-  the preceding sliding window (abrupt changes of motion: phase switches, sudden stops);
-* torque-change anomaly: mean |delta tau| over the last tick, z-scored the same way (contact:
-  grasp, insertion, pushing);
-* the two are blended with weights that depend on joint speed: acceleration counts more in fast
-  motion, torque more in slow, contact-rich motion (a logistic in joint speed);
-* dual threshold: score >= ``high`` is critical (preempt the cached chunk and request now);
-  ``low`` <= score < ``high`` requests without preempting; below ``low`` the step is redundant and
-  the cached chunk keeps executing. A cooldown stops back-to-back requests;
-* a chunk about to run out is refilled whatever the score (:mod:`rapid_env.agents.refill`).
+* **acceleration anomaly** -- the mean joint-acceleration norm over the newest tick, z-scored
+  against the mean and spread of the preceding sliding window (abrupt changes of motion: phase
+  switches, sudden stops, avoidance);
+* **torque-change anomaly** -- the sliding mean of |delta tau| over the newest tick, z-scored the
+  same way (contact: grasp, insertion, pushing; high torque change = low redundancy);
+* **speed-dependent weights** -- a logistic in joint speed gives acceleration the larger weight in
+  fast free-space motion and torque the larger weight in slow, contact-rich motion; the blend of
+  the two (negative z-scores count as 0) is the **action-importance score**;
+* **dual-threshold dispatcher** -- score >= ``high_threshold``: critical, preempt the cached chunk
+  and request a fresh one now (allowed while one request is already in flight: the controller's
+  newest-request-wins rule drops the older chunk if it lands late); ``low_threshold`` <= score <
+  ``high_threshold``: intermediate, request without preempting, only when nothing is in flight;
+  below ``low_threshold``: redundant, keep executing the cached chunk. A cooldown stops
+  back-to-back trigger requests;
+* a chunk about to run out is refilled whatever the score (:mod:`rapid_env.agents.refill`), at
+  ``refill_split`` (default: the planner's latency-optimal split for the current link estimate).
 
-Every constant is a field of :class:`RapidConfig`. The defaults are a first hand setting checked
-on training seeds (0-9), never on evaluation seeds; the full, tuned version with ablation switches
-is a later issue.
+Every constant is a field of :class:`RapidConfig`; the ablation switches are fields too and
+:data:`ABLATIONS` holds the registered one-switch variants. ``docs/rapid.md`` says which parts are
+the paper's and which are ours, and where each default comes from (training seeds 0-999 only;
+evaluation uses seeds >= 1000).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
 from rapid_env.agents.refill import refill_due
-from rapid_env.decision import KEEP, DeciderObservation, Decision
-from rapid_env.features import acc_series, anomaly, dtau_series
+from rapid_env.decision import KEEP, DeciderContext, DeciderObservation, Decision
+from rapid_env.features import dtau_norms, floored_zscore, joint_speed, row_norms
+
+SplitChoice = int | Literal["edge", "cloud"] | None
+Signals = Literal["both", "acceleration", "torque"]
+CooldownScope = Literal["trigger", "any"]
+_SIGNALS = ("both", "acceleration", "torque")
+_SCOPES = ("trigger", "any")
+
+
+def _check_split(name: str, value: object) -> None:
+    if value is None or value in ("edge", "cloud"):
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name}={value!r}; allowed: None, 'edge', 'cloud' or an int >= 0")
+
+
+def resolve_split(choice: SplitChoice, n_splits: int) -> int | None:
+    """Turn a split choice into the split index a :class:`Decision` carries.
+
+    ``None`` stays None (the controller then uses the planner's latency-optimal split for its
+    current link estimate), ``"edge"`` is the last split (every block on the robot), ``"cloud"``
+    is split 0 (the raw observation goes up), an int is checked against ``n_splits``.
+    """
+    if choice is None:
+        return None
+    if choice == "edge":
+        return n_splits - 1
+    if choice == "cloud":
+        return 0
+    assert isinstance(choice, int)
+    if not 0 <= choice < n_splits:
+        raise ValueError(f"split {choice} out of range; allowed: 0 .. {n_splits - 1}")
+    return choice
 
 
 @dataclass(frozen=True)
 class RapidConfig:
-    """RAPID's trigger parameters.
+    """RAPID's trigger parameters and ablation switches (defaults: see ``docs/rapid.md``).
 
     Attributes:
-        high_threshold: importance score at or above which a step is critical (preempt + request).
+        high_threshold: importance score at or above which a step is critical (preempt + request
+            now). Tuned on training seeds.
         low_threshold: score at or above which a step is intermediate (request, no preempt).
-        cooldown_s: minimum simulated time between two trigger-driven requests.
-        speed_ref: joint speed (rad/s, norm over 7 joints) at which both signals weigh the same.
+            Tuned on training seeds.
+        cooldown_s: minimum simulated time after a request before the trigger may fire again.
+        cooldown_scope: which earlier requests start the cooldown: ``trigger`` (only RAPID's own
+            critical / intermediate requests; a refill does not block a critical moment right after
+            it) or ``any`` (refills too).
+        history_s: length of the sliding reference window before the newest tick (seconds); the
+            controller supplies ``ControlConfig.proprio_window_s`` of samples, a longer setting
+            uses all of them.
+        min_history_s: the score is 0 until this much reference history exists (the first ticks
+            after reset have too few samples for a meaningful mean and spread).
+        acc_floor: spread floor of the acceleration anomaly, rad/s^2 (jitter of a still robot is
+            not an anomaly).
+        dtau_floor: spread floor of the torque-change anomaly, N m per sample.
+        rel_floor: spread floor as a fraction of the reference mean, for both signals.
+        speed_ref: joint speed (rad/s, norm over the 7 arm joints) at which both signals weigh the
+            same; faster is "free-space transport", slower is "contact-rich".
         speed_scale: width of the logistic speed weighting (rad/s).
         min_weight: floor of either weight, so neither signal is ever ignored.
-        split: split point for requests; None lets the controller's planner choose.
+        fixed_acc_weight: acceleration weight used when ``speed_weighting`` is off.
+        critical_max_in_flight: a critical request is sent only while fewer requests than this are
+            in flight (2: one refill may be on its way; the controller's ``max_in_flight`` still
+            caps it, and newest request wins on arrival).
+        intermediate_max_in_flight: the same bound for intermediate requests (1: only when
+            nothing is in flight, as an intermediate step does not justify a second request).
+        refill_split: where a refill runs: None (planner's choice for the link estimate),
+            ``"edge"``, ``"cloud"`` or a split index.
+        trigger_split: where a critical / intermediate request runs (same choices).
+        signals: ablation -- ``both`` (RAPID), ``acceleration`` only or ``torque`` only.
+        speed_weighting: ablation -- False uses ``fixed_acc_weight`` whatever the speed.
+        dual_threshold: ablation -- False drops the intermediate tier: only scores at or above
+            ``high_threshold`` trigger (and they preempt).
+        preemption: ablation -- False sends critical requests without dropping the cached chunk.
+        cooldown: ablation -- False ignores ``cooldown_s``.
     """
 
-    high_threshold: float = 6.0
-    low_threshold: float = 3.0
+    high_threshold: float = 4.0
+    low_threshold: float = 2.0
     cooldown_s: float = 0.2
-    speed_ref: float = 0.5
-    speed_scale: float = 0.15
+    cooldown_scope: CooldownScope = "trigger"
+    history_s: float = 0.45
+    min_history_s: float = 0.1
+    acc_floor: float = 0.5
+    dtau_floor: float = 0.05
+    rel_floor: float = 0.05
+    speed_ref: float = 1.0
+    speed_scale: float = 0.25
     min_weight: float = 0.2
-    split: int | None = None
+    fixed_acc_weight: float = 0.5
+    critical_max_in_flight: int = 2
+    intermediate_max_in_flight: int = 1
+    refill_split: SplitChoice = None
+    trigger_split: SplitChoice = None
+    signals: Signals = "both"
+    speed_weighting: bool = True
+    dual_threshold: bool = True
+    preemption: bool = True
+    cooldown: bool = True
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.low_threshold) and math.isfinite(self.high_threshold)):
+            raise ValueError(
+                f"thresholds must be finite, got low={self.low_threshold}, "
+                f"high={self.high_threshold}"
+            )
         if not 0 < self.low_threshold <= self.high_threshold:
             raise ValueError(
-                f"need 0 < low_threshold <= high_threshold, got {self.low_threshold}, "
-                f"{self.high_threshold}"
+                f"need 0 < low_threshold <= high_threshold, got low={self.low_threshold}, "
+                f"high={self.high_threshold}"
             )
-        if self.cooldown_s < 0 or self.speed_scale <= 0 or not 0 <= self.min_weight <= 0.5:
-            raise ValueError(f"invalid RapidConfig: {self}")
+        for name in ("cooldown_s", "acc_floor", "dtau_floor", "rel_floor", "min_history_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("history_s", "speed_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.min_history_s > self.history_s:
+            raise ValueError(
+                f"min_history_s={self.min_history_s} exceeds history_s={self.history_s}"
+            )
+        if not 0 <= self.min_weight <= 0.5:
+            raise ValueError(f"min_weight must be in [0, 0.5], got {self.min_weight}")
+        if not 0 <= self.fixed_acc_weight <= 1:
+            raise ValueError(f"fixed_acc_weight must be in [0, 1], got {self.fixed_acc_weight}")
+        for name in ("critical_max_in_flight", "intermediate_max_in_flight"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.signals not in _SIGNALS:
+            raise ValueError(f"signals={self.signals!r}; allowed: {', '.join(_SIGNALS)}")
+        if self.cooldown_scope not in _SCOPES:
+            raise ValueError(
+                f"cooldown_scope={self.cooldown_scope!r}; allowed: {', '.join(_SCOPES)}"
+            )
+        _check_split("refill_split", self.refill_split)
+        _check_split("trigger_split", self.trigger_split)
+
+
+DEFAULT_CONFIG = RapidConfig()
+"""The full RAPID, as registered under ``rapid``."""
+
+ABLATIONS: dict[str, RapidConfig] = {
+    "rapid": DEFAULT_CONFIG,
+    "rapid-acc-only": replace(DEFAULT_CONFIG, signals="acceleration"),
+    "rapid-torque-only": replace(DEFAULT_CONFIG, signals="torque"),
+    "rapid-fixed-weights": replace(DEFAULT_CONFIG, speed_weighting=False),
+    "rapid-single-threshold": replace(DEFAULT_CONFIG, dual_threshold=False),
+    "rapid-no-preempt": replace(DEFAULT_CONFIG, preemption=False),
+    "rapid-no-cooldown": replace(DEFAULT_CONFIG, cooldown=False),
+}
+"""The full RAPID and its one-switch ablations (each flips one switch), by agent name."""
+
+
+@dataclass(frozen=True)
+class ImportanceParts:
+    """The action-importance score and what it was made of (for tests, plots and tuning).
+
+    Attributes:
+        score: the blended importance score (>= 0).
+        acc_z: acceleration anomaly z-score (may be negative; 0 when not used).
+        dtau_z: torque-change anomaly z-score (may be negative; 0 when not used).
+        acc_weight: weight of the acceleration term (the torque term gets ``1 - acc_weight``).
+        speed: mean joint-speed norm over the newest tick (rad/s).
+        ready: False while too little history exists (``min_history_s``); the score is then 0.
+    """
+
+    score: float
+    acc_z: float
+    dtau_z: float
+    acc_weight: float
+    speed: float
+    ready: bool = True
+
+
+_ZERO = ImportanceParts(0.0, 0.0, 0.0, 0.5, 0.0, ready=False)
+
+
+def acc_weight(speed: float, cfg: RapidConfig) -> float:
+    """Weight of the acceleration anomaly at this joint speed (torque gets the rest)."""
+    if cfg.signals == "acceleration":
+        return 1.0
+    if cfg.signals == "torque":
+        return 0.0
+    if not cfg.speed_weighting:
+        return cfg.fixed_acc_weight
+    x = (speed - cfg.speed_ref) / cfg.speed_scale
+    logistic = 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
+    return cfg.min_weight + (1.0 - 2.0 * cfg.min_weight) * logistic
+
+
+def importance_parts(obs: DeciderObservation, cfg: RapidConfig) -> ImportanceParts:
+    """RAPID's action-importance score for the newest tick, with its components.
+
+    Only the samples of the reference window plus the newest tick are read, so the cost is fixed
+    by the configuration (a few microseconds of numpy on ~200 x 7 samples), not by the episode.
+    """
+    w = obs.proprio
+    spt = obs.samples_per_tick
+    dt = obs.tick_dt / spt
+    hist = int(round(cfg.history_s / dt))
+    min_hist = max(int(round(cfg.min_history_s / dt)), 2)
+    n = min(len(w), hist + spt + 1)  # +1: a torque difference needs the sample before
+    if n - 1 - spt < min_hist:
+        return _ZERO
+    speed = joint_speed(w, spt)
+    wa = acc_weight(speed, cfg)
+    acc_z = dtau_z = 0.0
+    if wa > 0.0:
+        acc = row_norms(w.qdd[-(n - 1) :])
+        acc_z = floored_zscore(acc, spt, cfg.acc_floor, cfg.rel_floor, min_hist)
+    if wa < 1.0:
+        dtau = dtau_norms(w.tau[-n:])
+        dtau_z = floored_zscore(dtau, spt, cfg.dtau_floor, cfg.rel_floor, min_hist)
+    score = wa * max(acc_z, 0.0) + (1.0 - wa) * max(dtau_z, 0.0)
+    return ImportanceParts(score, acc_z, dtau_z, wa, speed)
 
 
 def importance(obs: DeciderObservation, cfg: RapidConfig) -> float:
-    """RAPID's action-importance score for the latest tick."""
-    w = obs.proprio
-    if len(w) < 2 * obs.samples_per_tick:
-        return 0.0
-    _, acc_z = anomaly(acc_series(w), obs.samples_per_tick)
-    _, tau_z = anomaly(dtau_series(w), obs.samples_per_tick)
-    speed = float(np.linalg.norm(w.qd[-obs.samples_per_tick :], axis=1).mean())
-    logistic = 1.0 / (1.0 + np.exp(-(speed - cfg.speed_ref) / cfg.speed_scale))
-    w_acc = cfg.min_weight + (1.0 - 2.0 * cfg.min_weight) * logistic
-    return float(w_acc * max(acc_z, 0.0) + (1.0 - w_acc) * max(tau_z, 0.0))
+    """RAPID's action-importance score for the newest tick (see :func:`importance_parts`)."""
+    return importance_parts(obs, cfg).score
 
 
 class RapidDecider:
-    """The kinematic, dual-threshold trigger with preemption and cooldown."""
+    """The kinematic, dual-threshold trigger with preemption and cooldown.
 
-    name = "rapid"
+    Example:
+        >>> d = RapidDecider(RapidConfig(high_threshold=8.0))
+        >>> d.needs_image
+        False
+
+    Attributes:
+        last_score: the importance score of the latest ``decide`` call.
+        last_parts: its components (:class:`ImportanceParts`).
+        scores: every tick's score this episode, when built with ``record_scores=True``.
+        counts: decisions this episode by reason: ``refill``, ``critical``, ``intermediate``.
+    """
+
     needs_image = False
 
-    def __init__(self, config: RapidConfig | None = None) -> None:
+    def __init__(
+        self, config: RapidConfig | None = None, name: str = "rapid", record_scores: bool = False
+    ) -> None:
         self.config = config or RapidConfig()
+        self.name = name
+        self.record_scores = record_scores
         self.last_score = 0.0
+        self.last_parts = _ZERO
+        self.scores: list[float] = []
+        self.counts = {"refill": 0, "critical": 0, "intermediate": 0}
+        self._last_trigger_t = -math.inf
 
     def reset(self, rng: np.random.Generator) -> None:
-        """Deterministic; nothing to draw."""
+        """Start an episode; the trigger is deterministic, so ``rng`` is not drawn from."""
         self.last_score = 0.0
+        self.last_parts = _ZERO
+        self.scores = []
+        self.counts = {"refill": 0, "critical": 0, "intermediate": 0}
+        self._last_trigger_t = -math.inf
+
+    def bind(self, context: DeciderContext) -> None:
+        """Check the configured split points against the model before the episode starts."""
+        n_splits = int(context.cost.n_blocks) + 1
+        resolve_split(self.config.refill_split, n_splits)
+        resolve_split(self.config.trigger_split, n_splits)
 
     def decide(self, obs: DeciderObservation) -> Decision:
-        """Refill when due; otherwise trigger on the importance score."""
+        """Refill when due; otherwise dispatch on the importance score."""
         cfg = self.config
-        score = importance(obs, cfg)
+        parts = importance_parts(obs, cfg)
+        score = parts.score
+        self.last_parts = parts
         self.last_score = score
+        if self.record_scores:
+            self.scores.append(score)
         if refill_due(obs):
-            return Decision("infer", split=cfg.split)
-        if obs.in_flight or obs.since_request_s < cfg.cooldown_s:
-            return KEEP
+            self.counts["refill"] += 1
+            return Decision("infer", split=resolve_split(cfg.refill_split, obs.n_splits))
+        if cfg.cooldown:
+            since = (
+                obs.since_request_s
+                if cfg.cooldown_scope == "any"
+                else obs.t - self._last_trigger_t
+            )
+            if since < cfg.cooldown_s - 1e-9:
+                return KEEP
         if score >= cfg.high_threshold:
-            return Decision("infer", split=cfg.split, preempt=True)
-        if score >= cfg.low_threshold:
-            return Decision("infer", split=cfg.split)
+            if obs.in_flight >= cfg.critical_max_in_flight:
+                return KEEP
+            return self._trigger(obs, "critical", preempt=cfg.preemption)
+        if (
+            cfg.dual_threshold
+            and score >= cfg.low_threshold
+            and obs.in_flight < cfg.intermediate_max_in_flight
+        ):
+            return self._trigger(obs, "intermediate", preempt=False)
         return KEEP
+
+    def _trigger(self, obs: DeciderObservation, reason: str, preempt: bool) -> Decision:
+        self.counts[reason] += 1
+        self._last_trigger_t = obs.t
+        return Decision(
+            "infer", split=resolve_split(self.config.trigger_split, obs.n_splits), preempt=preempt
+        )
+
+
+def make_rapid(variant: str = "rapid") -> RapidDecider:
+    """Build the full RAPID or one of its :data:`ABLATIONS` by agent name."""
+    if variant not in ABLATIONS:
+        raise ValueError(f"unknown RAPID variant {variant!r}; allowed: {', '.join(ABLATIONS)}")
+    return RapidDecider(ABLATIONS[variant], name=variant)
+
+
+__all__ = [
+    "ABLATIONS",
+    "DEFAULT_CONFIG",
+    "ImportanceParts",
+    "RapidConfig",
+    "RapidDecider",
+    "acc_weight",
+    "importance",
+    "importance_parts",
+    "make_rapid",
+    "resolve_split",
+]

@@ -297,6 +297,8 @@ class PartitionedController:
             self.buffer.clear()
             self._m.preemptions += 1
             self._events.append("preempt")
+            # chunks still on their way were planned before the critical moment: drop them too
+            self._installed_seq = max(self._installed_seq, self._seq)
         chunk, fault = self._run_policy(split)
         edge_s = cloud_s = up_s = down_s = 0.0
         transfers: list[TransferResult] = []
@@ -375,8 +377,9 @@ class PartitionedController:
     def _deliver(self, t: float) -> None:
         """Install the chunks that have arrived by ``t``; give up on lost requests.
 
-        Newest request wins: a chunk whose request is older than the chunk already installed is
-        dropped on arrival (``superseded_chunks``); it was planned from an older observation.
+        Newest request wins: a chunk whose request is older than the chunk already installed, or
+        than a preempting request, is dropped on arrival (``superseded_chunks``); it was planned
+        from an older observation.
         """
         for req in sorted(self._pending, key=lambda r: (r.arrival is None, r.arrival or 0.0)):
             if req.arrival is not None and req.arrival <= t + _EPS_T:

@@ -124,6 +124,18 @@ def test_newest_request_wins_over_an_older_late_chunk(reach_task):
     assert m["superseded_chunks"] == 1 and m["inferences"] == 2
 
 
+def test_preempting_request_drops_older_chunks_in_flight(reach_task):
+    c = make(reach_task, 0.2, CountingPolicy(chunk_size=8))
+    c.step(INFER)  # request 0 at t=0, arrives at 0.2 s
+    c.step(Decision("infer", preempt=True))  # request 1 at 0.05 s, arrives at 0.25 s
+    events = []
+    for _ in range(5):
+        events += c.step(KEEP).info["events"]
+    assert events.count("superseded") == 1 and events.count("arrive") == 1
+    a = c.buffer.pop()
+    assert a is not None and a[0] == pytest.approx(0.02)  # the second (preempting) request
+
+
 def test_preempt_drops_cached_actions(reach_task):
     c = make(reach_task, 0.0, CountingPolicy(chunk_size=8))
     c.step(INFER)
