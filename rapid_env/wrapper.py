@@ -121,6 +121,105 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
         self.controller.task.close()
 
 
+COMPACT_ACTIONS: tuple[str, ...] = ("keep", "infer", "infer-preempt", "infer-edge", "infer-cloud")
+"""The compact decider action space of :class:`CompactActions`, by index.
+
+``infer`` and ``infer-preempt`` split where the cost planner puts the latency optimum for the
+current link estimate (``Decision.split=None``); ``infer-edge`` and ``infer-cloud`` force the two
+ends. Five choices instead of ``3 x n_splits`` (114 for OpenVLA-7B) keep a learned decider's
+problem the one that matters, *when* to ask, while the planner answers *where*.
+"""
+
+_CHUNK_FRACTION = FEATURE_NAMES.index("chunk_fraction")
+_IN_FLIGHT = FEATURE_NAMES.index("in_flight")
+
+
+def compact_decision(index: int, n_splits: int) -> Decision:
+    """Map an index of :data:`COMPACT_ACTIONS` to a :class:`Decision`."""
+    if not 0 <= index < len(COMPACT_ACTIONS):
+        raise ValueError(
+            f"compact action {index}; allowed: "
+            + ", ".join(f"{i} {a}" for i, a in enumerate(COMPACT_ACTIONS))
+        )
+    if n_splits < 1:
+        raise ValueError(f"n_splits must be >= 1, got {n_splits}")
+    name = COMPACT_ACTIONS[index]
+    if name == "keep":
+        return KEEP
+    if name == "infer":
+        return Decision("infer")
+    if name == "infer-preempt":
+        return Decision("infer", preempt=True)
+    return Decision("infer", split=n_splits - 1 if name == "infer-edge" else 0)
+
+
+def starved(features: np.ndarray) -> bool:
+    """Whether the chunk buffer is empty with nothing in flight (the robot would hold forever).
+
+    Read from the observation vector itself, so the training wrapper and a deployed decider apply
+    the same rule to the same numbers.
+    """
+    return bool(features[_CHUNK_FRACTION] <= 0.0 and features[_IN_FLIGHT] <= 0.0)
+
+
+class CompactActions(
+    gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.ndarray], gym.utils.RecordConstructorArgs
+):
+    """A ``Discrete(5)`` action space over :data:`COMPACT_ACTIONS`, with an optional safety refill.
+
+    With ``safety_refill`` a ``keep`` while :func:`starved` becomes an ``infer`` at the planner's
+    split (``info["safety_refill"]`` says when). Without it, an untrained policy that mostly keeps
+    never gets a chunk, and learning first has to discover that the robot needs one at all.
+
+    Example:
+        >>> env = CompactActions(RapidEnv(task="reach"))  # doctest: +SKIP
+        >>> env.action_space
+        Discrete(5)
+    """
+
+    def __init__(self, env: gym.Env[np.ndarray, np.ndarray], safety_refill: bool = True) -> None:
+        if not isinstance(env.unwrapped, RapidEnv):
+            raise ValueError(
+                f"CompactActions wraps a RapidEnv; got {type(env.unwrapped).__name__}"
+            )
+        gym.utils.RecordConstructorArgs.__init__(self, safety_refill=safety_refill)
+        # gymnasium annotates Wrapper.__init__'s env with the *outer* types; ours differ.
+        gym.Wrapper.__init__(self, env)  # type: ignore[misc]
+        self.safety_refill = safety_refill
+        self.action_space = spaces.Discrete(len(COMPACT_ACTIONS))
+        self._obs: np.ndarray | None = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the RAPID env and remember the observation for the safety rule."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._obs = obs
+        return obs, info
+
+    def step(
+        self, action: np.int64
+    ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Translate the compact action (and the safety rule) into the RAPID env's action."""
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        controller = self.unwrapped.controller  # type: ignore[attr-defined]
+        decision = compact_decision(int(action), controller.n_splits)
+        forced = self.safety_refill and decision.kind == "keep" and starved(self._obs)
+        if forced:
+            decision = Decision("infer")
+        if decision.kind == "keep":
+            inner = np.array([0, 0], dtype=np.int64)
+        else:
+            # None means the planner's split *now*, exactly what the controller would resolve.
+            split = controller.default_split() if decision.split is None else decision.split
+            inner = np.array([2 if decision.preempt else 1, split], dtype=np.int64)
+        obs, reward, terminated, truncated, info = self.env.step(inner)  # type: ignore[arg-type]
+        self._obs = obs
+        info["safety_refill"] = forced
+        return obs, reward, terminated, truncated, info
+
+
 def _tick_jerk_sq(trace: list[np.ndarray], n_new: int) -> float:
     """Mean squared jerk of the end-effector over the last tick's samples."""
     if len(trace) < 4:
