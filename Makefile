@@ -31,6 +31,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loop.py
 	$(BIN)/python benchmarks/bench_vla.py
+	$(BIN)/python benchmarks/bench_corruptions.py
+	$(BIN)/python benchmarks/bench_link.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
