@@ -26,6 +26,7 @@ DECIDERS.register("rapid-fixed-weights", lambda: make_rapid("rapid-fixed-weights
 DECIDERS.register("rapid-single-threshold", lambda: make_rapid("rapid-single-threshold"))
 DECIDERS.register("rapid-no-preempt", lambda: make_rapid("rapid-no-preempt"))
 DECIDERS.register("rapid-no-cooldown", lambda: make_rapid("rapid-no-cooldown"))
+DECIDERS.register("rapid-link-aware", lambda: make_rapid("rapid-link-aware"))
 DECIDERS.register("edge-only", lambda: FixedSplitDecider("edge"))
 DECIDERS.register("cloud-only", lambda: FixedSplitDecider("cloud"))
 DECIDERS.register("learned", LearnedDecider)  # the shipped PPO decider

@@ -316,6 +316,15 @@ def test_no_preempt_still_requests():
     assert dec.kind == "infer" and not dec.preempt
 
 
+def test_link_aware_preempts_only_on_a_fast_link():
+    spike = window(tau_spike=30.0, speed=0.05)
+    fast = make_rapid("rapid-link-aware").decide(obs(spike, latency=0.15))
+    slow = make_rapid("rapid-link-aware").decide(obs(spike, latency=0.45))
+    first = make_rapid("rapid-link-aware").decide(obs(spike, latency=math.nan))
+    assert fast.kind == slow.kind == first.kind == "infer"
+    assert fast.preempt and first.preempt and not slow.preempt
+
+
 def test_no_cooldown_fires_back_to_back():
     crit = window(tau_spike=30.0, speed=0.05)
     d = make_rapid("rapid-no-cooldown")
