@@ -110,6 +110,7 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
         info["delivered_latency_s"] = latency
         if out.terminated or out.truncated:
             info["episode"] = ctrl.episode_metrics()
+            info["link_timeline"] = ctrl.link_timeline  # every transfer, for plots
         return feature_vector(out.obs), float(reward), out.terminated, out.truncated, info
 
     def render(self) -> np.ndarray | None:  # type: ignore[override]

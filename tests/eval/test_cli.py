@@ -162,3 +162,20 @@ def test_bad_link_trace_file_names_the_file(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "bad.tsv:2: bandwidth -2.0 Mbps is negative" in err
+
+
+def test_every_decider_of_the_comparison_runs(tmp_path):
+    agents = ("rapid,edge-only,cloud-only,static-split,chunk-threshold,periodic,vision-entropy,"
+              "bandwidth-adaptive,learned")
+    args = ["--tasks", "drawer-close", "--agents", agents, "--episodes", "1",
+            "--max-episode-s", "1.0", "--image-size", "16", "--links", "wifi",
+            "--noise", "interference", "--wandb", "disabled", "--quiet",
+            "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    recs = _records(tmp_path / "r" / "episodes.jsonl")
+    assert [r["agent"] for r in recs] == agents.split(",")
+    for r in recs:
+        assert r["fault"] is None and r["inferences"] >= 1
+        assert r["decision_overhead_pct"] is not None and r["decision_overhead_pct"] >= 0
+    by_agent = {r["agent"]: r for r in recs}
+    assert by_agent["edge-only"]["offloads"] == 0 and by_agent["cloud-only"]["offloads"] >= 1

@@ -43,6 +43,21 @@ def test_episode_info_and_reward_terms():
     env.close()
 
 
+def test_final_info_carries_the_link_timeline():
+    env = RapidEnv(**{**KW, "link": "wifi"})
+    env.reset(seed=3)
+    done, info = False, {}
+    while not done:
+        _, _, term, trunc, info = env.step(np.array([1, 0]))  # infer all-cloud every tick
+        done = term or trunc
+    timeline = info["link_timeline"]
+    ups = [tr for tr in timeline if tr["direction"] == "up"]
+    assert ups and len(timeline) >= 2 * info["episode"]["inferences"] - 2
+    assert all(tr["arrival"] is None or tr["arrival"] >= tr["start"] for tr in timeline)
+    assert sum(tr["nbytes"] for tr in ups) == info["episode"]["bytes_up"]
+    env.close()
+
+
 def test_action_mapping():
     assert action_to_decision(np.array([0, 3])).kind == "keep"
     d = action_to_decision(np.array([2, 1]))
