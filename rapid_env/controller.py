@@ -175,22 +175,13 @@ class PartitionedController:
         self.config = config or ControlConfig()
         self.decider_needs_image = decider_needs_image
         self.estimator = LinkEstimator()
-        self.buffer = ChunkBuffer()
         self.samples_per_tick = task.n_mw * task.frame_skip
         self._window = max(
             self.samples_per_tick, int(round(self.config.proprio_window_s / task.physics_dt))
         )
         self._noise_rng = np.random.default_rng(0)
-        self._pending: list[_Request] = []
-        self._seq = 0
-        self._installed_seq = -1
-        self._m = _Counters()
-        self._executed = 0
-        self._last_action = np.zeros(4, dtype=np.float32)
-        self._last_request_t = -math.inf
-        self._last_latency = math.nan
-        self._frame: np.ndarray | None = None
         self._events: list[str] = []
+        self._clear_episode_state()
 
     @property
     def n_splits(self) -> int:
@@ -212,8 +203,13 @@ class PartitionedController:
         self.noise.reset(self.task, noise_rng)
         self._noise_rng = noise_rng
         self.estimator.reset()
+        self._clear_episode_state()
+        return self.observation()
+
+    def _clear_episode_state(self) -> None:
+        """Empty buffer, no requests, zero counters: the state every episode starts from."""
         self.buffer = ChunkBuffer()
-        self._pending = []
+        self._pending: list[_Request] = []
         self._seq = 0
         self._installed_seq = -1
         self._m = _Counters()
@@ -221,8 +217,7 @@ class PartitionedController:
         self._last_action = np.zeros(4, dtype=np.float32)
         self._last_request_t = -math.inf
         self._last_latency = math.nan
-        self._frame = None
-        return self.observation()
+        self._frame: np.ndarray | None = None
 
     def context(self) -> DeciderContext:
         """The a-priori knowledge a decider may bind to (see :class:`DeciderContext`)."""
