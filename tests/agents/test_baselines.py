@@ -317,7 +317,7 @@ def test_vision_entropy_offload_rate_rises_with_noise_severity():
         clean = VisionEntropyDecider()
         assert all(clean.decide(observe(image=f)).kind == "keep" for f in frames)
         assert abs(clean.last_entropy_bits - CLEAN_REFERENCE_BITS) < 0.3
-        rates = []
+        rates = [0.0]  # severity 0: the clean frames above, none fired
         for severity in range(1, 6):
             noise = parse_noise(f"gaussian_noise:{severity}")
             d = VisionEntropyDecider()
