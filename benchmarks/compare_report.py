@@ -11,7 +11,8 @@ Tables, pooled over tasks and paired seeds for each link x noise:
 2. paired success difference of ``--reference`` (default ``rapid``) minus each other agent, over
    the (task, seed) pairs both ran, with a 95 % t-interval;
 3. offloads per simulated second by noise for every agent (does visual noise move the decision?
-   per second, because failing episodes run longer and so ask more often per episode).
+   per second, because failing episodes run longer and so ask more often per episode);
+4. success per task and agent, for each link x noise (where does a decider win or lose?).
 
 Example:
     python benchmarks/compare_report.py docs/results/comparison_episodes.jsonl.gz
@@ -115,6 +116,20 @@ def offload_by_noise(records: Sequence[dict[str, Any]], link: str) -> list[str]:
     return lines
 
 
+def per_task_success(rs_by_agent: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Table 4 for one link x noise: success rate per task (rows) and agent (columns)."""
+    agents = list(rs_by_agent)
+    tasks = _order(r["task"] for rs in rs_by_agent.values() for r in rs)
+    lines = ["| task | " + " | ".join(agents) + " |", "| --- |" + " ---: |" * len(agents)]
+    for task in tasks:
+        cells = []
+        for agent in agents:
+            rs = [r for r in rs_by_agent[agent] if r["task"] == task]
+            cells.append(f"{np.mean([bool(r['success']) for r in rs]):.2f}" if rs else "")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(records: Sequence[dict[str, Any]], reference: str) -> str:
     """All tables as one markdown string."""
     seeds: dict[str, set[int]] = defaultdict(set)
@@ -134,6 +149,9 @@ def report(records: Sequence[dict[str, Any]], reference: str) -> str:
     for link in _order(r["link"] for r in records):
         out += [f"### offloads per simulated second by noise, link `{link}`", ""]
         out += [*offload_by_noise(records, link), ""]
+    for (link, noise), by_agent in cells.items():
+        out += [f"### success per task, link `{link}`, noise `{noise}`", ""]
+        out += [*per_task_success(by_agent), ""]
     return "\n".join(out)
 
 
