@@ -25,8 +25,8 @@ Spec strings (one registry, :data:`LINKS`, for the CLI, the wrapper and W&B):
 * ``constant:<Mbps>:<rtt_ms>`` -- e.g. ``constant:20:40``; both directions get the bandwidth;
 * presets ``wifi``, ``5g-driving``, ``5g-walking``, ``4g``, ``3g-train``, ``3g-bus``,
   ``broadband-slow``, ``puffer`` (sources and parameters in :data:`PRESETS`);
-* ``trace:<path>[:scale]`` -- a user's TSV / mahimahi / 5Gophers throughput file, rates times
-  ``scale``, the same trace both ways, 40 ms RTT.
+* ``trace:<path>[:scale[:rtt_ms]]`` -- a user's TSV / mahimahi / 5Gophers throughput file, rates
+  times ``scale``, the same trace both ways, base RTT ``rtt_ms`` (default 40 ms).
 """
 
 from __future__ import annotations
@@ -573,7 +573,7 @@ PRESETS: dict[str, LinkPreset] = {
     )
 }
 
-LINK_FORMS = ("ideal", "constant:<Mbps>:<rtt_ms>", *PRESETS, "trace:<path>[:scale]")
+LINK_FORMS = ("ideal", "constant:<Mbps>:<rtt_ms>", *PRESETS, "trace:<path>[:scale[:rtt_ms]]")
 
 
 def _constant(arg: str) -> Link:
@@ -592,23 +592,36 @@ def _constant(arg: str) -> Link:
     return ConstantLink(mbps * 1e6, rtt_ms / 1e3, name=spec)
 
 
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _trace(arg: str) -> Link:
+    """``trace:<path>[:scale[:rtt_ms]]``; numbers are peeled off the end (paths may hold ':')."""
     spec = f"trace:{arg}"
-    path, scale = arg, 1.0
-    head, sep, tail = arg.rpartition(":")
-    if sep:
-        try:
-            scale = float(tail)
-            path = head
-        except ValueError:
-            pass  # a ':' inside the path, no scale given
+    path = arg
+    numbers: list[float] = []
+    while len(numbers) < 2:
+        head, sep, tail = path.rpartition(":")
+        value = _number(tail) if sep else None
+        if value is None:
+            break
+        numbers.insert(0, value)
+        path = head
+    scale = numbers[0] if numbers else 1.0
+    rtt_ms = numbers[1] if len(numbers) > 1 else 40.0
     if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"link {spec!r}: scale must be a finite number > 0, got {tail!r}")
+        raise ValueError(f"link {spec!r}: scale must be a finite number > 0, got {scale!r}")
+    if not (math.isfinite(rtt_ms) and rtt_ms >= 0):
+        raise ValueError(f"link {spec!r}: rtt_ms must be a finite number >= 0, got {rtt_ms!r}")
     try:
         trace = load_trace(path).scaled(scale)
     except ValueError as exc:
         raise ValueError(f"link {spec!r}: {exc}") from None
-    return TraceLink(trace, name=spec)
+    return TraceLink(trace, latency=Latency(rtt_ms / 1e3), name=spec)
 
 
 LINKS: Registry[Link] = Registry("link")
