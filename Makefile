@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export WANDB_MODE ?= offline
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo test lint lint-imports install clean bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/rapid-eval --out runs/demo
 
-test: $(STAMP)
+# the layer contracts of pyproject.toml ([tool.importlinter]); see docs/architecture.md
+lint-imports: $(STAMP)
+	LINT_IMPORTS=$(abspath $(BIN))/lint-imports scripts/lint_imports.sh
+
+test: $(STAMP) lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/mypy rapid_env tasks agents eval
 	$(BIN)/pytest

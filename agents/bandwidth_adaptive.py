@@ -46,11 +46,13 @@ class BandwidthAdaptiveConfig:
 class BandwidthAdaptiveDecider:
     """Refills on time at the split that is best for the current link estimate."""
 
-    name = "bandwidth-adaptive"
     needs_image = False
 
-    def __init__(self, config: BandwidthAdaptiveConfig | None = None) -> None:
+    def __init__(
+        self, config: BandwidthAdaptiveConfig | None = None, name: str = "bandwidth-adaptive"
+    ) -> None:
         self.config = config or BandwidthAdaptiveConfig()
+        self.name = name
         self.cost: CostPlanner | None = None
         self.split: int | None = None
         self.replans = 0

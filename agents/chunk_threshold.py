@@ -50,11 +50,13 @@ class ChunkThresholdConfig:
 class ChunkThresholdDecider:
     """Requests a chunk when the buffer's remaining fraction falls to a threshold."""
 
-    name = "chunk-threshold"
     needs_image = False
 
-    def __init__(self, config: ChunkThresholdConfig | None = None) -> None:
+    def __init__(
+        self, config: ChunkThresholdConfig | None = None, name: str = "chunk-threshold"
+    ) -> None:
         self.config = config or ChunkThresholdConfig()
+        self.name = name
 
     def reset(self, rng: np.random.Generator) -> None:
         """Stateless; nothing to reset."""

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from rapid_env.agents.refill import refill_due
 from rapid_env.decision import KEEP, DeciderObservation, Decision
+
+
+@dataclass(frozen=True)
+class FixedSplitConfig:
+    """Parameters of edge-only / cloud-only: none.
+
+    The split is what the registered name means (``edge-only``, ``cloud-only``), not an option;
+    the empty config still lets ``edge-only(...)`` specs fail with the list of allowed fields.
+    """
 
 
 class FixedSplitDecider:
@@ -17,11 +28,14 @@ class FixedSplitDecider:
 
     needs_image = False
 
-    def __init__(self, where: str) -> None:
+    def __init__(
+        self, where: str, config: FixedSplitConfig | None = None, name: str | None = None
+    ) -> None:
         if where not in ("edge", "cloud"):
             raise ValueError(f"where={where!r}; allowed: edge, cloud")
         self.where = where
-        self.name = f"{where}-only"
+        self.config = config or FixedSplitConfig()
+        self.name = name or f"{where}-only"
 
     def reset(self, rng: np.random.Generator) -> None:
         """Stateless; nothing to reset."""

@@ -153,6 +153,19 @@ def _load(folder_str: str, mtime: float) -> DeciderNet:
     )
 
 
+@dataclass(frozen=True)
+class LearnedConfig:
+    """Run-time options of the learned decider (the network itself comes from its folder).
+
+    Attributes:
+        safety_refill: whether a ``keep`` while starved becomes an ``infer``. None (default): the
+            folder's own setting, i.e. what the policy was trained with; ``false`` shows how much
+            a policy trained with the refill leans on it.
+    """
+
+    safety_refill: bool | None = None
+
+
 class LearnedDecider:
     """Chooses among :data:`~rapid_env.wrapper.COMPACT_ACTIONS` with a trained PPO actor.
 
@@ -160,15 +173,27 @@ class LearnedDecider:
     an end of the split; the planner picks the split otherwise. With the folder's
     ``safety_refill`` (on in the shipped decider, as in its training), a ``keep`` while the buffer
     is empty and nothing is in flight becomes a request, so a poor policy cannot starve the robot
-    forever; everything before that point is the network's choice.
+    forever; everything before that point is the network's choice. ``config.safety_refill``
+    overrides the folder's switch.
     """
 
     needs_image = False
 
-    def __init__(self, path: str | Path | None = None, name: str = "learned") -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        name: str = "learned",
+        config: LearnedConfig | None = None,
+    ) -> None:
         self.path = Path(path) if path is not None else SHIPPED_DECIDER
         self.net = load_decider_net(self.path)
+        self.config = config or LearnedConfig()
         self.name = name
+        self.safety_refill = (
+            self.net.safety_refill
+            if self.config.safety_refill is None
+            else self.config.safety_refill
+        )
         self.last_action = 0
         self.safety_refills = 0
 
@@ -183,7 +208,7 @@ class LearnedDecider:
         index = int(np.argmax(self.net.logits(features)))
         self.last_action = index
         decision = compact_decision(index, obs.n_splits)
-        if self.net.safety_refill and decision.kind == "keep" and starved(features):
+        if self.safety_refill and decision.kind == "keep" and starved(features):
             self.safety_refills += 1
             return Decision("infer")
         return decision

@@ -45,11 +45,11 @@ class PeriodicDecider:
     costs on a slow link.
     """
 
-    name = "periodic"
     needs_image = False
 
-    def __init__(self, config: PeriodicConfig | None = None) -> None:
+    def __init__(self, config: PeriodicConfig | None = None, name: str = "periodic") -> None:
         self.config = config or PeriodicConfig()
+        self.name = name
 
     def reset(self, rng: np.random.Generator) -> None:
         """Stateless (the schedule is the tick count); nothing to reset."""

@@ -160,6 +160,10 @@ class RapidConfig:
         for name in ("history_s", "speed_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        # a window of inf seconds has no sample count, and a nan speed_ref makes every weight nan
+        for name in ("history_s", "speed_ref"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
         if self.min_history_s > self.history_s:
             raise ValueError(
                 f"min_history_s={self.min_history_s} exceeds history_s={self.history_s}"

@@ -1,42 +1,62 @@
-"""Registries of policies and deciders by name, shared by the CLI, the wrapper and W&B config."""
+"""Registries of policies and deciders by name, shared by the CLI, the wrapper and W&B config.
+
+Every decider is registered with its frozen config dataclass, so ``DECIDERS.create`` accepts the
+plain name (today's behaviour and ``name``) and ``name(key=value,...)`` specs that override
+fields of the name's preset (:mod:`rapid_env.specs`); the built decider's ``name`` is the spec as
+given, so records and logs say exactly what ran. Policies take no options (see
+``docs/deciders.md``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from rapid_env.agents.bandwidth_adaptive import BandwidthAdaptiveDecider
-from rapid_env.agents.chunk_threshold import ChunkThresholdDecider
+from rapid_env.agents.bandwidth_adaptive import BandwidthAdaptiveConfig, BandwidthAdaptiveDecider
+from rapid_env.agents.chunk_threshold import ChunkThresholdConfig, ChunkThresholdDecider
 from rapid_env.agents.expert import ScriptedExpert
-from rapid_env.agents.fixed_split import FixedSplitDecider
-from rapid_env.agents.learned import LearnedDecider
-from rapid_env.agents.periodic import PeriodicDecider
+from rapid_env.agents.fixed_split import FixedSplitConfig, FixedSplitDecider
+from rapid_env.agents.learned import LearnedConfig, LearnedDecider
+from rapid_env.agents.periodic import PeriodicConfig, PeriodicDecider
 from rapid_env.agents.policy import Policy
-from rapid_env.agents.rapid import RapidDecider, make_rapid
-from rapid_env.agents.static_split import StaticSplitDecider
-from rapid_env.agents.vision_entropy import VisionEntropyDecider
+from rapid_env.agents.rapid import VARIANTS, RapidConfig, RapidDecider
+from rapid_env.agents.static_split import StaticSplitConfig, StaticSplitDecider
+from rapid_env.agents.vision_entropy import VisionEntropyConfig, VisionEntropyDecider
 from rapid_env.decision import Decider
 from rapid_env.registry import Registry
+from rapid_env.specs import ConfigRegistry
 from rapid_env.tasks.suite import get_task
 
-DECIDERS: Registry[Decider] = Registry("agent")
-DECIDERS.register("rapid", RapidDecider)
-DECIDERS.register("rapid-acc-only", lambda: make_rapid("rapid-acc-only"))
-DECIDERS.register("rapid-torque-only", lambda: make_rapid("rapid-torque-only"))
-DECIDERS.register("rapid-fixed-weights", lambda: make_rapid("rapid-fixed-weights"))
-DECIDERS.register("rapid-single-threshold", lambda: make_rapid("rapid-single-threshold"))
-DECIDERS.register("rapid-no-preempt", lambda: make_rapid("rapid-no-preempt"))
-DECIDERS.register("rapid-no-cooldown", lambda: make_rapid("rapid-no-cooldown"))
-DECIDERS.register("rapid-link-aware", lambda: make_rapid("rapid-link-aware"))
-DECIDERS.register("edge-only", lambda: FixedSplitDecider("edge"))
-DECIDERS.register("cloud-only", lambda: FixedSplitDecider("cloud"))
-DECIDERS.register("learned", LearnedDecider)  # the shipped PPO decider
-# a folder written by rapid-train-decider --out
+DECIDERS: ConfigRegistry[Decider] = ConfigRegistry("agent")
+
+
+def _rapid(config: RapidConfig, name: str) -> Decider:
+    return RapidDecider(config, name=name)
+
+
+def _fixed(where: str) -> Callable[..., Decider]:
+    def make(config: FixedSplitConfig, name: str) -> Decider:
+        return FixedSplitDecider(where, config, name=name)
+
+    return make
+
+
+def _learned(config: LearnedConfig, name: str) -> Decider:
+    return LearnedDecider(None, name=name, config=config)  # the shipped PPO decider
+
+
+# RAPID and every variant (ablations, our link-aware extension): a spec overrides the preset
+for _variant, _preset in VARIANTS.items():
+    DECIDERS.register_config(_variant, RapidConfig, _rapid, preset=_preset)
+DECIDERS.register_config("edge-only", FixedSplitConfig, _fixed("edge"))
+DECIDERS.register_config("cloud-only", FixedSplitConfig, _fixed("cloud"))
+DECIDERS.register_config("learned", LearnedConfig, _learned)
+# a folder written by rapid-train-decider --out (a path: never parsed as a spec)
 DECIDERS.register_prefix("sb3:", lambda path: LearnedDecider(path, name=f"sb3:{path}"))
-DECIDERS.register("static-split", StaticSplitDecider)
-DECIDERS.register("chunk-threshold", ChunkThresholdDecider)
-DECIDERS.register("periodic", PeriodicDecider)
-DECIDERS.register("vision-entropy", VisionEntropyDecider)
-DECIDERS.register("bandwidth-adaptive", BandwidthAdaptiveDecider)
+DECIDERS.register_config("static-split", StaticSplitConfig, StaticSplitDecider)
+DECIDERS.register_config("chunk-threshold", ChunkThresholdConfig, ChunkThresholdDecider)
+DECIDERS.register_config("periodic", PeriodicConfig, PeriodicDecider)
+DECIDERS.register_config("vision-entropy", VisionEntropyConfig, VisionEntropyDecider)
+DECIDERS.register_config("bandwidth-adaptive", BandwidthAdaptiveConfig, BandwidthAdaptiveDecider)
 
 POLICIES: Registry[Policy] = Registry("policy")
 POLICIES.register(

@@ -11,11 +11,21 @@ differs from edge-only / cloud-only only in where it splits.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from rapid_env.agents.refill import refill_due
 from rapid_env.decision import KEEP, DeciderContext, DeciderObservation, Decision
+
+
+@dataclass(frozen=True)
+class StaticSplitConfig:
+    """Parameters of static-split: none.
+
+    Neurosurgeon's split follows from the nominal link and the cost model alone; the empty config
+    still lets ``static-split(...)`` specs fail with the list of allowed fields.
+    """
 
 
 class StaticSplitDecider:
@@ -25,10 +35,13 @@ class StaticSplitDecider:
     decider refuses to decide rather than silently fall back to another planner.
     """
 
-    name = "static-split"
     needs_image = False
 
-    def __init__(self) -> None:
+    def __init__(
+        self, config: StaticSplitConfig | None = None, name: str = "static-split"
+    ) -> None:
+        self.config = config or StaticSplitConfig()
+        self.name = name
         self.split: int | None = None
 
     def reset(self, rng: np.random.Generator) -> None:

@@ -7,7 +7,7 @@ Observations are normalised by SB3's ``VecNormalize`` (the features span orders 
 rad/s^2, z-scores, log10 bandwidth); its statistics ship with the actor's weights.
 
 Training episodes draw their seeds from 0-999 (a generator seeded by ``--seed``); evaluation runs
-the saved folder through the same :func:`rapid_env.eval.runner.run_episode` as ``rapid-eval``, on
+the saved folder through the same :func:`rapid_env.episode.run_episode` as ``rapid-eval``, on
 seeds from ``--eval-seed`` (1000 by default), next to baseline deciders on the same seeds.
 
 Example:
@@ -37,9 +37,18 @@ from rapid_env.agents.learned import (
     WEIGHTS_FILE,
     LearnedDecider,
 )
-from rapid_env.config import EnvConfig, validate_names
+from rapid_env.build import assemble_controller, validate_core_names
+from rapid_env.config import EnvConfig
+from rapid_env.controller import PartitionedController
+from rapid_env.episode import run_episode
 from rapid_env.features import FEATURE_NAMES
-from rapid_env.wrapper import COMPACT_ACTIONS, CompactActions, RapidEnv, RewardConfig
+from rapid_env.wrapper import (
+    COMPACT_ACTIONS,
+    CompactActions,
+    RapidEnv,
+    RewardConfig,
+    SafetyRefill,
+)
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -97,6 +106,14 @@ class TrainSeeds:
         return int(self.rng.integers(0, TRAIN_SEEDS))
 
 
+def build_controller(cfg: EnvConfig) -> PartitionedController:
+    """The control loop ``cfg`` names, with the policy from the agents' own registry."""
+    from rapid_env.agents.registry import POLICIES
+
+    policy = POLICIES.create(cfg.policy, cfg.task, chunk_size=cfg.chunk_size)
+    return assemble_controller(cfg, policy)
+
+
 def make_env(
     cfg: EnvConfig, reward: RewardConfig, seeds: TrainSeeds, safety_refill: bool
 ) -> gym.Env[np.ndarray, np.int64]:
@@ -112,7 +129,8 @@ def make_env(
         ) -> tuple[np.ndarray, dict[str, Any]]:
             return self.env.reset(seed=seeds() if seed is None else seed, options=options)
 
-    env = CompactActions(RapidEnv(cfg, reward), safety_refill=safety_refill)
+    compact = CompactActions(RapidEnv(build_controller(cfg), cfg, reward))
+    env = SafetyRefill(compact) if safety_refill else compact
     return Monitor(_SeededReset(env), info_keywords=("success",))
 
 
@@ -231,9 +249,6 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """Run the saved decider and the baselines on the same held-out seeds; one row per cell."""
     from rapid_env.agents.registry import DECIDERS
-    from rapid_env.config import build_controller
-    from rapid_env.eval.runner import run_episode
-
     rows: list[dict[str, Any]] = []
     for task in tasks:
         controller = build_controller(replace(cfg, task=task))
@@ -383,9 +398,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     cfg = EnvConfig(link=args.link, noise=args.noise, policy=args.policy, profile=args.profile,
                     max_episode_s=args.max_episode_s)
+    from rapid_env.agents.registry import DECIDERS, POLICIES
+
     for task in (*tasks, *eval_tasks):
-        validate_names(replace(cfg, task=task))
-    from rapid_env.agents.registry import DECIDERS
+        validate_core_names(replace(cfg, task=task))
+    POLICIES.check(cfg.policy)
 
     for b in baselines:
         DECIDERS.check(b)

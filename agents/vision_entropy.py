@@ -132,7 +132,7 @@ class VisionEntropyConfig:
                 f"splits must be >= 0, got offload_split={self.offload_split}, "
                 f"refill_split={self.refill_split}"
             )
-        if self.cooldown_s < 0:
+        if not self.cooldown_s >= 0:  # nan too: it would silence the trigger
             raise ValueError(f"cooldown_s must be >= 0, got {self.cooldown_s!r}")
 
 
@@ -146,11 +146,13 @@ class VisionEntropyDecider:
         triggers: ticks this episode on which the signal was over its threshold.
     """
 
-    name = "vision-entropy"
     needs_image = True
 
-    def __init__(self, config: VisionEntropyConfig | None = None) -> None:
+    def __init__(
+        self, config: VisionEntropyConfig | None = None, name: str = "vision-entropy"
+    ) -> None:
         self.config = config or VisionEntropyConfig()
+        self.name = name
         self._context: DeciderContext | None = None
         self._pass_s = 0.0
         self._policy_threshold = 1.0

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from rapid_env.corruptions import CORRUPTIONS
+from rapid_env.noise.corruptions import CORRUPTIONS
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 
 DEFAULT_TARGET_MS = 2.0

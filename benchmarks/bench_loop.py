@@ -23,11 +23,11 @@ import numpy as np
 
 import rapid_env  # noqa: F401  (sets MUJOCO_GL)
 from rapid_env.agents.policy import PolicyInput
+from rapid_env.compose import make_rapid_env
 from rapid_env.cost import build_cost_model
 from rapid_env.cost.instant import InstantCost
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.rendering import CameraRenderer
-from rapid_env.wrapper import RapidEnv
 
 
 class ConstantPolicy:
@@ -74,7 +74,7 @@ def bare(ticks: int, size: int, render: bool) -> float:
 
 def stack(ticks: int, size: int, render: bool) -> float:
     """Ticks per second of the RAPID env with a constant policy."""
-    env = RapidEnv(task="reach", image_size=size, max_episode_s=1e6, link="ideal")
+    env = make_rapid_env(task="reach", image_size=size, max_episode_s=1e6, link="ideal")
     chunk = 1 if render else 10**6
     env.controller.policy = ConstantPolicy(chunk, needs_image=render)
     env.controller.cost = InstantCost(build_cost_model(profile=env.config.profile))

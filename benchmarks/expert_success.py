@@ -13,7 +13,7 @@ from rapid_env.agents.fixed_split import FixedSplitDecider
 from rapid_env.controller import PartitionedController
 from rapid_env.cost import build_cost_model
 from rapid_env.cost.instant import InstantCost
-from rapid_env.eval.runner import run_episode
+from rapid_env.episode import run_episode
 from rapid_env.link import IdealLink
 from rapid_env.noise import Clean
 from rapid_env.tasks.metaworld_task import MetaWorldTask

@@ -37,10 +37,11 @@ import torch
 
 import rapid_env  # noqa: F401  (sets MUJOCO_GL before mujoco loads)
 from rapid_env.agents.rapid import DEFAULT_CONFIG, RapidConfig, RapidDecider
-from rapid_env.config import EnvConfig, build_controller
+from rapid_env.compose import build_controller
+from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.decision import DeciderObservation, Decision
-from rapid_env.eval.runner import run_episode
+from rapid_env.episode import run_episode
 
 TRAINING_SEEDS_END = 1000  # seeds >= this are evaluation seeds and never used for tuning
 OFF = 1e9  # a threshold no score reaches: the trigger never fires, only refills run

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from rapid_env.agents.registry import DECIDERS
-from rapid_env.config import EnvConfig, validate_names
-from rapid_env.controller import ControlConfig
+from rapid_env.compose import validate_names
+from rapid_env.config import ControlConfig, EnvConfig
 from rapid_env.eval.runner import SweepSpec, run_sweep
 from rapid_env.eval.summary import summarize, write_summary
 from rapid_env.eval.table import format_table
 from rapid_env.link import LINK_FORMS
+from rapid_env.specs import SpecError, split_specs
 from rapid_env.tasks.suite import TASKS
 
 DEFAULT_TASKS = "mt10"
@@ -44,13 +45,25 @@ def _csv(text: str) -> tuple[str, ...]:
     return items
 
 
+def _agent_specs(text: str) -> tuple[str, ...]:
+    """Split ``--agents`` at top-level commas: ``rapid(high_threshold=6,cooldown_s=0.1)`` is one."""
+    try:
+        items = split_specs(text)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not items:
+        raise argparse.ArgumentTypeError(f"empty list {text!r}")
+    return items
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = _Parser(prog="rapid-eval", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--tasks", type=_csv, default=_csv(DEFAULT_TASKS),
                    help="comma-separated task names, or mt10 for all ten (default mt10)")
-    p.add_argument("--agents", type=_csv, default=_csv(DEFAULT_AGENTS),
-                   help=f"comma-separated deciders (default {DEFAULT_AGENTS})")
+    p.add_argument("--agents", type=_agent_specs, default=_agent_specs(DEFAULT_AGENTS),
+                   help="comma-separated deciders, each a name or name(key=value,...) "
+                        f"(default {DEFAULT_AGENTS})")
     p.add_argument("--noise", type=_csv, default=("clean",),
                    help="comma-separated noise specs: clean or <name>:<severity 1-5>")
     p.add_argument("--links", type=_csv, default=_csv(DEFAULT_LINKS),
@@ -99,7 +112,7 @@ def parse_spec(
     for t in tasks:
         TASKS.check(t)
     for a in args.agents:
-        DECIDERS.check(a)
+        DECIDERS.check(a)  # builds the spec's config: a bad field or value fails here
     if args.episodes < 1:
         raise ValueError(f"--episodes {args.episodes} must be >= 1")
     if args.workers < 1:

@@ -9,7 +9,6 @@ crash loses nothing already finished.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,13 +16,15 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from rapid_env.agents.registry import DECIDERS
-from rapid_env.config import EnvConfig, build_controller
+from rapid_env.compose import build_controller, build_decider
+from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController
-from rapid_env.decision import Decider, bind_decider, model_overhead_s
-from rapid_env.seeding import episode_streams
+from rapid_env.episode import WALL_CLOCK_FIELDS, overhead_fields, run_episode
 
-WALL_CLOCK_FIELDS = ("wall_time_s", "decision_cpu_us_mean", "decision_overhead_pct")
+__all__ = [
+    "WALL_CLOCK_FIELDS", "Cell", "EpisodeWriter", "SweepSpec", "cells", "iter_sweep",
+    "iter_sweep_parallel", "overhead_fields", "run_cell", "run_episode", "run_sweep",
+]
 
 
 @dataclass(frozen=True)
@@ -53,50 +54,6 @@ class SweepSpec:
         return (
             len(self.tasks) * len(self.agents) * len(self.noises) * len(self.links) * self.episodes
         )
-
-
-def run_episode(
-    controller: PartitionedController, decider: Decider, seed: int
-) -> dict[str, Any]:
-    """Run one episode to success or time limit; return its metrics (cell names not included)."""
-    wall0 = time.perf_counter()
-    s = episode_streams(seed)
-    obs = controller.reset(s.task_seed, s.noise, s.link, s.policy)
-    decider.reset(s.decider)
-    bind_decider(decider, controller.context())
-    decide_ns = 0
-    ticks = 0
-    while True:
-        c0 = time.perf_counter_ns()
-        decision = decider.decide(obs)
-        decide_ns += time.perf_counter_ns() - c0
-        out = controller.step(decision)
-        ticks += 1
-        obs = out.obs
-        if out.terminated or out.truncated:
-            break
-    record = controller.episode_metrics()
-    record["decision_cpu_us_mean"] = decide_ns / max(ticks, 1) / 1e3
-    record.update(overhead_fields(decide_ns / 1e9, model_overhead_s(decider), controller))
-    record["wall_time_s"] = time.perf_counter() - wall0
-    return record
-
-
-def overhead_fields(
-    cpu_s: float, model_s: float, controller: PartitionedController
-) -> dict[str, float | None]:
-    """The decider's cost next to the inference latency it manages.
-
-    ``decision_model_ms`` is the modelled edge time of model passes the decider ran for its own
-    signal (deterministic); ``decision_overhead_pct`` adds the measured CPU time of every
-    ``decide`` call (a wall-clock quantity) and divides by the episode's total modelled inference
-    latency (sum over delivered chunks of edge + uplink + cloud + downlink).
-    """
-    total = float(sum(controller.latencies_s))
-    return {
-        "decision_model_ms": model_s * 1e3,
-        "decision_overhead_pct": 100.0 * (cpu_s + model_s) / total if total > 0 else None,
-    }
 
 
 Cell = tuple[str, str, str, str]
@@ -129,7 +86,7 @@ def run_cell(
                 "policy": cfg.policy, "profile": cfg.profile, "edge": cfg.edge,
                 "cloud": cfg.cloud}
         try:
-            decider = DECIDERS.create(agent)
+            decider = build_decider(agent)
             key = (task, noise, link, bool(decider.needs_image))
             if key not in controllers:
                 controllers[key] = build_controller(cfg, key[3])

@@ -1,16 +1,53 @@
-"""One frozen configuration for an environment instance, and the builder that resolves its names.
+"""The frozen configuration of an environment instance: names and numbers, nothing built.
 
-Every field is a name or a number that the CLI, the wrapper and W&B config share; building checks
-each name against its registry up front, so a typo fails before any episode runs.
+Every field is a name or a number that the CLI, the RAPID env and W&B config share. Building the
+parts a configuration names is :mod:`rapid_env.build`'s job (the core parts) and
+:mod:`rapid_env.compose`'s (the policy and decider, by name).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from rapid_env.controller import ControlConfig, PartitionedController
 from rapid_env.tasks.markers import DEFAULT_CAMERA
+
+HoldPolicy = Literal["hold", "repeat_last"]
+Align = Literal["executed", "time"]
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """Control-loop settings.
+
+    Attributes:
+        hold_policy: what the robot does when the chunk has run out: ``hold`` (stay where it is,
+            gripper effort unchanged) or ``repeat_last`` (keep applying the last action).
+        max_in_flight: requests allowed in flight at once; a further ``infer`` is refused and
+            counted (``refused_requests``). Two by default, so a critical moment can trigger a
+            fresh request while a refill is still on its way (newest request wins, see
+            :mod:`rapid_env.delivery`).
+        align: how an arriving chunk is aligned to now (:mod:`rapid_env.delivery`).
+        request_timeout_s: a request whose transfer is lost is given up after this long.
+        proprio_window_s: how much proprioception history a decider sees.
+    """
+
+    hold_policy: HoldPolicy = "hold"
+    max_in_flight: int = 2
+    align: Align = "executed"
+    request_timeout_s: float = 2.0
+    proprio_window_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.hold_policy not in ("hold", "repeat_last"):
+            raise ValueError(f"hold_policy={self.hold_policy!r}; allowed: hold, repeat_last")
+        if self.align not in ("executed", "time"):
+            raise ValueError(f"align={self.align!r}; allowed: executed, time")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
+        if not self.request_timeout_s > 0:
+            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
+
 
 
 @dataclass(frozen=True)
@@ -39,50 +76,3 @@ class EnvConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for W&B config and records."""
         return asdict(self)
-
-
-def validate_names(cfg: EnvConfig) -> None:
-    """Raise ValueError naming the first unknown name in ``cfg`` and the allowed ones."""
-    from rapid_env.agents.registry import POLICIES
-    from rapid_env.cost import DEVICES, PROFILES
-    from rapid_env.link import parse_link
-    from rapid_env.noise import parse_noise
-    from rapid_env.tasks.suite import TASKS
-
-    TASKS.check(cfg.task)
-    POLICIES.check(cfg.policy)
-    PROFILES.check(cfg.profile)
-    DEVICES.check(cfg.edge)
-    DEVICES.check(cfg.cloud)
-    parse_noise(cfg.noise)
-    parse_link(cfg.link)
-
-
-def build_controller(cfg: EnvConfig, decider_needs_image: bool = False) -> PartitionedController:
-    """Build the task, policy, cost model, link and noise named by ``cfg``."""
-    from rapid_env.agents.registry import POLICIES
-    from rapid_env.cost import build_cost_model
-    from rapid_env.link import parse_link
-    from rapid_env.noise import parse_noise
-    from rapid_env.tasks.metaworld_task import MetaWorldTask
-
-    validate_names(cfg)
-    task = MetaWorldTask(
-        cfg.task,
-        image_size=cfg.image_size,
-        camera=cfg.camera,
-        control_hz=cfg.control_hz,
-        quality=cfg.quality,
-        max_episode_s=cfg.max_episode_s,
-    )
-    policy = POLICIES.create(cfg.policy, cfg.task, chunk_size=cfg.chunk_size)
-    cost = build_cost_model(profile=cfg.profile, edge=cfg.edge, cloud=cfg.cloud)
-    return PartitionedController(
-        task,
-        policy,
-        cost,
-        parse_link(cfg.link),
-        parse_noise(cfg.noise),
-        cfg.control,
-        decider_needs_image=decider_needs_image,
-    )

@@ -6,7 +6,8 @@ Ids (entry points are strings, so registering imports nothing heavy):
   ``rapid_env/pick-place-v3``, ...): the task alone, dict observation (image, proprio,
   instruction), Meta-World's 4-D action, one control tick per step;
 * ``rapid_env/Rapid-v0``: the RAPID env, whose agent is the partition decider (keyword arguments
-  are :class:`rapid_env.config.EnvConfig` fields, e.g. ``task="push"``).
+  are :class:`rapid_env.config.EnvConfig` fields, e.g. ``task="push"``, plus ``decider``,
+  ``reward`` and ``render_mode``; built by :func:`rapid_env.compose.make_rapid_env`).
 """
 
 from __future__ import annotations
@@ -29,4 +30,4 @@ def register_envs() -> None:
                 max_episode_steps=None,
             )
     if RAPID_ENV_ID not in gym.registry:
-        gym.register(id=RAPID_ENV_ID, entry_point="rapid_env.wrapper:RapidEnv")
+        gym.register(id=RAPID_ENV_ID, entry_point="rapid_env.compose:make_rapid_env")

@@ -3,7 +3,8 @@
 Action: ``MultiDiscrete([3, n_splits])``: the first entry is 0 keep executing, 1 infer, 2 infer and
 preempt the cached chunk; the second is the split point (blocks before it run on the edge).
 Observation: the kinematic and buffer features of :data:`rapid_env.features.FEATURE_NAMES`.
-Reward (per tick, weights in :class:`RewardConfig`)::
+Reward (per tick, weights in :class:`RewardConfig`), read only from the tick's
+:class:`~rapid_env.recorder.TickDelta`::
 
     r = success * [task succeeded this tick]
         - latency * (seconds of latency of the chunks delivered this tick)
@@ -11,27 +12,33 @@ Reward (per tick, weights in :class:`RewardConfig`)::
         - megabytes * (MB sent on the link this tick)
         - stall * [robot held this tick because the chunk had run out]
 
-Info carries per-tick timing and events (requests, arrivals, preemptions, faults).
+Info carries per-tick timing and events (requests, arrivals, preemptions, faults). With a
+``decider`` (a :class:`~rapid_env.decision.Decider`), ``info["decider_action"]`` is the action that
+decider would take on the returned observation: feed it back and the episode is the one
+``rapid-eval`` records for that decider; use it as a teacher, a baseline or a residual.
+
+The env is built around a ready controller; :func:`rapid_env.compose.make_rapid_env` (what
+``gym.make("rapid_env/Rapid-v0", ...)`` calls) builds one from names.
 
 Example:
     >>> import gymnasium as gym, rapid_env
-    >>> env = gym.make("rapid_env/Rapid-v0", task="reach", link="constant:20:40")
+    >>> env = gym.make("rapid_env/Rapid-v0", task="reach", link="constant:20:40")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rapid_env.config import EnvConfig, build_controller
-from rapid_env.decision import KEEP, Decision
+from rapid_env.config import EnvConfig
+from rapid_env.controller import PartitionedController, TickOutcome
+from rapid_env.decision import KEEP, Decider, Decision, bind_decider
 from rapid_env.features import FEATURE_NAMES, feature_vector
 from rapid_env.seeding import episode_streams
-from rapid_env.tasks.metaworld_task import MW_STEP_HZ
 
 
 @dataclass(frozen=True)
@@ -56,21 +63,35 @@ def action_to_decision(action: np.ndarray) -> Decision:
 
 
 class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
-    """Partitioned VLA control of one Meta-World task, seen from the decider's seat."""
+    """Partitioned VLA control of one Meta-World task, seen from the decider's seat.
+
+    Args:
+        controller: the control loop to drive (built by :mod:`rapid_env.compose` or
+            :func:`rapid_env.build.assemble_controller`).
+        config: the configuration the controller was built from (kept for ``env.spec`` readers
+            and records; not re-read).
+        reward: reward weights.
+        render_mode: ``rgb_array`` renders the policy's noisy camera frame.
+        decider: a decider whose action on each observation goes into ``info["decider_action"]``.
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(
         self,
+        controller: PartitionedController,
         config: EnvConfig | None = None,
         reward: RewardConfig | None = None,
         render_mode: str | None = None,
-        **overrides: Any,
+        decider: Decider | None = None,
     ) -> None:
-        self.config = replace(config or EnvConfig(), **overrides)
+        self.controller = controller
+        self.config = config or EnvConfig()
         self.reward_config = reward or RewardConfig()
         self.render_mode = render_mode
-        self.controller = build_controller(self.config)
+        self.decider = decider
+        # a video of the env plays at the control rate, whatever --control-hz is
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / controller.task.tick_dt)}
         n = self.controller.n_splits
         self.action_space = spaces.MultiDiscrete([3, n])
         self.observation_space = spaces.Box(-np.inf, np.inf, (len(FEATURE_NAMES),), np.float32)
@@ -85,33 +106,41 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
         s = episode_streams(ep_seed)
         obs = self.controller.reset(s.task_seed, s.noise, s.link, s.policy)
         self._was_success = False
-        return feature_vector(obs), {"seed": ep_seed}
+        info: dict[str, Any] = {"seed": ep_seed}
+        if self.decider is not None:
+            self.decider.reset(s.decider)
+            bind_decider(self.decider, self.controller.context())
+            info["decider_action"] = self.action_for(self.decider.decide(obs))
+        return feature_vector(obs), info
 
     def step(
         self, action: np.ndarray
     ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply the decider's action for one control tick."""
-        ctrl = self.controller
-        n_lat, n_bytes = len(ctrl.latencies_s), ctrl.bytes_total
-        out = ctrl.step(action_to_decision(np.asarray(action)))
-        rc = self.reward_config
+        out = self.controller.step(action_to_decision(np.asarray(action)))
         new_success = out.success and not self._was_success
         self._was_success = out.success
-        latency = float(sum(ctrl.latencies_s[n_lat:]))
-        reward = (
-            rc.success * float(new_success)
-            - rc.latency * latency
-            - rc.jerk * _tick_jerk_sq(ctrl.task.ee_trace, ctrl.task.n_mw)
-            - rc.megabytes * (ctrl.bytes_total - n_bytes) / 1e6
-            - rc.stall * float(out.info["stalled"])
-        )
         info = dict(out.info)
         info["success"] = out.success
-        info["delivered_latency_s"] = latency
+        info["delivered_latency_s"] = out.delta.delivered_latency_s
         if out.terminated or out.truncated:
-            info["episode"] = ctrl.episode_metrics()
-            info["link_timeline"] = ctrl.link_timeline  # every transfer, for plots
-        return feature_vector(out.obs), float(reward), out.terminated, out.truncated, info
+            info["episode"] = self.controller.episode_metrics()
+            info["link_timeline"] = self.controller.link_timeline  # every transfer, for plots
+        elif self.decider is not None:
+            info["decider_action"] = self.action_for(self.decider.decide(out.obs))
+        reward = tick_reward(out, new_success, self.reward_config)
+        return feature_vector(out.obs), reward, out.terminated, out.truncated, info
+
+    def action_for(self, decision: Decision) -> np.ndarray:
+        """The action that applies ``decision`` now.
+
+        A decision without a split (``split=None``) gets the planner's split for the current link
+        estimate, exactly what the controller would resolve it to on this tick.
+        """
+        if decision.kind == "keep":
+            return np.array([0, 0], dtype=np.int64)
+        split = self.controller.default_split() if decision.split is None else decision.split
+        return np.array([2 if decision.preempt else 1, split], dtype=np.int64)
 
     def render(self) -> np.ndarray | None:  # type: ignore[override]
         """The noisy camera frame the policy would see now."""
@@ -120,6 +149,18 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
     def close(self) -> None:
         """Release the renderer."""
         self.controller.task.close()
+
+
+def tick_reward(out: TickOutcome, new_success: bool, rc: RewardConfig) -> float:
+    """The reward of one tick, from the tick's deltas only (see the module docstring)."""
+    d = out.delta
+    return float(
+        rc.success * float(new_success)
+        - rc.latency * d.delivered_latency_s
+        - rc.jerk * d.jerk_sq
+        - rc.megabytes * d.bytes_sent / 1e6
+        - rc.stall * float(d.stalled)
+    )
 
 
 COMPACT_ACTIONS: tuple[str, ...] = ("keep", "infer", "infer-preempt", "infer-edge", "infer-cloud")
@@ -164,36 +205,67 @@ def starved(features: np.ndarray) -> bool:
 
 
 class CompactActions(
-    gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.ndarray], gym.utils.RecordConstructorArgs
+    gym.ActionWrapper[np.ndarray, np.int64, np.ndarray], gym.utils.RecordConstructorArgs
 ):
-    """A ``Discrete(5)`` action space over :data:`COMPACT_ACTIONS`, with an optional safety refill.
+    """A ``Discrete(5)`` action space over :data:`COMPACT_ACTIONS`; one job: the action mapping.
 
-    With ``safety_refill`` a ``keep`` while :func:`starved` becomes an ``infer`` at the planner's
-    split (``info["safety_refill"]`` says when). Without it, an untrained policy that mostly keeps
-    never gets a chunk, and learning first has to discover that the robot needs one at all.
+    ``infer`` and ``infer-preempt`` ask the RAPID env for the planner's split now
+    (:meth:`RapidEnv.action_for`), so the rule for "the planner's split" lives in one place.
+    Wrap the result in :class:`SafetyRefill` for a learned decider's training.
 
     Example:
-        >>> env = CompactActions(RapidEnv(task="reach"))  # doctest: +SKIP
+        >>> env = SafetyRefill(CompactActions(make_rapid_env(task="reach")))  # doctest: +SKIP
         >>> env.action_space
         Discrete(5)
     """
 
-    def __init__(self, env: gym.Env[np.ndarray, np.ndarray], safety_refill: bool = True) -> None:
+    def __init__(self, env: gym.Env[np.ndarray, np.ndarray]) -> None:
         if not isinstance(env.unwrapped, RapidEnv):
             raise ValueError(
                 f"CompactActions wraps a RapidEnv; got {type(env.unwrapped).__name__}"
             )
-        gym.utils.RecordConstructorArgs.__init__(self, safety_refill=safety_refill)
-        # gymnasium annotates Wrapper.__init__'s env with the *outer* types; ours differ.
-        gym.Wrapper.__init__(self, env)  # type: ignore[misc]
-        self.safety_refill = safety_refill
+        gym.utils.RecordConstructorArgs.__init__(self)
+        # gymnasium annotates ActionWrapper.__init__'s env with the *outer* types; ours differ.
+        gym.ActionWrapper.__init__(self, env)  # type: ignore[arg-type]
         self.action_space = spaces.Discrete(len(COMPACT_ACTIONS))
+        self._n_splits = int(env.unwrapped.action_space.nvec[1])  # type: ignore[attr-defined]
+
+    def action(self, action: np.int64) -> np.ndarray:
+        """The RAPID env's action for compact action ``action``."""
+        decision = compact_decision(int(action), self._n_splits)
+        action_for = self.env.get_wrapper_attr("action_for")
+        return np.asarray(action_for(decision), dtype=np.int64)
+
+
+class SafetyRefill(
+    gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64], gym.utils.RecordConstructorArgs
+):
+    """Turns a ``keep`` into ``infer`` when the robot is :func:`starved`; one job: the refill.
+
+    Without it, an untrained policy that mostly keeps never gets a chunk, and learning first has
+    to discover that the robot needs one at all. ``info["safety_refill"]`` says when it acted.
+    Wraps an env whose actions are :data:`COMPACT_ACTIONS` indices (:class:`CompactActions`).
+    """
+
+    _KEEP = COMPACT_ACTIONS.index("keep")
+    _INFER = COMPACT_ACTIONS.index("infer")
+
+    def __init__(self, env: gym.Env[np.ndarray, np.int64]) -> None:
+        if not isinstance(env.action_space, spaces.Discrete) or env.action_space.n != len(
+            COMPACT_ACTIONS
+        ):
+            raise ValueError(
+                f"SafetyRefill wraps a Discrete({len(COMPACT_ACTIONS)}) CompactActions env; "
+                f"got action space {env.action_space}"
+            )
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
         self._obs: np.ndarray | None = None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset the RAPID env and remember the observation for the safety rule."""
+        """Reset and remember the observation the rule reads."""
         obs, info = self.env.reset(seed=seed, options=options)
         self._obs = obs
         return obs, info
@@ -201,30 +273,13 @@ class CompactActions(
     def step(
         self, action: np.int64
     ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Translate the compact action (and the safety rule) into the RAPID env's action."""
+        """Apply the rule, then the action."""
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
-        controller = self.unwrapped.controller  # type: ignore[attr-defined]
-        decision = compact_decision(int(action), controller.n_splits)
-        forced = self.safety_refill and decision.kind == "keep" and starved(self._obs)
+        forced = int(action) == self._KEEP and starved(self._obs)
         if forced:
-            decision = Decision("infer")
-        if decision.kind == "keep":
-            inner = np.array([0, 0], dtype=np.int64)
-        else:
-            # None means the planner's split *now*, exactly what the controller would resolve.
-            split = controller.default_split() if decision.split is None else decision.split
-            inner = np.array([2 if decision.preempt else 1, split], dtype=np.int64)
-        obs, reward, terminated, truncated, info = self.env.step(inner)  # type: ignore[arg-type]
+            action = np.int64(self._INFER)
+        obs, reward, terminated, truncated, info = self.env.step(action)
         self._obs = obs
         info["safety_refill"] = forced
         return obs, reward, terminated, truncated, info
-
-
-def _tick_jerk_sq(trace: list[np.ndarray], n_new: int) -> float:
-    """Mean squared jerk of the end-effector over the last tick's samples."""
-    if len(trace) < 4:
-        return 0.0
-    p = np.asarray(trace[-(n_new + 3) :])
-    j = np.diff(p, n=3, axis=0) * MW_STEP_HZ**3
-    return float(np.mean(np.sum(j * j, axis=1)))

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from rapid_env.metrics.smoothness import ldlj, rms_jerk, sparc
+from rapid_env.metrics.smoothness import ldlj, rms_jerk, sparc, tick_jerk_sq
 
-__all__ = ["ldlj", "rms_jerk", "sparc"]
+__all__ = ["ldlj", "rms_jerk", "sparc", "tick_jerk_sq"]

@@ -26,11 +26,12 @@ cut off mid-motion (an episode that times out while moving) scores less smooth t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["ldlj", "rms_jerk", "sparc"]
+__all__ = ["ldlj", "rms_jerk", "sparc", "tick_jerk_sq"]
 
 _NAN = float("nan")
 
@@ -173,3 +174,18 @@ def sparc(
     df = np.diff(f_sel) / (f_sel[-1] - f_sel[0])
     dm = np.diff(m_sel)
     return -float(np.sum(np.sqrt(df**2 + dm**2)))
+
+
+def tick_jerk_sq(path: Sequence[ArrayLike], n_new: int, rate_hz: float) -> float:
+    """Mean squared jerk, (m/s^3)^2, over a path's newest ``n_new`` samples (rate ``rate_hz``).
+
+    The per-tick form of :func:`rms_jerk` (squared, not rooted), for a reward that charges each
+    tick for its own roughness: it reads the newest samples plus the three before them that a
+    third difference needs, so the cost is fixed by the tick, not the episode. 0 with fewer than
+    four samples.
+    """
+    if len(path) < 4:
+        return 0.0
+    p = np.asarray(path[-(n_new + 3) :])
+    j = np.diff(p, n=3, axis=0) * rate_hz**3
+    return float(np.mean(np.sum(j * j, axis=1)))

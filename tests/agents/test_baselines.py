@@ -23,7 +23,7 @@ from rapid_env.agents.vision_entropy import (
 )
 from rapid_env.cost.model import InferencePlan, Stage, build_cost_model
 from rapid_env.decision import DeciderContext, DeciderObservation
-from rapid_env.proprio import ProprioWindow
+from rapid_env.tasks.proprio import ProprioWindow
 
 N_SPLITS = 5  # a 4-block model: split 4 is all-edge
 

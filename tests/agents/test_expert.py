@@ -8,7 +8,7 @@ import pytest
 from rapid_env.agents.expert import ScriptedExpert
 from rapid_env.agents.fixed_split import FixedSplitDecider
 from rapid_env.controller import PartitionedController
-from rapid_env.eval.runner import run_episode
+from rapid_env.episode import run_episode
 from rapid_env.link import IdealLink
 from rapid_env.noise import Clean
 from rapid_env.tasks.metaworld_task import MetaWorldTask

@@ -11,10 +11,11 @@ import pytest
 
 from rapid_env.agents.learned import SHIPPED_DECIDER, LearnedDecider, load_decider_net
 from rapid_env.agents.registry import DECIDERS
+from rapid_env.compose import make_rapid_env
 from rapid_env.decision import DeciderObservation, Decision
 from rapid_env.features import feature_vector
-from rapid_env.proprio import ProprioWindow
-from rapid_env.wrapper import COMPACT_ACTIONS, CompactActions, RapidEnv, compact_decision
+from rapid_env.tasks.proprio import ProprioWindow
+from rapid_env.wrapper import COMPACT_ACTIONS, CompactActions, SafetyRefill, compact_decision
 
 SPT = 20
 N_SPLITS = 38
@@ -112,21 +113,26 @@ def test_compact_decision_mapping():
 
 
 def test_compact_actions_safety_refill_feeds_the_robot():
-    env = CompactActions(RapidEnv(task="reach", max_episode_s=1.0))
+    compact = CompactActions(make_rapid_env(task="reach", max_episode_s=1.0))
+    env = SafetyRefill(compact)
     try:
         env.reset(seed=3)
         _, _, _, _, info = env.step(np.int64(0))  # keep with an empty buffer: forced request
         assert info["safety_refill"] and any(e.startswith("request") for e in info["events"])
         _, _, _, _, info = env.step(np.int64(0))  # now in flight: a keep stays a keep
         assert not info["safety_refill"] and info["in_flight"] == 1
-        env.safety_refill = False
-        env.reset(seed=3)
-        _, _, _, _, info = env.step(np.int64(0))
-        assert not info["safety_refill"] and info["in_flight"] == 0 and info["stalled"]
-        _, _, _, _, info = env.step(np.int64(4))  # infer-cloud: split 0
+        compact.reset(seed=3)  # the mapping alone, without the refill
+        _, _, _, _, info = compact.step(np.int64(0))
+        assert "safety_refill" not in info and info["in_flight"] == 0 and info["stalled"]
+        _, _, _, _, info = compact.step(np.int64(4))  # infer-cloud: split 0
         assert "request:split=0" in info["events"]
     finally:
         env.close()
+
+
+def test_safety_refill_needs_the_compact_action_space():
+    with pytest.raises(ValueError, match="SafetyRefill wraps a Discrete"):
+        SafetyRefill(make_rapid_env(task="reach", policy="expert", max_episode_s=1.0))
 
 
 def test_tiny_training_run_writes_a_loadable_decider(tmp_path: Path):

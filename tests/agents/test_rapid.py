@@ -21,7 +21,7 @@ from rapid_env.agents.rapid import (
 )
 from rapid_env.agents.registry import DECIDERS
 from rapid_env.decision import DeciderContext, DeciderObservation
-from rapid_env.proprio import ProprioWindow
+from rapid_env.tasks.proprio import ProprioWindow
 from tests.conftest import FakeCost
 
 SPT = 20  # samples per tick (Meta-World at 20 Hz: 4 steps x 5 substeps)
@@ -361,8 +361,9 @@ def test_decisions_ignore_the_image():
 @pytest.mark.slow
 def test_offload_rate_does_not_depend_on_noise_severity():
     """On real episodes with an image-blind policy, noise severity changes no RAPID decision."""
-    from rapid_env.config import EnvConfig, build_controller
-    from rapid_env.eval.runner import run_episode
+    from rapid_env.compose import build_controller
+    from rapid_env.config import EnvConfig
+    from rapid_env.episode import run_episode
 
     keys = ("inferences", "offloads", "preemptions", "steps", "success")
     results, frames = [], []

@@ -179,3 +179,46 @@ def test_every_decider_of_the_comparison_runs(tmp_path):
         assert r["decision_overhead_pct"] is not None and r["decision_overhead_pct"] >= 0
     by_agent = {r["agent"]: r for r in recs}
     assert by_agent["edge-only"]["offloads"] == 0 and by_agent["cloud-only"]["offloads"] >= 1
+
+
+def test_agent_specs_split_at_top_level_commas():
+    from rapid_env.eval.cli import build_parser
+
+    text = "rapid,rapid(high_threshold=6,cooldown_s=0.1),chunk-threshold(threshold=0.25)"
+    assert build_parser().parse_args(["--agents", text]).agents == (
+        "rapid", "rapid(high_threshold=6,cooldown_s=0.1)", "chunk-threshold(threshold=0.25)"
+    )
+
+
+def test_a_configured_agent_runs_and_is_recorded_as_given(tmp_path):
+    args = ["--agents", "rapid(high_threshold=6)", "--tasks", "reach", "--episodes", "1",
+            "--policy", "expert", "--max-episode-s", "1", "--image-size", "16",
+            "--wandb", "disabled", "--quiet", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    (rec,) = _records(tmp_path / "r" / "episodes.jsonl")
+    assert rec["agent"] == "rapid(high_threshold=6)" and rec["fault"] is None
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert [row["agent"] for row in summary] == ["rapid(high_threshold=6)"]
+
+
+@pytest.mark.parametrize(
+    ("agents", "needle"),
+    [
+        ("rapid,rapid(nope=1)", "rapid(nope=1): unknown field 'nope'; allowed: "
+                                "high_threshold: float, low_threshold: float, cooldown_s: float"),
+        ("rapid(high_threshold=abc)",
+         "rapid(high_threshold=abc): high_threshold='abc' is not a float; "
+         "allowed: high_threshold: float, low_threshold: float"),
+        ("rapid(high_threshold=-1)", "rapid(high_threshold=-1): need 0 < low_threshold"),
+        ("static-split(x=1)", "static-split(x=1): unknown field 'x'; allowed: (none)"),
+    ],
+)
+def test_bad_agent_specs_exit_2_before_any_episode(tmp_path, capsys, agents, needle):
+    out = tmp_path / "o"
+    assert main(["--agents", agents, "--tasks", "reach", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rapid-eval: error: ") and len(err.splitlines()) == 1
+    assert needle in err
+    if "allowed: high_threshold" in needle:  # every field of RapidConfig is listed, on one line
+        assert err.endswith("cooldown: bool, preempt_max_latency_s: float|none")
+    assert not (out / "episodes.jsonl").exists()

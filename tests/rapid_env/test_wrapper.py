@@ -8,7 +8,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import rapid_env
-from rapid_env.wrapper import RapidEnv, action_to_decision
+from rapid_env.compose import make_rapid_env
+from rapid_env.wrapper import action_to_decision
 
 KW = dict(task="reach", image_size=16, max_episode_s=2.0)
 
@@ -22,13 +23,13 @@ def test_gymnasium_check_env():
 def test_sb3_check_env():
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
-    env = RapidEnv(**KW)
+    env = make_rapid_env(**KW)
     sb3_check(env, warn=True)
     env.close()
 
 
 def test_episode_info_and_reward_terms():
-    env = RapidEnv(**KW)
+    env = make_rapid_env(**KW)
     obs, info = env.reset(seed=5)
     assert obs.shape == env.observation_space.shape
     total, done, steps = 0.0, False, 0
@@ -44,7 +45,7 @@ def test_episode_info_and_reward_terms():
 
 
 def test_final_info_carries_the_link_timeline():
-    env = RapidEnv(**{**KW, "link": "wifi"})
+    env = make_rapid_env(**{**KW, "link": "wifi"})
     env.reset(seed=3)
     done, info = False, {}
     while not done:
@@ -70,7 +71,7 @@ def test_action_mapping():
 def test_ppo_smoke_run():
     from stable_baselines3 import PPO
 
-    env = RapidEnv(**KW)
+    env = make_rapid_env(**KW)
     model = PPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu")
     model.learn(total_timesteps=256)
     action, _ = model.predict(env.reset(seed=1)[0], deterministic=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rapid_env.corruptions import CORRUPTIONS, PixelCorruption, corrupt
-from rapid_env.noise import ImageNoise
+from rapid_env.noise.corruptions import CORRUPTIONS, PixelCorruption, corrupt
+from rapid_env.noise.spec import ImageNoise
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 
 NAMES = list(CORRUPTIONS)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from rapid_env.noise import NOISE_NAMES, parse_noise
-from rapid_env.scene_noise import SENSOR_NAMES
+from rapid_env.noise.sensor import SENSOR_NAMES
+from rapid_env.noise.spec import NOISE_NAMES, parse_noise
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 
 LABEL_W = 110

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 MTU_BYTES = 1500
-TRACE_DIR = Path(__file__).resolve().parent / "data" / "traces"
+TRACE_DIR = Path(__file__).resolve().parent.parent / "data" / "traces"  # rapid_env/data/traces
 CARRIERS_5G = ("Sprint", "TMobile", "Verizon")
 
 

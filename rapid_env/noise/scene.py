@@ -1,4 +1,4 @@
-"""In-scene visual disturbances and camera sensor faults, seeded, with five severities each.
+"""In-scene visual disturbances, seeded, with five severities each.
 
 In-scene disturbances change what MuJoCo *renders* without touching the physics: they edit the
 ``MjvScene`` between ``update_scene`` and ``render`` (lights, the GL camera, extra decor geoms,
@@ -15,15 +15,9 @@ restore and the scripted expert and the physics see exactly the same world under
   least 8 cm from the task's object and goal positions.
 * ``background``: the table and floor recoloured towards a random colour by ``0.18 * severity``.
 
-Sensor faults act on the delivered frame, on the episode's simulated clock:
-
-* ``frame_freeze``: during freeze intervals (about ``0.1 * severity`` per second, each 0.15-0.45 s
-  long x severity/2) the camera keeps returning the last frame delivered before the interval;
-* ``frame_drop``: during drop intervals (same rates, shorter) it returns a black frame, the way a
-  lost packet reaches a policy that does not check for one.
-
 All draws come from the episode's noise stream (``reset(task, rng)`` and each frame), so the same
-seed gives the same disturbance and the task layout is untouched.
+seed gives the same disturbance and the task layout is untouched. Camera sensor faults, which act
+on the delivered frame rather than the scene, are in :mod:`rapid_env.noise.sensor`.
 """
 
 from __future__ import annotations
@@ -38,7 +32,6 @@ if TYPE_CHECKING:
     from rapid_env.tasks.metaworld_task import MetaWorldTask
 
 SCENE_NAMES = ("lighting", "camera_shake", "occlusion", "distractor", "background")
-SENSOR_NAMES = ("frame_freeze", "frame_drop")
 TABLE_BODIES = ("tablelink",)
 
 
@@ -199,38 +192,3 @@ SCENE_CLASSES: dict[str, type[SceneDisturbance]] = {
     "distractor": Distractor,
     "background": Background,
 }
-
-
-@dataclass
-class SensorFault:
-    """``frame_freeze`` or ``frame_drop`` on the episode's simulated clock."""
-
-    name: str
-    severity: int
-    intervals: list[tuple[float, float]] = field(default_factory=list)
-    last: np.ndarray | None = None
-
-    def reset(self, horizon_s: float, rng: np.random.Generator) -> None:
-        """Draw the fault intervals of an episode of ``horizon_s`` seconds (Poisson starts)."""
-        rate = 0.1 * self.severity  # faults per second
-        scale = 1.0 if self.name == "frame_freeze" else 0.5
-        self.intervals, self.last = [], None
-        t = float(rng.exponential(1.0 / rate))
-        while t < horizon_s:
-            length = scale * rng.uniform(0.15, 0.45) * max(1.0, self.severity / 2)
-            self.intervals.append((t, t + length))
-            t += length + float(rng.exponential(1.0 / rate))
-
-    def active(self, t: float) -> bool:
-        """Whether the fault is on at simulated time ``t``."""
-        return any(a <= t < b for a, b in self.intervals)
-
-    def __call__(self, image: np.ndarray, t: float) -> np.ndarray:
-        """The delivered frame at time ``t``."""
-        if self.active(t):
-            if self.name == "frame_drop":
-                return np.zeros_like(image)
-            if self.last is not None:
-                return self.last.copy()
-        self.last = image
-        return image

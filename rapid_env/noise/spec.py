@@ -3,10 +3,11 @@
 A scenario combines three kinds of part, each ``<name>:<severity 1-5>``, joined with ``+``:
 
 * pixel corruptions of the rendered frame: the 15 ImageNet-C corruptions and its 4 extra ones
-  (:mod:`rapid_env.corruptions`; Hendrycks & Dietterich 2019);
-* in-scene disturbances that change what MuJoCo renders (:mod:`rapid_env.scene_noise`:
+  (:mod:`rapid_env.noise.corruptions`; Hendrycks & Dietterich 2019);
+* in-scene disturbances that change what MuJoCo renders (:mod:`rapid_env.noise.scene`:
   ``lighting``, ``camera_shake``, ``occlusion``, ``distractor``, ``background``);
-* sensor faults of the delivered frame (``frame_freeze``, ``frame_drop``).
+* sensor faults of the delivered frame (:mod:`rapid_env.noise.sensor`: ``frame_freeze``,
+  ``frame_drop``).
 
 Order per frame: scene edits while rendering, then pixel corruptions, then sensor faults. Spec
 strings: ``clean``, a preset (``standard``, ``visual-noise``, ``interference``, see ``PRESETS``) or
@@ -19,17 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import gymnasium as gym
 import numpy as np
 
-from rapid_env.corruptions import CORRUPTIONS, PixelCorruption, check_severity
-from rapid_env.scene_noise import (
-    SCENE_CLASSES,
-    SCENE_NAMES,
-    SENSOR_NAMES,
-    SceneDisturbance,
-    SensorFault,
-)
+from rapid_env.noise.corruptions import CORRUPTIONS, PixelCorruption, check_severity
+from rapid_env.noise.scene import SCENE_CLASSES, SCENE_NAMES, SceneDisturbance
+from rapid_env.noise.sensor import SENSOR_NAMES, SensorFault
 
 if TYPE_CHECKING:
     from rapid_env.tasks.metaworld_task import MetaWorldTask
@@ -151,40 +146,3 @@ def parse_noise(spec: str) -> Scenario:
         else:
             out.pixels.append(PixelCorruption(name, severity))
     return out
-
-
-class NoisyImage(
-    gym.ObservationWrapper[dict[str, Any], np.ndarray, dict[str, Any]],
-    gym.utils.RecordConstructorArgs,
-):
-    """Corrupt the ``image`` key of a dict observation with a seeded :class:`ImageNoise`.
-
-    The wrapper's randomness comes from ``self.np_random``, seeded through ``reset(seed=...)``.
-
-    Example:
-        >>> from rapid_env.tasks.metaworld_task import MetaWorldTask
-        >>> env = NoisyImage(MetaWorldTask("reach", image_size=32), "gaussian_noise:2")
-    """
-
-    def __init__(self, env: gym.Env[dict[str, Any], np.ndarray], noise: str) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, noise=noise)
-        gym.ObservationWrapper.__init__(self, env)
-        self.noise = parse_noise(noise)
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Reset the env, then draw this episode's disturbances and re-render the first frame."""
-        obs, info = self.env.reset(seed=seed, options=options)
-        task = self.env.unwrapped
-        if hasattr(task, "scene_hook"):
-            self.noise.reset(task, self.np_random)  # type: ignore[arg-type]
-            if self.noise.scene:
-                obs = {**obs, "image": task.render_image()}  # type: ignore[attr-defined]
-        return self.observation(obs), info
-
-    def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
-        """Return the observation with its image corrupted."""
-        out = dict(observation)
-        out["image"] = self.noise(observation["image"], self.np_random)
-        return out

@@ -1,4 +1,4 @@
-"""In-scene disturbances and sensor faults: visible, seeded, and never touching the physics."""
+"""In-scene disturbances: visible, seeded, and never touching the physics."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 
 from rapid_env.agents.expert import ScriptedExpert
 from rapid_env.agents.policy import PolicyInput
-from rapid_env.noise import PRESETS, parse_noise
-from rapid_env.scene_noise import SCENE_NAMES, SensorFault
+from rapid_env.noise.scene import SCENE_NAMES
+from rapid_env.noise.spec import parse_noise
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 
 
@@ -67,46 +67,3 @@ def test_scene_noise_never_touches_the_physics(seed: int) -> None:
         t.close()
     for trace, success in traces[1:]:
         assert np.array_equal(trace, traces[0][0]) and success == traces[0][1]
-
-
-def test_frame_freeze_repeats_and_frame_drop_blanks() -> None:
-    rng = np.random.default_rng(0)
-    freeze, drop = SensorFault("frame_freeze", 5), SensorFault("frame_drop", 5)
-    freeze.reset(30.0, rng)
-    drop.reset(30.0, rng)
-    assert freeze.intervals and drop.intervals
-    imgs = [np.full((4, 4, 3), i % 256, np.uint8) for i in range(250)]
-    times = np.arange(250) * 0.05
-    out = [freeze(im, t) for im, t in zip(imgs, times, strict=True)]
-    frozen = [i for i, t in enumerate(times) if freeze.active(t) and i > 0]
-    assert frozen and all(out[i][0, 0, 0] < i for i in frozen)
-    assert all(out[i][0, 0, 0] == i for i, t in enumerate(times) if not freeze.active(t))
-    assert len(frozen) < len(times)
-    t_drop = next(a for a, _ in drop.intervals)
-    assert not drop(imgs[1], t_drop).any()
-
-
-def test_fault_rate_grows_with_severity() -> None:
-    def busy(sev: int) -> float:
-        total = 0.0
-        for seed in range(20):
-            f = SensorFault("frame_freeze", sev)
-            f.reset(10.0, np.random.default_rng(seed))
-            total += sum(b - a for a, b in f.intervals)
-        return total
-
-    assert busy(1) < busy(3) < busy(5)
-
-
-def test_specs_presets_and_errors() -> None:
-    sc = parse_noise("gaussian_noise:2+camera_shake:3+frame_drop:1")
-    assert (len(sc.pixels), len(sc.scene), len(sc.sensors)) == (1, 1, 1)
-    assert sc.spec == "gaussian_noise:2+camera_shake:3+frame_drop:1"
-    for preset in PRESETS:
-        assert parse_noise(preset).spec == preset
-    with pytest.raises(ValueError, match="severity 6 out of range"):
-        parse_noise("occlusion:6")
-    with pytest.raises(ValueError, match="malformed noise"):
-        parse_noise("lighting:2+")
-    with pytest.raises(ValueError, match="unknown noise 'shake'; allowed: clean, standard"):
-        parse_noise("shake:2")

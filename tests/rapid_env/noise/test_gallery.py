@@ -6,9 +6,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from rapid_env.gallery import main
-from rapid_env.noise import NOISE_NAMES
-from rapid_env.scene_noise import SENSOR_NAMES
+from rapid_env.noise.gallery import main
+from rapid_env.noise.sensor import SENSOR_NAMES
+from rapid_env.noise.spec import NOISE_NAMES
 
 
 def test_gallery_grid_has_a_row_per_noise_and_six_columns(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rapid_env.traces import (
+from rapid_env.link.traces import (
     TRACE_DIR,
     BandwidthTrace,
     bundled,

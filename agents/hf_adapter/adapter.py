@@ -1,0 +1,190 @@
+"""``HFPolicyAdapter``: a local checkpoint folder behind the Policy protocol.
+
+The adapter owns what is the same for every layout: reading ``config.json`` and the optional
+``rapid_env_adapter.json``, detecting the layout, seeding torch per episode, the image check,
+and the action map. Everything layout-specific is delegated to the backend that
+:data:`BACKENDS` names for the detected layout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rapid_env.agents.hf_adapter.actions import ActionMap, native_to_chunk
+from rapid_env.agents.hf_adapter.backend import (
+    ADAPTER_FILE,
+    Layout,
+    LoadOptions,
+    PolicyBackend,
+    PredictFn,
+)
+from rapid_env.agents.hf_adapter.lerobot_backend import LeRobotBackend
+from rapid_env.agents.hf_adapter.transformers_backend import TransformersBackend
+from rapid_env.agents.policy import PolicyInput
+
+BACKENDS: dict[Layout, type[PolicyBackend]] = {
+    "transformers": TransformersBackend,
+    "lerobot": LeRobotBackend,
+}
+"""Layout -> backend class; :func:`detect_layout` only returns layouts listed here."""
+
+ADAPTER_KEYS = frozenset({"predict", "predict_kwargs", "action_map"})
+"""The keys ``rapid_env_adapter.json`` may hold; anything else is a typo and an error."""
+
+
+def detect_layout(path: Path, config: Mapping[str, Any]) -> Layout:
+    """Say which layout ``config.json`` describes, or raise ValueError naming ``path``."""
+    if "model_type" in config or "architectures" in config:
+        return "transformers"
+    if isinstance(config.get("type"), str):
+        return "lerobot"
+    raise ValueError(
+        f"unknown checkpoint layout in {path / 'config.json'}: expected 'model_type' or "
+        f"'architectures' (transformers save_pretrained) or 'type' (LeRobot), "
+        f"found keys {sorted(config)}"
+    )
+
+
+def _read_json(file: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read {file}: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{file} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+class HFPolicyAdapter:
+    """A local ``transformers`` or LeRobot-style checkpoint behind the Policy protocol.
+
+    Example:
+        >>> policy = HFPolicyAdapter(  # doctest: +SKIP
+        ...     "/ckpts/openvla-7b", device="cuda", dtype="bfloat16", trust_remote_code=True,
+        ...     predict_kwargs={"unnorm_key": "bridge_orig"},
+        ...     action_map=ActionMap(xyz_scale=25.0, gripper_open=1.0, gripper_closed=0.0))
+        >>> policy.reset(np.random.default_rng(0))  # doctest: +SKIP
+        >>> policy.act(inp).shape  # doctest: +SKIP
+        (8, 4)
+
+    Args:
+        path: the checkpoint directory (must exist locally; nothing is downloaded).
+        chunk_size: actions per chunk handed to the controller.
+        device: torch device to run on (``"cuda"`` on a GPU machine).
+        predict: transformers layout only: the glue callable, or a dotted path to it. Default:
+            ``predict`` from ``rapid_env_adapter.json``, else
+            :func:`~rapid_env.agents.hf_adapter.transformers_backend.predict_action_default`.
+        predict_kwargs: extra keyword arguments for predict (merged over the file's).
+        action_map: native -> Meta-World mapping; default from the file, else ``ActionMap()``.
+        dtype: torch dtype name for transformers weights (``"bfloat16"``); None keeps the saved.
+        model_class: transformers class (or its name) overriding ``architectures[0]``.
+        trust_remote_code: allow ``auto_map`` classes defined by .py files in ``path``. Never
+            read from the checkpoint itself: running its code must be the caller's decision.
+        needs_image: whether act() needs a camera frame. None: True for the transformers layout
+            (VLAs read images), for LeRobot whether its config lists a camera feature.
+        name: policy name in records; default ``"hf:<directory name>"``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        chunk_size: int = 8,
+        device: str = "cpu",
+        *,
+        predict: PredictFn | str | None = None,
+        predict_kwargs: Mapping[str, Any] | None = None,
+        action_map: ActionMap | None = None,
+        dtype: str | None = None,
+        model_class: str | type | None = None,
+        trust_remote_code: bool = False,
+        needs_image: bool | None = None,
+        name: str | None = None,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.path = Path(path).expanduser()
+        if not self.path.is_dir():
+            raise ValueError(
+                f"checkpoint directory {self.path} does not exist (nothing is downloaded; "
+                f"give a local directory)"
+            )
+        config_file = self.path / "config.json"
+        if not config_file.is_file():
+            raise ValueError(f"{self.path} has no config.json; is it a checkpoint directory?")
+        self.config = _read_json(config_file)
+        self.layout: Layout = detect_layout(self.path, self.config)
+        adapter_file = self.path / ADAPTER_FILE
+        settings = _read_json(adapter_file) if adapter_file.is_file() else {}
+        if set(settings) - ADAPTER_KEYS:
+            raise ValueError(
+                f"unknown keys {sorted(set(settings) - ADAPTER_KEYS)} in {adapter_file}; "
+                f"allowed: {sorted(ADAPTER_KEYS)}"
+            )
+
+        self.name = name if name is not None else f"hf:{self.path.name}"
+        self.chunk_size = chunk_size
+        self.device = device
+        if action_map is None:
+            action_map = ActionMap.from_dict(settings.get("action_map", {}))
+        self.action_map = action_map
+        self.predict_kwargs: dict[str, Any] = {
+            **settings.get("predict_kwargs", {}),
+            **(predict_kwargs or {}),
+        }
+
+        options = LoadOptions(
+            device=device,
+            predict=predict,
+            predict_kwargs=self.predict_kwargs,
+            settings=settings,
+            dtype=dtype,
+            model_class=model_class,
+            trust_remote_code=trust_remote_code,
+        )
+        self._backend: PolicyBackend = BACKENDS[self.layout].load(self.path, self.config, options)
+        self.model = self._backend.model
+        self.processor = self._backend.processor
+        self.needs_image = needs_image if needs_image is not None else self._backend.needs_image
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Start an episode: seed torch from ``rng``, then let the backend clear its state.
+
+        Sampling models (diffusion, flow matching, ``do_sample=True``) draw from torch's global
+        generator, which their APIs give no other handle on; seeding it from the episode's stream
+        keeps same seed -> same actions.
+        """
+        import torch
+
+        torch.manual_seed(int(rng.integers(2**63 - 1)))
+        self._backend.reset()
+
+    def act(self, inp: PolicyInput) -> np.ndarray:
+        """Run the model once; return a ``(chunk_size, 4)`` float32 chunk in ``[-1, 1]``.
+
+        ``inp.sim`` is never read: a learned policy sees only image, proprio and instruction.
+        """
+        import torch
+
+        if self.needs_image and inp.image is None:
+            raise ValueError(f"policy {self.name!r} needs a camera image, got None")
+        with torch.inference_mode():
+            raw = self._backend.forward(inp)
+        return native_to_chunk(raw, self.action_map, self.chunk_size, self._backend.source)
+
+
+def hf_policy_factory(path: str | Path, **kwargs: Any) -> Callable[..., HFPolicyAdapter]:
+    """A factory with the POLICIES signature ``(task, chunk_size=8)`` for one checkpoint.
+
+    The task name is not passed on: a VLA is conditioned by the instruction in each observation.
+    Use it as ``POLICIES.register("my-vla", hf_policy_factory("/ckpts/my-vla", device="cuda"))``.
+    """
+
+    def make(task: str, chunk_size: int = 8) -> HFPolicyAdapter:
+        return HFPolicyAdapter(path, chunk_size=chunk_size, **kwargs)
+
+    return make

@@ -1,0 +1,61 @@
+"""Assemble the core parts an :class:`~rapid_env.config.EnvConfig` names around a given policy.
+
+The core resolves its own names (task, visual noise, link, cost profile and devices), each against
+its registry, so a typo fails before any episode runs. The *policy* is handed in as an object:
+policies are agents, a layer above the core, and only :mod:`rapid_env.compose` (or an agent's own
+trainer) turns a policy name into one.
+"""
+
+from __future__ import annotations
+
+from rapid_env.config import EnvConfig
+from rapid_env.controller import PartitionedController
+from rapid_env.policy import Policy
+
+
+def validate_core_names(cfg: EnvConfig) -> None:
+    """Raise ValueError naming the first unknown core name in ``cfg`` and the allowed ones.
+
+    Everything but the policy, which is checked where policies are known (:mod:`rapid_env.compose`).
+    """
+    from rapid_env.cost import DEVICES, PROFILES
+    from rapid_env.link import parse_link
+    from rapid_env.noise import parse_noise
+    from rapid_env.tasks.suite import TASKS
+
+    TASKS.check(cfg.task)
+    PROFILES.check(cfg.profile)
+    DEVICES.check(cfg.edge)
+    DEVICES.check(cfg.cloud)
+    parse_noise(cfg.noise)
+    parse_link(cfg.link)
+
+
+def assemble_controller(
+    cfg: EnvConfig, policy: Policy, decider_needs_image: bool = False
+) -> PartitionedController:
+    """Build the task, cost model, link and noise named by ``cfg`` and run ``policy`` in them."""
+    from rapid_env.cost import build_cost_model
+    from rapid_env.link import parse_link
+    from rapid_env.noise import parse_noise
+    from rapid_env.tasks.metaworld_task import MetaWorldTask
+
+    validate_core_names(cfg)
+    task = MetaWorldTask(
+        cfg.task,
+        image_size=cfg.image_size,
+        camera=cfg.camera,
+        control_hz=cfg.control_hz,
+        quality=cfg.quality,
+        max_episode_s=cfg.max_episode_s,
+    )
+    cost = build_cost_model(profile=cfg.profile, edge=cfg.edge, cloud=cfg.cloud)
+    return PartitionedController(
+        task,
+        policy,
+        cost,
+        parse_link(cfg.link),
+        parse_noise(cfg.noise),
+        cfg.control,
+        decider_needs_image=decider_needs_image,
+    )

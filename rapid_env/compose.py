@@ -1,0 +1,83 @@
+"""The composition module: the one place in the core's folder that wires agents in by name.
+
+The core (the loop, the RAPID env, link, noise, cost, metrics) knows policies and deciders only
+through their protocols (:class:`~rapid_env.policy.Policy`, :class:`~rapid_env.decision.Decider`);
+the agents layer implements them and registers them by name. Something has to turn a *name* into
+an object and hand it to the core: that is this module, and no other module under ``rapid_env/``
+may import :mod:`rapid_env.agents` (an import-linter contract in ``pyproject.toml`` enforces it;
+see ``docs/architecture.md``).
+
+``gym.make("rapid_env/Rapid-v0", ...)`` calls :func:`make_rapid_env`; the evaluation layer builds
+its controllers and deciders with :func:`build_controller` and :func:`build_decider`.
+
+Example:
+    >>> import gymnasium as gym, rapid_env
+    >>> env = gym.make(  # doctest: +SKIP
+    ...     "rapid_env/Rapid-v0", task="push", policy="expert", decider="rapid(high_threshold=6)"
+    ... )
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from rapid_env.agents.registry import DECIDERS, POLICIES
+from rapid_env.build import assemble_controller, validate_core_names
+from rapid_env.config import EnvConfig
+from rapid_env.controller import PartitionedController
+from rapid_env.decision import Decider
+from rapid_env.policy import Policy
+from rapid_env.wrapper import RapidEnv, RewardConfig
+
+
+def validate_names(cfg: EnvConfig) -> None:
+    """Raise ValueError naming the first unknown name in ``cfg`` (policy included)."""
+    validate_core_names(cfg)
+    POLICIES.check(cfg.policy)
+
+
+def build_policy(cfg: EnvConfig) -> Policy:
+    """The robot policy ``cfg.policy`` names, for ``cfg.task`` and ``cfg.chunk_size``."""
+    return POLICIES.create(cfg.policy, cfg.task, chunk_size=cfg.chunk_size)
+
+
+def build_decider(spec: str) -> Decider:
+    """The decider a spec names: ``rapid``, ``rapid(high_threshold=6)``, ``sb3:<dir>`` ..."""
+    return DECIDERS.create(spec)
+
+
+def build_controller(cfg: EnvConfig, decider_needs_image: bool = False) -> PartitionedController:
+    """The control loop with every part ``cfg`` names, its policy included."""
+    validate_names(cfg)
+    return assemble_controller(cfg, build_policy(cfg), decider_needs_image)
+
+
+def make_rapid_env(
+    config: EnvConfig | None = None,
+    reward: RewardConfig | None = None,
+    render_mode: str | None = None,
+    decider: str | Decider | None = None,
+    **overrides: Any,
+) -> RapidEnv:
+    """Build the RAPID env from names (the entry point of ``rapid_env/Rapid-v0``).
+
+    Args:
+        config: the base configuration (defaults: :class:`EnvConfig`'s).
+        reward: reward weights.
+        render_mode: ``rgb_array`` or None.
+        decider: a decider spec (or a built decider) whose action on each observation goes into
+            ``info["decider_action"]``; its ``needs_image`` decides whether frames are rendered.
+        **overrides: :class:`EnvConfig` fields, e.g. ``task="push"``, ``link="wifi"``.
+    """
+    unknown = sorted(set(overrides) - set(EnvConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(
+            f"unknown keyword(s) {', '.join(unknown)}; allowed: config, reward, render_mode, "
+            f"decider, {', '.join(EnvConfig.__dataclass_fields__)}"
+        )
+    cfg = replace(config or EnvConfig(), **overrides)
+    built = build_decider(decider) if isinstance(decider, str) else decider
+    needs_image = bool(built.needs_image) if built is not None else False
+    controller = build_controller(cfg, decider_needs_image=needs_image)
+    return RapidEnv(controller, cfg, reward, render_mode, built)

@@ -1,0 +1,86 @@
+"""Link spec strings: one registry, :data:`LINKS`, for the CLI, the wrapper and W&B.
+
+* ``ideal`` -- infinite bandwidth, zero delay (isolates compute latency);
+* ``constant:<Mbps>:<rtt_ms>`` -- e.g. ``constant:20:40``; both directions get the bandwidth;
+* presets ``wifi``, ``5g-driving``, ``5g-walking``, ``4g``, ``3g-train``, ``3g-bus``,
+  ``broadband-slow``, ``puffer`` (sources and parameters in
+  :data:`~rapid_env.link.presets.PRESETS`);
+* ``trace:<path>[:scale[:rtt_ms]]`` -- a user's TSV / mahimahi / 5Gophers throughput file, rates
+  times ``scale``, the same trace both ways, base RTT ``rtt_ms`` (default 40 ms).
+"""
+
+from __future__ import annotations
+
+import math
+
+from rapid_env.link.base import Link
+from rapid_env.link.latency import Latency
+from rapid_env.link.models import ConstantLink, IdealLink, TraceLink
+from rapid_env.link.presets import PRESETS
+from rapid_env.link.traces import load_trace
+from rapid_env.registry import Registry
+
+LINK_FORMS = ("ideal", "constant:<Mbps>:<rtt_ms>", *PRESETS, "trace:<path>[:scale[:rtt_ms]]")
+
+
+def _constant(arg: str) -> Link:
+    spec = f"constant:{arg}"
+    parts = arg.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        mbps, rtt_ms = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(
+            f"malformed link {spec!r}; expected constant:<Mbps>:<rtt_ms>, e.g. constant:20:40"
+        ) from None
+    if not (math.isfinite(mbps) and mbps > 0 and math.isfinite(rtt_ms) and rtt_ms >= 0):
+        raise ValueError(f"link {spec!r}: Mbps must be > 0 and rtt_ms >= 0")
+    return ConstantLink(mbps * 1e6, rtt_ms / 1e3, name=spec)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _trace(arg: str) -> Link:
+    """``trace:<path>[:scale[:rtt_ms]]``; numbers are peeled off the end (paths may hold ':')."""
+    spec = f"trace:{arg}"
+    path = arg
+    numbers: list[float] = []
+    while len(numbers) < 2:
+        head, sep, tail = path.rpartition(":")
+        value = _number(tail) if sep else None
+        if value is None:
+            break
+        numbers.insert(0, value)
+        path = head
+    scale = numbers[0] if numbers else 1.0
+    rtt_ms = numbers[1] if len(numbers) > 1 else 40.0
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"link {spec!r}: scale must be a finite number > 0, got {scale!r}")
+    if not (math.isfinite(rtt_ms) and rtt_ms >= 0):
+        raise ValueError(f"link {spec!r}: rtt_ms must be a finite number >= 0, got {rtt_ms!r}")
+    try:
+        trace = load_trace(path).scaled(scale)
+    except ValueError as exc:
+        raise ValueError(f"link {spec!r}: {exc}") from None
+    return TraceLink(trace, latency=Latency(rtt_ms / 1e3), name=spec)
+
+
+LINKS: Registry[Link] = Registry("link")
+LINKS.register("ideal", IdealLink)
+for _name, _preset in PRESETS.items():
+    LINKS.register(_name, _preset.build)
+LINKS.register_prefix("constant:", _constant)
+LINKS.register_prefix("trace:", _trace)
+
+
+def parse_link(spec: str) -> Link:
+    """Build a link from its spec string; a bad spec raises naming it and the allowed forms."""
+    if spec not in LINKS:
+        raise ValueError(f"unknown link {spec!r}; allowed: {', '.join(LINK_FORMS)}")
+    return LINKS.create(spec)

@@ -1,0 +1,99 @@
+"""The Policy seam: what turns an observation into an action chunk, and how the loop runs one.
+
+A VLA (small executable model, or a user's real checkpoint) and the scripted expert all implement
+this protocol, so the controller never knows which it is running. The protocol lives in the
+core, beside the loop that calls it; the agents layer implements it (``rapid_env.agents.policy``
+re-exports these names for code written before the move).
+
+:func:`run_policy` is the loop's one call into a policy: it runs the model (through its split
+runtime when it has one), and turns every way a user's model can fail into a recorded fault
+instead of an exception, because a broken model must not end a sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rapid_env.tasks.metaworld_task import MetaWorldTask
+
+
+@dataclass(frozen=True)
+class PolicyInput:
+    """What a policy sees when it is asked for a chunk.
+
+    Attributes:
+        image: the (possibly noisy) camera frame, uint8 HxWx3, or None when the policy said it
+            does not read images (``needs_image`` False) and nothing else rendered one.
+        proprio: end-effector xyz and gripper opening.
+        instruction: the task sentence.
+        sim: privileged handle on the simulator. Only the scripted expert (a stand-in for a model)
+            may read it; a learned policy must not.
+    """
+
+    image: np.ndarray | None
+    proprio: np.ndarray
+    instruction: str
+    sim: MetaWorldTask | None = None
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Emits action chunks: arrays of shape (chunk_size, 4) in Meta-World's action space."""
+
+    name: str
+    chunk_size: int
+    needs_image: bool
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Start a new episode; all randomness comes from ``rng``."""
+        ...
+
+    def act(self, inp: PolicyInput) -> np.ndarray:
+        """Return an action chunk of shape (chunk_size, 4), one action per control tick."""
+        ...
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """What one policy call produced.
+
+    Attributes:
+        chunk: the validated action chunk, float32 (chunk_size, 4), or None after a fault.
+        fault: why there is no chunk (``policy_error: ...``, ``policy_bad_shape: ...``,
+            ``policy_nonfinite_action``), None when there is one.
+        exec_bytes: bytes the executable model really serialised at the split (0 when the policy
+            has no split runtime or ran whole on the edge).
+    """
+
+    chunk: np.ndarray | None
+    fault: str | None
+    exec_bytes: int = 0
+
+
+def run_policy(policy: Policy, inp: PolicyInput, split: int, n_blocks: int) -> PolicyResult:
+    """Run ``policy`` on ``inp`` for a request split at block ``split`` of ``n_blocks``.
+
+    An executable model with a split runtime (``act_split``) runs through it at the matching depth
+    and the bytes it serialised are counted; fp32 split equals unsplit, so the chunk is the one
+    ``act`` would give. Any exception, a wrong shape or a non-finite action becomes a fault.
+    """
+    exec_bytes = 0
+    try:
+        run_split = getattr(policy, "act_split", None)
+        if run_split is not None and split < n_blocks:
+            chunk, nbytes = run_split(inp, split / n_blocks)
+            exec_bytes = int(nbytes)
+            chunk = np.asarray(chunk, dtype=np.float32)
+        else:
+            chunk = np.asarray(policy.act(inp), dtype=np.float32)
+    except Exception as exc:  # a user's model failing must not end the sweep
+        return PolicyResult(None, f"policy_error: {type(exc).__name__}: {exc}", exec_bytes)
+    if chunk.ndim != 2 or chunk.shape[1] != 4 or chunk.shape[0] < 1:
+        return PolicyResult(None, f"policy_bad_shape: {chunk.shape}", exec_bytes)
+    if not np.all(np.isfinite(chunk)):
+        return PolicyResult(None, "policy_nonfinite_action", exec_bytes)
+    return PolicyResult(chunk, None, exec_bytes)

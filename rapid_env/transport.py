@@ -1,0 +1,131 @@
+"""The transport seam: how a request's stages are timed, from the split to the chunk's arrival.
+
+Given the split point and the request time, a transport answers *when* the chunk arrives and what
+each stage took::
+
+    latency = edge part(k) + uplink(bytes_k) + cloud part(k) + downlink(chunk) [+ queueing]
+
+:class:`SimulatedTransport` walks the cost model's plan over a simulated
+:class:`~rapid_env.link.Link` in virtual time, so its answer depends only on the seed and the
+configuration. A transport that measures a real network (a gRPC cloud server) implements the same
+:class:`Transport` protocol and the control loop does not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from rapid_env.cost.model import InferencePlan
+from rapid_env.link import Link, TransferResult
+
+
+class CostPlanner(Protocol):
+    """What the loop needs of a cost model (:class:`rapid_env.cost.CostModel` and fakes)."""
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of blocks; split points are 0 .. n_blocks."""
+        ...
+
+    def plan(self, k: int) -> InferencePlan:
+        """The ordered compute and transfer stages of one inference split at ``k``."""
+        ...
+
+    def best_split(self, bandwidth_bps: float, rtt_s: float) -> int:
+        """The latency-optimal split for a link with this bandwidth and RTT."""
+        ...
+
+    def edge_memory_bytes(self, k: int) -> float:
+        """Edge memory that split ``k`` needs."""
+        ...
+
+
+@dataclass(frozen=True)
+class TimedRequest:
+    """One request's timing as the transport saw it.
+
+    Attributes:
+        arrival: simulated time at which the chunk is back on the robot; None when a transfer was
+            lost (the controller gives the request up at its deadline).
+        edge_s: seconds of edge compute.
+        cloud_s: seconds of cloud compute.
+        up_s: seconds the uplink transfers took (queueing included).
+        down_s: seconds the downlink transfers took.
+        bytes_up: bytes handed to the uplink (also when the transfer was then lost).
+        bytes_down: bytes handed to the downlink.
+        transfers: every link transfer of the request, in order (for the estimator and plots).
+    """
+
+    arrival: float | None
+    edge_s: float = 0.0
+    cloud_s: float = 0.0
+    up_s: float = 0.0
+    down_s: float = 0.0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    transfers: tuple[TransferResult, ...] = ()
+
+
+class Transport(Protocol):
+    """Times one inference request split at ``split``, sent at simulated time ``t``."""
+
+    def send(self, split: int, t: float) -> TimedRequest:
+        """Return when the request's chunk arrives and what each stage took."""
+        ...
+
+
+class SimulatedTransport:
+    """The cost model's stages, run one after another over a simulated link, in virtual time.
+
+    Compute stages add their modelled seconds; transfer stages go through the link, which queues
+    them behind earlier transfers in the same direction. A lost transfer ends the request: nothing
+    after it is sent, and ``arrival`` is None.
+
+    Example:
+        >>> from rapid_env.link import IdealLink
+        >>> from rapid_env.cost.model import InferencePlan, Stage
+        >>> class OneStage:
+        ...     n_blocks = 1
+        ...     def plan(self, k): return InferencePlan(k, (Stage("edge", 0.1, 0),))
+        >>> SimulatedTransport(OneStage(), IdealLink()).send(1, 2.0).arrival
+        2.1
+    """
+
+    def __init__(self, cost: CostPlanner, link: Link) -> None:
+        self.cost = cost
+        self.link = link
+
+    def send(self, split: int, t: float) -> TimedRequest:
+        """Walk the plan of ``split`` from time ``t`` (see the class docstring)."""
+        edge_s = cloud_s = up_s = down_s = 0.0
+        bytes_up = bytes_down = 0
+        transfers: list[TransferResult] = []
+        now: float | None = t
+        for stage in self.cost.plan(split).stages:
+            assert now is not None
+            if stage.kind == "edge":
+                edge_s += stage.seconds
+                now += stage.seconds
+                continue
+            if stage.kind == "cloud":
+                cloud_s += stage.seconds
+                now += stage.seconds
+                continue
+            res = self.link.transfer(int(stage.nbytes), now, stage.kind)
+            transfers.append(res)
+            if stage.kind == "up":
+                bytes_up += int(stage.nbytes)
+            else:
+                bytes_down += int(stage.nbytes)
+            if res.arrival is None:
+                now = None
+                break
+            if stage.kind == "up":
+                up_s += res.arrival - now
+            else:
+                down_s += res.arrival - now
+            now = res.arrival
+        return TimedRequest(
+            now, edge_s, cloud_s, up_s, down_s, bytes_up, bytes_down, tuple(transfers)
+        )

@@ -1,0 +1,1 @@
+"""Tests of rapid_env.agents.hf_adapter, one module per module of the package."""
