@@ -16,7 +16,7 @@ import mujoco
 import numpy as np
 from metaworld.policies import ENV_POLICY_MAP
 
-from rapid_env.agents.policy import PolicyInput
+from rapid_env.policy import PolicyInput
 
 
 class ScriptedExpert:

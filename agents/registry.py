@@ -17,7 +17,7 @@ from rapid_env.agents.expert import ScriptedExpert
 from rapid_env.agents.fixed_split import FixedSplitConfig, FixedSplitDecider
 from rapid_env.agents.learned import LearnedConfig, LearnedDecider
 from rapid_env.agents.periodic import PeriodicConfig, PeriodicDecider
-from rapid_env.agents.policy import Policy
+from rapid_env.policy import Policy
 from rapid_env.agents.rapid import VARIANTS, RapidConfig, RapidDecider
 from rapid_env.agents.static_split import StaticSplitConfig, StaticSplitDecider
 from rapid_env.agents.vision_entropy import VisionEntropyConfig, VisionEntropyDecider

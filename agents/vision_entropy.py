@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from rapid_env.agents.policy import PolicyInput
+from rapid_env.policy import PolicyInput
 from rapid_env.agents.refill import refill_due
 from rapid_env.decision import KEEP, DeciderContext, DeciderObservation, Decision
 

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from rapid_env.agents.policy import PolicyInput
+from rapid_env.policy import PolicyInput
 from rapid_env.agents.vla.checkpoint import shipped_checkpoint
 from rapid_env.agents.vla.families import build_model, default_config
 from rapid_env.agents.vla.policy import VLAPolicy

@@ -121,7 +121,7 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         self.success = False
         self.last_info: dict[str, Any] = {}
         self.ee_trace: list[np.ndarray] = []  # tool-centre xyz once per Meta-World step (80 Hz)
-        # Visual-only scene edits applied to every rendered frame (rapid_env.scene_noise).
+        # Visual-only scene edits applied to every rendered frame (rapid_env.noise.scene).
         self.scene_hook: Callable[[mujoco.MjvScene], None] | None = None
 
         h, w = self.image_hw

@@ -25,7 +25,7 @@ from rapid_env.agents.hf_adapter.backend import (
 )
 from rapid_env.agents.hf_adapter.lerobot_backend import LeRobotBackend
 from rapid_env.agents.hf_adapter.transformers_backend import TransformersBackend
-from rapid_env.agents.policy import PolicyInput
+from rapid_env.policy import PolicyInput
 
 BACKENDS: dict[Layout, type[PolicyBackend]] = {
     "transformers": TransformersBackend,
@@ -132,7 +132,7 @@ class HFPolicyAdapter:
         if action_map is None:
             action_map = ActionMap.from_dict(settings.get("action_map", {}))
         self.action_map = action_map
-        self.predict_kwargs: dict[str, Any] = {
+        self._predict_kwargs: dict[str, Any] = {
             **settings.get("predict_kwargs", {}),
             **(predict_kwargs or {}),
         }
@@ -140,16 +140,48 @@ class HFPolicyAdapter:
         options = LoadOptions(
             device=device,
             predict=predict,
-            predict_kwargs=self.predict_kwargs,
+            predict_kwargs=self._predict_kwargs,
             settings=settings,
             dtype=dtype,
             model_class=model_class,
             trust_remote_code=trust_remote_code,
         )
         self._backend: PolicyBackend = BACKENDS[self.layout].load(self.path, self.config, options)
-        self.model = self._backend.model
-        self.processor = self._backend.processor
         self.needs_image = needs_image if needs_image is not None else self._backend.needs_image
+
+    # model, processor and predict_kwargs live in the backend (what act() runs); these properties
+    # keep them plain read/write attributes of the adapter, so e.g. ``policy.model =
+    # torch.compile(policy.model)`` still changes what act() runs.
+
+    @property
+    def model(self) -> Any:
+        """The loaded model / module that act() runs."""
+        return self._backend.model
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._backend.model = value
+
+    @property
+    def processor(self) -> Any:
+        """The processor / tokenizer loaded with the model, or None."""
+        return self._backend.processor
+
+    @processor.setter
+    def processor(self, value: Any) -> None:
+        self._backend.processor = value
+
+    @property
+    def predict_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for predict: the file's, overridden by the caller's."""
+        return self._predict_kwargs
+
+    @predict_kwargs.setter
+    def predict_kwargs(self, value: Mapping[str, Any]) -> None:
+        # refill in place: the transformers backend holds this very dict
+        new = dict(value)
+        self._predict_kwargs.clear()
+        self._predict_kwargs.update(new)
 
     def reset(self, rng: np.random.Generator) -> None:
         """Start an episode: seed torch from ``rng``, then let the backend clear its state.

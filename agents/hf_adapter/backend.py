@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
-from rapid_env.agents.policy import PolicyInput
+from rapid_env.policy import PolicyInput
 
 ADAPTER_FILE = "rapid_env_adapter.json"
 """Optional per-checkpoint file naming the predict glue, its kwargs and the action map."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from rapid_env.agents.hf_adapter.backend import Layout, LoadOptions, require_safetensors
-from rapid_env.agents.policy import PolicyInput
+from rapid_env.policy import PolicyInput
 from rapid_env.registry import Registry, UnknownNameError
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from rapid_env.agents.hf_adapter.backend import (
     PredictFn,
     require_safetensors,
 )
-from rapid_env.agents.policy import PolicyInput
+from rapid_env.policy import PolicyInput
 
 OPENVLA_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"
 """The prompt OpenVLA was fine-tuned with; ``{instruction}`` is lower-cased first."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rapid_env.agents.expert import ScriptedExpert
-from rapid_env.agents.policy import PolicyInput
+from rapid_env.policy import PolicyInput
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.suite import MT10, get_task
 

@@ -1,4 +1,4 @@
-"""An executable VLA checkpoint as a :class:`~rapid_env.agents.policy.Policy`."""
+"""An executable VLA checkpoint as a :class:`~rapid_env.policy.Policy`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from rapid_env.agents.policy import PolicyInput
+from rapid_env.policy import PolicyInput
 from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.checkpoint import load_checkpoint, shipped_checkpoint
 from rapid_env.agents.vla.split import SplitRunner

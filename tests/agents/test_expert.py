@@ -22,7 +22,7 @@ def test_lookahead_restores_the_state(reach_task):
     reach_task.reset(seed=3)
     qpos = reach_task.data.qpos.copy()
     chunk = ScriptedExpert("reach-v3", 8).act(
-        __import__("rapid_env.agents.policy", fromlist=["PolicyInput"]).PolicyInput(
+        __import__("rapid_env.policy", fromlist=["PolicyInput"]).PolicyInput(
             None, reach_task.proprio_vector(), reach_task.instruction, reach_task
         )
     )

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from rapid_env.agents.hf_adapter import ADAPTER_FILE, LEROBOT_FACTORIES, register_lerobot_factory
-from rapid_env.agents.policy import PolicyInput
+from rapid_env.policy import PolicyInput
 
 H = W = 8
 WORDS = ["[UNK]", "[PAD]", "pick", "place", "the", "cube", "push", "puck", "open", "drawer"]

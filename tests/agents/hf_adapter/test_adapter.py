@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 import rapid_env.agents.hf_adapter as hf_adapter
@@ -49,3 +51,19 @@ def test_every_layout_has_a_backend_of_that_layout() -> None:
 def test_package_exports_what_all_lists() -> None:
     for name in hf_adapter.__all__:
         assert hasattr(hf_adapter, name), name
+
+
+def test_reassigned_model_and_predict_kwargs_are_what_act_runs(hf_ckpt: Path) -> None:
+    policy = HFPolicyAdapter(hf_ckpt, chunk_size=4, predict=tiny_predict)
+    inner, calls = policy.model, []
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return inner(**kwargs)
+
+    policy.model = counting
+    policy.predict_kwargs = {"n_actions": 1, "width": 4}
+    chunk = policy.act(make_input())
+    assert policy.model is counting and len(calls) == 1
+    assert policy.predict_kwargs == {"n_actions": 1, "width": 4}
+    assert np.all(chunk == chunk[0])  # one predicted action, held

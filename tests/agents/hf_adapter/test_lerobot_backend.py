@@ -18,7 +18,7 @@ from rapid_env.agents.hf_adapter import (
     fit_chunk,
     register_lerobot_factory,
 )
-from rapid_env.agents.policy import Policy, PolicyInput
+from rapid_env.policy import Policy, PolicyInput
 from tests.agents.hf_adapter.helpers import (
     CHUNK_CONFIG,
     TinyChunkPolicy,

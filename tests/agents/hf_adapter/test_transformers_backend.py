@@ -18,7 +18,7 @@ from rapid_env.agents.hf_adapter import (
     TransformersBackend,
     predict_action_default,
 )
-from rapid_env.agents.policy import Policy, PolicyInput
+from rapid_env.policy import Policy, PolicyInput
 from tests.agents.hf_adapter.helpers import (
     TINY_PREDICT_REF,
     H,

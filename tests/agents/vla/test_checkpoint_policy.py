@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rapid_env.agents.policy import Policy, PolicyInput
+from rapid_env.policy import Policy, PolicyInput
 from rapid_env.agents.vla.checkpoint import load_checkpoint, save_checkpoint
 from rapid_env.agents.vla.demos import DemoSet, collect_task
 from rapid_env.agents.vla.families import build_model, default_config
