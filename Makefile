@@ -27,9 +27,10 @@ demo: $(STAMP)
 lint-imports: $(STAMP)
 	LINT_IMPORTS=$(abspath $(BIN))/lint-imports scripts/lint_imports.sh
 
+# mypy reads the same installed-layout tree, so `rapid_env.agents...` imports resolve to real types
 test: $(STAMP) lint-imports
 	$(BIN)/ruff check .
-	$(BIN)/mypy rapid_env tasks agents eval
+	cd build/lint-imports && $(abspath $(BIN))/mypy --config-file ../../pyproject.toml --cache-dir ../../.mypy_cache -p rapid_env
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -17,11 +17,11 @@ from rapid_env.agents.expert import ScriptedExpert
 from rapid_env.agents.fixed_split import FixedSplitConfig, FixedSplitDecider
 from rapid_env.agents.learned import LearnedConfig, LearnedDecider
 from rapid_env.agents.periodic import PeriodicConfig, PeriodicDecider
-from rapid_env.policy import Policy
 from rapid_env.agents.rapid import VARIANTS, RapidConfig, RapidDecider
 from rapid_env.agents.static_split import StaticSplitConfig, StaticSplitDecider
 from rapid_env.agents.vision_entropy import VisionEntropyConfig, VisionEntropyDecider
 from rapid_env.decision import Decider
+from rapid_env.policy import Policy
 from rapid_env.registry import Registry
 from rapid_env.specs import ConfigRegistry
 from rapid_env.tasks.suite import get_task

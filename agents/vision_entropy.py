@@ -35,9 +35,9 @@ from typing import Literal
 
 import numpy as np
 
-from rapid_env.policy import PolicyInput
 from rapid_env.agents.refill import refill_due
 from rapid_env.decision import KEEP, DeciderContext, DeciderObservation, Decision
+from rapid_env.policy import PolicyInput
 
 Signal = Literal["image", "image+policy"]
 SIGNALS: tuple[str, ...] = ("image", "image+policy")

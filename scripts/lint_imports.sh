@@ -3,7 +3,8 @@
 #
 # The installed package maps three top-level folders into it (tasks/ -> rapid_env.tasks, agents/ ->
 # rapid_env.agents, eval/ -> rapid_env.eval); import-linter reads modules from the package's own
-# folder, so we lay the sources out as installed (Python files only) and lint that tree.
+# folder, so we lay the sources out as installed (Python files only) and lint that tree. `make
+# test` then runs mypy on the same tree, where `rapid_env.agents...` imports resolve to real types.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tree="$root/build/lint-imports"

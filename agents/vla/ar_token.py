@@ -91,7 +91,8 @@ class ARTokenVLA(VisionPrefixVLA):
             pos += 1
             tok = self.bin_head(self.trunk.norm(x[:, -1])).argmax(-1)
             tokens.append(tok)
-        values = self.centers[torch.stack(tokens, dim=1)]
+        centers: torch.Tensor = self.centers  # a registered buffer (typed Tensor | Module)
+        values = centers[torch.stack(tokens, dim=1)]
         return {"actions": values.reshape(b, self.cfg.chunk_size, self.cfg.action_dim)}
 
     # ------------------------------------------------------------------ training

@@ -27,7 +27,9 @@ class ChunkRegressVLA(ExecutableVLA):
         super().__init__(cfg)
         w = cfg.width
         self.backbone = resnet(cfg)
-        channels = self.backbone.config.hidden_sizes[-1]
+        sizes = self.backbone.config.hidden_sizes
+        assert sizes, "the ResNet backbone's config lists its stage widths"
+        channels = sizes[-1]
         side = cfg.image_size // 4 // (2 ** (cfg.vision_layers - 1))
         self.feat_proj = nn.Linear(channels, w)
         self.img_pos = nn.Parameter(torch.randn(side * side, w) * 0.02)

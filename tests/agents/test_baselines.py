@@ -352,8 +352,8 @@ def test_shipped_policy_action_uncertainty(family):
     """Flow: sample spread; ar-token: bin entropy; chunk-regress: none. ``act`` is unaffected."""
     import torch
 
-    from rapid_env.policy import PolicyInput
     from rapid_env.agents.vla.policy import VLAPolicy
+    from rapid_env.policy import PolicyInput
 
     torch.set_num_threads(1)
     policy = VLAPolicy.shipped(family)
