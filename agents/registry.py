@@ -22,8 +22,7 @@ from rapid_env.agents.static_split import StaticSplitConfig, StaticSplitDecider
 from rapid_env.agents.vision_entropy import VisionEntropyConfig, VisionEntropyDecider
 from rapid_env.decision import Decider
 from rapid_env.policy import Policy
-from rapid_env.registry import Registry
-from rapid_env.specs import ConfigRegistry
+from rapid_env.registry import ConfigRegistry, Registry
 from rapid_env.tasks.suite import get_task
 
 DECIDERS: ConfigRegistry[Decider] = ConfigRegistry("agent")

@@ -373,7 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _split(text: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in text.split(",") if s.strip())
+    from rapid_env.specs import split_specs  # top-level commas only: specs hold commas too
+
+    return tuple(split_specs(text)) if text.strip() else ()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,10 +22,10 @@ import warnings
 import numpy as np
 
 import rapid_env  # noqa: F401  (sets MUJOCO_GL)
-from rapid_env.policy import PolicyInput
 from rapid_env.compose import make_rapid_env
 from rapid_env.cost import build_cost_model
 from rapid_env.cost.instant import InstantCost
+from rapid_env.policy import PolicyInput
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.rendering import CameraRenderer
 

@@ -17,12 +17,12 @@ import time
 import numpy as np
 import torch
 
-from rapid_env.policy import PolicyInput
 from rapid_env.agents.vla.checkpoint import shipped_checkpoint
 from rapid_env.agents.vla.families import build_model, default_config
 from rapid_env.agents.vla.policy import VLAPolicy
 from rapid_env.agents.vla.split import SplitRunner
 from rapid_env.agents.vla.tokenizer import build_tokenizer
+from rapid_env.policy import PolicyInput
 
 CASES = (
     ("ar-token", "autoregressive"),

@@ -14,10 +14,10 @@ What this adds to Meta-World's own env:
   tick (see ``rapid_env.tasks.expert``), so a held tick action moves the hand as far as the expert
   would have.
 * **Proprioception at every physics substep (400 Hz):** the 7 arm joints' q, qd, qdd (differenced
-  velocity) and drive torque, written to a :class:`~rapid_env.tasks.proprio.ProprioBuffer`. The arm is
-  driven through a mocap weld, so the drive torque is the weld constraint force mapped into joint
-  space (``J_eq^T f_eq``), the torque a position-controlled arm's motors apply; it rises when the
-  hand pushes against a contact, which is what RAPID's torque trigger looks for.
+  velocity) and drive torque, written to a :class:`~rapid_env.tasks.proprio.ProprioBuffer`. The
+  arm is driven through a mocap weld, so the drive torque is the weld constraint force mapped into
+  joint space (``J_eq^T f_eq``), the torque a position-controlled arm's motors apply; it rises when
+  the hand pushes against a contact, which is what RAPID's torque trigger looks for.
 * **Observation dict:** ``image`` (rendered only when read), ``proprio`` (end-effector xyz and
   gripper opening) and ``instruction``; never object or goal coordinates.
 """
@@ -34,8 +34,8 @@ import numpy as np
 from gymnasium import spaces
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
-from rapid_env.tasks.proprio import N_ARM_JOINTS, ProprioBuffer
 from rapid_env.tasks.markers import DEFAULT_CAMERA, make_goal_visible, refresh_site_poses
+from rapid_env.tasks.proprio import N_ARM_JOINTS, ProprioBuffer
 from rapid_env.tasks.rendering import CameraRenderer
 from rapid_env.tasks.suite import TaskSpec, get_task
 

@@ -12,8 +12,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from rapid_env.policy import PolicyInput  # noqa: E402
 from rapid_env.cost.model import InferencePlan, Stage  # noqa: E402
+from rapid_env.policy import PolicyInput  # noqa: E402
 
 
 @dataclass

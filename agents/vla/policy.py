@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from rapid_env.policy import PolicyInput
 from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.checkpoint import load_checkpoint, shipped_checkpoint
 from rapid_env.agents.vla.split import SplitRunner
+from rapid_env.policy import PolicyInput
 
 
 def encode_instruction(tok: PreTrainedTokenizerFast, text: str, length: int) -> torch.Tensor:

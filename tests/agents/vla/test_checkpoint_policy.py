@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from rapid_env.policy import Policy, PolicyInput
 from rapid_env.agents.vla.checkpoint import load_checkpoint, save_checkpoint
 from rapid_env.agents.vla.demos import DemoSet, collect_task
 from rapid_env.agents.vla.families import build_model, default_config
 from rapid_env.agents.vla.policy import VLAPolicy
 from rapid_env.agents.vla.tokenizer import build_tokenizer, load_tokenizer
 from rapid_env.agents.vla.train import train
+from rapid_env.policy import Policy, PolicyInput
 from tests.agents.vla.test_models import TINY
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from rapid_env.agents.expert import ScriptedExpert
-from rapid_env.policy import PolicyInput
 from rapid_env.noise.scene import SCENE_NAMES
 from rapid_env.noise.spec import parse_noise
+from rapid_env.policy import PolicyInput
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 
 
