@@ -13,6 +13,8 @@ keys and values join the state so a cloud part can continue decoding), ``llm.dec
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from transformers.cache_utils import DynamicCache
@@ -91,7 +93,7 @@ class ARTokenVLA(VisionPrefixVLA):
             pos += 1
             tok = self.bin_head(self.trunk.norm(x[:, -1])).argmax(-1)
             tokens.append(tok)
-        centers: torch.Tensor = self.centers  # a registered buffer (typed Tensor | Module)
+        centers = cast(torch.Tensor, self.centers)  # a registered buffer (typed Tensor | Module)
         values = centers[torch.stack(tokens, dim=1)]
         return {"actions": values.reshape(b, self.cfg.chunk_size, self.cfg.action_dim)}
 
