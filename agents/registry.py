@@ -58,13 +58,19 @@ DECIDERS.register_config("vision-entropy", VisionEntropyConfig, VisionEntropyDec
 DECIDERS.register_config("bandwidth-adaptive", BandwidthAdaptiveConfig, BandwidthAdaptiveDecider)
 
 POLICIES: Registry[Policy] = Registry("policy")
-POLICIES.register(
-    "expert", lambda task, chunk_size=8: ScriptedExpert(get_task(task).env_key, chunk_size)
-)
+"""Robot policies by name. Every factory is called as ``factory(task, chunk_size=...,
+trust_checkpoint_code=...)``; only checkpoint loaders that can import code use the last one."""
+
+
+def _expert(task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
+    return ScriptedExpert(get_task(task).env_key, chunk_size)
+
+
+POLICIES.register("expert", _expert)
 
 
 def _shipped(family: str) -> Callable[..., Policy]:
-    def make(task: str, chunk_size: int = 8) -> Policy:
+    def make(task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
         from rapid_env.agents.vla.policy import VLAPolicy  # torch + transformers: import lazily
 
         return VLAPolicy.shipped(family, chunk_size)
@@ -76,13 +82,15 @@ for _family in ("ar-token", "flow", "chunk-regress"):
     POLICIES.register(_family, _shipped(_family))
 
 
-def _checkpoint(path: str, task: str, chunk_size: int = 8) -> Policy:
+def _checkpoint(
+    path: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False
+) -> Policy:
     from rapid_env.agents.vla.policy import VLAPolicy
 
     return VLAPolicy.load(path, chunk_size=chunk_size)
 
 
-def _hf(path: str, task: str, chunk_size: int = 8) -> Policy:
+def _hf(path: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
     from rapid_env.agents.hf_adapter import HFPolicyAdapter
 
     return HFPolicyAdapter(path, chunk_size=chunk_size)

@@ -38,8 +38,15 @@ def validate_names(cfg: EnvConfig) -> None:
 
 
 def build_policy(cfg: EnvConfig) -> Policy:
-    """The robot policy ``cfg.policy`` names, for ``cfg.task`` and ``cfg.chunk_size``."""
-    return POLICIES.create(cfg.policy, cfg.task, chunk_size=cfg.chunk_size)
+    """The robot policy ``cfg.policy`` names, for ``cfg.task`` and ``cfg.chunk_size``.
+
+    ``cfg.trust_checkpoint_code`` is the user's own switch (``--trust-checkpoint-code``); a
+    checkpoint folder's files can never turn it on.
+    """
+    return POLICIES.create(
+        cfg.policy, cfg.task, chunk_size=cfg.chunk_size,
+        trust_checkpoint_code=cfg.trust_checkpoint_code,
+    )
 
 
 def build_decider(spec: str) -> Decider:

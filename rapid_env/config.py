@@ -7,10 +7,16 @@ parts a configuration names is :mod:`rapid_env.build`'s job (the core parts) and
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from rapid_env.tasks.markers import DEFAULT_CAMERA
+from rapid_env.tasks.metaworld_task import image_shape, mw_steps_per_tick
+
+MAX_CHUNK_SIZE = 256
+MAX_EPISODE_S = 3600.0
+"""One simulated hour: an upper bound that catches a typo (seconds given as milliseconds)."""
 
 HoldPolicy = Literal["hold", "repeat_last"]
 Align = Literal["executed", "time"]
@@ -52,7 +58,16 @@ class ControlConfig:
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """Everything that defines an episode besides the seed and the decider."""
+    """Everything that defines an episode besides the seed and the decider.
+
+    Numbers are checked here, so a bad one fails when the configuration is made, before any
+    episode (names are checked against their registries when the parts are built).
+
+    Attributes:
+        trust_checkpoint_code: allow a checkpoint folder to name code to import (the
+            ``predict`` hook of an ``hf:`` checkpoint's ``rapid_env_adapter.json``); off by
+            default, so no file inside a checkpoint can switch code loading on by itself.
+    """
 
     task: str = "reach"
     policy: str = "chunk-regress"  # a trained family drives the robot unless told otherwise
@@ -68,11 +83,38 @@ class EnvConfig:
     chunk_size: int = 8
     max_episode_s: float = 10.0
     control: ControlConfig = field(default_factory=ControlConfig)
+    trust_checkpoint_code: bool = False
 
     def __post_init__(self) -> None:
-        if self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        image_shape(self.image_size)
+        mw_steps_per_tick(self.control_hz)
+        if not _int_in(self.chunk_size, 1, MAX_CHUNK_SIZE):
+            raise ValueError(
+                f"chunk_size={self.chunk_size!r}; allowed: an int in 1..{MAX_CHUNK_SIZE}"
+            )
+        if not _number_in(self.max_episode_s, 0.0, MAX_EPISODE_S) or self.max_episode_s == 0:
+            raise ValueError(
+                f"max_episode_s={self.max_episode_s!r}; allowed: a finite number of seconds in "
+                f"(0, {MAX_EPISODE_S:g}]"
+            )
+        if not isinstance(self.trust_checkpoint_code, bool):
+            raise ValueError(
+                f"trust_checkpoint_code={self.trust_checkpoint_code!r}; allowed: True, False"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for W&B config and records."""
         return asdict(self)
+
+
+def _int_in(value: object, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _number_in(value: object, lo: float, hi: float) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and lo <= value <= hi
+    )

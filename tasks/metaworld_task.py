@@ -24,6 +24,7 @@ What this adds to Meta-World's own env:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any, SupportsFloat
@@ -46,18 +47,32 @@ _CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-'"
 
 def mw_steps_per_tick(control_hz: float) -> int:
     """Meta-World steps per control tick; ``control_hz`` must divide 80 Hz evenly."""
-    n = MW_STEP_HZ / control_hz if control_hz > 0 else 0.0
-    if control_hz <= 0 or abs(n - round(n)) > 1e-9:
-        allowed = [80, 40, 20, 16, 10, 8, 5, 4, 2, 1]
+    allowed = [80, 40, 20, 16, 10, 8, 5, 4, 2, 1]
+    ok = isinstance(control_hz, int | float) and math.isfinite(control_hz) and control_hz > 0
+    n = MW_STEP_HZ / control_hz if ok else 0.0
+    if not ok or abs(n - round(n)) > 1e-9:
         raise ValueError(f"control_hz={control_hz!r} must divide 80 Hz evenly; allowed: {allowed}")
     return int(round(n))
 
 
-def _image_shape(image_size: int | tuple[int, int]) -> tuple[int, int]:
-    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-    if not (isinstance(h, int) and isinstance(w, int)) or h < 8 or w < 8:
-        raise ValueError(f"image_size={image_size!r} must be an int or (height, width) >= 8")
-    return h, w
+IMAGE_SIZE_RANGE = (16, 1024)
+"""Camera sizes the harness accepts, in pixels per side: below 16 no policy can see the scene,
+above 1024 one frame costs more memory and time than any VLA input uses."""
+
+
+def image_shape(image_size: object) -> tuple[int, int]:
+    """``(height, width)`` of a camera size given as an int or a pair; ValueError otherwise."""
+    lo, hi = IMAGE_SIZE_RANGE
+    pair = (image_size, image_size) if not isinstance(image_size, tuple | list) else image_size
+    if (
+        len(pair) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+        or not all(lo <= v <= hi for v in pair)  # type: ignore[operator]
+    ):
+        raise ValueError(
+            f"image_size={image_size!r}; allowed: an int or a (height, width) pair in {lo}..{hi}"
+        )
+    return int(pair[0]), int(pair[1])  # type: ignore[call-overload]
 
 
 class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
@@ -85,7 +100,7 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         proprio_capacity: int = 1024,
     ) -> None:
         self.spec_task: TaskSpec = get_task(task)
-        self.image_hw = _image_shape(image_size)
+        self.image_hw = image_shape(image_size)
         self.camera = camera
         self.quality = quality
         self.control_hz = float(control_hz)
