@@ -93,7 +93,11 @@ def _checkpoint(
 def _hf(path: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
     from rapid_env.agents.hf_adapter import HFPolicyAdapter
 
-    return HFPolicyAdapter(path, chunk_size=chunk_size)
+    # the user's switch (--trust-checkpoint-code), never the checkpoint's: without it a predict
+    # named in the folder's rapid_env_adapter.json is refused before any import
+    return HFPolicyAdapter(
+        path, chunk_size=chunk_size, trust_checkpoint_code=trust_checkpoint_code
+    )
 
 
 POLICIES.register_prefix("ckpt:", _checkpoint)  # a checkpoint written by rapid-train

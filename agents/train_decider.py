@@ -42,6 +42,7 @@ from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.episode import run_episode
 from rapid_env.features import FEATURE_NAMES
+from rapid_env.progress import Progress
 from rapid_env.wrapper import (
     COMPACT_ACTIONS,
     CompactActions,
@@ -142,9 +143,16 @@ def train(
     timesteps: int,
     seed: int,
     safety_refill: bool,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
+    quiet: bool = False,
 ) -> tuple[PPO, VecNormalize, float]:
-    """Train PPO on one environment per task; return the model, the normaliser and seconds."""
+    """Train PPO on one environment per task; return the model, the normaliser and seconds.
+
+    Progress over the PPO ticks (a bar on a terminal, a line every 10 s elsewhere; ``ok``:
+    training episodes solved) goes to stderr and one line per rollout (steps, speed, recent
+    return, success and length) to ``log``, by default printed above the bar; ``quiet`` silences
+    both (unless ``log`` is given).
+    """
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -178,11 +186,23 @@ def train(
         verbose=0,
     )
     t0 = time.perf_counter()
+    # PPO collects whole rollouts: it stops at the first multiple of one rollout >= timesteps
+    rollout = ppo.n_steps * len(tasks)
+    bar = Progress(total=math.ceil(timesteps / rollout) * rollout, desc="rapid-train-decider",
+                   unit="tick", quiet=quiet)
+    say = log if log is not None else bar.write
 
     class _Progress(BaseCallback):
-        """One line per rollout: steps, speed, recent episode return and success."""
+        """The bar over PPO ticks; one line per rollout: steps, speed, recent return, success."""
+
+        episodes = 0
 
         def _on_step(self) -> bool:
+            ends = [i["episode"] for i in self.locals.get("infos", ()) if "episode" in i]
+            self.episodes += len(ends)
+            if ends:
+                bar.record(ok=sum(bool(e.get("success")) for e in ends))
+            bar.update(self.num_timesteps - bar.done, episodes=self.episodes)
             return True
 
         def _on_rollout_end(self) -> None:
@@ -191,12 +211,13 @@ def train(
             succ = np.mean([float(e["success"]) for e in eps]) if eps else math.nan
             length = np.mean([e["l"] for e in eps]) if eps else math.nan
             dt = time.perf_counter() - t0
-            log(
+            say(
                 f"  {self.num_timesteps:>8d} steps  {self.num_timesteps / dt:6.0f} steps/s  "
                 f"return {ret:7.2f}  success {succ:.2f}  length {length:5.1f}"
             )
 
-    model.learn(total_timesteps=timesteps, callback=_Progress())
+    with bar:
+        model.learn(total_timesteps=timesteps, callback=_Progress())
     return model, venv, time.perf_counter() - t0
 
 
@@ -245,25 +266,39 @@ def evaluate(
     episodes: int,
     first_seed: int,
     baselines: Sequence[str],
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
+    quiet: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run the saved decider and the baselines on the same held-out seeds; one row per cell."""
+    """Run the saved decider and the baselines on the same held-out seeds; one row per cell.
+
+    Rows go to ``log``, by default printed (also under ``quiet``, which silences only the
+    progress over the episodes; ``ok``: solved, ``fail``: an episode with a policy fault).
+    """
     from rapid_env.agents.registry import DECIDERS
     rows: list[dict[str, Any]] = []
-    for task in tasks:
-        controller = build_controller(replace(cfg, task=task))
-        try:
-            for agent in ("learned", *baselines):
-                recs = []
-                for seed in range(first_seed, first_seed + episodes):
-                    decider = LearnedDecider(out) if agent == "learned" else DECIDERS.create(agent)
-                    recs.append(run_episode(controller, decider, seed))
-                row = {"task": task, "agent": agent, "episodes": episodes,
-                       **{m: _mean(recs, m) for m in EVAL_METRICS}}
-                rows.append(row)
-                log(_format_row(row))
-        finally:
-            controller.task.close()
+    agents = ("learned", *baselines)
+    bar = Progress(total=len(tasks) * len(agents) * episodes, desc="rapid-train-decider eval",
+                   quiet=quiet)
+    say = log if log is not None else (lambda line: bar.write(line, always=True))
+    with bar:
+        for task in tasks:
+            controller = build_controller(replace(cfg, task=task))
+            try:
+                for agent in agents:
+                    recs = []
+                    for seed in range(first_seed, first_seed + episodes):
+                        decider = (
+                            LearnedDecider(out) if agent == "learned" else DECIDERS.create(agent)
+                        )
+                        recs.append(run_episode(controller, decider, seed))
+                        bar.update(success=bool(recs[-1]["success"]),
+                                   failed=bool(recs[-1].get("faults")), task=task, agent=agent)
+                    row = {"task": task, "agent": agent, "episodes": episodes,
+                           **{m: _mean(recs, m) for m in EVAL_METRICS}}
+                    rows.append(row)
+                    say(_format_row(row))
+            finally:
+                controller.task.close()
     return rows
 
 
@@ -368,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ent-coef", type=float, default=ppo.ent_coef)
     p.add_argument("--no-safety-refill", action="store_true",
                    help="let the policy starve the robot (no forced request when starved)")
-    p.add_argument("--quiet", action="store_true", help="no per-rollout progress lines")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar or progress lines (per-rollout lines included)")
     return p
 
 
@@ -412,11 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                           megabytes=args.w_bytes, stall=args.w_stall)
     ppo = PPOSettings(n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
                       learning_rate=args.lr, ent_coef=args.ent_coef)
-    log = (lambda s: None) if args.quiet else print
     out = Path(args.out)
     safety = not args.no_safety_refill
     print(f"training PPO on {', '.join(tasks)} for {args.timesteps} ticks -> {out}")
-    model, venv, seconds = train(cfg, tasks, reward, ppo, args.timesteps, args.seed, safety, log)
+    model, venv, seconds = train(cfg, tasks, reward, ppo, args.timesteps, args.seed, safety,
+                                 quiet=args.quiet)
     command = "rapid-train-decider " + " ".join(sys.argv[1:] if argv is None else argv)
     config = {
         "safety_refill": safety,
@@ -433,7 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.eval_episodes:
         last = args.eval_seed + args.eval_episodes - 1
         print(f"held-out evaluation, seeds {args.eval_seed}-{last}:")
-        rows = evaluate(out, cfg, eval_tasks, args.eval_episodes, args.eval_seed, baselines)
+        rows = evaluate(out, cfg, eval_tasks, args.eval_episodes, args.eval_seed, baselines,
+                        quiet=args.quiet)
     card = {
         **config,
         "evaluation": {

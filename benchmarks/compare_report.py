@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,17 +31,24 @@ from typing import Any
 
 import numpy as np
 
-from rapid_env.eval.summary import t_half_width, wilson_interval
+from rapid_env.eval.summary import dedupe, t_half_width, wilson_interval
 
 
 def load(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Records of every file, in file order (``.gz`` files are decompressed)."""
+    """Records of every file, in file order (``.gz`` files are decompressed), each episode once.
+
+    An episode that appears twice (a rerun appended to an old store, two files that overlap)
+    is counted once; the first copy is kept and the number dropped is said on stderr.
+    """
     out: list[dict[str, Any]] = []
     for path in paths:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as fh:
             out.extend(json.loads(line) for line in fh if line.strip())
-    return out
+    unique, dropped = dedupe(out)
+    if dropped:
+        print(f"compare_report: dropped {dropped} duplicated episode record(s)", file=sys.stderr)
+    return [dict(r) for r in unique]
 
 
 def _mean(rs: Sequence[dict[str, Any]], key: str) -> float:

@@ -1,10 +1,15 @@
 """``rapid-eval``: run a sweep of tasks x agents x noises x links on paired seeds.
 
-Writes ``OUT/episodes.jsonl`` (one JSON line per finished episode), ``OUT/summary.json`` and
-``OUT/summary.csv`` (one row per task x agent x noise x link cell), logs one W&B run (offline when
-no API key is configured), and prints the summary table.
+Writes into ``OUT/`` (a results store, :mod:`rapid_env.eval.store`): ``manifest.json`` (the
+resolved sweep), ``episodes.jsonl`` (one JSON line per finished episode, keyed), then
+``summary.json`` and ``summary.csv`` (one row per task x agent x noise x link cell, rebuilt from
+every stored record); logs one W&B run (offline when no API key is configured) and prints the
+summary table. Rerunning the same command into the same ``OUT`` resumes.
 
-Bad input exits with code 2 and one line naming the bad value and the allowed values.
+Exit codes: 0 every episode ran (a policy's own faults are data: counted in the ``faults``
+column); 2 bad input, before any episode (one line naming the bad value and the allowed ones);
+3 the sweep finished but some episodes could not run (``episode_error`` records); 130
+interrupted (Ctrl-C): everything finished is stored, rerun the same command to resume.
 """
 
 from __future__ import annotations
@@ -12,20 +17,25 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from rapid_env.agents.registry import DECIDERS
-from rapid_env.compose import validate_names
 from rapid_env.config import ControlConfig, EnvConfig
-from rapid_env.eval.runner import SweepSpec, run_sweep
+from rapid_env.eval.backends import BACKENDS, Backend, make_backend
+from rapid_env.eval.execute import is_episode_error
+from rapid_env.eval.jobs import EpisodeJob, SweepSpec
+from rapid_env.eval.preflight import preflight
+from rapid_env.eval.runner import run_sweep
+from rapid_env.eval.store import OpenMode, ResultsStore, StoreError
 from rapid_env.eval.summary import summarize, write_summary
 from rapid_env.eval.table import format_table
 from rapid_env.link import LINK_FORMS
 from rapid_env.specs import SpecError, split_specs
 from rapid_env.tasks.suite import TASKS
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_EPISODE_ERRORS, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 DEFAULT_TASKS = "mt10"
 DEFAULT_AGENTS = "rapid,edge-only,cloud-only"
@@ -88,8 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold-policy", choices=("hold", "repeat_last"), default="hold")
     p.add_argument("--align", choices=("executed", "time"), default="executed")
     p.add_argument("--workers", type=int, default=1,
-                   help="parallel worker processes, one sweep cell per job (default 1)")
-    p.add_argument("--quiet", action="store_true", help="no per-episode progress lines")
+                   help="local backend: worker processes, one episode per job (default 1, at "
+                        "most this machine's cores); ray backend: CPUs for a local Ray cluster")
+    p.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="where episodes run: local (default) or ray")
+    p.add_argument("--address", default=None,
+                   help="ray backend: cluster address (auto, ray://host:port); default: start "
+                        "a local Ray cluster")
+    p.add_argument("--trust-checkpoint-code", action="store_true",
+                   help="allow a checkpoint folder to name code to import (hf: adapter files)")
+    store = p.add_mutually_exclusive_group()
+    store.add_argument("--overwrite", action="store_true",
+                       help="start afresh when --out holds records (they are deleted)")
+    store.add_argument("--extend", action="store_true",
+                       help="add tasks, agents, noises, links or episodes to the sweep in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    p.add_argument("--verbose", action="store_true", help="also one line per finished episode")
     return p
 
 
@@ -103,71 +127,148 @@ def _check_out(out: Path) -> None:
         raise ValueError(f"--out {str(out)!r} is not writable ({exc.strerror})") from None
 
 
-def parse_spec(
-    argv: Sequence[str] | None,
-) -> tuple[SweepSpec, Path, str | None, bool, int]:
+@dataclass(frozen=True)
+class Invocation:
+    """A parsed and validated ``rapid-eval`` command."""
+
+    spec: SweepSpec
+    out: Path
+    wandb: str | None
+    quiet: bool
+    verbose: bool
+    backend: str
+    workers: int
+    address: str | None
+    mode: OpenMode
+
+
+def parse_spec(argv: Sequence[str] | None) -> Invocation:
     """Parse and validate; raise ValueError naming the bad value and the allowed ones."""
     args = build_parser().parse_args(argv)
     tasks = tuple(TASKS.names()) if args.tasks == ("mt10",) else args.tasks
     for t in tasks:
         TASKS.check(t)
-    for a in args.agents:
-        DECIDERS.check(a)  # builds the spec's config: a bad field or value fails here
     if args.episodes < 1:
         raise ValueError(f"--episodes {args.episodes} must be >= 1")
-    if args.workers < 1:
-        raise ValueError(f"--workers {args.workers} must be >= 1")
+    if args.seed < 0:
+        raise ValueError(f"--seed {args.seed} must be >= 0")
     base = EnvConfig(
         task=tasks[0], policy=args.policy, profile=args.profile, edge=args.edge,
         cloud=args.cloud, image_size=args.image_size, control_hz=args.control_hz,
         chunk_size=args.chunk_size, max_episode_s=args.max_episode_s,
         control=ControlConfig(hold_policy=args.hold_policy, align=args.align),
+        trust_checkpoint_code=args.trust_checkpoint_code,
     )
-    from rapid_env.tasks.metaworld_task import mw_steps_per_tick
-
-    mw_steps_per_tick(args.control_hz)
-    for noise in args.noise:
-        for link in args.links:
-            validate_names(EnvConfig(task=tasks[0], noise=noise, link=link, policy=args.policy,
-                                     profile=args.profile, edge=args.edge, cloud=args.cloud))
     spec = SweepSpec(tasks=tasks, agents=args.agents, noises=args.noise, links=args.links,
                      episodes=args.episodes, seed=args.seed, base=base)
+    if args.backend == "local":
+        make_backend("local", args.workers).close()  # checks --workers against the cores
+    elif args.workers < 1:
+        raise ValueError(f"--workers {args.workers} must be >= 1")
+    preflight(spec)
     out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     _check_out(out)
-    return spec, out, args.wandb, args.quiet, args.workers
+    mode: OpenMode = "overwrite" if args.overwrite else "extend" if args.extend else "resume"
+    return Invocation(spec, out, args.wandb, args.quiet, args.verbose, args.backend,
+                      args.workers, args.address, mode)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rapid-eval``."""
     try:
-        spec, out, wandb_mode, quiet, workers = parse_spec(argv)
+        inv = parse_spec(argv)
+        backend = make_backend(inv.backend, inv.workers, inv.address)
     except ValueError as exc:
         print(f"rapid-eval: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    try:
+        return _run(inv, backend)
+    except StoreError as exc:
+        print(f"rapid-eval: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        backend.close()
+
+
+def _run(inv: Invocation, backend: Backend) -> int:
+    """Run the sweep into its store with progress and W&B; summarise; choose the exit code."""
     from rapid_env.eval.wandb_log import WandbLogger
+    from rapid_env.progress import Progress
 
-    config = {"sweep": {k: v for k, v in asdict(spec).items() if k != "base"},
-              "env": spec.base.to_dict(), "out": str(out)}
-    total = spec.n_episodes()
-    done = 0
+    state: dict[str, Any] = {}
 
-    def progress(record: dict[str, object]) -> None:
-        nonlocal done
-        done += 1
-        logger.log_episode(record)
-        if not quiet:
-            print(f"[{done}/{total}] {record['task']} {record['agent']} {record['noise']} "
-                  f"{record['link']} seed={record['seed']} success={record['success']} "
-                  f"latency_ms={record.get('latency_ms_mean')}", flush=True)
+    def on_open(store: ResultsStore, pending: list[EpisodeJob]) -> None:
+        total = inv.spec.n_episodes()
+        done = total - len(pending)
+        if store.dropped_torn_line:
+            print("rapid-eval: dropped a torn last line of episodes.jsonl (a crash mid-write)",
+                  file=sys.stderr)
+        if done:
+            print(f"rapid-eval: resuming: {done} of {total} episodes done", file=sys.stderr)
+        config = {"sweep": store.manifest["sweep"], "out": str(inv.out),
+                  "backend": inv.backend, "workers": inv.workers}
+        logger = WandbLogger(inv.wandb, "rapid-env", config, inv.out, name=inv.out.name,
+                             run_id=store.manifest.get("wandb_run_id"))
+        logger.preload(store.ordered(_done_jobs(inv.spec, store)))
+        if logger.run_id and store.manifest.get("wandb_run_id") != logger.run_id:
+            store.manifest["wandb_run_id"] = logger.run_id
+            store.write_manifest()
+        bar = Progress(total=total, desc="rapid-eval", initial=done, quiet=inv.quiet)
+        stored = list(store.records.values())
+        bar.record(ok=sum(bool(r.get("success")) for r in stored),
+                   fail=sum(is_episode_error(r) for r in stored))
+        state.update(logger=logger, bar=bar)
 
-    with WandbLogger(wandb_mode, "rapid-env", config, out, name=out.name) as logger:
-        records = run_sweep(spec, out, on_record=progress, workers=workers)
-        rows = summarize(records)
-        write_summary(rows, out)
-        logger.finish(rows)
+    def on_record(record: dict[str, Any]) -> None:
+        state["logger"].log_episode(record)
+        state["bar"].update(success=bool(record.get("success")), failed=is_episode_error(record))
+        if inv.verbose:
+            state["bar"].write(_episode_line(record))
+
+    try:
+        result = run_sweep(inv.spec, inv.out, on_record=on_record, backend=backend,
+                           mode=inv.mode, on_open=on_open)
+    except KeyboardInterrupt:
+        _close(state, exit_code=1)
+        print(f"\nrapid-eval: interrupted; every finished episode is in "
+              f"{inv.out / 'episodes.jsonl'}; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException:
+        _close(state, exit_code=1)
+        raise
+    state["bar"].close()
+    rows = summarize(result.records)
+    write_summary(rows, inv.out)
+    state["logger"].finish(rows)
     print(format_table(rows))
-    print(f"\nwrote {out / 'episodes.jsonl'}, {out / 'summary.json'}, {out / 'summary.csv'}")
-    return 0
+    print(f"\nwrote {inv.out / 'episodes.jsonl'}, {inv.out / 'summary.json'}, "
+          f"{inv.out / 'summary.csv'} ({result.ran} episodes run now, {result.resumed} resumed)")
+    if result.episode_errors:
+        print(f"rapid-eval: {result.episode_errors} episode(s) could not run (fault "
+              "'episode_error: ...' in episodes.jsonl)", file=sys.stderr)
+        return EXIT_EPISODE_ERRORS
+    return EXIT_OK
+
+
+def _done_jobs(spec: SweepSpec, store: ResultsStore) -> list[EpisodeJob]:
+    from rapid_env.eval.jobs import plan
+
+    return [job for job in plan(spec) if job.key() in store.records]
+
+
+def _close(state: dict[str, Any], exit_code: int) -> None:
+    if "bar" in state:
+        state["bar"].close()
+    if "logger" in state:
+        state["logger"].finish([], exit_code=exit_code)
+
+
+def _episode_line(record: dict[str, Any]) -> str:
+    lat = record.get("latency_ms_mean")
+    return (f"{record['task']} {record['agent']} {record['noise']} {record['link']} "
+            f"seed={record['seed']} success={record['success']} "
+            f"latency_ms={'-' if lat is None else f'{lat:.1f}'}"
+            + (f" fault={record['fault']}" if record.get("fault") else ""))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,10 @@ from scipy import stats
 __all__ = [
     "CELL_KEYS",
     "CONFIDENCE",
+    "IDENTITY_FIELDS",
     "EPISODE_FIELDS",
+    "dedupe",
+    "episode_identity",
     "summarize",
     "t_half_width",
     "wilson_interval",
@@ -159,9 +162,11 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     values) and ``m_nan`` (values that were missing, None or non-finite and so left out).
 
     Raises ``ValueError`` naming the record and the field when a cell key or ``success`` is
-    missing or malformed, because a mis-recorded episode would otherwise land in a wrong cell.
+    missing or malformed, because a mis-recorded episode would otherwise land in a wrong cell,
+    and when one episode appears twice (:func:`dedupe`), because it would be counted twice.
     """
     records = list(records)
+    _refuse_duplicates(records)
     cells: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for index, record in enumerate(records):
         missing = [key for key in (*CELL_KEYS, "success") if key not in record]
@@ -199,6 +204,46 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             row[f"{key}_nan"] = n - len(finite)
         rows.append(row)
     return rows
+
+
+IDENTITY_FIELDS: tuple[str, ...] = (*CELL_KEYS, "seed", "policy", "profile", "edge", "cloud")
+"""What identifies an episode in records that predate ``episode_key`` (older stores)."""
+
+
+def episode_identity(record: Mapping[str, Any]) -> str:
+    """The record's ``episode_key``, or for older records its cell, seed and model setup."""
+    key = record.get("episode_key")
+    if isinstance(key, str):
+        return key
+    return json.dumps([record.get(k) for k in IDENTITY_FIELDS], default=str)
+
+
+def dedupe(records: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """The records with each episode once (the first copy kept), and how many were dropped."""
+    seen: set[str] = set()
+    unique: list[Mapping[str, Any]] = []
+    dropped = 0
+    for record in records:
+        key = episode_identity(record)
+        if key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
+        unique.append(record)
+    return unique, dropped
+
+
+def _refuse_duplicates(records: Sequence[Mapping[str, Any]]) -> None:
+    seen: dict[str, int] = {}
+    for index, record in enumerate(records):
+        key = episode_identity(record)
+        if key in seen:
+            cell = "/".join(str(record.get(k)) for k in CELL_KEYS)
+            raise ValueError(
+                f"records {seen[key]} and {index} are the same episode ({cell}, seed "
+                f"{record.get('seed')}); it would be counted twice: dedupe the records first"
+            )
+        seen[key] = index
 
 
 def union_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -23,6 +23,7 @@ DEFAULT_COLUMNS: tuple[str, ...] = (
     "stall_steps",
     "rms_jerk",
     "offloads",
+    "faults",
 )
 """What a user asks of a sweep first: which cell, how often it succeeded, how fast and smooth."""
 

@@ -139,6 +139,7 @@ class WandbLogger:
         config: Mapping[str, Any],
         out_dir: Path,
         name: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.mode: str = resolve_mode(mode)
         self.project = project
@@ -162,10 +163,23 @@ class WandbLogger:
             config=self.config,
             dir=str(self.out_dir),
             name=name,
+            id=run_id,
+            resume="allow" if run_id else None,
             reinit="create_new",
             settings=wandb.Settings(silent=True, console="off"),
         )
         self._write_config_copy()
+
+    @property
+    def run_id(self) -> str | None:
+        """The W&B run id (kept in the store's manifest so a resumed sweep logs into it)."""
+        return None if self._run is None else str(self._run.id)
+
+    def preload(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Records a resumed sweep already holds: in the final tables, not logged again."""
+        if self._records:
+            raise RuntimeError("preload() before the first log_episode()")
+        self._records.extend(dict(r) for r in records)
 
     @property
     def run_dir(self) -> Path | None:

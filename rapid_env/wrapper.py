@@ -52,13 +52,41 @@ class RewardConfig:
     stall: float = 0.05
 
 
-def action_to_decision(action: np.ndarray) -> Decision:
-    """Map a ``MultiDiscrete([3, n_splits])`` action to a :class:`Decision`."""
-    kind, split = int(action[0]), int(action[1])
+def _shown(action: object) -> str:
+    """``repr`` of a bad action for an error message, cut to a readable length."""
+    text = " ".join(repr(action).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def action_to_decision(action: Any, n_splits: int | None = None) -> Decision:
+    """Map a ``MultiDiscrete([3, n_splits])`` action to a :class:`Decision`.
+
+    Anything not in that space is a ValueError naming the space and what was expected: another
+    shape or a non-integer type (``step(1)``, ``[1.5, 0]``), a kind outside 0-2, and, when
+    ``n_splits`` is given, a split outside ``0..n_splits - 1`` (never silently clipped).
+    """
+    try:
+        arr: np.ndarray | None = np.asarray(action)
+    except (TypeError, ValueError):  # ragged nesting, objects numpy cannot hold
+        arr = None
+    hi = "n_splits - 1" if n_splits is None else str(n_splits - 1)
+    space = f"MultiDiscrete([3 {'n_splits' if n_splits is None else n_splits}])"
+
+    def bad(why: str) -> ValueError:
+        return ValueError(
+            f"action {_shown(action)} is not in {space}; {why}expected an integer array of "
+            f"shape (2,): [kind 0-2 (0 keep, 1 infer, 2 infer+preempt), split 0-{hi}]"
+        )
+
+    if arr is None or arr.shape != (2,) or not np.issubdtype(arr.dtype, np.integer):
+        raise bad("")
+    kind, split = int(arr[0]), int(arr[1])
+    if kind not in (0, 1, 2):
+        raise bad(f"kind {kind} is out of range; ")
+    if split < 0 or (n_splits is not None and split >= n_splits):
+        raise bad(f"split {split} is out of range; ")
     if kind == 0:
         return KEEP
-    if kind not in (1, 2):
-        raise ValueError(f"action kind {kind}; allowed: 0 keep, 1 infer, 2 infer+preempt")
     return Decision("infer", split=split, preempt=kind == 2)
 
 
@@ -116,8 +144,14 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(
         self, action: np.ndarray
     ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Apply the decider's action for one control tick."""
-        out = self.controller.step(action_to_decision(np.asarray(action)))
+        """Apply the decider's action for one control tick.
+
+        Raises:
+            ValueError: ``action`` is not in :attr:`action_space` (wrong shape or type, or an
+                entry out of range); the message names the space. The tick does not run.
+        """
+        decision = action_to_decision(action, self.controller.n_splits)
+        out = self.controller.step(decision)
         new_success = out.success and not self._was_success
         self._was_success = out.success
         info = dict(out.info)
@@ -172,17 +206,38 @@ ends. Five choices instead of ``3 x n_splits`` (114 for OpenVLA-7B) keep a learn
 problem the one that matters, *when* to ask, while the planner answers *where*.
 """
 
+_COMPACT_SPACE = f"Discrete({len(COMPACT_ACTIONS)})"
+_COMPACT = ", ".join(f"{i} {a}" for i, a in enumerate(COMPACT_ACTIONS))
 _CHUNK_FRACTION = FEATURE_NAMES.index("chunk_fraction")
 _IN_FLIGHT = FEATURE_NAMES.index("in_flight")
+
+
+def compact_index(action: Any) -> int:
+    """The index a :data:`COMPACT_ACTIONS` action holds, or ValueError naming the space.
+
+    Accepted: a Python or numpy integer, or an integer array holding one value (what
+    stable-baselines3 hands a ``Discrete`` env). A float (even ``1.0``), a bool, or anything
+    else is refused rather than truncated; so is an index outside 0-4.
+    """
+    arr = np.asarray(action) if isinstance(action, (np.ndarray, np.generic)) else None
+    if isinstance(action, int) and not isinstance(action, bool):
+        index = int(action)
+    elif arr is not None and arr.size == 1 and np.issubdtype(arr.dtype, np.integer):
+        index = int(arr.reshape(()))
+    else:
+        raise ValueError(
+            f"compact action {_shown(action)} is not in {_COMPACT_SPACE}; expected an integer "
+            f"0-{len(COMPACT_ACTIONS) - 1}: {_COMPACT}"
+        )
+    if not 0 <= index < len(COMPACT_ACTIONS):
+        raise ValueError(f"compact action {index} is not in {_COMPACT_SPACE}; allowed: {_COMPACT}")
+    return index
 
 
 def compact_decision(index: int, n_splits: int) -> Decision:
     """Map an index of :data:`COMPACT_ACTIONS` to a :class:`Decision`."""
     if not 0 <= index < len(COMPACT_ACTIONS):
-        raise ValueError(
-            f"compact action {index}; allowed: "
-            + ", ".join(f"{i} {a}" for i, a in enumerate(COMPACT_ACTIONS))
-        )
+        raise ValueError(f"compact action {index} is not in {_COMPACT_SPACE}; allowed: {_COMPACT}")
     if n_splits < 1:
         raise ValueError(f"n_splits must be >= 1, got {n_splits}")
     name = COMPACT_ACTIONS[index]
@@ -231,8 +286,12 @@ class CompactActions(
         self._n_splits = int(env.unwrapped.action_space.nvec[1])  # type: ignore[attr-defined]
 
     def action(self, action: np.int64) -> np.ndarray:
-        """The RAPID env's action for compact action ``action``."""
-        decision = compact_decision(int(action), self._n_splits)
+        """The RAPID env's action for compact action ``action``.
+
+        Raises:
+            ValueError: ``action`` is not in ``Discrete(5)`` (:func:`compact_index`).
+        """
+        decision = compact_decision(compact_index(action), self._n_splits)
         action_for = self.env.get_wrapper_attr("action_for")
         return np.asarray(action_for(decision), dtype=np.int64)
 
@@ -276,7 +335,7 @@ class SafetyRefill(
         """Apply the rule, then the action."""
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
-        forced = int(action) == self._KEEP and starved(self._obs)
+        forced = compact_index(action) == self._KEEP and starved(self._obs)
         if forced:
             action = np.int64(self._INFER)
         obs, reward, terminated, truncated, info = self.env.step(action)

@@ -1,14 +1,17 @@
 """``HFPolicyAdapter``: a local checkpoint folder behind the Policy protocol.
 
 The adapter owns what is the same for every layout: reading ``config.json`` and the optional
-``rapid_env_adapter.json``, detecting the layout, seeding torch per episode, the image check,
-and the action map. Everything layout-specific is delegated to the backend that
+``rapid_env_adapter.json`` (checking its values, and refusing the code it names unless the user
+passed ``trust_checkpoint_code``), detecting the layout, seeding torch per episode, the image
+check, and the action map. Everything layout-specific is delegated to the backend that
 :data:`BACKENDS` names for the detected layout.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,10 +21,12 @@ import numpy as np
 from rapid_env.agents.hf_adapter.actions import ActionMap, native_to_chunk
 from rapid_env.agents.hf_adapter.backend import (
     ADAPTER_FILE,
+    CODE_KEYS,
     Layout,
     LoadOptions,
     PolicyBackend,
     PredictFn,
+    require_code_trust,
 )
 from rapid_env.agents.hf_adapter.lerobot_backend import LeRobotBackend
 from rapid_env.agents.hf_adapter.transformers_backend import TransformersBackend
@@ -37,6 +42,23 @@ ADAPTER_KEYS = frozenset({"predict", "predict_kwargs", "action_map"})
 """The keys ``rapid_env_adapter.json`` may hold; anything else is a typo and an error."""
 
 
+def one_torch_thread_in_forked_child() -> None:
+    """Run torch on one thread in a forked child (an ``os.register_at_fork`` hook).
+
+    The adapter's model runs torch in the parent when an env is built (``AsyncVectorEnv`` builds
+    one there to read the spaces), which starts OpenMP's thread pool; a forked worker's next
+    parallel op would then wait forever for threads it does not have. On one thread it runs
+    inline. The same hook as :mod:`rapid_env.agents.vla.policy`'s, which explains it in full;
+    torch is looked up, not imported, since this package imports it lazily.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=one_torch_thread_in_forked_child)
+
+
 def detect_layout(path: Path, config: Mapping[str, Any]) -> Layout:
     """Say which layout ``config.json`` describes, or raise ValueError naming ``path``."""
     if "model_type" in config or "architectures" in config:
@@ -48,6 +70,30 @@ def detect_layout(path: Path, config: Mapping[str, Any]) -> Layout:
         f"'architectures' (transformers save_pretrained) or 'type' (LeRobot), "
         f"found keys {sorted(config)}"
     )
+
+
+def check_adapter_settings(adapter_file: Path, settings: Mapping[str, Any]) -> None:
+    """Raise ValueError naming ``adapter_file`` for an unknown key or a value of the wrong type.
+
+    Only the shapes are checked here (no import, no parsing of the action map): ``predict`` must
+    be a dotted-path string, ``predict_kwargs`` and ``action_map`` JSON objects.
+    """
+    unknown = set(settings) - ADAPTER_KEYS
+    if unknown:
+        raise ValueError(
+            f"unknown keys {sorted(unknown)} in {adapter_file}; allowed: {sorted(ADAPTER_KEYS)}"
+        )
+    for key in CODE_KEYS:
+        if key in settings and not isinstance(settings[key], str):
+            raise ValueError(
+                f"{adapter_file}: {key} must be a dotted path string like 'my_glue:predict', "
+                f"got {type(settings[key]).__name__}"
+            )
+    for key in ("predict_kwargs", "action_map"):
+        if key in settings and not isinstance(settings[key], dict):
+            raise ValueError(
+                f"{adapter_file}: {key} must be a JSON object, got {type(settings[key]).__name__}"
+            )
 
 
 def _read_json(file: Path) -> dict[str, Any]:
@@ -83,8 +129,15 @@ class HFPolicyAdapter:
         action_map: native -> Meta-World mapping; default from the file, else ``ActionMap()``.
         dtype: torch dtype name for transformers weights (``"bfloat16"``); None keeps the saved.
         model_class: transformers class (or its name) overriding ``architectures[0]``.
-        trust_remote_code: allow ``auto_map`` classes defined by .py files in ``path``. Never
-            read from the checkpoint itself: running its code must be the caller's decision.
+        trust_remote_code: allow ``auto_map`` classes defined by .py files in ``path``
+            (transformers' own switch, and only that). Never read from the checkpoint itself:
+            running its code must be the caller's decision.
+        trust_checkpoint_code: allow the checkpoint to name code to import: ``predict`` in
+            ``rapid_env_adapter.json`` is imported only when this is True (rapid-eval's
+            ``--trust-checkpoint-code``); without it such a file is a ValueError raised before
+            any import. It is the broader decision (all code the checkpoint names or ships), so
+            it implies ``trust_remote_code``. A ``predict=`` you pass needs neither: you chose it,
+            and the file's ``predict`` is then never imported.
         needs_image: whether act() needs a camera frame. None: True for the transformers layout
             (VLAs read images), for LeRobot whether its config lists a camera feature.
         name: policy name in records; default ``"hf:<directory name>"``.
@@ -102,6 +155,7 @@ class HFPolicyAdapter:
         dtype: str | None = None,
         model_class: str | type | None = None,
         trust_remote_code: bool = False,
+        trust_checkpoint_code: bool = False,
         needs_image: bool | None = None,
         name: str | None = None,
     ) -> None:
@@ -118,19 +172,22 @@ class HFPolicyAdapter:
             raise ValueError(f"{self.path} has no config.json; is it a checkpoint directory?")
         self.config = _read_json(config_file)
         self.layout: Layout = detect_layout(self.path, self.config)
-        adapter_file = self.path / ADAPTER_FILE
+        adapter_file = self.path.absolute() / ADAPTER_FILE
         settings = _read_json(adapter_file) if adapter_file.is_file() else {}
-        if set(settings) - ADAPTER_KEYS:
-            raise ValueError(
-                f"unknown keys {sorted(set(settings) - ADAPTER_KEYS)} in {adapter_file}; "
-                f"allowed: {sorted(ADAPTER_KEYS)}"
-            )
+        check_adapter_settings(adapter_file, settings)
+        # before anything is imported: code the file names needs the user's trust (a predict=
+        # the caller gave wins over the file's, which is then never imported)
+        used = {k: v for k, v in settings.items() if not (k == "predict" and predict is not None)}
+        require_code_trust(adapter_file, used, trust_checkpoint_code)
 
         self.name = name if name is not None else f"hf:{self.path.name}"
         self.chunk_size = chunk_size
         self.device = device
         if action_map is None:
-            action_map = ActionMap.from_dict(settings.get("action_map", {}))
+            try:
+                action_map = ActionMap.from_dict(settings.get("action_map", {}))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{adapter_file}: action_map: {e}") from e
         self.action_map = action_map
         self._predict_kwargs: dict[str, Any] = {
             **settings.get("predict_kwargs", {}),
@@ -145,6 +202,7 @@ class HFPolicyAdapter:
             dtype=dtype,
             model_class=model_class,
             trust_remote_code=trust_remote_code,
+            trust_checkpoint_code=trust_checkpoint_code,
         )
         self._backend: PolicyBackend = BACKENDS[self.layout].load(self.path, self.config, options)
         self.needs_image = needs_image if needs_image is not None else self._backend.needs_image

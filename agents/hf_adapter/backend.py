@@ -8,11 +8,13 @@ per-layout branches: adding a layout means one new class implementing :class:`Po
 
 The safety rules shared by all layouts live here too: weights come only from safetensors files
 (:data:`SAFETENSORS_FILES`, :func:`require_safetensors`), never from pickles, which can run code
-on load.
+on load; and code the checkpoint's own files name (:data:`CODE_KEYS` of the adapter file) is
+imported only when the *user* passed ``trust_checkpoint_code`` (:func:`require_code_trust`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,16 @@ ADAPTER_FILE = "rapid_env_adapter.json"
 
 SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
 """Weight files we accept; ``pytorch_model.bin`` and other pickles are refused on purpose."""
+
+CODE_KEYS = ("predict",)
+"""Keys of the adapter file whose value names code to import (a dotted path).
+
+Honoured only with ``trust_checkpoint_code=True`` (``--trust-checkpoint-code``), which comes from
+the user, never from the checkpoint: see :func:`require_code_trust`.
+"""
+
+TRUST_FLAG = "--trust-checkpoint-code"
+"""The rapid-eval flag that is the user's ``trust_checkpoint_code=True``."""
 
 Layout = Literal["transformers", "lerobot"]
 """The checkpoint layouts :func:`~rapid_env.agents.hf_adapter.adapter.detect_layout` knows."""
@@ -50,7 +62,11 @@ class LoadOptions:
             caller arguments win over it.
         dtype: torch dtype name for transformers weights; None keeps the saved one.
         model_class: transformers class (or its name) overriding ``architectures[0]``.
-        trust_remote_code: allow ``auto_map`` classes defined by .py files in the folder.
+        trust_remote_code: allow ``auto_map`` classes defined by .py files in the folder
+            (transformers' own switch, and only that).
+        trust_checkpoint_code: the user trusts code the checkpoint names: the adapter file's
+            :data:`CODE_KEYS` may be imported, and (see :attr:`allows_remote_code`) its
+            ``auto_map`` classes too. Set only from the caller's argument / CLI flag.
     """
 
     device: str = "cpu"
@@ -60,6 +76,16 @@ class LoadOptions:
     dtype: str | None = None
     model_class: str | type | None = None
     trust_remote_code: bool = False
+    trust_checkpoint_code: bool = False
+
+    @property
+    def allows_remote_code(self) -> bool:
+        """Whether transformers may run the folder's ``auto_map`` code.
+
+        ``trust_checkpoint_code`` is the broader decision (every piece of code the checkpoint
+        names or ships), so it implies ``trust_remote_code``; the converse does not hold.
+        """
+        return self.trust_remote_code or self.trust_checkpoint_code
 
 
 @runtime_checkable
@@ -116,3 +142,26 @@ def require_safetensors(path: Path, names: Sequence[str]) -> Path:
         f"no safetensors weights in {path}: expected one of {list(names)} "
         f"(pickled .bin/.pt weights are refused; convert them with safetensors)"
     )
+
+
+def require_code_trust(adapter_file: Path, settings: Mapping[str, Any], trusted: bool) -> None:
+    """Refuse, before any import, an adapter file that names code when the user did not trust it.
+
+    Args:
+        adapter_file: the checkpoint's ``rapid_env_adapter.json`` (named in the error).
+        settings: the entries of that file that will be used (those the caller overrode are
+            left out: they are never imported).
+        trusted: the caller's ``trust_checkpoint_code``.
+
+    Raises:
+        ValueError: naming the file, the key, its value and the flag that would allow it.
+    """
+    if trusted:
+        return
+    for key in CODE_KEYS:
+        if key in settings:
+            raise ValueError(
+                f"{adapter_file} names code to import ({json.dumps(key)}: "
+                f"{json.dumps(settings[key])}); pass {TRUST_FLAG} (trust_checkpoint_code=True in "
+                f"Python) to allow it, only if you trust the code it names"
+            )

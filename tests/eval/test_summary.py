@@ -14,6 +14,7 @@ from scipy import stats
 from rapid_env.eval.summary import (
     CELL_KEYS,
     EPISODE_FIELDS,
+    dedupe,
     summarize,
     t_half_width,
     wilson_interval,
@@ -135,13 +136,23 @@ def test_faults_seeds_and_extra_fields() -> None:
     recs = [
         record(0, fault="NaN action from model"),
         record(1, extra_metric=3.0),
-        record(1),  # a duplicated seed stays visible
+        record(2),
     ]
     (row,) = summarize(recs)
     assert row["faults"] == 1
-    assert row["seeds"] == 2 and row["episodes"] == 3
+    assert row["seeds"] == 3 and row["episodes"] == 3
     assert row["extra_metric"] == 3.0 and row["extra_metric_nan"] == 2
     assert "seed" not in row and "fault_nan" not in row
+
+
+def test_one_episode_is_never_counted_twice() -> None:
+    recs = [record(0), record(1), record(1)]
+    with pytest.raises(ValueError, match=r"records 1 and 2 are the same episode .*seed 1"):
+        summarize(recs)
+    unique, dropped = dedupe(recs)
+    assert dropped == 1 and summarize(unique)[0]["episodes"] == 2
+    keyed = [{**record(1), "episode_key": "a"}, {**record(1), "episode_key": "b"}]
+    assert dedupe(keyed)[1] == 0  # the key, when present, is what identifies an episode
 
 
 def test_result_does_not_depend_on_record_order() -> None:
@@ -213,7 +224,7 @@ def test_format_table_default_columns() -> None:
     assert lines[0].split() == list(DEFAULT_COLUMNS)
     assert set(lines[1]) <= {"-", " "}
     assert len(lines) == 2 + len(rows)
-    assert "cloud-only" in lines[3] and lines[3].split()[-2] == "-"  # nan jerk
+    assert "cloud-only" in lines[3] and lines[3].split()[-3] == "-"  # nan jerk
     # fixed width: every data line lines up with the header's column starts
     start = lines[0].index("agent")
     assert all(line[start:].startswith(("rapid", "cloud-only")) for line in lines[2:])

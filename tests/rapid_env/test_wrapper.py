@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,7 +11,8 @@ from gymnasium.utils.env_checker import check_env
 
 import rapid_env
 from rapid_env.compose import make_rapid_env
-from rapid_env.wrapper import action_to_decision
+from rapid_env.decision import Decision
+from rapid_env.wrapper import CompactActions, SafetyRefill, action_to_decision
 
 KW = dict(task="reach", image_size=16, max_episode_s=2.0)
 
@@ -63,8 +66,101 @@ def test_action_mapping():
     assert action_to_decision(np.array([0, 3])).kind == "keep"
     d = action_to_decision(np.array([2, 1]))
     assert d.kind == "infer" and d.preempt and d.split == 1
-    with pytest.raises(ValueError, match="action kind 5"):
+    assert action_to_decision([1, 4], n_splits=5) == Decision("infer", split=4)
+    with pytest.raises(ValueError, match=r"kind 5 is out of range.*split 0-n_splits - 1\]"):
         action_to_decision(np.array([5, 0]))
+    with pytest.raises(ValueError, match=r"not in MultiDiscrete\(\[3 5\]\); split 5 is out"):
+        action_to_decision([1, 5], n_splits=5)
+
+
+@pytest.fixture(scope="module")
+def expert_env():
+    env = make_rapid_env(task="reach", policy="expert", image_size=16, max_episode_s=1.0)
+    yield env
+    env.close()
+
+
+EXPECTED = r"expected an integer array of shape \(2,\): \[kind 0-2 .*, split 0-{hi}\]$"
+
+
+@pytest.mark.parametrize(
+    ("action", "why"),
+    [
+        (1, ""),  # a bare int: used to be an IndexError
+        (np.int64(1), ""),
+        (None, ""),
+        ("infer", ""),
+        (np.array([1, 0, 0]), ""),
+        (np.array([[1, 0]]), ""),
+        (np.array([1.5, 0.0]), ""),
+        ([1.0, 0.0], ""),  # integral floats too: MultiDiscrete.contains refuses them as well
+        (np.array([True, False]), ""),  # a bool is no kind (MultiDiscrete.contains casts it)
+        ([1, [0]], ""),
+        (np.array([3, 0]), "kind 3 is out of range; "),
+        ([-1, 0], "kind -1 is out of range; "),
+        ([1, -1], "split -1 is out of range; "),
+        ("n_splits", None),  # filled in below: split == n_splits
+    ],
+)
+def test_step_refuses_an_action_outside_its_space(expert_env, action, why):
+    env = expert_env
+    n = int(env.action_space.nvec[1])
+    if why is None:
+        action, why = np.array([2, n]), f"split {n} is out of range; "
+    env.reset(seed=0)
+    with pytest.raises(ValueError) as err:
+        env.step(action)
+    msg = str(err.value)
+    assert msg.startswith("action ") and f" is not in MultiDiscrete([3 {n}]); {why}" in msg
+    assert re.search(EXPECTED.format(hi=n - 1), msg), msg
+    # nothing ran: the next valid action is the episode's first tick
+    _, _, _, _, info = env.step([1, n - 1])
+    assert info["t"] == pytest.approx(0.05) and "request:split=" + str(n - 1) in info["events"]
+
+
+def test_step_message_for_a_bare_int_names_the_space(expert_env):
+    n = int(expert_env.action_space.nvec[1])
+    expert_env.reset(seed=0)
+    with pytest.raises(ValueError) as err:
+        expert_env.step(1)
+    assert str(err.value) == (
+        f"action 1 is not in MultiDiscrete([3 {n}]); expected an integer array of shape (2,): "
+        f"[kind 0-2 (0 keep, 1 infer, 2 infer+preempt), split 0-{n - 1}]"
+    )
+
+
+def test_step_takes_any_integer_form_of_a_valid_action(expert_env):
+    expert_env.reset(seed=0)
+    for action in ([0, 0], (1, 2), np.array([2, 0], dtype=np.int32), np.array([0, 0], np.uint8)):
+        expert_env.step(action)
+
+
+@pytest.mark.parametrize(
+    ("action", "match"),
+    [
+        (7, r"compact action 7 is not in Discrete\(5\); allowed: 0 keep, 1 infer"),
+        (-1, r"compact action -1 is not in Discrete\(5\)"),
+        (np.int64(5), r"compact action 5 is not in Discrete\(5\)"),
+        (1.5, r"compact action 1.5 is not in Discrete\(5\); expected an integer 0-4: 0 keep"),
+        (np.float32(1.0), r"compact action np.float32\(1.0\) is not in Discrete\(5\)"),
+        (True, r"compact action True is not in Discrete\(5\)"),
+        (np.array([1, 2]), r"compact action array\(\[1, 2\]\) is not in Discrete\(5\)"),
+        ("keep", r"compact action 'keep' is not in Discrete\(5\)"),
+    ],
+)
+def test_compact_actions_refuse_an_index_outside_discrete_5(expert_env, action, match):
+    compact = SafetyRefill(CompactActions(expert_env))
+    compact.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        compact.step(action)
+    with pytest.raises(ValueError, match=match):
+        compact.env.action(action)
+
+
+def test_compact_actions_take_any_integer_form(expert_env):
+    compact = CompactActions(expert_env)
+    for action in (1, np.int64(1), np.array(1), np.array([1], dtype=np.int32)):
+        np.testing.assert_array_equal(compact.action(action), compact.action(np.int64(1)))
 
 
 @pytest.mark.slow

@@ -81,7 +81,8 @@ def test_adapter_file_names_predict_kwargs_and_action_map(hf_ckpt: Path, tmp_pat
             "action_map": amap,
         },
     )
-    policy = HFPolicyAdapter(path, chunk_size=5)
+    # the file names code to import: only with the user's trust (tests/.../test_trust.py)
+    policy = HFPolicyAdapter(path, chunk_size=5, trust_checkpoint_code=True)
     assert policy.action_map == ActionMap(xyz_scale=0.5, gripper_open=1.0, gripper_closed=0.0)
     inp = make_input()
     chunk = policy.act(inp)
@@ -93,7 +94,9 @@ def test_adapter_file_names_predict_kwargs_and_action_map(hf_ckpt: Path, tmp_pat
     expected = ActionMap.from_dict(amap)(native)[:5]
     np.testing.assert_allclose(chunk, expected, atol=1e-6)
     # explicit arguments win over the file
-    override = HFPolicyAdapter(path, chunk_size=5, predict_kwargs={"n_actions": 1, "width": 4})
+    override = HFPolicyAdapter(
+        path, chunk_size=5, predict_kwargs={"n_actions": 1, "width": 4}, trust_checkpoint_code=True
+    )
     out = override.act(inp)
     assert np.all(out == out[0])
 

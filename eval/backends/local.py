@@ -1,0 +1,98 @@
+"""Episodes in worker processes on this machine (``--workers N``), scheduled one episode at a time.
+
+Episodes, not cells, are the unit of work, so a one-cell sweep of 200 episodes keeps every
+worker busy. Workers are started with ``spawn`` (MuJoCo's EGL context and torch's OpenMP threads do
+not survive ``fork``) and run one torch thread each (the small models run fastest on one thread, and
+N workers then use N cores). A worker that dies (killed, out of memory) breaks the pool; the jobs
+that were in flight are handed to a fresh pool, up to :data:`MAX_ATTEMPTS` times each, so a crash
+costs a retry of those episodes, nothing else.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from rapid_env.eval.execute import EPISODE_ERROR, EpisodeRunner
+from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob
+
+MAX_ATTEMPTS = 3
+"""How often a job is tried when its worker process dies under it."""
+
+_RUNNER: EpisodeRunner | None = None
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_job(job: EpisodeJob) -> dict[str, Any]:
+    global _RUNNER
+    if _RUNNER is None:
+        _RUNNER = EpisodeRunner()
+    return _RUNNER.run(job)
+
+
+class LocalBackend:
+    """A pool of ``workers`` spawned processes fed one episode job at a time."""
+
+    name = "local"
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = ProcessPoolExecutor(
+            self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
+        )
+        return self._pool
+
+    def run(self, jobs: Sequence[EpisodeJob]) -> Iterator[dict[str, Any]]:
+        """Yield records as workers finish them; at most two jobs per worker are queued."""
+        todo = list(reversed(jobs))  # pop() from the end keeps the serial order of submission
+        attempts: dict[str, int] = {}
+        pool = self._pool or self._new_pool()
+        running: dict[Future[dict[str, Any]], EpisodeJob] = {}
+        while todo or running:
+            while todo and len(running) < 2 * self.workers:
+                job = todo.pop()
+                running[pool.submit(_run_job, job)] = job
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken: list[EpisodeJob] = []
+            for fut in done:
+                job = running.pop(fut)
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    broken.append(job)
+            if broken:  # a worker died: every job still in that pool is suspect, retry them all
+                broken.extend(running.values())
+                running.clear()
+                pool = self._new_pool()
+                for job in broken:
+                    attempts[job.key()] = attempts.get(job.key(), 0) + 1
+                    if attempts[job.key()] >= MAX_ATTEMPTS:
+                        yield _died(job, attempts[job.key()])
+                    else:
+                        todo.append(job)
+
+    def close(self) -> None:
+        """Stop the workers (queued jobs are cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _died(job: EpisodeJob, attempts: int) -> dict[str, Any]:
+    return {**job.head(), KEY_FIELD: job.key(), "success": False, "faults": 1,
+            "fault": f"{EPISODE_ERROR}: worker process died {attempts} times running this episode"}

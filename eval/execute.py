@@ -1,0 +1,79 @@
+"""Running one episode job in one process: the work every backend does, and its faults.
+
+:class:`EpisodeRunner` builds (and keeps, for the next jobs of the same environment) the
+controller a job needs, builds the decider from its spec, runs the episode with the core's
+:func:`~rapid_env.episode.run_episode` and returns the record. A fault of the harness itself
+(a checkpoint that cannot be read, a simulator that cannot start) becomes a record with
+``fault = "episode_error: ..."`` instead of an exception, so one bad cell never loses a sweep;
+a policy's own faults are already data inside the episode (:func:`rapid_env.policy.run_policy`).
+Only ``KeyboardInterrupt`` (Ctrl-C) passes through: the user asked to stop.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from rapid_env.compose import build_controller, build_decider
+from rapid_env.config import EnvConfig
+from rapid_env.controller import PartitionedController
+from rapid_env.episode import run_episode
+from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob
+
+EPISODE_ERROR = "episode_error"
+"""Prefix of the ``fault`` of a record whose episode could not run (a harness-side fault)."""
+
+
+def is_episode_error(record: dict[str, Any]) -> bool:
+    """Whether the record's episode could not run at all (exit code 3 territory)."""
+    fault = record.get("fault")
+    return isinstance(fault, str) and fault.startswith(EPISODE_ERROR)
+
+
+class EpisodeRunner:
+    """Runs jobs one after another, reusing the controllers of recent environments.
+
+    Building a controller loads MuJoCo, a renderer and the policy, which costs more than a short
+    episode; every episode resets it from its own seed streams, so a reused controller gives the
+    same record as a fresh one (the golden-record test runs through this reuse).
+
+    Args:
+        keep: how many built controllers to keep (least recently used ones are closed).
+    """
+
+    def __init__(self, keep: int = 2) -> None:
+        self.keep = keep
+        self._controllers: OrderedDict[tuple[EnvConfig, bool], PartitionedController] = (
+            OrderedDict()
+        )
+
+    def run(self, job: EpisodeJob) -> dict[str, Any]:
+        """The record of one job: its head, its key and the episode's fields (or the fault)."""
+        head = {**job.head(), KEY_FIELD: job.key()}
+        try:
+            decider = build_decider(job.agent)
+            controller = self._controller(job.config, bool(decider.needs_image))
+            body = run_episode(controller, decider, job.seed)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit from a user's module too: record, go on
+            body = {"success": False, "faults": 1,
+                    "fault": f"{EPISODE_ERROR}: {type(exc).__name__}: {exc}"}
+        return {**head, **body}
+
+    def _controller(self, cfg: EnvConfig, needs_image: bool) -> PartitionedController:
+        key = (cfg, needs_image)
+        if key in self._controllers:
+            self._controllers.move_to_end(key)
+            return self._controllers[key]
+        while len(self._controllers) >= self.keep:
+            _, old = self._controllers.popitem(last=False)
+            old.task.close()
+        self._controllers[key] = build_controller(cfg, needs_image)
+        return self._controllers[key]
+
+    def close(self) -> None:
+        """Release every kept controller's renderer."""
+        while self._controllers:
+            _, c = self._controllers.popitem()
+            c.task.close()

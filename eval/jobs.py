@@ -1,0 +1,115 @@
+"""A sweep as a list of episode jobs, each with a key that survives restarts and machines.
+
+A sweep is tasks x noises x links x agents on paired seeds. Every episode of it is an
+:class:`EpisodeJob`: its cell's full environment configuration, the agent spec and the seed. The
+job's :meth:`~EpisodeJob.key` is a digest of exactly those, so it is the same in every process,
+on every machine and in every rerun: the results store keys records by it (a rerun skips what is
+done, nothing is counted twice), and any backend (in-process, local processes, Ray) can run any
+job in any order and still produce the record a serial run would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rapid_env.config import EnvConfig
+
+Cell = tuple[str, str, str, str]
+"""(task, noise, link, agent): one cell of the sweep, run over all paired seeds."""
+
+KEY_FIELD = "episode_key"
+"""The record field that holds the job's key."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """The cross product to run."""
+
+    tasks: tuple[str, ...]
+    agents: tuple[str, ...]
+    noises: tuple[str, ...] = ("clean",)
+    links: tuple[str, ...] = ("constant:20:40",)
+    episodes: int = 3
+    seed: int = 0
+    base: EnvConfig = field(default_factory=EnvConfig)
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        for name in ("tasks", "agents", "noises", "links"):
+            values = getattr(self, name)
+            if not values:
+                raise ValueError(f"{name} is empty; give at least one")
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ValueError(
+                    f"{name} lists {', '.join(twice)} more than once; a cell run twice would "
+                    "double its n and narrow its interval"
+                )
+
+    def seeds(self) -> list[int]:
+        """The paired episode seeds shared by every cell."""
+        return [self.seed + i for i in range(self.episodes)]
+
+    def n_episodes(self) -> int:
+        """Total episodes in the sweep."""
+        return (
+            len(self.tasks) * len(self.agents) * len(self.noises) * len(self.links) * self.episodes
+        )
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    """One episode of a sweep: what to build, which decider, which seed."""
+
+    cell: Cell
+    seed: int
+    config: EnvConfig
+
+    @property
+    def agent(self) -> str:
+        """The decider spec, exactly as the user gave it."""
+        return self.cell[3]
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the record (plain data; the key is its digest)."""
+        return {"env": self.config.to_dict(), "agent": self.agent, "seed": self.seed}
+
+    def key(self) -> str:
+        """A stable digest of :meth:`identity` (16 hex digits of SHA-256 of canonical JSON)."""
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def head(self) -> dict[str, Any]:
+        """The fields that open every record: the cell, the seed and the model setup."""
+        cfg = self.config
+        task, noise, link, agent = self.cell
+        return {"task": task, "agent": agent, "noise": noise, "link": link, "seed": self.seed,
+                "policy": cfg.policy, "profile": cfg.profile, "edge": cfg.edge,
+                "cloud": cfg.cloud}
+
+
+def cells(spec: SweepSpec) -> list[Cell]:
+    """The sweep's cells in the fixed record order (task, noise, link, agent)."""
+    return [
+        (task, noise, link, agent)
+        for task in spec.tasks
+        for noise in spec.noises
+        for link in spec.links
+        for agent in spec.agents
+    ]
+
+
+def plan(spec: SweepSpec) -> list[EpisodeJob]:
+    """Every episode of the sweep, in the serial order (cell, then seed)."""
+    jobs = []
+    for cell in cells(spec):
+        task, noise, link, _ = cell
+        cfg = replace(spec.base, task=task, noise=noise, link=link)
+        jobs.extend(EpisodeJob(cell, seed, cfg) for seed in spec.seeds())
+    return jobs

@@ -1,0 +1,44 @@
+"""Everything a sweep names is built or parsed once, before its first episode.
+
+A sweep that is going to fail should fail in the first second with one line, not after an hour
+as a table of zeros. So every name is checked against its registry, every noise and link spec is
+parsed (a trace file is read, memory-bounded), the policy is loaded once (a missing or broken
+checkpoint fails here) and every agent spec is built once (``sb3:<dir>`` loads its files). A
+``ValueError`` from here is bad input: ``rapid-eval`` exits 2 with its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+from rapid_env.build import validate_core_names
+from rapid_env.compose import build_decider, build_policy, validate_names
+from rapid_env.eval.jobs import SweepSpec
+from rapid_env.link import parse_link
+from rapid_env.noise import parse_noise
+
+
+def preflight(spec: SweepSpec) -> None:
+    """Raise ValueError for the first part of ``spec`` that cannot be built."""
+    validate_names(spec.base)
+    for task in spec.tasks:
+        validate_core_names(replace(spec.base, task=task))
+    for noise in spec.noises:
+        parse_noise(noise)
+    for link in spec.links:
+        parse_link(link)
+    for agent in spec.agents:
+        _build(f"agent {agent!r}", partial(build_decider, agent))
+    _build(f"policy {spec.base.policy!r}", partial(build_policy, spec.base))
+
+
+def _build(what: str, make: Callable[[], object]) -> None:
+    """Build once; any failure to build is bad input, with what failed in front."""
+    try:
+        make()
+    except ValueError:
+        raise
+    except Exception as exc:  # a loader's own error type (OSError, KeyError, safetensors ...)
+        raise ValueError(f"{what} cannot be loaded: {type(exc).__name__}: {exc}") from None
