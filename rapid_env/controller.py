@@ -141,6 +141,8 @@ class PartitionedController:
             rec.count("stall_steps")
         else:
             self._executed += 1
+            if np.any(np.abs(action) > 1.0):  # the task clips to [-1, 1]; say that it had to
+                rec.count("clipped_actions")
         self._last_action = np.asarray(action, dtype=np.float32)
         self.camera.next_tick()
         try:

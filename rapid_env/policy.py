@@ -79,7 +79,8 @@ def run_policy(policy: Policy, inp: PolicyInput, split: int, n_blocks: int) -> P
 
     An executable model with a split runtime (``act_split``) runs through it at the matching depth
     and the bytes it serialised are counted; fp32 split equals unsplit, so the chunk is the one
-    ``act`` would give. Any exception, a wrong shape or a non-finite action becomes a fault.
+    ``act`` would give. Any exception (``SystemExit`` too; only ``KeyboardInterrupt`` passes), a
+    wrong shape or a non-finite action becomes a fault.
     """
     exec_bytes = 0
     try:
@@ -90,7 +91,9 @@ def run_policy(policy: Policy, inp: PolicyInput, split: int, n_blocks: int) -> P
             chunk = np.asarray(chunk, dtype=np.float32)
         else:
             chunk = np.asarray(policy.act(inp), dtype=np.float32)
-    except Exception as exc:  # a user's model failing must not end the sweep
+    except KeyboardInterrupt:
+        raise  # the user asked to stop: not the model's fault
+    except BaseException as exc:  # a user's model failing (even sys.exit) must not end the sweep
         return PolicyResult(None, f"policy_error: {type(exc).__name__}: {exc}", exec_bytes)
     if chunk.ndim != 2 or chunk.shape[1] != 4 or chunk.shape[0] < 1:
         return PolicyResult(None, f"policy_bad_shape: {chunk.shape}", exec_bytes)

@@ -54,7 +54,7 @@ class EpisodeRecorder:
     def __init__(self) -> None:
         self.counts: dict[str, int] = dict.fromkeys(
             ("inferences", "offloads", "preemptions", "refused_requests", "lost_requests",
-             "stale_chunks", "superseded_chunks", "stall_steps", "faults"), 0
+             "stale_chunks", "superseded_chunks", "stall_steps", "faults", "clipped_actions"), 0
         )
         self.fault: str | None = None
         self.bytes_up = 0
@@ -151,6 +151,7 @@ class EpisodeRecorder:
             "sparc": _finite(sparc(path, dt)),
             "faults": c["faults"],
             "fault": self.fault,
+            "clipped_actions": c["clipped_actions"],
         }
 
 

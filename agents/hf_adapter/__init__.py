@@ -30,14 +30,18 @@ The model's native action (e.g. OpenVLA's 7-D end-effector delta + gripper) beco
      "action_map": {"indices": [0, 1, 2, 6], "xyz_scale": 25.0,
                     "gripper_open": 1.0, "gripper_closed": 0.0}}
 
-Constructor arguments win over the file. See docs/plugging_in_a_policy.md.
+Constructor arguments win over the file. Its ``predict`` names code to import, so it is honoured
+only when the *user* passes ``trust_checkpoint_code=True`` (rapid-eval's
+``--trust-checkpoint-code``; it implies ``trust_remote_code``); without it such a file is a
+ValueError raised before any import. See docs/plugging_in_a_policy.md.
 
 Modules:
 
 * :mod:`.adapter` -- :class:`HFPolicyAdapter` (reads the folder, :func:`detect_layout`, picks the
   backend, applies the action map) and :func:`hf_policy_factory`;
 * :mod:`.backend` -- the :class:`PolicyBackend` protocol every backend implements, its
-  :class:`LoadOptions`, and the shared safetensors-only rule;
+  :class:`LoadOptions`, and the shared rules: safetensors only, checkpoint-named code only with
+  the user's trust (:data:`CODE_KEYS`, :func:`require_code_trust`);
 * :mod:`.transformers_backend` -- :class:`TransformersBackend`, the predict glue
   (:func:`predict_action_default`, :func:`load_callable`);
 * :mod:`.lerobot_backend` -- :class:`LeRobotBackend` and the factory registry
@@ -57,11 +61,13 @@ from rapid_env.agents.hf_adapter.actions import (
 from rapid_env.agents.hf_adapter.adapter import HFPolicyAdapter, detect_layout, hf_policy_factory
 from rapid_env.agents.hf_adapter.backend import (
     ADAPTER_FILE,
+    CODE_KEYS,
     SAFETENSORS_FILES,
     Layout,
     LoadOptions,
     PolicyBackend,
     PredictFn,
+    require_code_trust,
 )
 from rapid_env.agents.hf_adapter.lerobot_backend import (
     LEROBOT_FACTORIES,
@@ -78,6 +84,7 @@ from rapid_env.agents.hf_adapter.transformers_backend import (
 
 __all__ = [
     "ADAPTER_FILE",
+    "CODE_KEYS",
     "LEROBOT_FACTORIES",
     "OPENVLA_PROMPT",
     "SAFETENSORS_FILES",
@@ -98,4 +105,5 @@ __all__ = [
     "native_to_chunk",
     "predict_action_default",
     "register_lerobot_factory",
+    "require_code_trust",
 ]

@@ -123,7 +123,7 @@ class HFPolicyAdapter:
         chunk_size: actions per chunk handed to the controller.
         device: torch device to run on (``"cuda"`` on a GPU machine).
         predict: transformers layout only: the glue callable, or a dotted path to it. Default:
-            ``predict`` from ``rapid_env_adapter.json``, else
+            ``predict`` from ``rapid_env_adapter.json`` (only with ``trust_checkpoint_code``), else
             :func:`~rapid_env.agents.hf_adapter.transformers_backend.predict_action_default`.
         predict_kwargs: extra keyword arguments for predict (merged over the file's).
         action_map: native -> Meta-World mapping; default from the file, else ``ActionMap()``.
@@ -268,13 +268,23 @@ class HFPolicyAdapter:
 
 
 def hf_policy_factory(path: str | Path, **kwargs: Any) -> Callable[..., HFPolicyAdapter]:
-    """A factory with the POLICIES signature ``(task, chunk_size=8)`` for one checkpoint.
+    """A factory with the POLICIES signature for one checkpoint.
 
-    The task name is not passed on: a VLA is conditioned by the instruction in each observation.
-    Use it as ``POLICIES.register("my-vla", hf_policy_factory("/ckpts/my-vla", device="cuda"))``.
+    The signature is ``(task, chunk_size=8, trust_checkpoint_code=False)``. The task name is not
+    passed on: a VLA is conditioned by the instruction in each observation. Use it as
+    ``POLICIES.register("my-vla", hf_policy_factory("/ckpts/my-vla", device="cuda"))``. Code
+    the checkpoint names is trusted when either you pass ``trust_checkpoint_code=True`` here or
+    the run does (``--trust-checkpoint-code``, ``EnvConfig.trust_checkpoint_code``): both are
+    the user's decision.
     """
 
-    def make(task: str, chunk_size: int = 8) -> HFPolicyAdapter:
-        return HFPolicyAdapter(path, chunk_size=chunk_size, **kwargs)
+    def make(
+        task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False
+    ) -> HFPolicyAdapter:
+        options = dict(kwargs)
+        options["trust_checkpoint_code"] = (
+            bool(options.get("trust_checkpoint_code", False)) or trust_checkpoint_code
+        )
+        return HFPolicyAdapter(path, chunk_size=chunk_size, **options)
 
     return make

@@ -37,7 +37,7 @@ def one_torch_thread_in_forked_child() -> None:
     torch.set_num_threads(1)
 
 
-pass  # TEMP
+os.register_at_fork(after_in_child=one_torch_thread_in_forked_child)
 
 
 def encode_instruction(tok: PreTrainedTokenizerFast, text: str, length: int) -> torch.Tensor:

@@ -14,6 +14,7 @@ import multiprocessing as mp
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.util import Finalize
 from typing import Any
 
 from rapid_env.eval.execute import EPISODE_ERROR, EpisodeRunner
@@ -35,6 +36,9 @@ def _run_job(job: EpisodeJob) -> dict[str, Any]:
     global _RUNNER
     if _RUNNER is None:
         _RUNNER = EpisodeRunner()
+        # close the renderers while the worker is whole, before the EGL library's own exit
+        # handlers: otherwise MuJoCo's __del__ prints EGL tracebacks as the worker exits
+        Finalize(_RUNNER, _RUNNER.close, exitpriority=100)
     return _RUNNER.run(job)
 
 

@@ -189,10 +189,23 @@ class BandwidthTrace:
 
 
 # ---------------------------------------------------------------------- file loaders
+MAX_TRACE_BYTES = 256 * 2**20
+"""Largest trace file read (256 MiB, far above any published trace): a bound on memory."""
+
+
 def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise ValueError(f"trace file {str(path)!r} does not exist")
-    return path.read_text().splitlines()
+    size = path.stat().st_size
+    if size > MAX_TRACE_BYTES:
+        raise ValueError(
+            f"trace file {str(path)!r} is {size / 2**20:.0f} MiB; allowed: at most "
+            f"{MAX_TRACE_BYTES // 2**20} MiB"
+        )
+    try:
+        return path.read_text().splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"trace file {str(path)!r} is not text ({exc.reason})") from None
 
 
 def _num(path: Path, lineno: int, token: str, what: str) -> float:
@@ -270,13 +283,23 @@ def load_mahimahi(path: str | Path) -> BandwidthTrace:
     if not stamps:
         raise ValueError(f"{path}: empty trace (no timestamps)")
     period_ms = max(stamps[-1], 1)
-    bins = np.bincount(np.maximum(np.asarray(stamps) - 1, 0), minlength=period_ms)[:period_ms]
-    rates = bins.astype(float) * MTU_BYTES * 8 * 1000.0  # packets per ms -> bit/s
+    # Sparse: one segment per millisecond that delivers, zero-rate gaps between them, so memory
+    # follows the number of lines, never the span (a lone line "10000000000000" is 317 years).
+    ms, counts = np.unique(np.maximum(np.asarray(stamps, dtype=np.int64) - 1, 0),
+                           return_counts=True)
+    edges = np.stack([ms, ms + 1], axis=1).ravel()
+    levels = np.stack([counts * MTU_BYTES * 8 * 1000.0, np.zeros(len(ms))], axis=1).ravel()
+    if ms[0] > 0:  # nothing delivered before the first packet's millisecond
+        edges, levels = np.concatenate(([0], edges)), np.concatenate(([0.0], levels))
+    # drop empty gaps (a packet in the very next millisecond) and what starts at the period's end
+    following = np.append(edges[1:], period_ms)
+    keep = (edges < following) & (edges < period_ms)
+    edges, levels = edges[keep], levels[keep]
     # merge runs of equal rate so the bisection list stays short
-    change = np.flatnonzero(np.diff(rates)) + 1
+    change = np.flatnonzero(np.diff(levels)) + 1
     starts = np.concatenate(([0], change))
-    bounds = np.concatenate((starts, [period_ms])) / 1000.0
-    return BandwidthTrace(tuple(bounds.tolist()), tuple(rates[starts].tolist()), path.name)
+    bounds = np.concatenate((edges[starts], [period_ms])) / 1000.0
+    return BandwidthTrace(tuple(bounds.tolist()), tuple(levels[starts].tolist()), path.name)
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:

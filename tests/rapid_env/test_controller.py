@@ -156,6 +156,36 @@ def test_nan_policy_is_recorded_and_robot_holds(reach_task):
     assert np.linalg.norm(reach_task.end_effector_pos() - start) < 1e-2
 
 
+class ExitingPolicy(CountingPolicy):
+    """A user's model that calls sys.exit: a fault of the model, not the end of the sweep."""
+
+    def act(self, inp):
+        raise SystemExit(3)
+
+
+class AbsurdPolicy(CountingPolicy):
+    """Finite but absurd actions: executed clipped to [-1, 1], and counted."""
+
+    def act(self, inp):
+        return np.full((self.chunk_size, 4), 1e30, dtype=np.float32)
+
+
+def test_policy_calling_sys_exit_is_a_recorded_fault(reach_task):
+    c = make(reach_task, 0.0, ExitingPolicy())
+    c.step(INFER)
+    m = c.episode_metrics()
+    assert m["faults"] == 1 and m["fault"] == "policy_error: SystemExit: 3"
+
+
+def test_out_of_range_actions_are_clipped_and_counted(reach_task):
+    c = make(reach_task, 0.0, AbsurdPolicy())
+    for tick in range(3):
+        c.step(INFER if tick == 0 else KEEP)
+    m = c.episode_metrics()
+    assert m["clipped_actions"] == 3 and m["faults"] == 0
+    assert np.all(np.isfinite(reach_task.end_effector_pos()))
+
+
 def test_bad_split_names_range(reach_task):
     c = make(reach_task, 0.0)
     with pytest.raises(ValueError, match=r"split 9 out of range; allowed: 0 .. 2"):

@@ -19,6 +19,8 @@ def test_factory_matches_registry_signature(hf_ckpt: Path) -> None:
     make = hf_policy_factory(hf_ckpt, predict=tiny_predict, name="tiny")
     policy = make("reach", chunk_size=4)
     assert policy.name == "tiny" and policy.chunk_size == 4
+    # what POLICIES.create passes (rapid_env.compose.build_policy)
+    policy = make("reach", chunk_size=4, trust_checkpoint_code=False)
     assert policy.act(make_input()).shape == (4, 4)
 
 

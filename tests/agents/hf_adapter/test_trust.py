@@ -20,7 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rapid_env.agents.hf_adapter import ADAPTER_FILE, HFPolicyAdapter, LoadOptions
+from rapid_env.agents.hf_adapter import (
+    ADAPTER_FILE,
+    HFPolicyAdapter,
+    LoadOptions,
+    hf_policy_factory,
+)
 from rapid_env.agents.hf_adapter.transformers_backend import TransformersBackend
 from rapid_env.agents.registry import POLICIES
 from tests.agents.hf_adapter.helpers import (
@@ -121,6 +126,23 @@ def test_trusted_adapter_file_imports_its_code(
 
 
 @pytest.mark.usefixtures("inside")
+def test_a_registered_factory_takes_trust_from_its_user_or_the_run(
+    hf_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_evil(copy_ckpt(hf_ckpt, tmp_path / "factory"))
+    enter(folder, monkeypatch)
+    with pytest.raises(ValueError, match="trust-checkpoint-code"):
+        hf_policy_factory(folder)("reach", chunk_size=4, trust_checkpoint_code=False)
+    assert not (folder / MARKER).exists()
+    hf_policy_factory(folder)("reach", chunk_size=4, trust_checkpoint_code=True)  # the run's flag
+    assert (folder / MARKER).exists()
+    (folder / MARKER).unlink()
+    sys.modules.pop("evil_glue", None)
+    hf_policy_factory(folder, trust_checkpoint_code=True)("reach", trust_checkpoint_code=False)
+    assert (folder / MARKER).exists()
+
+
+@pytest.mark.usefixtures("inside")
 def test_the_callers_own_predict_needs_no_trust(
     hf_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,7 +182,7 @@ def test_rapid_eval_inside_the_folder_does_not_import_it(tmp_path: Path) -> None
         ({"predict_kwargs": ["n_actions", 3]}, "predict_kwargs must be a JSON object, got list"),
         ({"predict_kwargs": 3}, "predict_kwargs must be a JSON object, got int"),
         ({"action_map": "identity"}, "action_map must be a JSON object, got str"),
-        ({"action_map": {"xyz_scael": 2.0}}, r"action_map: unknown ActionMap fields \['xyz_scael'\]"),
+        ({"action_map": {"xyz_scael": 2.0}}, r"action_map: unknown ActionMap fields \['xyz_sc"),
         ({"predict": ["evil_glue", "predict"]}, "predict must be a dotted path string"),
     ],
 )

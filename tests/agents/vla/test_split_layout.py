@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,57 @@ def test_cloud_only_runner_is_bit_identical(family: str, extra: dict[str, object
     for k in range(m.n_blocks):
         blob = SplitRunner(m, k).edge(inputs(m))
         assert torch.equal(SplitRunner(m, k).cloud(blob), ref), f"{family} cloud-only at {k}"
+
+
+def onednn_primitives(capfd: pytest.CaptureFixture[str], fn: Callable[[], object]) -> list[str]:
+    """The oneDNN primitives ``fn`` executes: kind, implementation, memory descriptors, problem."""
+    capfd.readouterr()
+    with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+        fn()
+    out = capfd.readouterr().out.splitlines()
+    return [line.rsplit(",", 1)[0] for line in out if ",primitive,exec," in line]
+
+
+@pytest.mark.parametrize(("family", "extra"), CASES)
+def test_cloud_runs_the_unsplit_forwards_onednn_kernels(
+    family: str, extra: dict[str, object], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """At every ``k`` the cloud part executes exactly the oneDNN primitives (implementation and
+    memory formats) that the same blocks execute inside the unsplit forward.
+
+    This holds the cause itself, on every machine: before layouts were restored the ResNet stages
+    of ``chunk-regress`` ran ``jit:avx512_core`` on ``aBcd16b`` in the cloud against
+    ``brg_conv_fwd:avx512_core`` on ``acdb`` unsplit, whether or not the two rounded alike.
+    """
+    m = tiny(family, **extra)
+    for k in range(m.n_blocks):
+        with torch.inference_mode():
+            mem = m.run(inputs(m), 0, k)
+        runner = SplitRunner(m, k)
+        blob = runner.edge(inputs(m))
+
+        def unsplit(state: State = mem, k: int = k) -> object:
+            with torch.inference_mode():
+                return m.run(dict(state), k)
+
+        want = onednn_primitives(capfd, unsplit)
+        got = onednn_primitives(capfd, lambda r=runner, b=blob: r.cloud(b))
+        assert got == want, f"{family} k={k}"
+
+
+@pytest.mark.parametrize(("family", "extra"), CASES)
+def test_split_is_bit_identical_without_onednn(
+    family: str, extra: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With oneDNN off, PyTorch's own convolution also differs by layout (channels-last vs
+    row-major GEMM shapes round differently: chunk-regress k=1 failed here before the fix)."""
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    m = tiny(family, **extra)
+    with torch.no_grad():
+        ref = m(inputs(m))
+    for k in range(m.n_blocks):
+        res = SplitRunner(m, k)(inputs(m))
+        assert torch.equal(res.actions, ref), f"{family} split at {k} differs without oneDNN"
 
 
 def test_chunk_regress_ships_a_channels_last_activation() -> None:

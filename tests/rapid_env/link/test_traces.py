@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rapid_env.link.traces import (
+    MTU_BYTES,
     TRACE_DIR,
     BandwidthTrace,
     bundled,
@@ -199,3 +200,30 @@ def test_scaled_and_invalid_traces():
         BandwidthTrace((0.0, 1.0), (-1.0,))
     with pytest.raises(ValueError, match="no bundled trace 'nope.tsv'; allowed: "):
         bundled("nope.tsv")
+
+
+def _dense_mahimahi(stamps: list[int]) -> tuple[list[float], list[float]]:
+    """The straightforward per-millisecond construction, as a reference for small traces."""
+    period = max(stamps[-1], 1)
+    bins = np.bincount(np.maximum(np.asarray(stamps) - 1, 0), minlength=period)[:period]
+    rates = bins.astype(float) * MTU_BYTES * 8 * 1000.0
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(rates)) + 1))
+    return (np.concatenate((starts, [period])) / 1000.0).tolist(), rates[starts].tolist()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_sparse_mahimahi_equals_the_dense_construction(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    stamps = sorted(int(x) for x in rng.integers(0, 60, size=int(rng.integers(1, 40))))
+    path = tmp_path / "t.mahi"
+    path.write_text("\n".join(map(str, stamps)) + "\n")
+    trace = load_mahimahi(path)
+    bounds, rates = _dense_mahimahi(stamps)
+    assert list(trace.times_s) == pytest.approx(bounds) and list(trace.rates_bps) == rates
+
+
+def test_a_huge_timestamp_costs_no_memory(tmp_path):
+    path = tmp_path / "far.mahi"
+    path.write_text("10000000000000\n")
+    trace = load_mahimahi(path)  # one packet after 317 years: two segments, not 10^13 bins
+    assert len(trace.rates_bps) == 2 and trace.times_s[-1] == 1e10
