@@ -44,8 +44,8 @@ DEFAULT_LINKS = "constant:20:40"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        """One line, exit code 2: scripts read the message, not a usage dump."""
-        self.exit(2, f"rapid-eval: error: {message}\n")
+        """One line, exit code 2 (through :func:`main`): scripts read the message, not a usage."""
+        raise ValueError(message)
 
 
 def _csv(text: str) -> tuple[str, ...]:

@@ -127,7 +127,6 @@ def _covers(layout: Layout, state: State) -> bool:
 
 def _restore(state: State, layout: Layout) -> State:
     """Each tensor materialised with the strides ``layout`` lists for its key and shape."""
-    return state  # OLD BEHAVIOUR (temporary check)
     out: State = {}
     for key, t in state.items():
         shape, stride = layout.get(key, ((), ()))

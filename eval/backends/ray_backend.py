@@ -37,6 +37,7 @@ pool of their own).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -122,17 +123,21 @@ class RayBackend:
         env = dict(runtime_env or {})
         env["env_vars"] = {**worker_env(), **env.get("env_vars", {})}
         if not ray.is_initialized():
-            try:
-                if address is None:
-                    ray.init(
-                        address="local", num_cpus=workers, include_dashboard=False,
-                        log_to_driver=False, logging_level=logging.ERROR, runtime_env=env,
-                    )
-                else:
+            if address is None:
+                ray.init(
+                    address="local", num_cpus=workers, include_dashboard=False,
+                    log_to_driver=False, logging_level=logging.ERROR, runtime_env=env,
+                )
+            else:
+                try:
                     ray.init(address=address, log_to_driver=False,
                              logging_level=logging.WARNING, runtime_env=env)
-            except ConnectionError as exc:
-                raise ValueError(f"--address {address}: no Ray cluster there ({exc})") from None
+                except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
+                    raise ValueError(
+                        f"--address {address}: cannot join a Ray cluster there "
+                        f"({_first_line(exc)}); a cluster with token authentication needs "
+                        "RAY_AUTH_MODE=token and its token here (docs/cluster.md)"
+                    ) from None
             self._connected = True
         self._task = ray.remote(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False
@@ -169,9 +174,11 @@ class RayBackend:
                     except ray.exceptions.RayError as exc:
                         record = _failed(job, exc, ray)
                     yield record
-        finally:
-            for ref in running:
-                ray.cancel(ref)
+        finally:  # best effort: the generator may be finalised after close() disconnected
+            if running and ray.is_initialized():
+                for ref in running:
+                    with contextlib.suppress(Exception):
+                        ray.cancel(ref)
 
     def close(self) -> None:
         """Shut down the cluster this backend started, or disconnect from the one it joined."""

@@ -80,13 +80,31 @@ def test_parallel_workers_give_the_serial_records(tmp_path):
         (["--links", "dialup"], "unknown link 'dialup'; allowed: ideal"),
         (["--episodes", "0"], "--episodes 0"),
         (["--out", "/proc/rapid-env-cannot-write"], "/proc/rapid-env-cannot-write"),
+        (["--image-size", "0"], "image_size=0; allowed: an int or a (height, width) pair in 16..1024"),
+        (["--image-size", "100000"], "image_size=100000; allowed"),
+        (["--max-episode-s", "0"], "max_episode_s=0.0; allowed: a finite number of seconds"),
+        (["--max-episode-s", "-1"], "max_episode_s=-1.0; allowed"),
+        (["--max-episode-s", "nan"], "max_episode_s=nan; allowed"),
+        (["--control-hz", "nan"], "control_hz=nan must divide 80 Hz evenly; allowed"),
+        (["--chunk-size", "0"], "chunk_size=0; allowed: an int in 1..256"),
+        (["--policy", "ckpt:/nonexistent"], "policy 'ckpt:/nonexistent'"),
+        (["--policy", "hf:{tmp}/empty"], "empty has no config.json"),
+        (["--agents", "sb3:/nonexistent"], "/nonexistent"),
+        (["--agents", "cloud-only,cloud-only"], "agents lists cloud-only more than once"),
+        (["--tasks", "reach,reach"], "tasks lists reach more than once"),
+        (["--links", "wifi,ideal,wifi"], "links lists wifi more than once"),
+        (["--workers", "1000"], "--workers 1000; allowed: 1.."),
+        (["--backend", "slurm"], "invalid choice: 'slurm'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
-    argv = ["--out", str(tmp_path / "o"), *args]
+    (tmp_path / "empty").mkdir()
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    argv = ["--out", str(tmp_path / "o"), "--tasks", "reach", "--episodes", "1", *args]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert needle in err and len(err.splitlines()) == 1
+    assert needle in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o" / "episodes.jsonl").exists()  # before any episode
 
 
 def test_console_script_exit_code(tmp_path):

@@ -26,7 +26,10 @@ from rapid_env.agents.hf_adapter import (
     LoadOptions,
     hf_policy_factory,
 )
-from rapid_env.agents.hf_adapter.transformers_backend import TransformersBackend
+from rapid_env.agents.hf_adapter.transformers_backend import (
+    TransformersBackend,
+    _resolve_model_class,
+)
 from rapid_env.agents.registry import POLICIES
 from tests.agents.hf_adapter.helpers import (
     CHUNK_CONFIG,
@@ -202,3 +205,13 @@ def test_lerobot_checkpoint_refuses_a_predict_in_its_adapter_file(tmp_path: Path
         HFPolicyAdapter(path)
     with pytest.raises(ValueError, match="applies to the transformers layout only"):
         HFPolicyAdapter(path, trust_checkpoint_code=True)
+
+
+def test_trust_checkpoint_code_implies_trust_remote_code(tmp_path: Path) -> None:
+    assert LoadOptions(trust_checkpoint_code=True).allows_remote_code
+    assert LoadOptions(trust_remote_code=True).allows_remote_code
+    assert not LoadOptions().allows_remote_code
+    # an auto_map model class is refused without either switch, and the error names both
+    config = {"architectures": ["EvilModel"], "auto_map": {"AutoModel": "modeling_evil.EvilModel"}}
+    with pytest.raises(ValueError, match=r"trust_remote_code=True \(or --trust-checkpoint-code\)"):
+        _resolve_model_class(tmp_path, config, None, LoadOptions().allows_remote_code)
