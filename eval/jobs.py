@@ -107,7 +107,7 @@ def cells(spec: SweepSpec) -> list[Cell]:
 
 def plan(spec: SweepSpec) -> list[EpisodeJob]:
     """Every episode of the sweep, in the serial order (cell, then seed)."""
-    jobs = []
+    jobs: list[EpisodeJob] = []
     for cell in cells(spec):
         task, noise, link, _ = cell
         cfg = replace(spec.base, task=task, noise=noise, link=link)

@@ -54,7 +54,7 @@ def sweep_identity(spec: SweepSpec) -> dict[str, Any]:
 
 def make_manifest(spec: SweepSpec, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The manifest of a new sweep: identity, every cell's config, versions, commit, time."""
-    cells = {}
+    cells: dict[str, dict[str, Any]] = {}
     for job in plan(spec):
         cells.setdefault("/".join(job.cell), {"cell": list(job.cell), "env": asdict(job.config)})
     return {

@@ -285,11 +285,11 @@ def load_mahimahi(path: str | Path) -> BandwidthTrace:
     period_ms = max(stamps[-1], 1)
     # Sparse: one segment per millisecond that delivers, zero-rate gaps between them, so memory
     # follows the number of lines, never the span (a lone line "10000000000000" is 317 years).
-    ms, counts = np.unique(np.maximum(np.asarray(stamps, dtype=np.int64) - 1, 0),
-                           return_counts=True)
-    edges = np.stack([ms, ms + 1], axis=1).ravel()
-    levels = np.stack([counts * MTU_BYTES * 8 * 1000.0, np.zeros(len(ms))], axis=1).ravel()
-    if ms[0] > 0:  # nothing delivered before the first packet's millisecond
+    slots, counts = np.unique(np.maximum(np.asarray(stamps, dtype=np.int64) - 1, 0),
+                              return_counts=True)
+    edges = np.stack([slots, slots + 1], axis=1).ravel()
+    levels = np.stack([counts * MTU_BYTES * 8 * 1000.0, np.zeros(len(slots))], axis=1).ravel()
+    if slots[0] > 0:  # nothing delivered before the first packet's millisecond
         edges, levels = np.concatenate(([0], edges)), np.concatenate(([0.0], levels))
     # drop empty gaps (a packet in the very next millisecond) and what starts at the period's end
     following = np.append(edges[1:], period_ms)
