@@ -15,6 +15,7 @@ interrupted (Ctrl-C): everything finished is stored, rerun the same command to r
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,6 +141,7 @@ class Invocation:
     workers: int
     address: str | None
     mode: OpenMode
+    command: str
 
 
 def parse_spec(argv: Sequence[str] | None) -> Invocation:
@@ -169,8 +171,9 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     _check_out(out)
     mode: OpenMode = "overwrite" if args.overwrite else "extend" if args.extend else "resume"
+    command = shlex.join(["rapid-eval", *(sys.argv[1:] if argv is None else argv)])
     return Invocation(spec, out, args.wandb, args.quiet, args.verbose, args.backend,
-                      args.workers, args.address, mode)
+                      args.workers, args.address, mode, command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,7 +230,8 @@ def _run(inv: Invocation, backend: Backend) -> int:
 
     try:
         result = run_sweep(inv.spec, inv.out, on_record=on_record, backend=backend,
-                           mode=inv.mode, on_open=on_open)
+                           mode=inv.mode, on_open=on_open,
+                           manifest_extra={"command": inv.command})
     except KeyboardInterrupt:
         _close(state, exit_code=1)
         print(f"\nrapid-eval: interrupted; every finished episode is in "

@@ -10,7 +10,7 @@ the same command resumes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ def run_sweep(
     backend: Backend | None = None,
     mode: OpenMode = "resume",
     on_open: Callable[[ResultsStore, list[EpisodeJob]], None] | None = None,
+    manifest_extra: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Run the episodes of ``spec`` that ``out_dir`` does not hold yet; return all of them.
 
@@ -76,9 +77,10 @@ def run_sweep(
         mode: how to treat a store that holds a sweep already (:class:`ResultsStore`).
         on_open: called once the store is open, with the store and the pending jobs (to report
             a resume, set up logging, ...), before any episode runs.
+        manifest_extra: written into the manifest as it is (e.g. the command line).
     """
     store = ResultsStore(out_dir)
-    store.open(spec, mode)
+    store.open(spec, mode, manifest_extra)
     jobs = plan(spec)
     pending = store.pending(jobs)
     resumed = len(jobs) - len(pending)

@@ -93,15 +93,19 @@ class ResultsStore:
         self._fh: Any = None
 
     # ------------------------------------------------------------------ opening
-    def open(self, spec: SweepSpec, mode: OpenMode = "resume") -> None:
+    def open(
+        self, spec: SweepSpec, mode: OpenMode = "resume", extra: Mapping[str, Any] | None = None
+    ) -> None:
         """Open for ``spec``: start, resume, extend or overwrite (see the module docstring).
+
+        ``extra`` goes into the manifest as it is (e.g. the command line of this invocation).
 
         Raises:
             StoreError: the folder holds another sweep and ``mode`` does not allow it, or it
                 holds records without a manifest (not a store this harness wrote).
         """
         self.out.mkdir(parents=True, exist_ok=True)
-        new = make_manifest(spec)
+        new = make_manifest(spec, extra)
         if mode == "overwrite":
             self._clear()
         old = self._read_manifest()

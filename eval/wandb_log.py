@@ -25,69 +25,8 @@ from rapid_env.eval.summary import CELL_KEYS, union_columns
 
 __all__ = ["MODES", "WandbLogger", "api_key_configured", "resolve_mode"]
 
-Mode = Literal["offline", "online", "disabled"]
-MODES: tuple[str, ...] = ("offline", "online", "disabled")
-"""The W&B modes this harness accepts (wandb's own 'shared' mode is not supported)."""
-
-_DEFAULT_HOST = "api.wandb.ai"
 CONFIG_FILE = "rapid_env_config.json"
 """Name of the plain-JSON copy of the run config written into the run's ``files/`` folder."""
-
-
-def _wandb_host() -> str:
-    """Host whose credentials count: WANDB_BASE_URL's host for a private server, else W&B cloud."""
-    base = os.environ.get("WANDB_BASE_URL", "").strip()
-    if not base:
-        return _DEFAULT_HOST
-    host = base.split("://", 1)[-1].split("/", 1)[0]
-    return host.split(":", 1)[0] or _DEFAULT_HOST
-
-
-def api_key_configured() -> bool:
-    """Return True if W&B could authenticate: WANDB_API_KEY set, or a netrc entry for the host.
-
-    The netrc file is ``$NETRC`` if set, else ``~/.netrc``; a missing or malformed file counts as
-    no key (a broken netrc must not crash an evaluation; it just means offline).
-    """
-    if os.environ.get("WANDB_API_KEY", "").strip():
-        return True
-    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
-    try:
-        auth = netrc.netrc(str(path)).authenticators(_wandb_host())
-    except (OSError, netrc.NetrcParseError):
-        return False
-    return bool(auth and auth[2])
-
-
-def resolve_mode(requested: str | None) -> str:
-    """Decide the W&B mode actually used: 'offline', 'online' or 'disabled'.
-
-    - ``None``: ``$WANDB_MODE`` if it names one of :data:`MODES`, else 'online' when an API key
-      is configured and 'offline' when not.
-    - 'online' without an API key: falls back to 'offline' with a warning on stderr, because a
-      sweep that has already spent hours must not die at the end on a login prompt.
-    - 'offline' / 'disabled': as asked.
-
-    Raises ``ValueError`` naming the bad value and the allowed ones for anything else.
-    """
-    if requested is None:
-        env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
-        if env_mode in MODES:
-            requested = env_mode
-        else:
-            return "online" if api_key_configured() else "offline"
-    mode = requested.strip().lower()
-    if mode not in MODES:
-        raise ValueError(f"unknown W&B mode {requested!r}; allowed: {', '.join(MODES)}")
-    if mode == "online" and not api_key_configured():
-        print(
-            "rapid-env: W&B mode 'online' requested but no API key is configured "
-            "(WANDB_API_KEY unset, no netrc entry for "
-            f"{_wandb_host()}); logging offline instead. Upload later with `wandb sync`.",
-            file=sys.stderr,
-        )
-        return "offline"
-    return mode
 
 
 def _scalar(value: Any) -> float | int | None:

@@ -37,7 +37,6 @@ pool of their own).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -156,29 +155,27 @@ class RayBackend:
     def run(self, jobs: Sequence[EpisodeJob]) -> Iterator[dict[str, Any]]:
         """Yield records as tasks finish; at most :data:`TASKS_PER_CPU` per cluster CPU in flight.
 
-        Tasks still in flight when the caller stops (Ctrl-C, an error) are cancelled.
+        Tasks still in flight when the caller stops early (Ctrl-C, an error) are not cancelled
+        here: :meth:`close` ends this driver's job, and Ray stops a job's tasks with it
+        (cancelling them just before ``ray.shutdown`` trips a check in Ray's core, exit code 1
+        instead of 130). On a Ray connection this process already had, they run to the end
+        and their records are dropped.
         """
         ray = self._ray
         todo = list(reversed(jobs))  # pop() from the end submits in the serial order
         running: dict[Any, EpisodeJob] = {}
-        try:
-            while todo or running:
-                while todo and len(running) < TASKS_PER_CPU * self.cluster_cpus():
-                    job = todo.pop()
-                    running[self._task.remote(job)] = job
-                ready, _ = ray.wait(list(running), num_returns=1)
-                for ref in ready:
-                    job = running.pop(ref)
-                    try:
-                        record = ray.get(ref)
-                    except ray.exceptions.RayError as exc:
-                        record = _failed(job, exc, ray)
-                    yield record
-        finally:  # best effort: the generator may be finalised after close() disconnected
-            if running and ray.is_initialized():
-                for ref in running:
-                    with contextlib.suppress(Exception):
-                        ray.cancel(ref)
+        while todo or running:
+            while todo and len(running) < TASKS_PER_CPU * self.cluster_cpus():
+                job = todo.pop()
+                running[self._task.remote(job)] = job
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                job = running.pop(ref)
+                try:
+                    record = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    record = _failed(job, exc, ray)
+                yield record
 
     def close(self) -> None:
         """Shut down the cluster this backend started, or disconnect from the one it joined."""

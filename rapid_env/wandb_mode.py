@@ -1,0 +1,96 @@
+"""Which W&B mode a command logs in: 'offline', 'online' or 'disabled', decided once, the same way.
+
+``rapid-eval``, ``rapid-train`` and ``rapid-train-decider`` all take ``--wandb
+{offline,online,disabled}``; without the flag they log offline unless an API key is configured,
+so a run on a laptop, a CI runner or an air-gapped cluster never blocks on a login prompt or a
+network timeout (the run folder is uploaded later with ``wandb sync``).
+
+A utility module (the bottom layer of docs/architecture.md): it imports the standard library
+only, never ``wandb`` itself, so the agents' trainers and the evaluation layer can both use it
+and nothing pays for importing wandb just to decide not to use it.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import sys
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["MODES", "Mode", "api_key_configured", "resolve_mode", "sync_hint"]
+
+Mode = Literal["offline", "online", "disabled"]
+MODES: tuple[str, ...] = ("offline", "online", "disabled")
+"""The W&B modes this harness accepts (wandb's own 'shared' mode is not supported)."""
+
+_DEFAULT_HOST = "api.wandb.ai"
+
+
+def _wandb_host() -> str:
+    """Host whose credentials count: WANDB_BASE_URL's host for a private server, else W&B cloud."""
+    base = os.environ.get("WANDB_BASE_URL", "").strip()
+    if not base:
+        return _DEFAULT_HOST
+    host = base.split("://", 1)[-1].split("/", 1)[0]
+    return host.split(":", 1)[0] or _DEFAULT_HOST
+
+
+def api_key_configured() -> bool:
+    """Return True if W&B could authenticate: WANDB_API_KEY set, or a netrc entry for the host.
+
+    The netrc file is ``$NETRC`` if set, else ``~/.netrc``; a missing or malformed file counts as
+    no key (a broken netrc must not crash an evaluation; it just means offline).
+    """
+    if os.environ.get("WANDB_API_KEY", "").strip():
+        return True
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    try:
+        auth = netrc.netrc(str(path)).authenticators(_wandb_host())
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(auth and auth[2])
+
+
+def resolve_mode(requested: str | None) -> str:
+    """Decide the W&B mode actually used: 'offline', 'online' or 'disabled'.
+
+    - ``None``: ``$WANDB_MODE`` if it names one of :data:`MODES`, else 'online' when an API key
+      is configured and 'offline' when not.
+    - 'online' without an API key: falls back to 'offline' with a warning on stderr, because a
+      sweep that has already spent hours must not die at the end on a login prompt.
+    - 'offline' / 'disabled': as asked.
+
+    Raises ``ValueError`` naming the bad value and the allowed ones for anything else.
+    """
+    if requested is None:
+        env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
+        if env_mode in MODES:
+            requested = env_mode
+        else:
+            return "online" if api_key_configured() else "offline"
+    mode = requested.strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"unknown W&B mode {requested!r}; allowed: {', '.join(MODES)}")
+    if mode == "online" and not api_key_configured():
+        print(
+            "rapid-env: W&B mode 'online' requested but no API key is configured "
+            "(WANDB_API_KEY unset, no netrc entry for "
+            f"{_wandb_host()}); logging offline instead. Upload later with `wandb sync`.",
+            file=sys.stderr,
+        )
+        return "offline"
+    return mode
+
+
+def sync_hint(mode: str, run_dir: Path | str | None, url: str | None) -> str | None:
+    """The line to print when a run closes: where to see it online, or how to upload it.
+
+    ``online`` with a URL: ``W&B run: <url>``; ``offline``: the ``wandb sync <run folder>``
+    command; ``disabled`` (or no run folder): None.
+    """
+    if mode == "online" and url:
+        return f"W&B run: {url}"
+    if mode == "offline" and run_dir is not None:
+        return f"W&B run saved offline; upload it with: wandb sync {run_dir}"
+    return None
