@@ -240,3 +240,31 @@ def test_bad_agent_specs_exit_2_before_any_episode(tmp_path, capsys, agents, nee
     if "allowed: high_threshold" in needle:  # every field of RapidConfig is listed, on one line
         assert err.endswith("cooldown: bool, preempt_max_latency_s: float|none")
     assert not (out / "episodes.jsonl").exists()
+
+
+def test_progress_bar_under_a_terminal(tmp_path):
+    """Under a terminal rapid-eval draws a bar with done/total and an ETA; plain lines otherwise."""
+    import pty
+
+    exe = os.path.join(os.path.dirname(sys.executable), "rapid-eval")
+    argv = [exe, "--tasks", "reach", "--agents", "cloud-only", "--episodes", "2", "--policy",
+            "expert", "--max-episode-s", "0.5", "--image-size", "16", "--wandb", "disabled"]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*argv, "--out", str(tmp_path / "tty")], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the follower side closed: the process ended
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=120) == 0
+    bar = b"".join(chunks).decode(errors="replace")
+    assert "2/2" in bar and "<" in bar and "\r" in bar  # tqdm: done/total, elapsed<ETA, redraws
+    plain = subprocess.run([*argv, "--out", str(tmp_path / "plain")], capture_output=True,
+                           text=True, timeout=120)
+    assert "rapid-eval: 2/2 episodes (100.0%)" in plain.stderr and "\r" not in plain.stderr
