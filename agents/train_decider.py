@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -43,6 +44,7 @@ from rapid_env.controller import PartitionedController
 from rapid_env.episode import run_episode
 from rapid_env.features import FEATURE_NAMES
 from rapid_env.progress import Progress
+from rapid_env.wandb_mode import MODES, resolve_mode, sync_hint
 from rapid_env.wrapper import (
     COMPACT_ACTIONS,
     CompactActions,
@@ -145,6 +147,7 @@ def train(
     safety_refill: bool,
     log: Callable[[str], None] | None = None,
     quiet: bool = False,
+    wandb_run: Any = None,
 ) -> tuple[PPO, VecNormalize, float]:
     """Train PPO on one environment per task; return the model, the normaliser and seconds.
 
@@ -152,6 +155,10 @@ def train(
     training episodes solved) goes to stderr and one line per rollout (steps, speed, recent
     return, success and length) to ``log``, by default printed above the bar; ``quiet`` silences
     both (unless ``log`` is given).
+
+    With ``wandb_run`` (a W&B run, see :func:`start_wandb`) SB3's logger also writes every
+    rollout's metrics (``train/*``, ``rollout/*`` with the training success rate, ``time/*``)
+    to it, against ``global_step`` (PPO ticks).
     """
     import torch
     from stable_baselines3 import PPO
@@ -185,6 +192,10 @@ def train(
         device="cpu",
         verbose=0,
     )
+    if wandb_run is not None:
+        from stable_baselines3.common.logger import Logger
+
+        model.set_logger(Logger(folder=None, output_formats=[_wandb_writer(wandb_run)]))
     t0 = time.perf_counter()
     # PPO collects whole rollouts: it stops at the first multiple of one rollout >= timesteps
     rollout = ppo.n_steps * len(tasks)
@@ -210,6 +221,8 @@ def train(
             ret = np.mean([e["r"] for e in eps]) if eps else math.nan
             succ = np.mean([float(e["success"]) for e in eps]) if eps else math.nan
             length = np.mean([e["l"] for e in eps]) if eps else math.nan
+            if eps:  # SB3 logs return and length itself; training success goes with them
+                self.logger.record("rollout/success_rate", float(succ))
             dt = time.perf_counter() - t0
             say(
                 f"  {self.num_timesteps:>8d} steps  {self.num_timesteps / dt:6.0f} steps/s  "
@@ -218,7 +231,100 @@ def train(
 
     with bar:
         model.learn(total_timesteps=timesteps, callback=_Progress())
+    if wandb_run is not None:  # the last update's train/* values: SB3 dumps only before updates
+        model.logger.dump(model.num_timesteps)
     return model, venv, time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------- W&B
+WANDB_PROJECT = "rapid-env"
+
+
+def start_wandb(mode: str, out: Path, config: dict[str, Any]) -> Any:
+    """A W&B run (job type ``train-decider``) in ``out/wandb/``; None when ``mode`` is disabled.
+
+    ``mode`` is already resolved (:func:`rapid_env.wandb_mode.resolve_mode`); wandb is imported
+    only here, so a disabled run never pays for it. Metrics go against ``global_step``.
+    """
+    if mode == "disabled":
+        return None
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    out.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(
+        mode=mode,  # type: ignore[arg-type]
+        project=WANDB_PROJECT,
+        job_type="train-decider",
+        name=out.resolve().name,
+        config=config,
+        dir=str(out),
+        reinit="create_new",
+        settings=wandb.Settings(silent=True, console="off"),
+    )
+    run.define_metric("global_step")
+    for prefix in ("train", "rollout", "time", "eval"):
+        run.define_metric(f"{prefix}/*", step_metric="global_step")
+    return run
+
+
+def close_wandb(run: Any, mode: str, exit_code: int = 0) -> None:
+    """Finish the run, flush it to disk, and print its URL or the ``wandb sync`` command."""
+    if run is None:
+        return
+    import wandb
+
+    run_dir, url = Path(run.dir).parent, (run.url if mode == "online" else None)
+    run.finish(exit_code=exit_code)
+    wandb.teardown()  # the offline log is complete only once wandb's service has shut down
+    hint = sync_hint(mode, run_dir, url)
+    if hint:
+        print(f"rapid-train-decider: {hint}", file=sys.stderr)
+
+
+def _wandb_writer(run: Any) -> Any:
+    """An SB3 logger output format that logs each dump's numbers to ``run``."""
+    from stable_baselines3.common.logger import KVWriter
+
+    class WandbWriter(KVWriter):
+        def write(
+            self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0
+        ) -> None:
+            data = {
+                k: float(v)
+                for k, v in key_values.items()
+                if isinstance(v, int | float | np.number) and not isinstance(v, bool)
+            }
+            if data:
+                run.log({**data, "global_step": int(step)})
+
+        def close(self) -> None:
+            pass
+
+    return WandbWriter()
+
+
+def log_evaluation(run: Any, rows: Sequence[dict[str, Any]], step: int) -> None:
+    """Held-out evaluation: ``eval/<agent>/<task>/<metric>``, a table, per-agent means."""
+    if run is None or not rows:
+        return
+    import wandb
+
+    data: dict[str, Any] = {"global_step": step}
+    for row in rows:
+        for metric in EVAL_METRICS:
+            if row.get(metric) is not None:
+                data[f"eval/{row['agent']}/{row['task']}/{metric}"] = row[metric]
+    columns: list[str | int] = ["task", "agent", "episodes", *EVAL_METRICS]
+    data["eval/table"] = wandb.Table(
+        columns=columns, data=[[row.get(str(c)) for c in columns] for row in rows],
+        allow_mixed_types=True,
+    )
+    run.log(data)
+    for agent in dict.fromkeys(row["agent"] for row in rows):
+        rates = [r["success"] for r in rows if r["agent"] == agent and r["success"] is not None]
+        if rates:
+            run.summary[f"eval/{agent}/success"] = float(np.mean(rates))
 
 
 def export(
@@ -405,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the policy starve the robot (no forced request when starved)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar or progress lines (per-rollout lines included)")
+    p.add_argument("--wandb", choices=MODES, default=None,
+                   help="W&B mode, run in OUT/wandb/ (default: offline unless an API key is "
+                        "configured)")
     return p
 
 
@@ -450,37 +559,55 @@ def main(argv: Sequence[str] | None = None) -> int:
                       learning_rate=args.lr, ent_coef=args.ent_coef)
     out = Path(args.out)
     safety = not args.no_safety_refill
-    print(f"training PPO on {', '.join(tasks)} for {args.timesteps} ticks -> {out}")
-    model, venv, seconds = train(cfg, tasks, reward, ppo, args.timesteps, args.seed, safety,
-                                 quiet=args.quiet)
+    mode = resolve_mode(args.wandb)
     command = "rapid-train-decider " + " ".join(sys.argv[1:] if argv is None else argv)
-    config = {
-        "safety_refill": safety,
-        "reward": asdict(reward),
-        "training": {"tasks": list(tasks), "seeds": f"0-{TRAIN_SEEDS - 1}", "seed": args.seed,
-                     "timesteps": int(model.num_timesteps), "seconds": round(seconds, 1),
-                     "ppo": asdict(ppo), "torch_threads": 1, "machine": platform.machine()},
+    run = start_wandb(mode, out, {
+        "tasks": list(tasks), "timesteps": args.timesteps, "seed": args.seed,
+        "safety_refill": safety, "reward": asdict(reward), "ppo": asdict(ppo),
         "env": replace(cfg, task=tasks[0]).to_dict(),
-        "command": command,
-    }
-    export(model, venv, out, config)
-    print(f"trained {model.num_timesteps} ticks in {seconds / 60:.1f} min; saved to {out}")
-    rows: list[dict[str, Any]] = []
-    if args.eval_episodes:
-        last = args.eval_seed + args.eval_episodes - 1
-        print(f"held-out evaluation, seeds {args.eval_seed}-{last}:")
-        rows = evaluate(out, cfg, eval_tasks, args.eval_episodes, args.eval_seed, baselines,
-                        quiet=args.quiet)
-    card = {
-        **config,
-        "evaluation": {
-            "seeds": f"{args.eval_seed}-{args.eval_seed + args.eval_episodes - 1}",
-            "tasks": list(eval_tasks),
-            "rows": rows,
-        },
-    }
-    write_card(out, card)
-    print(f"wrote {out / 'card.json'} and {out / 'README.md'}")
+        "eval": {"tasks": list(eval_tasks), "episodes": args.eval_episodes,
+                 "seed": args.eval_seed, "baselines": list(baselines)},
+        "out": str(out), "command": command,
+    })
+    try:
+        print(f"training PPO on {', '.join(tasks)} for {args.timesteps} ticks -> {out}")
+        model, venv, seconds = train(cfg, tasks, reward, ppo, args.timesteps, args.seed, safety,
+                                     quiet=args.quiet, wandb_run=run)
+        config = {
+            "safety_refill": safety,
+            "reward": asdict(reward),
+            "training": {"tasks": list(tasks), "seeds": f"0-{TRAIN_SEEDS - 1}", "seed": args.seed,
+                         "timesteps": int(model.num_timesteps), "seconds": round(seconds, 1),
+                         "ppo": asdict(ppo), "torch_threads": 1, "machine": platform.machine()},
+            "env": replace(cfg, task=tasks[0]).to_dict(),
+            "command": command,
+        }
+        export(model, venv, out, config)
+        venv.close()  # release the renderers now, not in a garbage collection after EGL's atexit
+        print(f"trained {model.num_timesteps} ticks in {seconds / 60:.1f} min; saved to {out}")
+        rows: list[dict[str, Any]] = []
+        if args.eval_episodes:
+            last = args.eval_seed + args.eval_episodes - 1
+            print(f"held-out evaluation, seeds {args.eval_seed}-{last}:")
+            rows = evaluate(out, cfg, eval_tasks, args.eval_episodes, args.eval_seed, baselines,
+                            quiet=args.quiet)
+            log_evaluation(run, rows, int(model.num_timesteps))
+        if run is not None:
+            run.summary.update({"timesteps": int(model.num_timesteps), "train_seconds": seconds})
+        card = {
+            **config,
+            "evaluation": {
+                "seeds": f"{args.eval_seed}-{args.eval_seed + args.eval_episodes - 1}",
+                "tasks": list(eval_tasks),
+                "rows": rows,
+            },
+        }
+        write_card(out, card)
+        print(f"wrote {out / 'card.json'} and {out / 'README.md'}")
+    except BaseException:
+        close_wandb(run, mode, exit_code=1)
+        raise
+    close_wandb(run, mode)
     return 0
 
 

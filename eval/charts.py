@@ -223,7 +223,7 @@ class _Sweep:
         return series
 
 
-def _metric_bar(sweep: _Sweep, key: str, name: str, what: str, unit: str) -> Chart | None:
+def _metric_bar(sweep: _Sweep, key: str, name: str, what: str, y_label: str) -> Chart | None:
     if not _has(sweep.rows, key):
         return None
     return Chart(
@@ -231,7 +231,7 @@ def _metric_bar(sweep: _Sweep, key: str, name: str, what: str, unit: str) -> Cha
         title=f"{what} by agent ({sweep.over_tasks}; bars: 95 % CI)",
         kind="bar",
         x_label="agent",
-        y_label=f"{what} ({unit})",
+        y_label=y_label,
         series=sweep.per_agent_bars(lambda rs: _mean_with_interval(rs, key)),
     )
 
@@ -350,11 +350,12 @@ def sweep_charts(rows: Sequence[Mapping[str, Any]]) -> list[Chart]:
         _success_by_agent(sweep),
         _latency_breakdown(sweep),
         _metric_bar(sweep, "latency_ms_p95", "latency_p95_by_agent",
-                    "95th-percentile chunk latency", "ms"),
+                    "95th-percentile chunk latency", "p95 chunk latency (ms)"),
         *_offload_rate_by_noise(sweep),
-        _metric_bar(sweep, "rms_jerk", "rms_jerk_by_agent", "RMS jerk", "m/s³"),
+        _metric_bar(sweep, "rms_jerk", "rms_jerk_by_agent", "RMS jerk of the end effector",
+                    "RMS jerk (m/s³)"),
         _metric_bar(sweep, "stall_steps", "stalls_by_agent", "Stall ticks per episode",
-                    "ticks"),
+                    "stall ticks per episode (control ticks)"),
         _success_vs_latency(sweep),
     ]
     return [c for c in candidates if c is not None and c.series]
@@ -372,17 +373,28 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 
 
 def _wrap(label: str, width: int = 16) -> str:
-    """Break long category labels (``rapid(high_threshold=6,cooldown_s=0.1)``) at commas."""
+    """Break a long category label at ``(``, ``,`` and ``·`` (never inside a word).
+
+    ``rapid(high_threshold=6,cooldown_s=0.1)`` becomes ``rapid(high_threshold=6,`` /
+    ``cooldown_s=0.1)``; ``rapid · 5g-driving`` becomes ``rapid ·`` / ``5g-driving``.
+    """
     if len(label) <= width:
         return label
-    parts = re.split(r"(?<=[(,·])", label)
     lines: list[str] = []
-    for part in parts:
+    for part in re.split(r"(?<=[(,·])", label):
         if lines and len(lines[-1]) + len(part) <= width:
             lines[-1] += part
         else:
-            lines.extend(textwrap.wrap(part, width, break_on_hyphens=False) or [part])
-    return "\n".join(line.strip() for line in lines)
+            lines.append(part)
+    return "\n".join(line.strip() for line in lines if line.strip())
+
+
+_CHAR_IN = 0.068
+"""Width of an average 8 pt tick-label character, in inches (DejaVu Sans)."""
+_MARGIN_IN = 0.8
+"""Width the y axis' labels take beside the axes, in inches (for slot widths)."""
+_LEGEND_ENTRY_IN = 1.7
+"""Width of one legend entry in the legend under the axes, in inches."""
 
 
 def _categories(chart: Chart) -> list[str]:
@@ -394,12 +406,33 @@ def _categories(chart: Chart) -> list[str]:
 
 
 def chart_size(chart: Chart, width_in: float = 7.0, height_in: float = 4.0) -> tuple[float, float]:
-    """A figure size that fits the chart's bars: wider for many categories x series."""
-    if chart.kind in ("bar", "stacked_bar"):
-        n_cats = len(_categories(chart))
-        per_cat = 0.35 if chart.kind == "stacked_bar" else 0.18 * max(1, len(chart.series))
-        width_in = max(width_in, min(16.0, 2.0 + n_cats * max(per_cat, 0.45)))
-    return (width_in, height_in)
+    """A figure size that fits the chart: wider for many bars, taller for labels and legend.
+
+    Bars get a slot of at least 0.45 in per category (up to 16 in wide); when the category
+    labels do not fit their slot upright, :func:`render_png` slants them and the figure grows by
+    the height they take; each legend row beyond the first adds its height.
+    """
+    if chart.kind in ("bar", "stacked_bar") or (chart.kind == "line" and not _numeric_x(chart)):
+        cats = _categories(chart)
+        if chart.kind != "line":
+            per_cat = 0.35 if chart.kind == "stacked_bar" else 0.18 * max(1, len(chart.series))
+            width_in = max(width_in, min(16.0, _MARGIN_IN + len(cats) * max(per_cat, 0.45)))
+        if _slanted(cats, width_in):
+            longest = max(len(line) for c in cats for line in _wrap(c, 26).split("\n"))
+            height_in += min(1.5, max(0.0, longest * _CHAR_IN * 0.7 - 0.3))
+    rows = math.ceil(len(chart.series) / _legend_columns(chart, width_in))
+    return (width_in, height_in + 0.2 * max(0, rows - 1))
+
+
+def _legend_columns(chart: Chart, width_in: float) -> int:
+    return max(1, min(len(chart.series), int(width_in / _LEGEND_ENTRY_IN)))
+
+
+def _slanted(cats: Sequence[str], width_in: float) -> bool:
+    """True when the category labels do not fit their slots upright."""
+    slot_in = (width_in - _MARGIN_IN) / max(1, len(cats))
+    longest = max((len(line) for c in cats for line in _wrap(c).split("\n")), default=0)
+    return longest * _CHAR_IN > slot_in * 0.95
 
 
 def _err(s: Series, idx: int) -> tuple[float, float]:
@@ -411,14 +444,18 @@ def _err(s: Series, idx: int) -> tuple[float, float]:
 
 
 def render_png(chart: Chart, width_in: float = 7.0, height_in: float = 4.0) -> bytes:
-    """Draw a chart with matplotlib's Agg backend (no display, no pyplot state); PNG bytes."""
+    """Draw a chart with matplotlib's Agg backend (no display, no pyplot state); PNG bytes.
+
+    ``width_in`` x ``height_in`` is the smallest size: a chart with many bars or slanted labels
+    grows to :func:`chart_size` so that nothing overlaps. 100 dpi.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    width_in, height_in = chart_size(chart, width_in, height_in)
     fig = Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    many = len(chart.series) > 6
     if chart.kind in ("bar", "stacked_bar") or (chart.kind == "line" and not _numeric_x(chart)):
         cats = _categories(chart)
         pos = {c: i for i, c in enumerate(cats)}
@@ -428,20 +465,21 @@ def render_png(chart: Chart, width_in: float = 7.0, height_in: float = 4.0) -> b
             _draw_stacked(ax, chart, pos)
         else:
             _draw_lines(ax, chart, pos)
-        labels = [_wrap(c) for c in cats]
-        longest = max((len(line) for lab in labels for line in lab.split("\n")), default=0)
-        crowded = longest * len(cats) * 0.075 > fig.get_figwidth() * 0.8
+        # Upright when every label fits its slot; else at 45 degrees, where a slot of >= 0.45 in
+        # (chart_size) leaves 0.32 in between neighbouring labels: room for two lines.
+        crowded = _slanted(cats, fig.get_figwidth())
+        labels = [_wrap(c, 26 if crowded else 16) for c in cats]
         ax.set_xticks(range(len(cats)))
-        ax.set_xticklabels(labels, rotation=30 if crowded else 0,
+        ax.set_xticklabels(labels, rotation=45 if crowded else 0,
                            ha="right" if crowded else "center", rotation_mode="anchor",
                            fontsize=8)
         ax.set_xlim(-0.6, len(cats) - 0.4)
     else:
         _draw_numeric(ax, chart)
-    # A figure title (not the axes'): it spans the legend column instead of running into it.
-    width_chars = int(fig.get_figwidth() * 13)
-    fig.suptitle("\n".join(textwrap.wrap(chart.title, width_chars)), fontsize=10, x=0.01,
-                 ha="left")
+    # A figure title over the whole width; the legend goes under the axes.
+    width_chars = int((fig.get_figwidth() - 0.3) / 0.085)
+    fig.suptitle("\n".join(textwrap.wrap(chart.title, max(30, width_chars))), fontsize=10,
+                 x=0.02, ha="left")
     ax.set_xlabel(chart.x_label, fontsize=9)
     ax.set_ylabel(chart.y_label, fontsize=9)
     ax.tick_params(labelsize=8)
@@ -450,11 +488,11 @@ def render_png(chart: Chart, width_in: float = 7.0, height_in: float = 4.0) -> b
     if "success rate" in chart.y_label:
         ax.set_ylim(0, 1.05)
     elif chart.kind in ("bar", "stacked_bar"):
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.05)  # headroom above the tallest bar
     handles, _ = ax.get_legend_handles_labels()
     if handles and (len(chart.series) > 1 or chart.kind != "scatter"):
-        fig.legend(loc="outside right upper", fontsize=8, frameon=False,
-                   ncols=2 if many and len(chart.series) > 14 else 1)
+        fig.legend(loc="outside lower center", fontsize=8, frameon=False,
+                   ncols=_legend_columns(chart, fig.get_figwidth()))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
@@ -513,7 +551,12 @@ def _draw_lines(ax: Any, chart: Chart, pos: dict[str, int]) -> None:
     ax.set_ylim(bottom=0)
 
 
+_MAX_ERRORBAR_POINTS = 60
+"""Above this many points a scatter draws no error bars: they would hide the points."""
+
+
 def _draw_numeric(ax: Any, chart: Chart) -> None:
+    n_points = sum(len(s.y) for s in chart.series)
     for i, s in enumerate(chart.series):
         pts = [(_num(x), _num(y), j) for j, (x, y) in enumerate(zip(s.x, s.y, strict=True))]
         pts = [p for p in pts if math.isfinite(p[0]) and math.isfinite(p[1])]
@@ -529,7 +572,7 @@ def _draw_numeric(ax: Any, chart: Chart) -> None:
         else:
             ax.scatter(xs, ys, marker=marker, color=color, label=s.label, s=28, alpha=0.85,
                        zorder=3)
-        if s.low is not None:
+        if s.low is not None and n_points <= _MAX_ERRORBAR_POINTS:
             errs = [_err(s, p[2]) for p in pts]
             ax.errorbar(xs, ys, yerr=[[e[0] for e in errs], [e[1] for e in errs]], fmt="none",
                         ecolor=color, elinewidth=0.7, alpha=0.45, capsize=2)

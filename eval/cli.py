@@ -67,6 +67,11 @@ def _agent_specs(text: str) -> tuple[str, ...]:
     return items
 
 
+def _tags(text: str) -> tuple[str, ...]:
+    """``--tags``: a comma list; empty items dropped, so ``--tags ''`` means no tags."""
+    return tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = _Parser(prog="rapid-eval", description=__doc__.splitlines()[0] if __doc__ else None)
@@ -83,8 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1000,
                    help="first episode seed (0-999 are reserved for training and tuning)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<time>)")
+    p.add_argument("--videos", type=int, default=0, metavar="N",
+                   help="record the first N seeds of every cell: video, per-tick series and a "
+                        "still under OUT/videos/ (default 0: none; docs/videos.md)")
     p.add_argument("--wandb", choices=("offline", "online", "disabled"), default=None,
                    help="W&B mode (default: offline unless an API key is configured)")
+    p.add_argument("--group", default=None, help="W&B run group (e.g. the study this sweep is in)")
+    p.add_argument("--tags", type=_tags, default=(), help="comma-separated W&B run tags")
+    p.add_argument("--job-type", default="eval", help="W&B job type (default eval)")
     p.add_argument(
         "--policy", default="chunk-regress",
         help="robot policy: ar-token, flow, chunk-regress (default), expert, ckpt:<dir>, hf:<dir>",
@@ -115,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="add tasks, agents, noises, links or episodes to the sweep in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--verbose", action="store_true", help="also one line per finished episode")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write OUT/report.html (rapid-report OUT writes it later)")
     return p
 
 
@@ -142,6 +155,11 @@ class Invocation:
     address: str | None
     mode: OpenMode
     command: str
+    wandb_group: str | None = None
+    wandb_tags: tuple[str, ...] = ()
+    wandb_job_type: str = "eval"
+    report: bool = True
+    videos: int = 0
 
 
 def parse_spec(argv: Sequence[str] | None) -> Invocation:
@@ -154,6 +172,8 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
         raise ValueError(f"--episodes {args.episodes} must be >= 1")
     if args.seed < 0:
         raise ValueError(f"--seed {args.seed} must be >= 0")
+    if args.videos < 0:
+        raise ValueError(f"--videos {args.videos} must be >= 0")
     base = EnvConfig(
         task=tasks[0], policy=args.policy, profile=args.profile, edge=args.edge,
         cloud=args.cloud, image_size=args.image_size, control_hz=args.control_hz,
@@ -173,7 +193,9 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     mode: OpenMode = "overwrite" if args.overwrite else "extend" if args.extend else "resume"
     command = shlex.join(["rapid-eval", *(sys.argv[1:] if argv is None else argv)])
     return Invocation(spec, out, args.wandb, args.quiet, args.verbose, args.backend,
-                      args.workers, args.address, mode, command)
+                      args.workers, args.address, mode, command, wandb_group=args.group,
+                      wandb_tags=args.tags, wandb_job_type=args.job_type,
+                      report=not args.no_report, videos=args.videos)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,7 +233,8 @@ def _run(inv: Invocation, backend: Backend) -> int:
         config = {"sweep": store.manifest["sweep"], "out": str(inv.out),
                   "backend": inv.backend, "workers": inv.workers}
         logger = WandbLogger(inv.wandb, "rapid-env", config, inv.out, name=inv.out.name,
-                             run_id=store.manifest.get("wandb_run_id"))
+                             run_id=store.manifest.get("wandb_run_id"), group=inv.wandb_group,
+                             tags=inv.wandb_tags, job_type=inv.wandb_job_type)
         logger.preload(store.ordered(_done_jobs(inv.spec, store)))
         if logger.run_id and store.manifest.get("wandb_run_id") != logger.run_id:
             store.manifest["wandb_run_id"] = logger.run_id
@@ -231,7 +254,7 @@ def _run(inv: Invocation, backend: Backend) -> int:
     try:
         result = run_sweep(inv.spec, inv.out, on_record=on_record, backend=backend,
                            mode=inv.mode, on_open=on_open,
-                           manifest_extra={"command": inv.command})
+                           manifest_extra={"command": inv.command}, videos=inv.videos)
     except KeyboardInterrupt:
         _close(state, exit_code=1)
         print(f"\nrapid-eval: interrupted; every finished episode is in "
@@ -243,15 +266,30 @@ def _run(inv: Invocation, backend: Backend) -> int:
     state["bar"].close()
     rows = summarize(result.records)
     write_summary(rows, inv.out)
+    report_line = _write_report(inv.out) if inv.report else ""
     state["logger"].finish(rows)
     print(format_table(rows))
     print(f"\nwrote {inv.out / 'episodes.jsonl'}, {inv.out / 'summary.json'}, "
           f"{inv.out / 'summary.csv'} ({result.ran} episodes run now, {result.resumed} resumed)")
+    if report_line:
+        print(report_line)
     if result.episode_errors:
         print(f"rapid-eval: {result.episode_errors} episode(s) could not run (fault "
               "'episode_error: ...' in episodes.jsonl)", file=sys.stderr)
         return EXIT_EPISODE_ERRORS
     return EXIT_OK
+
+
+def _write_report(out: Path) -> str:
+    """Write ``OUT/report.html``; a failure is a warning, never the sweep's (records are kept)."""
+    from rapid_env.eval.report import write_report  # matplotlib loads only here
+
+    try:
+        return f"report: {write_report(out)}"
+    except Exception as exc:  # the records are stored: the page can be rebuilt later
+        print(f"rapid-eval: warning: no report ({type(exc).__name__}: {exc}); "
+              f"rapid-report {out} retries", file=sys.stderr)
+        return ""
 
 
 def _done_jobs(spec: SweepSpec, store: ResultsStore) -> list[EpisodeJob]:

@@ -12,6 +12,7 @@ Only ``KeyboardInterrupt`` (Ctrl-C) passes through: the user asked to stop.
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from rapid_env.compose import build_controller, build_decider
@@ -47,19 +48,38 @@ class EpisodeRunner:
             OrderedDict()
         )
 
-    def run(self, job: EpisodeJob) -> dict[str, Any]:
-        """The record of one job: its head, its key and the episode's fields (or the fault)."""
+    def run(self, job: EpisodeJob, media_dir: Path | None = None) -> dict[str, Any]:
+        """The record of one job: its head, its key and the episode's fields (or the fault).
+
+        With ``media_dir`` (or a :class:`~rapid_env.eval.media.RecordedJob`, which carries its
+        own), the episode is traced and its video, series and still are written under that
+        folder (:mod:`rapid_env.eval.media`); the record then also has ``media``, their paths
+        relative to the folder's parent (``OUT``), or ``media_error`` if writing failed. Every
+        other field is the one the episode has without media.
+        """
         head = {**job.head(), KEY_FIELD: job.key()}
+        carried: object = getattr(job, "media_dir", None)  # a RecordedJob carries its folder
+        if media_dir is None and isinstance(carried, str) and carried:
+            media_dir = Path(carried)
+        trace = None
         try:
             decider = build_decider(job.agent)
             controller = self._controller(job.config, bool(decider.needs_image))
-            body = run_episode(controller, decider, job.seed)
+            if media_dir is not None:
+                from rapid_env.trace import EpisodeTrace
+
+                trace = EpisodeTrace(frames=True)
+            body = run_episode(controller, decider, job.seed, trace)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from a user's module too: record, go on
             body = {"success": False, "faults": 1,
                     "fault": f"{EPISODE_ERROR}: {type(exc).__name__}: {exc}"}
-        return {**head, **body}
+            trace = None
+        record = {**head, **body}
+        if trace is not None and media_dir is not None:
+            record.update(_media(trace, record, media_dir))
+        return record
 
     def _controller(self, cfg: EnvConfig, needs_image: bool) -> PartitionedController:
         key = (cfg, needs_image)
@@ -77,3 +97,15 @@ class EpisodeRunner:
         while self._controllers:
             _, c = self._controllers.popitem()
             c.task.close()
+
+
+def _media(trace: Any, record: dict[str, Any], media_dir: Path) -> dict[str, Any]:
+    """Write the episode's media; ``{"media": paths}``, or ``{"media_error": why}``."""
+    try:
+        from rapid_env.eval.media import MEDIA_FIELD, write_media
+
+        return {MEDIA_FIELD: write_media(trace, record, media_dir)}
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a video that cannot be written loses no episode
+        return {"media_error": f"{type(exc).__name__}: {exc}"}

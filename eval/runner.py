@@ -65,6 +65,7 @@ def run_sweep(
     mode: OpenMode = "resume",
     on_open: Callable[[ResultsStore, list[EpisodeJob]], None] | None = None,
     manifest_extra: Mapping[str, Any] | None = None,
+    videos: int = 0,
 ) -> SweepResult:
     """Run the episodes of ``spec`` that ``out_dir`` does not hold yet; return all of them.
 
@@ -78,12 +79,22 @@ def run_sweep(
         on_open: called once the store is open, with the store and the pending jobs (to report
             a resume, set up logging, ...), before any episode runs.
         manifest_extra: written into the manifest as it is (e.g. the command line).
+        videos: record media (video, per-tick series, still) of the first ``videos`` seeds of
+            every cell into ``out_dir/videos/`` (:mod:`rapid_env.eval.media`); the workers write
+            the files and each such record gets a ``media`` field. Only episodes run now are
+            recorded (a resumed one keeps what it had). 0: nothing is traced or rendered.
     """
+    if videos < 0:
+        raise ValueError(f"--videos {videos} must be >= 0")
     store = ResultsStore(out_dir)
     store.open(spec, mode, manifest_extra)
     jobs = plan(spec)
     pending = store.pending(jobs)
     resumed = len(jobs) - len(pending)
+    if videos:
+        from rapid_env.eval.media import MEDIA_DIR, with_media
+
+        pending = with_media(pending, spec, videos, out_dir / MEDIA_DIR)
     ran = 0
     owned = backend is None
     backend = backend or make_backend("local", workers)

@@ -8,25 +8,37 @@ measurement as ``rapid-eval``'s.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rapid_env.controller import PartitionedController
 from rapid_env.decision import Decider, bind_decider, model_overhead_s
 from rapid_env.seeding import episode_streams
+
+if TYPE_CHECKING:
+    from rapid_env.trace import EpisodeTrace
 
 WALL_CLOCK_FIELDS = ("wall_time_s", "decision_cpu_us_mean", "decision_overhead_pct")
 """Record fields measured on the wall clock: the only ones that differ between identical runs."""
 
 
 def run_episode(
-    controller: PartitionedController, decider: Decider, seed: int
+    controller: PartitionedController,
+    decider: Decider,
+    seed: int,
+    trace: EpisodeTrace | None = None,
 ) -> dict[str, Any]:
-    """Run one episode to success or time limit; return its metrics (cell names not included)."""
+    """Run one episode to success or time limit; return its metrics (cell names not included).
+
+    ``trace`` (optional, :class:`rapid_env.trace.EpisodeTrace`) gets one row per tick; it only
+    reads, so the record is the same with or without it.
+    """
     wall0 = time.perf_counter()
     s = episode_streams(seed)
     obs = controller.reset(s.task_seed, s.noise, s.link, s.policy)
     decider.reset(s.decider)
     bind_decider(decider, controller.context())
+    if trace is not None:
+        trace.begin(controller, decider)
     decide_ns = 0
     ticks = 0
     while True:
@@ -35,6 +47,8 @@ def run_episode(
         decide_ns += time.perf_counter_ns() - c0
         out = controller.step(decision)
         ticks += 1
+        if trace is not None:
+            trace.record(obs, decision, out)
         obs = out.obs
         if out.terminated or out.truncated:
             break

@@ -110,6 +110,9 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r}; allowed: None, 'rgb_array'")
         self.render_mode = render_mode
+        # a video of the task plays at the control rate (one frame per step), whatever control_hz
+        hz = self.control_hz
+        self.metadata = {**self.metadata, "render_fps": int(hz) if hz.is_integer() else hz}
         self.max_ticks = int(np.ceil(max_episode_s * control_hz))
 
         mw = ALL_V3_ENVIRONMENTS[self.spec_task.env_key]()

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from rapid_env.noise import Clean
 from rapid_env.progress import Progress
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.suite import MT10, get_task
+from rapid_env.wandb_mode import MODES, resolve_mode, sync_hint
 
 EVAL_FIRST_SEED = 1000  # held-out: demos use env seeds >= 100_000 (demos.TRAIN_SEED_BASE)
 
@@ -115,6 +118,7 @@ def train(
     log_every: int = 200,
     init: str | Path | None = None,
     quiet: bool = False,
+    on_log: Callable[[dict[str, float]], None] | None = None,
     **overrides: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Behaviour-clone ``family`` on ``data`` for ``minutes`` (or ``max_steps``).
@@ -123,7 +127,9 @@ def train(
     tokenizer with a fresh optimiser; the card then counts steps and time of both runs.
     Progress (a bar on a terminal, a line every 10 s elsewhere; total: the steps that fit the
     time budget at the current speed, at most ``max_steps``) and the loss line every
-    ``log_every`` steps go to stderr and stdout unless ``quiet``.
+    ``log_every`` steps go to stderr and stdout unless ``quiet``. ``on_log`` (a W&B run's
+    ``log``, say) gets ``train/loss``, ``train/loss_ema``, ``train/lr``, ``train/step`` and
+    ``train/elapsed_s`` every :data:`LOG_METRICS_EVERY` steps and at the last step.
     """
     torch.manual_seed(seed)
     prior: dict[str, Any] = {}
@@ -156,7 +162,7 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     budget = minutes * 60.0
     t0 = time.perf_counter()
-    step, ema = 0, None
+    step, ema, value = 0, None, math.nan
     bar = Progress(total=max_steps, desc=f"rapid-train {family}", unit="step", quiet=quiet)
     with bar:
         while step < max_steps:
@@ -183,9 +189,13 @@ def train(
                 left = max(0.0, budget - now) * step / now
                 bar.set_total(min(max_steps, step + int(left)))
             bar.update(loss=ema)
+            if on_log is not None and (step % LOG_METRICS_EVERY == 0 or step == 1):
+                on_log(_train_metrics(step, value, ema, opt, t0))
             if step % log_every == 0:
                 bar.write(f"[{family}] step {step} loss {ema:.4f} {time.perf_counter() - t0:.0f}s")
         bar.set_total(step)  # the budget is spent or the steps are done: the bar ends full
+    if on_log is not None and ema is not None and step % LOG_METRICS_EVERY and step != 1:
+        on_log(_train_metrics(step, value, ema, opt, t0))
     took = time.perf_counter() - t0
     card = {
         "family": family,
@@ -200,6 +210,18 @@ def train(
         "final_loss": ema,
     }
     return model.eval(), tok, card
+
+
+LOG_METRICS_EVERY = 10
+"""Training steps between two points of the loss / learning-rate curves in W&B."""
+
+
+def _train_metrics(
+    step: int, loss: float, ema: float, opt: torch.optim.Optimizer, t0: float
+) -> dict[str, float]:
+    return {"train/step": step, "train/loss": loss, "train/loss_ema": ema,
+            "train/lr": float(opt.param_groups[0]["lr"]),
+            "train/elapsed_s": time.perf_counter() - t0}
 
 
 # ---------------------------------------------------------------------- eval
@@ -238,6 +260,64 @@ def evaluate(
                 bar.write(f"{policy.name:14s} {name:22s} {wins}/{seeds}", always=True)
     mean = float(np.mean(list(per_task.values())))
     return {"seeds": f"{first_seed}-{first_seed + seeds - 1}", "per_task": per_task, "mean": mean}
+
+
+# ---------------------------------------------------------------------- W&B
+WANDB_PROJECT = "rapid-env"
+
+
+def start_wandb(mode: str, out: Path, config: dict[str, Any], job_type: str) -> Any:
+    """A W&B run in ``out/wandb/`` (the checkpoint folder's), or None when ``mode`` is disabled.
+
+    ``mode`` is already resolved (:func:`rapid_env.wandb_mode.resolve_mode`); wandb is imported
+    only here, so a disabled run never pays for it. Training curves go against ``train/step``.
+    """
+    if mode == "disabled":
+        return None
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    out.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(
+        mode=mode,  # type: ignore[arg-type]
+        project=WANDB_PROJECT,
+        job_type=job_type,
+        name=out.resolve().name,
+        config=config,
+        dir=str(out),
+        reinit="create_new",
+        settings=wandb.Settings(silent=True, console="off"),
+    )
+    run.define_metric("train/step")
+    run.define_metric("train/*", step_metric="train/step")
+    return run
+
+
+def close_wandb(run: Any, mode: str, exit_code: int = 0) -> None:
+    """Finish the run, flush it to disk, and print its URL or the ``wandb sync`` command."""
+    if run is None:
+        return
+    import wandb
+
+    run_dir, url = Path(run.dir).parent, (run.url if mode == "online" else None)
+    run.finish(exit_code=exit_code)
+    wandb.teardown()  # the offline log is complete only once wandb's service has shut down
+    hint = sync_hint(mode, run_dir, url)
+    if hint:
+        print(f"rapid-train: {hint}", file=sys.stderr)
+
+
+def log_evaluation(run: Any, evaluation: dict[str, Any]) -> None:
+    """Success per task (``eval/success/<task>``, a table) and the mean, also in the summary."""
+    if run is None:
+        return
+    import wandb
+
+    per_task: dict[str, float] = evaluation["per_task"]
+    table = wandb.Table(columns=["task", "success"], data=[[t, r] for t, r in per_task.items()])
+    run.log({**{f"eval/success/{t}": r for t, r in per_task.items()},
+             "eval/mean_success": evaluation["mean"], "eval/table": table})
+    run.summary.update({"eval/mean_success": evaluation["mean"], "eval/seeds": evaluation["seeds"]})
 
 
 # ---------------------------------------------------------------------- CLI
@@ -280,6 +360,13 @@ def main(argv: list[str] | None = None) -> int:
             action="store_true",
             help="no progress bar, progress lines or loss lines; results still print",
         )
+        sp.add_argument(
+            "--wandb",
+            choices=MODES,
+            default=None,
+            help="W&B mode, run in the checkpoint folder's wandb/ (default: offline unless an "
+            "API key is configured)",
+        )
     a = p.parse_args(argv)
     if getattr(a, "threads", 0):
         torch.set_num_threads(a.threads)
@@ -297,43 +384,62 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{len(ds)} steps from {int(ds.episode.max()) + 1} demos -> {a.out}")
         return 0
+    mode = resolve_mode(a.wandb)
+    config = {k: v for k, v in vars(a).items() if k not in ("quiet", "wandb")}
     if a.cmd == "train":
-        data = load_demos(a.data.split(","))
-        extra = {"decode": a.decode} if a.family == "ar-token" else {}
-        model, tok, card = train(
-            a.family,
-            data,
-            a.minutes,
-            a.steps,
-            a.batch,
-            a.lr,
-            a.seed,
-            init=a.init,
-            quiet=a.quiet,
-            **extra,
-        )
-        if a.init is not None:
-            previous = load_checkpoint(a.init)[2]
-            card["training"] = f"{previous.get('training', '?')}; then {card['training']}"
-            card["command"] = f"{previous.get('command', '?')} && {command}"
-        else:
-            card["command"] = command
-        if a.eval_seeds:
-            card["evaluation"] = evaluate(
-                VLAPolicy(model, tok), data.tasks, a.eval_seeds, quiet=a.quiet
+        run = start_wandb(mode, Path(a.out), {**config, "command": command}, "train-vla")
+        try:
+            data = load_demos(a.data.split(","))
+            extra = {"decode": a.decode} if a.family == "ar-token" else {}
+            model, tok, card = train(
+                a.family,
+                data,
+                a.minutes,
+                a.steps,
+                a.batch,
+                a.lr,
+                a.seed,
+                init=a.init,
+                quiet=a.quiet,
+                on_log=None if run is None else run.log,
+                **extra,
             )
-        save_checkpoint(a.out, model, tok, card)
-        print(f"saved {a.out}")
+            if run is not None:
+                run.config.update({"model": model.cfg.to_dict(), "tasks": list(data.tasks)})
+                run.summary.update({k: card[k] for k in ("parameters", "final_loss")})
+            if a.init is not None:
+                previous = load_checkpoint(a.init)[2]
+                card["training"] = f"{previous.get('training', '?')}; then {card['training']}"
+                card["command"] = f"{previous.get('command', '?')} && {command}"
+            else:
+                card["command"] = command
+            if a.eval_seeds:
+                card["evaluation"] = evaluate(
+                    VLAPolicy(model, tok), data.tasks, a.eval_seeds, quiet=a.quiet
+                )
+                log_evaluation(run, card["evaluation"])
+            save_checkpoint(a.out, model, tok, card)
+            print(f"saved {a.out}")
+        except BaseException:
+            close_wandb(run, mode, exit_code=1)
+            raise
+        close_wandb(run, mode)
         return 0
-    model, tok, card = load_checkpoint(a.checkpoint)
-    card["evaluation"] = evaluate(
-        VLAPolicy(model, tok), parse_tasks(a.tasks), a.seeds, a.first_seed, quiet=a.quiet
-    )
-    card["eval_command"] = command
-    save_checkpoint(a.checkpoint, model, tok, card)
-    print(f"mean success {card['evaluation']['mean']:.3f}")
+    run = start_wandb(mode, Path(a.checkpoint), {**config, "command": command}, "eval-vla")
+    try:
+        model, tok, card = load_checkpoint(a.checkpoint)
+        card["evaluation"] = evaluate(
+            VLAPolicy(model, tok), parse_tasks(a.tasks), a.seeds, a.first_seed, quiet=a.quiet
+        )
+        log_evaluation(run, card["evaluation"])
+        card["eval_command"] = command
+        save_checkpoint(a.checkpoint, model, tok, card)
+        print(f"mean success {card['evaluation']['mean']:.3f}")
+    except BaseException:
+        close_wandb(run, mode, exit_code=1)
+        raise
+    close_wandb(run, mode)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -216,6 +216,11 @@ class TraceLink:
         """Nominal mean RTT."""
         return self.latency.mean_rtt_s
 
+    def bandwidth_at(self, t: float, direction: Direction = "up") -> float:
+        """The trace's rate (bit/s) at episode time ``t``: for plots and traces, never deciders."""
+        trace = self.down if direction == "down" else self.up
+        return trace.rate_at(max(t, 0.0) + self.offset_s, self.loop)
+
     def reset(self, rng: np.random.Generator) -> None:
         """Empty the queues; draw the start offset, then seed each direction's own stream.
 
