@@ -142,7 +142,7 @@ def test_tiny_training_run_writes_a_loadable_decider(tmp_path: Path):
     rc = main([
         "--tasks", "reach", "--timesteps", "128", "--n-steps", "64", "--batch-size", "64",
         "--n-epochs", "1", "--max-episode-s", "1", "--eval-episodes", "1", "--baselines", "",
-        "--out", str(out), "--quiet",
+        "--out", str(out), "--quiet", "--wandb", "disabled",
     ])
     assert rc == 0
     d = LearnedDecider(out)
