@@ -6,6 +6,11 @@ policy, or a decider that declares ``needs_image``) and then shared by every rea
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import numpy as np
 
 from rapid_env.noise import ImageNoise
@@ -36,3 +41,40 @@ class NoisyCamera:
         if self._frame is None:
             self._frame = self.noise(self.task.render_image(), self._rng)
         return self._frame
+
+    def peek(self) -> np.ndarray:
+        """This tick's frame, exactly as a reader would get it, without consuming anything.
+
+        :meth:`frame` draws the noise from the episode's noise stream, so reading it on a tick
+        where nobody else does would shift every later draw and change the episode. A frame
+        already rendered this tick is returned as it is; otherwise it is rendered with the noise
+        stream's state (and the noise's own per-frame state: drifting occluders, a frozen
+        sensor's last frame) saved before and put back after, and the cache is left empty, so
+        the next real read renders the same frame from the same draws. For recordings and
+        ``render()``: a render that fails gives a black frame (a recording never ends an episode).
+        """
+        if self._frame is not None:
+            return self._frame
+        try:
+            with self._noise_kept():
+                return self.frame()
+        except Exception:  # noqa: BLE001 - a recording must not end the episode
+            h, w = getattr(self.task, "image_hw", (64, 64))
+            return np.zeros((h, w, 3), dtype=np.uint8)
+
+    @contextmanager
+    def _noise_kept(self) -> Iterator[None]:
+        """Put the noise stream, the noise's per-frame state and the frame cache back."""
+        rng_state = self._rng.bit_generator.state
+        saved: list[tuple[object, str, Any]] = []
+        for d in getattr(self.noise, "scene", ()):  # scene disturbances: per-frame state (drift)
+            saved.append((d, "state", copy.deepcopy(d.state)))
+        for f in getattr(self.noise, "sensors", ()):  # sensor faults: the last delivered frame
+            saved.append((f, "last", f.last))
+        try:
+            yield
+        finally:
+            self._rng.bit_generator.state = rng_state
+            for obj, name, value in saved:
+                setattr(obj, name, value)
+            self._frame = None

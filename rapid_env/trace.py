@@ -46,10 +46,7 @@ One row per tick (:attr:`EpisodeTrace.rows`, or column-major :meth:`EpisodeTrace
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -233,49 +230,8 @@ def link_bandwidth_bps(link: object, t: float) -> float | None:
 
 
 def peek_frame(controller: PartitionedController) -> np.ndarray:
-    """The policy camera's frame now, exactly as a reader would get it, without consuming anything.
-
-    :meth:`PartitionedController.frame` renders once per tick and draws the noise from the
-    episode's noise stream, so calling it on ticks where nobody else reads the frame would shift
-    every later draw and change the episode. Here, a frame already rendered this tick is returned
-    as it is; otherwise the frame is rendered with the noise stream's state (and the noise's own
-    per-frame state: drifting occluders, a frozen sensor's last frame) saved before and put back
-    after, and the camera's cache is left empty, so the next real read renders the same frame
-    from the same draws. A render that fails gives a black frame (a recording never ends an
-    episode).
-    """
-    cam = controller.camera
-    cached = getattr(cam, "_frame", None)
-    if cached is not None:
-        return np.asarray(cached)
-    try:
-        with _noise_kept(cam):
-            frame = np.asarray(cam.frame())
-    except Exception:  # noqa: BLE001 - a recording must not end the episode
-        h, w = getattr(controller.task, "image_hw", (64, 64))
-        frame = np.zeros((h, w, 3), dtype=np.uint8)
-    return frame
-
-
-@contextmanager
-def _noise_kept(cam: Any) -> Iterator[None]:
-    """Put the camera's noise stream, noise state and frame cache back as they were."""
-    rng = getattr(cam, "_rng", None)
-    rng_state = rng.bit_generator.state if rng is not None else None
-    noise = cam.noise
-    saved: list[tuple[object, str, Any]] = []
-    for d in getattr(noise, "scene", ()):  # scene disturbances: per-frame state (drift)
-        saved.append((d, "state", copy.deepcopy(d.state)))
-    for f in getattr(noise, "sensors", ()):  # sensor faults: the last delivered frame
-        saved.append((f, "last", f.last))
-    try:
-        yield
-    finally:
-        if rng is not None:
-            rng.bit_generator.state = rng_state
-        for obj, name, value in saved:
-            setattr(obj, name, value)
-        cam._frame = None
+    """The policy camera's frame now, without consuming any draw (:meth:`NoisyCamera.peek`)."""
+    return controller.camera.peek()
 
 
 def _split_of(event: str) -> int | None:

@@ -177,8 +177,8 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
         return np.array([2 if decision.preempt else 1, split], dtype=np.int64)
 
     def render(self) -> np.ndarray | None:  # type: ignore[override]
-        """The noisy camera frame the policy would see now."""
-        return self.controller.frame() if self.render_mode == "rgb_array" else None
+        """The noisy camera frame the policy would see now (rendering never changes the episode)."""
+        return self.controller.camera.peek() if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
         """Release the renderer."""

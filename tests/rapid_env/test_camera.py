@@ -43,3 +43,26 @@ def test_noise_draws_from_the_episode_stream():
         frames.append(cam.frame())
     assert np.array_equal(frames[0], frames[1])
     assert not np.array_equal(frames[0], np.full((8, 8, 3), 10, dtype=np.uint8))
+
+
+class StillTask(CountingTask):
+    """The same grey frame at every render (a scene that does not move)."""
+
+    def render_image(self) -> np.ndarray:
+        self.renders += 1
+        return np.full((8, 8, 3), 100, dtype=np.uint8)
+
+
+def test_peek_consumes_no_noise_draw():
+    """A recording (or render()) that peeks must not shift the episode's noise stream."""
+    seen = []
+    for peek_first in (True, False):
+        cam = NoisyCamera(StillTask(), parse_noise("gaussian_noise:3"))  # type: ignore[arg-type]
+        cam.reset(np.random.default_rng(7))
+        if peek_first:
+            peeked = cam.peek()
+        seen.append(cam.frame())
+        cam.next_tick()
+        seen.append(cam.frame())
+    assert np.array_equal(seen[0], seen[2]) and np.array_equal(seen[1], seen[3])
+    assert np.array_equal(peeked, seen[0])
