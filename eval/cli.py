@@ -27,6 +27,7 @@ from rapid_env.config import ControlConfig, EnvConfig
 from rapid_env.eval.backends import BACKENDS, Backend, make_backend
 from rapid_env.eval.execute import is_episode_error
 from rapid_env.eval.jobs import EpisodeJob, SweepSpec
+from rapid_env.eval.media import media_for
 from rapid_env.eval.preflight import preflight
 from rapid_env.eval.runner import run_sweep
 from rapid_env.eval.store import OpenMode, ResultsStore, StoreError
@@ -246,7 +247,8 @@ def _run(inv: Invocation, backend: Backend) -> int:
         state.update(logger=logger, bar=bar)
 
     def on_record(record: dict[str, Any]) -> None:
-        state["logger"].log_episode(record)
+        media = media_for(record, inv.out) if record.get("media") else None
+        state["logger"].log_episode(record, media)
         state["bar"].update(success=bool(record.get("success")), failed=is_episode_error(record))
         if inv.verbose:
             state["bar"].write(_episode_line(record))

@@ -283,8 +283,15 @@ class WandbLogger:
         # Files written into run.dir are uploaded at the end of an online run and by `wandb sync`.
         path.write_text(json.dumps(self.config, indent=2, sort_keys=True, default=str) + "\n")
 
-    def log_episode(self, record: Mapping[str, Any]) -> None:
-        """Remember the record for the final table and log its numeric fields as one step."""
+    def log_episode(
+        self, record: Mapping[str, Any], media: Mapping[str, Path] | None = None
+    ) -> None:
+        """Remember the record for the final table and log its numeric fields as one step.
+
+        ``media`` (from :func:`rapid_env.eval.media.media_for`) adds the recorded episode's video
+        (``media/video``), still (``media/still``) and per-tick series: a table and a line plot
+        keyed by simulated time (``series/<cell>/seed<k>``).
+        """
         if self._finished:
             raise RuntimeError("log_episode() after finish(): the W&B run is already closed")
         self._records.append(dict(record))
@@ -296,7 +303,46 @@ class WandbLogger:
             if scalar is not None:
                 scalars[f"episode/{key}"] = scalar
         scalars["episode/faulted"] = int(record.get("fault") is not None)
+        if media:
+            try:
+                scalars.update(self._media_items(record, media))
+            except Exception as exc:  # noqa: BLE001 - a broken media file must not end a sweep
+                print(f"rapid-env: W&B media for one episode skipped ({exc})", file=sys.stderr)
         self._run.log(scalars, step=len(self._records) - 1)
+
+    def _media_items(
+        self, record: Mapping[str, Any], media: Mapping[str, Path]
+    ) -> dict[str, Any]:
+        """W&B objects for one recorded episode's files."""
+        wandb = self._wandb
+        label = "/".join(str(record.get(k)) for k in CELL_KEYS) + f"/seed{record.get('seed')}"
+        caption = f"{label}: success {bool(record.get('success'))}"
+        items: dict[str, Any] = {}
+        if "video" in media:
+            fmt = "gif" if media["video"].suffix == ".gif" else "mp4"
+            items["media/video"] = wandb.Video(str(media["video"]), caption=caption, format=fmt)
+        if "still" in media:
+            items["media/still"] = wandb.Image(str(media["still"]), caption=caption)
+        if "series" in media:
+            from rapid_env.eval.media import load_series
+
+            series = load_series(media["series"])["series"]
+            t = [float(v) for v in series.get("t", [])]
+            numeric = [k for k, vs in series.items() if k != "t" and len(vs) == len(t)
+                       and all(v is None or isinstance(v, int | float) for v in vs)]
+            rows = [[t[i], *[series[k][i] for k in numeric]] for i in range(len(t))]
+            table = wandb.Table(columns=["t", *numeric], data=rows, allow_mixed_types=True)
+            items[f"series_table/{label}"] = table
+            shown = [k for k in ("score", "chunk_remaining", "in_flight", "latency_ms",
+                                 "est_bandwidth_mbps", "ee_speed") if k in numeric]
+            if shown and t:
+                ys = [[float(v) if v is not None else float("nan") for v in series[k]]
+                      for k in shown]
+                items[f"series/{label}"] = wandb.plot.line_series(
+                    xs=t, ys=ys, keys=shown, title=f"per-tick series: {label}",
+                    xname="simulated time (s)",
+                )
+        return items
 
     def _table(self, rows: Sequence[Mapping[str, Any]]) -> Any:
         """Build a wandb.Table; mixed types allowed since a column may hold None and numbers."""

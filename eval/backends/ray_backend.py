@@ -9,9 +9,11 @@ are yielded as :func:`ray.wait` returns them.
 
 Faults:
 
-* a worker process that dies under an episode (killed, out of memory, its node lost) is a system
-  failure: Ray runs the task again, up to :data:`MAX_RETRIES` more times, so a crash costs a
-  retry of that episode only (the other workers' episodes go on);
+* a worker process that dies under an episode (killed, by the kernel's OOM killer too, or its
+  node lost) is a system failure: Ray runs the task again, up to :data:`MAX_RETRIES` more times,
+  so a crash costs a retry of that episode only (the other workers' episodes go on). A worker
+  that Ray's own memory monitor kills is retried under Ray's OOM policy instead (without limit by
+  default; ``RAY_task_oom_retries`` on the cluster caps it);
 * an episode's own faults never raise (:meth:`EpisodeRunner.run` turns them into
   ``episode_error`` records), and Ray does not retry application exceptions
   (``retry_exceptions=False``), so nothing runs twice for them;
@@ -21,13 +23,15 @@ Faults:
 
 Where it runs:
 
-* ``address=None``: this process's Ray connection if it has one already, else a fresh local
-  cluster with ``workers`` CPUs (``ray.init(address="local")``: never someone else's cluster
-  found in ``/tmp/ray``), shut down by :meth:`RayBackend.close`;
+* ``address=None``: a fresh local cluster with ``workers`` CPUs (``ray.init(address="local")``:
+  never someone else's cluster found in ``/tmp/ray`` or ``RAY_ADDRESS``), shut down by
+  :meth:`RayBackend.close`;
 * ``"auto"``, ``"host:port"`` or ``"ray://host:port"``: an existing cluster, which
   :meth:`RayBackend.close` only disconnects from. ``workers`` is then ignored: the cluster's CPUs
   set the parallelism (re-read every :data:`RESOURCE_REFRESH_S` seconds, so an autoscaling
-  cluster that grows gets more tasks).
+  cluster that grows gets more tasks);
+* either way, a process already connected to Ray (``ray.init`` called by the caller) uses that
+  connection as it is, and :meth:`RayBackend.close` leaves it open.
 
 The workers get ``MUJOCO_GL`` and ``WANDB_MODE`` (this process's values, else ``egl`` and
 ``offline``) through the job's ``runtime_env``; that is one environment for every task of the job,
@@ -92,9 +96,9 @@ class RayBackend:
     """Episode jobs as Ray tasks on a local cluster (``address=None``) or an existing one.
 
     Args:
-        address: ``None`` to start a local cluster (or use this process's Ray connection if it
-            has one), or the address of a running cluster: ``auto``, ``host:port``,
-            ``ray://host:port``.
+        address: ``None`` to start a local cluster, or the address of a running cluster:
+            ``auto``, ``host:port``, ``ray://host:port``. Unused when this process is connected
+            to Ray already: that connection is used.
         workers: CPUs of a local cluster this backend starts; ignored for an existing cluster.
         runtime_env: more of the job's ``runtime_env`` (``working_dir``, ``py_modules``, a
             ``worker_process_setup_hook``, ...); its ``env_vars`` are added to
@@ -174,6 +178,8 @@ class RayBackend:
                 try:
                     record = ray.get(ref)
                 except ray.exceptions.RayError as exc:
+                    if _interrupted(exc, ray):  # Ctrl-C reached the workers too: stop, store none
+                        raise KeyboardInterrupt from exc
                     record = _failed(job, exc, ray)
                 yield record
 
@@ -195,6 +201,13 @@ def _failed(job: EpisodeJob, exc: Exception, ray: Any) -> dict[str, Any]:
         reason = f"ray {type(exc).__name__}: {_first_line(exc)}"
     return {**job.head(), KEY_FIELD: job.key(), "success": False, "faults": 1,
             "fault": f"{EPISODE_ERROR}: {reason}"}
+
+
+def _interrupted(exc: Exception, ray: Any) -> bool:
+    """Whether the task was stopped on purpose (Ctrl-C in its worker, a cancellation)."""
+    if isinstance(exc, ray.exceptions.TaskCancelledError):
+        return True
+    return isinstance(exc, ray.exceptions.RayTaskError) and isinstance(exc.cause, KeyboardInterrupt)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -450,3 +450,20 @@ def test_trainers_disabled_write_no_run(tmp_path: Path) -> None:
     ]) == 0
     assert not (out / "wandb").exists()
     assert imported or "wandb" not in sys.modules
+
+
+def test_videos_reach_the_offline_run(tmp_path: Path) -> None:
+    """--videos 1: the episode video, its still and its per-tick series land in the W&B run."""
+    from rapid_env.eval.cli import main
+
+    out = tmp_path / "vid"
+    assert main([
+        "--tasks", "reach", "--agents", "rapid", "--episodes", "1", "--policy", "expert",
+        "--image-size", "16", "--max-episode-s", "0.5", "--quiet", "--wandb", "offline",
+        "--videos", "1", "--no-report", "--out", str(out),
+    ]) == 0
+    media = one_run_dir(out) / "files" / "media"
+    videos = list((media / "videos").rglob("*.mp4")) + list((media / "videos").rglob("*.gif"))
+    assert videos, sorted(str(p.relative_to(media)) for p in media.rglob("*"))
+    assert list((media / "images" / "media").glob("*.png"))
+    assert [p for p in (media / "table").rglob("*.table.json") if "series" in str(p)]
