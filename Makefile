@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export WANDB_MODE ?= offline
 
-.PHONY: demo test lint lint-imports install clean bench
+.PHONY: demo test lint lint-imports install clean bench proto
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_vla.py
 	$(BIN)/python benchmarks/bench_corruptions.py
 	$(BIN)/python benchmarks/bench_link.py
+
+# rapid-serve's gRPC modules (eval/serve/rapid_serve_pb2*.py, checked in) from its .proto; the
+# generated service module imports its messages package-relative, as installed
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I eval/serve --python_out=eval/serve --grpc_python_out=eval/serve --pyi_out=eval/serve eval/serve/rapid_serve.proto
+	sed -i 's/^import rapid_serve_pb2 as /from rapid_env.eval.serve import rapid_serve_pb2 as /' eval/serve/rapid_serve_pb2_grpc.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
