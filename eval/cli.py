@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rapid_env.config import ControlConfig, EnvConfig
-from rapid_env.eval.backends import BACKENDS, Backend, make_backend
+from rapid_env.eval.backends import BACKENDS, Backend, check_workers, make_backend
 from rapid_env.eval.execute import is_episode_error
 from rapid_env.eval.jobs import EpisodeJob, SweepSpec
 from rapid_env.eval.media import media_for
 from rapid_env.eval.preflight import preflight
 from rapid_env.eval.runner import run_sweep
+from rapid_env.eval.serve.transport import REMOTE_FORM
 from rapid_env.eval.store import OpenMode, ResultsStore, StoreError
 from rapid_env.eval.summary import summarize, write_summary
 from rapid_env.eval.table import format_table
@@ -84,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=_csv, default=("clean",),
                    help="comma-separated noise specs: clean or <name>:<severity 1-5>")
     p.add_argument("--links", type=_csv, default=_csv(DEFAULT_LINKS),
-                   help="comma-separated link specs: " + ", ".join(LINK_FORMS))
+                   help="comma-separated link specs: " + ", ".join((*LINK_FORMS, REMOTE_FORM))
+                        + " (the policy's cloud half on a rapid-serve there; docs/serve.md)")
+    p.add_argument("--token-file", default=None, metavar="FILE",
+                   help="remote: links: the file holding rapid-serve's bearer token (default: "
+                        "$RAPID_SERVE_TOKEN); its path, never the token, reaches the workers")
     p.add_argument("--episodes", type=int, default=3, help="paired seeds per cell")
     p.add_argument("--seed", type=int, default=1000,
                    help="first episode seed (0-999 are reserved for training and tuning)")
@@ -132,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _abs(path: str | None) -> str | None:
+    """An absolute path (workers may run elsewhere in the file system), None for None."""
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
 def _check_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -161,10 +171,15 @@ class Invocation:
     wandb_job_type: str = "eval"
     report: bool = True
     videos: int = 0
+    token_file: str | None = None  # a path; the token itself is read where a client is built
 
 
 def parse_spec(argv: Sequence[str] | None) -> Invocation:
-    """Parse and validate; raise ValueError naming the bad value and the allowed ones."""
+    """Parse and check the flags; raise ValueError naming the bad value and the allowed ones.
+
+    Building the parts the sweep names (:func:`~rapid_env.eval.preflight.preflight`) comes
+    next, in :func:`main`, once the backend's workers are warming up.
+    """
     args = build_parser().parse_args(argv)
     tasks = tuple(TASKS.names()) if args.tasks == ("mt10",) else args.tasks
     for t in tasks:
@@ -184,11 +199,7 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     )
     spec = SweepSpec(tasks=tasks, agents=args.agents, noises=args.noise, links=args.links,
                      episodes=args.episodes, seed=args.seed, base=base)
-    if args.backend == "local":
-        make_backend("local", args.workers).close()  # checks --workers against the cores
-    elif args.workers < 1:
-        raise ValueError(f"--workers {args.workers} must be >= 1")
-    preflight(spec)
+    check_workers(args.backend, args.workers)
     out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     _check_out(out)
     mode: OpenMode = "overwrite" if args.overwrite else "extend" if args.extend else "resume"
@@ -196,15 +207,25 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     return Invocation(spec, out, args.wandb, args.quiet, args.verbose, args.backend,
                       args.workers, args.address, mode, command, wandb_group=args.group,
                       wandb_tags=args.tags, wandb_job_type=args.job_type,
-                      report=not args.no_report, videos=args.videos)
+                      report=not args.no_report, videos=args.videos,
+                      token_file=_abs(args.token_file))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rapid-eval``."""
     try:
         inv = parse_spec(argv)
-        backend = make_backend(inv.backend, inv.workers, inv.address)
     except ValueError as exc:
+        print(f"rapid-eval: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    backend: Backend | None = None
+    try:
+        # the backend first: local workers warm up (imports, model) while preflight runs here
+        backend = make_backend(inv.backend, inv.workers, inv.address, token_file=inv.token_file)
+        preflight(inv.spec, token_file=inv.token_file)
+    except ValueError as exc:
+        if backend is not None:
+            backend.close()
         print(f"rapid-eval: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:

@@ -20,6 +20,7 @@ from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.episode import run_episode
 from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob
+from rapid_env.eval.serve.transport import is_remote, remote_controller
 
 EPISODE_ERROR = "episode_error"
 """Prefix of the ``fault`` of a record whose episode could not run (a harness-side fault)."""
@@ -38,12 +39,21 @@ class EpisodeRunner:
     episode; every episode resets it from its own seed streams, so a reused controller gives the
     same record as a fresh one (the golden-record test runs through this reuse).
 
+    A job whose link is ``remote:<host:port>`` gets a controller whose requests run the
+    policy's cloud half on that ``rapid-serve``
+    (:func:`~rapid_env.eval.serve.transport.remote_controller`); its records are then measured on
+    the wall clock, not bit-deterministic.
+
     Args:
         keep: how many built controllers to keep (least recently used ones are closed).
+        token_file: the bearer token's file for ``remote:`` links (None: the file named by
+            ``$RAPID_SERVE_TOKEN_FILE``, else ``$RAPID_SERVE_TOKEN``). Only the path is kept;
+            the token is read when a remote controller is built and never enters a record.
     """
 
-    def __init__(self, keep: int = 2) -> None:
+    def __init__(self, keep: int = 2, token_file: str | None = None) -> None:
         self.keep = keep
+        self.token_file = token_file
         self._controllers: OrderedDict[tuple[EnvConfig, bool], PartitionedController] = (
             OrderedDict()
         )
@@ -88,15 +98,25 @@ class EpisodeRunner:
             return self._controllers[key]
         while len(self._controllers) >= self.keep:
             _, old = self._controllers.popitem(last=False)
-            old.task.close()
-        self._controllers[key] = build_controller(cfg, needs_image)
+            _close(old)
+        if is_remote(cfg.link):
+            self._controllers[key] = remote_controller(cfg, needs_image, self.token_file)
+        else:
+            self._controllers[key] = build_controller(cfg, needs_image)
         return self._controllers[key]
 
     def close(self) -> None:
-        """Release every kept controller's renderer."""
+        """Release every kept controller's renderer (and a remote one's connection)."""
         while self._controllers:
             _, c = self._controllers.popitem()
-            c.task.close()
+            _close(c)
+
+
+def _close(controller: PartitionedController) -> None:
+    controller.task.close()
+    close = getattr(controller.transport, "close", None)
+    if callable(close):
+        close()
 
 
 def _media(trace: Any, record: dict[str, Any], media_dir: Path) -> dict[str, Any]:

@@ -14,10 +14,10 @@ Each tick (:meth:`PartitionedController.step`, the page to read first):
 4. physics advances one tick, proprioception is sampled at every substep;
 5. chunks that arrived during the tick are installed, and the next decider observation is built.
 
-A chunk with latency L therefore takes effect at the first tick at or after L. Nothing waits on the
-wall clock: an episode's records depend only on the seed and the configuration. Counting is the
-recorder's job (:mod:`rapid_env.recorder`), the camera and its noise the camera's
-(:mod:`rapid_env.camera`); this module only orchestrates.
+A chunk with latency L takes effect at the first tick at or after L. Nothing waits on the wall
+clock: a simulated transport's records depend only on the seed and the configuration; a remote one
+(:class:`~rapid_env.transport.RemotePolicyTransport`) maps measured seconds to virtual ones. The
+recorder counts, the camera renders (:mod:`rapid_env.recorder`, :mod:`rapid_env.camera`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from rapid_env.noise import ImageNoise
 from rapid_env.policy import Policy, PolicyInput, run_policy
 from rapid_env.recorder import EpisodeRecorder, TickDelta, tick_jerk
 from rapid_env.tasks.metaworld_task import MetaWorldTask
-from rapid_env.transport import CostPlanner, SimulatedTransport, Transport
+from rapid_env.transport import CostPlanner, RemotePolicyTransport, SimulatedTransport, Transport
 
 __all__ = [
     "Align", "ControlConfig", "CostPlanner", "HoldPolicy", "PartitionedController", "TickOutcome",
@@ -69,7 +69,7 @@ class PartitionedController:
         noise: ImageNoise,
         config: ControlConfig | None = None,
         decider_needs_image: bool = False,
-        transport: Transport | None = None,
+        transport: Transport | RemotePolicyTransport | None = None,
     ) -> None:
         self.task = task
         self.policy = policy
@@ -189,18 +189,22 @@ class PartitionedController:
             self.in_flight.supersede_all()
             self.recorder.count("preemptions")
             self._events.append("preempt")
-        result = run_policy(self.policy, self._policy_input(), split, self.cost.n_blocks)
-        timed = self.transport.send(split, t)
-        self.in_flight.add(
-            Request(
-                seq=self.in_flight.next_seq, tick=self.task.tick, t=t,
-                executed_at_request=self._executed, chunk=result.chunk, fault=result.fault,
-                timed=timed, deadline=t + self.config.request_timeout_s,
-            )
-        )
+        inp = self._policy_input()
+        if isinstance(self.transport, RemotePolicyTransport):  # it runs the cloud half itself
+            result, timed = self.transport.request(self.policy, inp, split, t)
+        else:
+            result = run_policy(self.policy, inp, split, self.cost.n_blocks)
+            timed = self.transport.send(split, t)
+        self.in_flight.add(Request(
+            seq=self.in_flight.next_seq, tick=self.task.tick, t=t,
+            executed_at_request=self._executed, chunk=result.chunk, fault=result.fault,
+            timed=timed, deadline=t + self.config.request_timeout_s,
+        ))
         self.recorder.request(split, split < self.cost.n_blocks, timed, result.exec_bytes)
         self._last_request_t = t
         self._events.append(f"request:split={split}")
+        if timed.fault is not None:  # lost on the way: one fault now, a loss at its deadline
+            self._fault(timed.fault)
 
     def _deliver(self, t: float) -> None:
         """Hand arrivals and losses up to ``t`` to the buffer, the recorder and the events."""

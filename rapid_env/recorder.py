@@ -64,6 +64,7 @@ class EpisodeRecorder:
         self.series = _Series()
         self.timeline: list[TransferResult] = []
         self.success_time: float | None = None
+        self.measured: dict[str, list[float]] = {"edge": [], "rtt": [], "server": []}
         self._tick_latency = 0.0
         self._tick_bytes = 0
 
@@ -91,6 +92,10 @@ class EpisodeRecorder:
         self.bytes_down += timed.bytes_down
         self._tick_bytes += timed.bytes_up + timed.bytes_down
         self.timeline.extend(timed.transfers)
+        for key, value in (("edge", timed.measured_edge_s), ("rtt", timed.measured_rtt_s),
+                           ("server", timed.server_s)):
+            if value is not None:  # measured by a remote transport; never on a simulated link
+                self.measured[key].append(value)
 
     def delivered(self, latency: float, timed: TimedRequest) -> None:
         """A request's chunk arrived after ``latency`` seconds (whatever happens to it then)."""
@@ -103,7 +108,11 @@ class EpisodeRecorder:
         self._tick_latency += latency
 
     def record_fault(self, what: str) -> None:
-        """A fault; the first one of the episode is kept in the record's ``fault``."""
+        """A fault; the first one of the episode is kept in the record's ``fault``.
+
+        Policy faults (``policy_error: ...``) are recorded when their chunk arrives, a remote
+        transport's (``remote_error: ...``) once per request, when it is sent.
+        """
         self.counts["faults"] += 1
         if self.fault is None:
             self.fault = what
@@ -152,6 +161,11 @@ class EpisodeRecorder:
             "faults": c["faults"],
             "fault": self.fault,
             "clipped_actions": c["clipped_actions"],
+            # wall-clock measurements of a remote transport, over the requests that made them
+            # (None on a simulated link): edge part, the call as the client saw it, the server's
+            "measured_edge_ms_mean": _mean_ms(self.measured["edge"]),
+            "measured_rtt_ms_mean": _mean_ms(self.measured["rtt"]),
+            "server_ms_mean": _mean_ms(self.measured["server"]),
         }
 
 

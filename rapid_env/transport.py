@@ -7,17 +7,26 @@ each stage took::
 
 :class:`SimulatedTransport` walks the cost model's plan over a simulated
 :class:`~rapid_env.link.Link` in virtual time, so its answer depends only on the seed and the
-configuration. A transport that measures a real network (a gRPC cloud server) implements the same
-:class:`Transport` protocol and the control loop does not change.
+configuration.
+
+A transport that runs the policy's cloud half on a real server (``rapid_env.eval.serve.transport``'s
+gRPC one) cannot time a chunk the loop computed itself: the server computes it. Such a transport
+implements :class:`RemotePolicyTransport` as well: its ``request`` runs the policy's edge part
+here, really sends the boundary bytes and returns the reply's chunk *and* the request's timing, in
+one call; the controller asks a transport that has ``request`` for both, and any other for the
+timing only (:func:`~rapid_env.policy.run_policy` computes the chunk). Its ``TimedRequest`` carries
+what was measured (``measured_edge_s``, ``measured_rtt_s``, ``server_s``) and the fault of a
+request that failed on the way (``fault``), all None on a simulated link.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rapid_env.cost.model import InferencePlan
 from rapid_env.link import Link, TransferResult
+from rapid_env.policy import Policy, PolicyInput, PolicyResult
 
 
 class CostPlanner(Protocol):
@@ -55,6 +64,14 @@ class TimedRequest:
         bytes_up: bytes handed to the uplink (also when the transfer was then lost).
         bytes_down: bytes handed to the downlink.
         transfers: every link transfer of the request, in order (for the estimator and plots).
+        measured_edge_s: wall-clock seconds the edge part really took (a remote transport; None
+            on a simulated link, whose ``edge_s`` is the cost model's).
+        measured_rtt_s: wall-clock seconds of the remote call as the client saw it (upload,
+            server compute, download); None on a simulated link or when the call failed.
+        server_s: the server's own wall-clock compute for the request, as it reported it; None on
+            a simulated link or when the call failed.
+        fault: why a remote request was lost (``remote_error: ...``); the controller records it
+            once, when the request is sent. None when nothing failed.
     """
 
     arrival: float | None
@@ -65,6 +82,10 @@ class TimedRequest:
     bytes_up: int = 0
     bytes_down: int = 0
     transfers: tuple[TransferResult, ...] = ()
+    measured_edge_s: float | None = None
+    measured_rtt_s: float | None = None
+    server_s: float | None = None
+    fault: str | None = None
 
 
 class Transport(Protocol):
@@ -72,6 +93,24 @@ class Transport(Protocol):
 
     def send(self, split: int, t: float) -> TimedRequest:
         """Return when the request's chunk arrives and what each stage took."""
+        ...
+
+
+@runtime_checkable
+class RemotePolicyTransport(Protocol):
+    """A transport that produces the chunk itself: the policy's cloud half runs remotely.
+
+    The controller calls :meth:`request` instead of :func:`~rapid_env.policy.run_policy` followed
+    by :meth:`Transport.send`. Faults are data, never exceptions: a policy that fails on the edge
+    returns a :class:`PolicyResult` with its ``fault`` (delivered at ``arrival`` like any policy
+    fault); a call that fails on the way returns ``arrival=None`` and the
+    :attr:`TimedRequest.fault`, and the controller gives the request up at its deadline.
+    """
+
+    def request(
+        self, policy: Policy, inp: PolicyInput, split: int, t: float
+    ) -> tuple[PolicyResult, TimedRequest]:
+        """Run ``policy`` on ``inp`` split at ``split`` (a cost-model block), sent at ``t``."""
         ...
 
 

@@ -8,6 +8,6 @@ for (Ray is an optional dependency).
 
 from __future__ import annotations
 
-from rapid_env.eval.backends.base import BACKENDS, Backend, make_backend
+from rapid_env.eval.backends.base import BACKENDS, Backend, check_workers, make_backend
 
-__all__ = ["BACKENDS", "Backend", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "check_workers", "make_backend"]

@@ -11,6 +11,7 @@ costs a retry of those episodes, nothing else.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -24,18 +25,29 @@ MAX_ATTEMPTS = 3
 """How often a job is tried when its worker process dies under it."""
 
 _RUNNER: EpisodeRunner | None = None
+_TOKEN_FILE: str | None = None  # remote: links' token file path, set by the pool's initializer
 
 
-def _init_worker() -> None:
+def _init_worker(token_file: str | None = None) -> None:
+    global _TOKEN_FILE
     import torch
 
     torch.set_num_threads(1)
+    _TOKEN_FILE = token_file
+
+
+def _warm() -> int:
+    """Import what every episode needs, so the first job does not pay for it."""
+    import rapid_env.compose  # noqa: F401  (tasks, core, agents)
+    from rapid_env.agents.vla import policy  # noqa: F401  (torch, transformers)
+
+    return os.getpid()
 
 
 def _run_job(job: EpisodeJob) -> dict[str, Any]:
     global _RUNNER
     if _RUNNER is None:
-        _RUNNER = EpisodeRunner()
+        _RUNNER = EpisodeRunner(token_file=_TOKEN_FILE)
         # close the renderers while the worker is whole, before the EGL library's own exit
         # handlers: otherwise MuJoCo's __del__ prints EGL tracebacks as the worker exits
         Finalize(_RUNNER, _RUNNER.close, exitpriority=100)
@@ -47,17 +59,26 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, token_file: str | None = None) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
+        self.token_file = token_file
         self._pool: ProcessPoolExecutor | None = None
+        self.warm()
+
+    def warm(self) -> None:
+        """Start the workers now and let them import the harness while the caller prepares."""
+        pool = self._pool or self._new_pool()
+        for _ in range(self.workers):
+            pool.submit(_warm)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = ProcessPoolExecutor(
-            self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
+            self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+            initargs=(self.token_file,),
         )
         return self._pool
 

@@ -103,6 +103,9 @@ class RayBackend:
         runtime_env: more of the job's ``runtime_env`` (``working_dir``, ``py_modules``, a
             ``worker_process_setup_hook``, ...); its ``env_vars`` are added to
             :func:`worker_env`'s. Not applied to a Ray connection this process already had.
+        token_file: ``remote:`` links' token file: its *path* reaches the workers as
+            ``RAPID_SERVE_TOKEN_FILE`` (the file must exist at that path on every node that
+            runs such episodes; otherwise set ``RAPID_SERVE_TOKEN`` on the nodes themselves).
 
     Raises:
         ValueError: Ray is not installed, ``workers < 1``, or no cluster answers at ``address``.
@@ -115,6 +118,7 @@ class RayBackend:
         address: str | None = None,
         workers: int = 1,
         runtime_env: dict[str, Any] | None = None,
+        token_file: str | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"--workers {workers} must be >= 1")
@@ -125,6 +129,10 @@ class RayBackend:
         self._connected = False  # ray.init was this backend's: close() shuts down / disconnects
         env = dict(runtime_env or {})
         env["env_vars"] = {**worker_env(), **env.get("env_vars", {})}
+        if token_file is not None:
+            from rapid_env.eval.serve.transport import TOKEN_FILE_ENV
+
+            env["env_vars"][TOKEN_FILE_ENV] = token_file
         if not ray.is_initialized():
             if address is None:
                 ray.init(

@@ -197,6 +197,9 @@ class PolicyClient:
         self._stub = pb_grpc.PolicyServerStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
+    def _timeout(self, deadline_s: float | None) -> float:
+        return self.timeout_s if deadline_s is None else deadline_s
+
     def wait_ready(self, timeout_s: float = 10.0) -> None:
         """Block until the channel is connected; :class:`ServerUnavailable` on timeout."""
         try:
@@ -210,7 +213,7 @@ class PolicyClient:
         """What the server runs: splits, chunk size, the boundary each split expects."""
         try:
             reply = self._stub.Info(
-                pb.InfoRequest(), timeout=self.timeout_s if deadline_s is None else deadline_s, metadata=self._metadata
+                pb.InfoRequest(), timeout=self._timeout(deadline_s), metadata=self._metadata
             )
         except grpc.RpcError as e:
             raise _translate(e) from None
@@ -220,7 +223,7 @@ class PolicyClient:
         """The health service's status for ``service``: ``SERVING``, ``NOT_SERVING`` ..."""
         try:
             reply = self._health.Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=self.timeout_s if deadline_s is None else deadline_s
+                health_pb2.HealthCheckRequest(service=service), timeout=self._timeout(deadline_s)
             )
         except grpc.RpcError as e:
             raise _translate(e) from None
@@ -251,7 +254,7 @@ class PolicyClient:
         t0 = time.perf_counter()
         try:
             reply = self._stub.Infer(
-                request, timeout=self.timeout_s if deadline_s is None else deadline_s, metadata=self._metadata
+                request, timeout=self._timeout(deadline_s), metadata=self._metadata
             )
         except grpc.RpcError as e:
             raise _translate(e) from None
