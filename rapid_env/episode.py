@@ -17,8 +17,12 @@ from rapid_env.seeding import episode_streams
 if TYPE_CHECKING:
     from rapid_env.trace import EpisodeTrace
 
-WALL_CLOCK_FIELDS = ("wall_time_s", "decision_cpu_us_mean", "decision_overhead_pct")
-"""Record fields measured on the wall clock: the only ones that differ between identical runs."""
+WALL_CLOCK_FIELDS = (
+    "wall_time_s", "decision_cpu_us_mean", "decision_overhead_pct",
+    "measured_edge_ms_mean", "measured_rtt_ms_mean", "server_ms_mean",
+)
+"""Record fields measured on the wall clock: the only ones that differ between identical runs
+(the last three are None except over a real network, ``--links remote:``)."""
 
 
 def run_episode(

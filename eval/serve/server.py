@@ -67,6 +67,7 @@ SERVABLE = ("chunk-regress", "ar-token", "flow", "ckpt:<dir>")
 
 MAX_REQUEST_ID = 256
 MAX_INSTRUCTION = 1024
+LOOPBACK = ("127.0.0.1", "::1", "[::1]", "localhost")
 OPEN_METHODS = ("/grpc.health.v1.Health/",)
 """Method prefixes served without a token (the standard health check)."""
 
@@ -100,7 +101,10 @@ class CloudModel:
 
     The model's forward keeps no state between calls (every block is a pure function of its input
     state; the autoregressive family's KV cache lives in the call), so concurrent requests may run
-    it at once; ``serialise_forward`` puts a lock around it instead.
+    it at once (``parallel=True``). By default a lock lets one forward run at a time: on two cores
+    that served the token-by-token ``ar-token`` family twice as fast (its many small ops fight
+    over the GIL when several run at once) and cost ``chunk-regress`` about a fifth
+    (``docs/serve.md``, *Threads*).
     """
 
     def __init__(
@@ -108,13 +112,13 @@ class CloudModel:
         name: str,
         model: ExecutableVLA,
         chunk_size: int,
-        serialise_forward: bool = False,
+        parallel: bool = False,
     ) -> None:
         self.name, self.model, self.chunk_size = name, model.eval(), chunk_size
         self.n_blocks = model.n_blocks
         self.block_names = model.block_names()
         self.splits = tuple(range(self.n_blocks))  # k = n_blocks would leave nothing to serve
-        self._lock: threading.Lock | None = threading.Lock() if serialise_forward else None
+        self._lock: threading.Lock | None = None if parallel else threading.Lock()
         self.table: dict[tuple[int, str], Boundary] = {}
         cfg, s = model.cfg, model.cfg.image_size
         with torch.inference_mode():
@@ -133,7 +137,7 @@ class CloudModel:
                     self.table[k, comp] = Boundary(parse_specs(header), layout, len(blob))
 
     @classmethod
-    def from_policy(cls, name: str, policy: object, serialise_forward: bool = False) -> CloudModel:
+    def from_policy(cls, name: str, policy: object, parallel: bool = False) -> CloudModel:
         """The cloud half of a built policy; :class:`UsageError` when it has no split runtime."""
         model = getattr(policy, "model", None)
         chunk = getattr(policy, "chunk_size", None)
@@ -141,7 +145,7 @@ class CloudModel:
             raise UsageError(
                 f"policy {name!r} has no split runtime to serve; servable: {', '.join(SERVABLE)}"
             )
-        return cls(name, model, chunk, serialise_forward)
+        return cls(name, model, chunk, parallel)
 
     def boundary(self, split: int, compression: str) -> Boundary:
         """The expected boundary (KeyError for a split or compression not served)."""
@@ -372,7 +376,7 @@ class ServeConfig:
     deadline_s: float = 5.0
     workers: int = 4
     max_concurrent: int | None = None  # default: 2 * workers
-    serialise_forward: bool = False
+    parallel_forward: bool = False
     max_requests: int | None = None
     max_seconds: float | None = None
     grace_s: float = 2.0
@@ -471,17 +475,17 @@ class RunningServer:
 def start(config: ServeConfig, cloud: CloudModel | None = None) -> RunningServer:
     """Load the policy (unless ``cloud`` is given) and start serving it."""
     if cloud is None:
-        cloud = load_cloud_model(config.policy, config.chunk_size, config.serialise_forward)
+        cloud = load_cloud_model(config.policy, config.chunk_size, config.parallel_forward)
     return RunningServer(config, cloud)
 
 
-def load_cloud_model(policy: str, chunk_size: int, serialise_forward: bool = False) -> CloudModel:
+def load_cloud_model(policy: str, chunk_size: int, parallel: bool = False) -> CloudModel:
     """Build ``policy`` once with :func:`build_policy` and take its cloud half."""
     try:
         built = build_policy(EnvConfig(policy=policy, chunk_size=chunk_size))
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(f"cannot load policy {policy!r}: {e}") from None
-    return CloudModel.from_policy(policy, built, serialise_forward)
+    return CloudModel.from_policy(policy, built, parallel)
 
 
 # ----------------------------------------------------------------------------- the command
@@ -543,8 +547,8 @@ def parser() -> argparse.ArgumentParser:
                     help="calls running or queued before RESOURCE_EXHAUSTED (default 2x workers)")
     ap.add_argument("--torch-threads", type=int, default=None,
                     help="torch intra-op threads (default: CPU cores / workers, at least 1)")
-    ap.add_argument("--serialise-forward", action="store_true",
-                    help="one forward at a time (a lock around the model)")
+    ap.add_argument("--parallel-forward", action="store_true",
+                    help="run forwards of concurrent calls at once (default: one at a time)")
     ap.add_argument("--chunk-size", type=int, default=EnvConfig().chunk_size,
                     help="rows of every reply (at most the checkpoint's chunk)")
     ap.add_argument("--max-requests", type=int, default=None,
@@ -581,7 +585,7 @@ def _config(args: argparse.Namespace) -> ServeConfig:
         deadline_s=args.deadline_s,
         workers=args.workers,
         max_concurrent=args.max_concurrent,
-        serialise_forward=args.serialise_forward,
+        parallel_forward=args.parallel_forward,
         max_requests=args.max_requests,
         max_seconds=args.max_seconds,
         grace_s=args.grace_s,
@@ -596,32 +600,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s rapid-serve %(levelname)s %(message)s",
     )
-    try:
-        config = _config(args)
-        threads = args.torch_threads or max(1, (os.cpu_count() or 1) // config.workers)
-        torch.set_num_threads(threads)
-        running = start(config)
-    except UsageError as e:
-        print(f"rapid-serve: {e}", file=sys.stderr)
-        return 2
-    cloud = running.cloud
+    stop = threading.Event()  # set by SIGTERM/SIGINT, from now on (loading takes seconds)
 
     def on_signal(signum: int, _frame: object) -> None:
-        log.info("%s: stopping (grace %.1f s)", signal.Signals(signum).name, config.grace_s)
-        running.stop_requested.set()
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        config = _config(args)
+        cloud = load_cloud_model(config.policy, config.chunk_size, config.parallel_forward)
+        threads = args.torch_threads or max(1, (os.cpu_count() or 1) // config.workers)
+        torch.set_num_threads(threads)
+        running = start(config, cloud)
+    except UsageError as e:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print(f"rapid-serve: {e}", file=sys.stderr)
+        return 2
     scheme = "tls" if config.tls_cert else "plaintext"
+    if scheme == "plaintext" and config.host not in LOOPBACK:
+        log.warning(
+            "serving %s without TLS: the token and the boundaries cross the network in the "
+            "clear (give --tls-cert and --tls-key)", config.host,
+        )
     print(
         f"rapid-serve: serving {cloud.name} ({cloud.model.cfg.family}, splits "
         f"{cloud.splits[0]}..{cloud.splits[-1]}) on {running.address} ({scheme}, "
-        f"{config.workers} workers, {threads} torch threads)",
+        f"{config.workers} workers, {threads} torch threads, "
+        f"{'parallel forwards' if config.parallel_forward else 'one forward at a time'})",
         flush=True,
     )
     print(f"rapid-serve: port {running.port}", flush=True)
-    while not running.wait(0.5):
-        pass
+    while not running.wait(0.2):
+        if stop.is_set():
+            running.stop_requested.set()  # health NOT_SERVING, then stop(grace)
     print("rapid-serve: stopped", flush=True)
     return 0
 

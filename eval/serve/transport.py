@@ -271,14 +271,14 @@ def check_remote(link: str, policy: Policy, chunk_size: int,
             refuses the token, or its model's family, block count or chunk size differ from the
             local policy's (both named).
     """
-    from rapid_env.eval.serve.client import ServeError, ServerUnavailable, Unauthenticated
+    from rapid_env.eval.serve.client import ServeError, Unauthenticated
 
     address = remote_address(link)
     vla = split_runtime(policy)
     with connect(address, token_file, CONNECT_TIMEOUT_S) as client:
         try:
             info = client.info(deadline_s=CONNECT_TIMEOUT_S)
-        except (ServerUnavailable, ServeError) as exc:
+        except ServeError as exc:
             if isinstance(exc, Unauthenticated):
                 raise ValueError(f"--links {link}: the server at {address} refused the token "
                                  f"({exc.message}); check --token-file") from None

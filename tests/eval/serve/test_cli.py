@@ -1,0 +1,117 @@
+"""``rapid-serve``'s command: refusals exit 2; as a process, SIGTERM stops it gracefully with 0."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rapid_env.agents.vla.policy import VLAPolicy
+from rapid_env.agents.vla.split import SplitRunner
+from rapid_env.eval.serve.client import PolicyClient
+from rapid_env.eval.serve.server import main
+from tests.eval.serve.conftest import TOKEN, make_input
+
+SERVE = [sys.executable, "-m", "rapid_env.eval.serve.server"]
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def serve_main(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``rapid-serve ARGS`` in this process (a refusal returns before serving): code, stderr."""
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def test_the_console_script_is_registered() -> None:
+    (ep,) = entry_points(group="console_scripts", name="rapid-serve")
+    assert ep.value == "rapid_env.eval.serve.server:main"
+
+
+def test_a_policy_without_a_split_runtime_is_refused_with_2(
+    token_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    threads = torch.get_num_threads()
+    code, err = serve_main("--policy", "expert", "--token-file", str(token_file), capsys=capsys)
+    assert code == 2, err
+    assert "'expert' has no split runtime" in err
+    assert "chunk-regress, ar-token, flow, ckpt:<dir>" in err
+    code, err = serve_main("--policy", "nope", "--token-file", str(token_file), capsys=capsys)
+    assert code == 2 and "cannot load policy 'nope'" in err
+    assert torch.get_num_threads() == threads  # a refusal changes nothing in this process
+
+
+def test_unusable_token_files_and_flags_are_refused_with_2(
+    tmp_path: Path, token_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("  \n")
+    empty.chmod(0o600)
+    code, err = serve_main("--token-file", str(empty), capsys=capsys)
+    assert code == 2 and "is empty" in err
+    code, err = serve_main("--token-file", str(tmp_path / "missing"), capsys=capsys)
+    assert code == 2 and "cannot read token file" in err
+    code, err = serve_main("--token-file", str(token_file), "--tls-cert", "c.pem", capsys=capsys)
+    assert code == 2 and "go together" in err
+    token_file.chmod(0o644)
+    code, err = serve_main("--token-file", str(token_file), capsys=capsys)
+    assert code == 2 and "chmod 600" in err
+
+
+def test_sigterm_stops_a_serving_process_with_0(token_file: Path, policy: VLAPolicy) -> None:
+    proc = subprocess.Popen(
+        [*SERVE, "--policy", "chunk-regress", "--token-file", str(token_file), "--port", "0",
+         "--max-seconds", "90", "--grace-s", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        port = None
+        deadline = time.monotonic() + 60
+        while port is None and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                continue
+            if line.startswith("rapid-serve: port "):
+                port = int(line.split()[-1])
+        assert port, "the server never printed its port"
+        with PolicyClient(f"127.0.0.1:{port}", TOKEN, timeout_s=10) as c:
+            c.wait_ready()
+            assert c.health() == "SERVING"
+            blob = SplitRunner(policy.model, 3).edge(policy.prepare(make_input(7)))
+            actions, _, _ = c.infer("sub", 3, "", blob)
+        local, _ = policy.act_split(make_input(7), 3 / policy.model.n_blocks)
+        # another process, maybe another torch thread count: equal up to the kernels' last bit
+        np.testing.assert_allclose(actions, local, rtol=0, atol=1e-5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 5  # about 1.3 s here, with --grace-s 1
+        assert proc.stdout is not None
+        reader.join(5)
+        assert "rapid-serve: stopped\n" in list(lines.queue)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
