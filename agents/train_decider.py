@@ -44,7 +44,7 @@ from rapid_env.controller import PartitionedController
 from rapid_env.episode import run_episode
 from rapid_env.features import FEATURE_NAMES
 from rapid_env.progress import Progress
-from rapid_env.wandb_mode import MODES, resolve_mode, sync_hint
+from rapid_env.wandb_mode import MODES, finish_run, resolve_mode
 from rapid_env.wrapper import (
     COMPACT_ACTIONS,
     CompactActions,
@@ -266,20 +266,6 @@ def start_wandb(mode: str, out: Path, config: dict[str, Any]) -> Any:
     for prefix in ("train", "rollout", "time", "eval"):
         run.define_metric(f"{prefix}/*", step_metric="global_step")
     return run
-
-
-def close_wandb(run: Any, mode: str, exit_code: int = 0) -> None:
-    """Finish the run, flush it to disk, and print its URL or the ``wandb sync`` command."""
-    if run is None:
-        return
-    import wandb
-
-    run_dir, url = Path(run.dir).parent, (run.url if mode == "online" else None)
-    run.finish(exit_code=exit_code)
-    wandb.teardown()  # the offline log is complete only once wandb's service has shut down
-    hint = sync_hint(mode, run_dir, url)
-    if hint:
-        print(f"rapid-train-decider: {hint}", file=sys.stderr)
 
 
 def _wandb_writer(run: Any) -> Any:
@@ -605,9 +591,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_card(out, card)
         print(f"wrote {out / 'card.json'} and {out / 'README.md'}")
     except BaseException:
-        close_wandb(run, mode, exit_code=1)
+        finish_run(run, mode, "rapid-train-decider", exit_code=1)
         raise
-    close_wandb(run, mode)
+    finish_run(run, mode, "rapid-train-decider")
     return 0
 
 

@@ -16,7 +16,7 @@ import netrc
 import os
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["MODES", "Mode", "api_key_configured", "resolve_mode", "sync_hint"]
 
@@ -94,3 +94,20 @@ def sync_hint(mode: str, run_dir: Path | str | None, url: str | None) -> str | N
     if mode == "offline" and run_dir is not None:
         return f"W&B run saved offline; upload it with: wandb sync {run_dir}"
     return None
+
+
+def finish_run(run: Any, mode: str, prog: str, exit_code: int = 0) -> None:
+    """Finish a trainer's W&B run, flush it to disk, and print its URL or ``wandb sync`` command.
+
+    ``wandb`` is imported only here, when a run exists; ``prog`` names the command in the line.
+    """
+    if run is None:
+        return
+    import wandb
+
+    run_dir, url = Path(run.dir).parent, (run.url if mode == "online" else None)
+    run.finish(exit_code=exit_code)
+    wandb.teardown()  # the offline log is complete only once wandb's service has shut down
+    hint = sync_hint(mode, run_dir, url)
+    if hint:
+        print(f"{prog}: {hint}", file=sys.stderr)

@@ -43,7 +43,7 @@ from rapid_env.noise import Clean
 from rapid_env.progress import Progress
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.suite import MT10, get_task
-from rapid_env.wandb_mode import MODES, resolve_mode, sync_hint
+from rapid_env.wandb_mode import MODES, finish_run, resolve_mode
 
 EVAL_FIRST_SEED = 1000  # held-out: demos use env seeds >= 100_000 (demos.TRAIN_SEED_BASE)
 
@@ -293,20 +293,6 @@ def start_wandb(mode: str, out: Path, config: dict[str, Any], job_type: str) -> 
     return run
 
 
-def close_wandb(run: Any, mode: str, exit_code: int = 0) -> None:
-    """Finish the run, flush it to disk, and print its URL or the ``wandb sync`` command."""
-    if run is None:
-        return
-    import wandb
-
-    run_dir, url = Path(run.dir).parent, (run.url if mode == "online" else None)
-    run.finish(exit_code=exit_code)
-    wandb.teardown()  # the offline log is complete only once wandb's service has shut down
-    hint = sync_hint(mode, run_dir, url)
-    if hint:
-        print(f"rapid-train: {hint}", file=sys.stderr)
-
-
 def log_evaluation(run: Any, evaluation: dict[str, Any]) -> None:
     """Success per task (``eval/success/<task>``, a table) and the mean, also in the summary."""
     if run is None:
@@ -421,9 +407,9 @@ def main(argv: list[str] | None = None) -> int:
             save_checkpoint(a.out, model, tok, card)
             print(f"saved {a.out}")
         except BaseException:
-            close_wandb(run, mode, exit_code=1)
+            finish_run(run, mode, "rapid-train", exit_code=1)
             raise
-        close_wandb(run, mode)
+        finish_run(run, mode, "rapid-train")
         return 0
     run = start_wandb(mode, Path(a.checkpoint), {**config, "command": command}, "eval-vla")
     try:
@@ -436,9 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         save_checkpoint(a.checkpoint, model, tok, card)
         print(f"mean success {card['evaluation']['mean']:.3f}")
     except BaseException:
-        close_wandb(run, mode, exit_code=1)
+        finish_run(run, mode, "rapid-train", exit_code=1)
         raise
-    close_wandb(run, mode)
+    finish_run(run, mode, "rapid-train")
     return 0
 
 if __name__ == "__main__":
