@@ -35,6 +35,7 @@ from rapid_env.eval.store import OpenMode, ResultsStore, StoreError
 from rapid_env.eval.summary import summarize, write_summary
 from rapid_env.eval.table import format_table
 from rapid_env.link import LINK_FORMS
+from rapid_env.oracle import DEFAULT_TOLERANCES
 from rapid_env.specs import SpecError, split_specs
 from rapid_env.tasks.suite import TASKS
 
@@ -69,6 +70,17 @@ def _agent_specs(text: str) -> tuple[str, ...]:
     return items
 
 
+def _tolerances(text: str) -> tuple[float, ...]:
+    """``--oracle 0.05,0.1``: distinct tolerances > 0, in action units."""
+    try:
+        tols = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers like 0.05,0.1,0.2") from None
+    if not tols or any(not 0 < t < float("inf") for t in tols) or len(set(tols)) != len(tols):
+        raise argparse.ArgumentTypeError(f"{text!r}: give distinct tolerances > 0")
+    return tols
+
+
 def _tags(text: str) -> tuple[str, ...]:
     """``--tags``: a comma list; empty items dropped, so ``--tags ''`` means no tags."""
     return tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
@@ -97,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos", type=int, default=0, metavar="N",
                    help="record the first N seeds of every cell: video, per-tick series and a "
                         "still under OUT/videos/ (default 0: none; docs/videos.md)")
+    p.add_argument("--oracle", type=_tolerances, nargs="?", default=(),
+                   const=DEFAULT_TOLERANCES, metavar="TOLS",
+                   help="run the redundancy oracle: the policy also runs at every tick in a "
+                        "shadow pass (not executed, not charged) and each record gets "
+                        "redundant_share_<tol>, trigger_precision_<tol>, trigger_recall_<tol> "
+                        "(tolerances in action units, default "
+                        + ",".join(format(t, "g") for t in DEFAULT_TOLERANCES)
+                        + "; several times slower; docs/paper.md#redundancy-oracle)")
     p.add_argument("--wandb", choices=("offline", "online", "disabled"), default=None,
                    help="W&B mode (default: offline unless an API key is configured)")
     p.add_argument("--group", default=None, help="W&B run group (e.g. the study this sweep is in)")
@@ -171,6 +191,7 @@ class Invocation:
     wandb_job_type: str = "eval"
     report: bool = True
     videos: int = 0
+    oracle: tuple[float, ...] = ()
     token_file: str | None = None  # a path; the token itself is read where a client is built
 
 
@@ -207,7 +228,7 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     return Invocation(spec, out, args.wandb, args.quiet, args.verbose, args.backend,
                       args.workers, args.address, mode, command, wandb_group=args.group,
                       wandb_tags=args.tags, wandb_job_type=args.job_type,
-                      report=not args.no_report, videos=args.videos,
+                      report=not args.no_report, videos=args.videos, oracle=args.oracle,
                       token_file=_abs(args.token_file))
 
 
@@ -277,7 +298,8 @@ def _run(inv: Invocation, backend: Backend) -> int:
     try:
         result = run_sweep(inv.spec, inv.out, on_record=on_record, backend=backend,
                            mode=inv.mode, on_open=on_open,
-                           manifest_extra={"command": inv.command}, videos=inv.videos)
+                           manifest_extra={"command": inv.command}, videos=inv.videos,
+                           oracle=inv.oracle)
     except KeyboardInterrupt:
         _close(state, exit_code=1)
         print(f"\nrapid-eval: interrupted; every finished episode is in "

@@ -12,6 +12,8 @@ Only ``KeyboardInterrupt`` (Ctrl-C) passes through: the user asked to stop.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,36 @@ from rapid_env.eval.serve.transport import is_remote, remote_controller
 
 EPISODE_ERROR = "episode_error"
 """Prefix of the ``fault`` of a record whose episode could not run (a harness-side fault)."""
+
+
+@dataclass(frozen=True)
+class OracleJob(EpisodeJob):
+    """An episode job whose worker also runs the redundancy oracle (``rapid-eval --oracle``).
+
+    Same key and head as the plain job, so every backend runs it; the record gets the oracle's
+    fields (:mod:`rapid_env.oracle`) on top of the plain episode's, which it leaves unchanged.
+    ``media_dir`` is carried over from a :class:`~rapid_env.eval.media.RecordedJob`.
+
+    Attributes:
+        oracle: the tolerances (action units); empty: no oracle.
+        media_dir: where the episode's media go (empty: none).
+    """
+
+    oracle: tuple[float, ...] = ()
+    media_dir: str = ""
+
+
+def with_oracle(jobs: Sequence[EpisodeJob], tolerances: Sequence[float]) -> list[EpisodeJob]:
+    """``jobs`` turned into :class:`OracleJob` with ``tolerances`` (none: ``jobs`` as they are)."""
+    tols = tuple(float(t) for t in tolerances)
+    if not tols:
+        return list(jobs)
+    base = {f.name for f in fields(EpisodeJob)}
+    return [
+        OracleJob(**{n: getattr(job, n) for n in base}, oracle=tols,
+                  media_dir=str(getattr(job, "media_dir", "") or ""))
+        for job in jobs
+    ]
 
 
 def is_episode_error(record: dict[str, Any]) -> bool:
@@ -66,12 +98,16 @@ class EpisodeRunner:
         folder (:mod:`rapid_env.eval.media`); the record then also has ``media``, their paths
         relative to the folder's parent (``OUT``), or ``media_error`` if writing failed. Every
         other field is the one the episode has without media.
+
+        An :class:`OracleJob` runs the redundancy oracle (:mod:`rapid_env.oracle`) too and adds
+        its fields (``redundant_share_<tol>``, ``trigger_precision_<tol>``, ...).
         """
         head = {**job.head(), KEY_FIELD: job.key()}
         carried: object = getattr(job, "media_dir", None)  # a RecordedJob carries its folder
         if media_dir is None and isinstance(carried, str) and carried:
             media_dir = Path(carried)
         trace = None
+        oracle = None
         try:
             decider = build_decider(job.agent)
             controller = self._controller(job.config, bool(decider.needs_image))
@@ -79,7 +115,13 @@ class EpisodeRunner:
                 from rapid_env.trace import EpisodeTrace
 
                 trace = EpisodeTrace(frames=True)
-            body = run_episode(controller, decider, job.seed, trace)
+            tolerances = getattr(job, "oracle", ())
+            if tolerances:
+                from rapid_env.agents.refill import refill_due
+                from rapid_env.oracle import RedundancyOracle
+
+                oracle = RedundancyOracle(tolerances, refill_due=refill_due)
+            body = run_episode(controller, decider, job.seed, trace, oracle)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from a user's module too: record, go on

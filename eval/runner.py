@@ -17,7 +17,7 @@ from typing import Any
 
 from rapid_env.episode import WALL_CLOCK_FIELDS, overhead_fields, run_episode
 from rapid_env.eval.backends import Backend, make_backend
-from rapid_env.eval.execute import EpisodeRunner, is_episode_error
+from rapid_env.eval.execute import EpisodeRunner, is_episode_error, with_oracle
 from rapid_env.eval.jobs import Cell, EpisodeJob, SweepSpec, cells, plan
 from rapid_env.eval.store import OpenMode, ResultsStore
 
@@ -66,6 +66,7 @@ def run_sweep(
     on_open: Callable[[ResultsStore, list[EpisodeJob]], None] | None = None,
     manifest_extra: Mapping[str, Any] | None = None,
     videos: int = 0,
+    oracle: tuple[float, ...] = (),
 ) -> SweepResult:
     """Run the episodes of ``spec`` that ``out_dir`` does not hold yet; return all of them.
 
@@ -83,6 +84,10 @@ def run_sweep(
             every cell into ``out_dir/videos/`` (:mod:`rapid_env.eval.media`); the workers write
             the files and each such record gets a ``media`` field. Only episodes run now are
             recorded (a resumed one keeps what it had). 0: nothing is traced or rendered.
+        oracle: run the redundancy oracle (:mod:`rapid_env.oracle`) with these tolerances in
+            every episode run now (:class:`~rapid_env.eval.execute.OracleJob`); their records
+            get the oracle's fields. The policy then runs at every tick, so episodes are slower.
+            Episodes already in the store are not rerun (they keep the fields they have).
     """
     if videos < 0:
         raise ValueError(f"--videos {videos} must be >= 0")
@@ -95,6 +100,8 @@ def run_sweep(
         from rapid_env.eval.media import MEDIA_DIR, with_media
 
         pending = with_media(pending, spec, videos, out_dir / MEDIA_DIR)
+    if oracle:
+        pending = with_oracle(pending, oracle)
     ran = 0
     owned = backend is None
     backend = backend or make_backend("local", workers)

@@ -15,6 +15,7 @@ from rapid_env.decision import Decider, bind_decider, model_overhead_s
 from rapid_env.seeding import episode_streams
 
 if TYPE_CHECKING:
+    from rapid_env.oracle import RedundancyOracle
     from rapid_env.trace import EpisodeTrace
 
 WALL_CLOCK_FIELDS = (
@@ -30,11 +31,16 @@ def run_episode(
     decider: Decider,
     seed: int,
     trace: EpisodeTrace | None = None,
+    oracle: RedundancyOracle | None = None,
 ) -> dict[str, Any]:
     """Run one episode to success or time limit; return its metrics (cell names not included).
 
     ``trace`` (optional, :class:`rapid_env.trace.EpisodeTrace`) gets one row per tick; it only
     reads, so the record is the same with or without it.
+
+    ``oracle`` (optional, :class:`rapid_env.oracle.RedundancyOracle`) runs the policy in a shadow
+    pass before every tick's decision is applied and adds its fields (``redundant_share_<tol>``,
+    ``trigger_precision_<tol>``, ...) to the record; every other field is the same without it.
     """
     wall0 = time.perf_counter()
     s = episode_streams(seed)
@@ -43,12 +49,16 @@ def run_episode(
     bind_decider(decider, controller.context())
     if trace is not None:
         trace.begin(controller, decider)
+    if oracle is not None:
+        oracle.begin(controller)
     decide_ns = 0
     ticks = 0
     while True:
         c0 = time.perf_counter_ns()
         decision = decider.decide(obs)
         decide_ns += time.perf_counter_ns() - c0
+        if oracle is not None:
+            oracle.observe(obs, decision)
         out = controller.step(decision)
         ticks += 1
         if trace is not None:
@@ -59,6 +69,8 @@ def run_episode(
     record = controller.episode_metrics()
     record["decision_cpu_us_mean"] = decide_ns / max(ticks, 1) / 1e3
     record.update(overhead_fields(decide_ns / 1e9, model_overhead_s(decider), controller))
+    if oracle is not None:
+        record.update(oracle.fields())
     record["wall_time_s"] = time.perf_counter() - wall0
     return record
 
