@@ -6,56 +6,71 @@ trip minus the server's own compute) with what the simulated link predicts for t
 the same moment: a fresh link from the spec, ``transfer(up_bytes, t, "up")`` then
 ``transfer(down_bytes, arrival, "down")``, ``arrival - t``.
 
-**The path** (everything on loopback, in a private network namespace: the script re-executes
-itself under ``unshare -n``, so nothing it does touches the host's network)::
+**The path.** Everything is on loopback in a private network namespace: the script re-executes
+itself under ``unshare -n`` (``-rn`` where plain ``-n`` is refused), so nothing it does touches the
+host's network, and the namespace goes away with its last process. Client and servers talk over
+``127.0.0.1``; one TCP connection per row, end to end::
 
-    client --lo, tbf "up"--> relay --(delay d_up)--> lo --> server        (upload)
-    client <--lo, tbf "down"-- relay <--(delay d_down)-- lo <-- server    (reply)
+    client --[tbf "up"]--> lo --[delay d_up]--> server          (request)
+    client <--[delay d_down]-- lo <--[tbf "down"]-- server      (reply)
 
 * **Bandwidth: ``tbf``, one per direction.** ``netem`` is not in this kernel; ``tbf`` and ``htb``
-  are. The root of ``lo`` is an ``htb`` whose only job is to classify (three classes at 10 Gbit/s):
-  packets *to* the relay's port go to a ``tbf`` leaf "up", packets *from* it to a ``tbf`` leaf
-  "down" (so the upload's ACKs share the downlink, as on a real link), everything else (relay <->
-  server) is unshaped. ``lo``'s MTU is set to 1500, so TCP segments are Ethernet-sized (MSS 1448).
-  ``tbf`` meters wire bytes (IP, TCP and the 14-byte link header included), while the model's
-  bandwidth is the rate of payload bytes (the trace presets are measured TCP goodput), so the
-  ``tbf`` rate is the spec's x 1514/1448 (``--rate-mode goodput``, default); ``--rate-mode wire``
-  gives ``tbf`` the spec's rate as it is. The bucket is 1600 bytes (one full frame: the least
-  ``tbf`` takes), so a transfer starts with at most one frame of credit.
-* **Delay: a user-space relay** (``--relay`` mode of this script, asyncio): every chunk of bytes it
-  reads is written on after the direction's one-way delay, in order. The delay of each request is
-  the one the model draws for it (half the RTT for a constant link; the trace preset's own RTT
-  sample per direction), set over the relay's stdin before the request.
+  are. The root qdisc of ``lo`` is an ``htb`` that only classifies (three classes at 10 Gbit/s,
+  ``u32`` filters on the server's port): packets *to* the server go to a ``tbf`` leaf "up", packets
+  *from* it to a ``tbf`` leaf "down" (so the request's ACKs share the downlink, as on a real
+  link), anything else is unshaped. ``lo``'s MTU is set to 1500, so segments are Ethernet-sized
+  (MSS 1448). ``tbf`` meters wire bytes (IP, TCP and the 14-byte link header), while the model's
+  bandwidth is a rate of payload bytes (the trace presets are measured TCP goodput), so the
+  ``tbf`` rate is the spec's x 1514/1448 (``--rate-mode goodput``, default; ``wire`` gives ``tbf``
+  the spec's rate). The bucket is 1600 bytes: one full frame, the least ``tbf`` takes.
+* **Delay, ``--delay kernel`` (default where ``iptables`` exists):** an ``iptables`` rule in the
+  namespace's ``mangle PREROUTING`` hands every packet for (up) or from (down) the server's port
+  to an ``NFQUEUE``; a small netlink program (``--nfqueue`` mode of this script, standard library
+  only) accepts each packet ``d`` seconds after it was queued, in order. The packets wait on the
+  receive side, after ``tbf``, as propagation follows serialisation on a real link; the sender's
+  TCP sees the real round trip (slow start, the congestion window, BBR's estimates and gRPC's
+  HTTP/2 flow control all run over it). Holding packets on the *send* side instead (``OUTPUT``)
+  would stall TCP: packets not yet transmitted count against TCP Small Queues.
+* **Delay, ``--delay relay``:** a user-space TCP relay (``--relay`` mode, asyncio) between client
+  and server delays every chunk it reads by the direction's delay. The relay terminates TCP on
+  both sides (split TCP): the client's connection, the one through ``tbf``, has a round trip of
+  about zero, so TCP's own dynamics over the delay are not reproduced; HTTP/2 flow control is.
+* The delay of each request is the one the model draws for it (half the RTT for a constant link;
+  the preset's own RTT sample per direction for a trace), set before the request; each row's
+  connection is opened across the delayed path, as a real one is.
 * **Traces**: a thread follows the trace in wall time from ``--trace-offset`` and changes both
-  ``tbf`` rates (``tc qdisc change``) at every step of the trace; the model's link gets the same
-  start offset (instead of its random one) and no timeout (a slow transfer is measured, not lost).
+  ``tbf`` rates (``tc qdisc change``) at every step; the model's link gets the same start offset
+  (instead of its random one) and no timeout (a slow transfer is measured, not lost).
 
 **Payloads.** ``image``: the executable ``chunk-regress`` model's split-0 boundary (its
 safetensors bytes, what the edge sends when it runs nothing), as a real ``Infer`` to
-``rapid-serve``. ``large``: the boundary of the ``openvla-7b`` profile inside its language model
-(block 3, about 2.26 MB): ``rapid-serve`` validates boundary tensors against its own (small) model,
-so these bytes go to an **echo** method instead: a gRPC server started by this script (same grpcio,
-the same channel and server options, the same ``InferRequest``/``InferReply`` messages, the same
-metadata) whose handler answers at once with a reply of the real reply's size. What is timed (the
-client's round trip minus the handler's time) is the same gRPC transfer as an ``Infer``: HTTP/2
-framing, flow control and TCP through the same shaped path; only the handler differs, and its
-time is subtracted on both. The ``image`` payload is also sent through the echo method as a check
-(rows marked ``check``): it should agree with the real ``Infer`` of the same bytes.
+``rapid-serve``. ``large``: the ``openvla-7b`` profile's boundary after block 3, inside its
+language model (about 2.26 MB). ``rapid-serve`` validates boundary tensors against its own small
+model, so these bytes go to an **echo** method instead: a gRPC server this script starts (the
+same grpcio, the same channel and server options, the same ``InferRequest``/``InferReply``
+messages and metadata) whose handler answers at once with a reply of the real reply's size. The
+timed part, the client's round trip minus the handler's time, is the same gRPC transfer as an
+``Infer``'s (HTTP/2 framing, flow control, TCP, the shaped path); only the handler differs, and
+its time is subtracted on both. As a check, the ``image`` payload also goes through the echo
+method (rows marked ``check``): they should agree with the real ``Infer`` rows.
 
 Before the cases: a raw TCP transfer of 1 MB through the "up" ``tbf`` checks that it limits as
-configured, and a ``loopback`` session (no delay, ``tbf`` at 10 Gbit/s) measures what the stack
-itself costs (client, relay, server; not counted in the figure).
+configured, and ``loopback`` rows (no delay, ``tbf`` at 10 Gbit/s) show what the stack itself costs
+(client, delay line, server); they are not in the figure.
 
 Output: one row per (case, payload, path) with the median measured and modelled milliseconds, the
-median signed and absolute relative error over the requests, and the first (cold, new connection)
-request's error; the last line is ``fidelity: median |measured-modelled|/modelled = X %`` over all
-requests of the ``infer``/``echo`` rows (``check`` rows excluded). ``docs/fidelity.md`` has the
-results and the explanation of the biases.
+median signed and absolute relative error over the row's requests, the first (cold) request's
+error (a new connection: TCP slow start, HTTP/2 set-up) and how late the delay line released
+packets on average; the last line is ``fidelity: median |measured-modelled|/modelled = X %`` over
+all requests of the ``infer``/``echo`` rows (``check`` rows and cold requests excluded).
+``docs/fidelity.md`` has the results and the explanation of the biases.
 
-Usage (as root, or where ``unshare -rn`` works; ``tc`` from ``iproute2``)::
+Usage (as root or where ``unshare -rn`` works; ``tc`` from ``iproute2``, ``iptables``)::
 
-    python benchmarks/fidelity.py                 # about 3 minutes on 2 cores
-    python benchmarks/fidelity.py --requests 4    # quicker
+    python benchmarks/fidelity.py                      # about 2-3 minutes on 2 cores
+    python benchmarks/fidelity.py --requests 4         # quicker
+    python benchmarks/fidelity.py --delay relay        # user-space relay instead of NFQUEUE
+    python benchmarks/fidelity.py --cc reno            # loss-based TCP instead of the default
 """
 
 from __future__ import annotations
@@ -65,10 +80,12 @@ import asyncio
 import math
 import os
 import queue
+import select
 import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -78,6 +95,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +109,6 @@ TBF_LIMIT_BYTES = 32 << 20  # queue room: no drops even with a whole blob queued
 UNSHAPED_BPS = 10e9
 ECHO_SERVICE = "rapid_env.bench.v1.Echo"
 ECHO_METHOD = f"/{ECHO_SERVICE}/Infer"
-CONSTANT_GAP_S = 0.1  # idle time between two requests of a session
 HEADLINE_PATHS = ("infer", "echo")
 
 
@@ -197,39 +214,35 @@ class _Relay:
     delay: dict[str, float] = field(default_factory=lambda: {"up": 0.0, "down": 0.0})
     late: list[float] = field(default_factory=list)
 
+    def take_late(self) -> list[float]:
+        late, self.late = self.late, []
+        return late
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on ``loop`` (from another thread) and return its result."""
+    done: futures.Future[Any] = futures.Future()
+    loop.call_soon_threadsafe(lambda: done.set_result(fn()))
+    return done.result()
+
+
+def _late_stats(late: Sequence[float], overruns: int = 0) -> str:
+    mean = statistics.fmean(late) * 1e3 if late else 0.0
+    worst = max(late) * 1e3 if late else 0.0
+    return f"stats {len(late)} {mean:.3f} {worst:.3f} {overruns}"
+
 
 def _relay_control(relay: _Relay, done: asyncio.Event) -> None:
     """Commands on stdin, one per line: ``delay <up_s> <down_s>``, ``stats``; EOF stops."""
-    loop = relay.loop
     for line in sys.stdin:
         words = line.split()
-        if not words:
-            continue
-        applied = threading.Event()
-        if words[0] == "delay":
-            up, down = float(words[1]), float(words[2])
-
-            def apply(up: float = up, down: float = down) -> None:
-                relay.delay.update(up=up, down=down)
-                applied.set()
-
-            loop.call_soon_threadsafe(apply)
-            applied.wait()
+        if words and words[0] == "delay":
+            _on_loop(relay.loop, partial(relay.delay.update, up=float(words[1]),
+                                         down=float(words[2])))
             print("ok", flush=True)
-        elif words[0] == "stats":
-            box: list[float] = []
-
-            def take() -> None:
-                box.extend(relay.late)
-                relay.late.clear()
-                applied.set()
-
-            loop.call_soon_threadsafe(take)
-            applied.wait()
-            mean = statistics.fmean(box) * 1e3 if box else 0.0
-            worst = max(box) * 1e3 if box else 0.0
-            print(f"stats {len(box)} {mean:.3f} {worst:.3f}", flush=True)
-    loop.call_soon_threadsafe(done.set)
+        elif words and words[0] == "stats":
+            print(_late_stats(_on_loop(relay.loop, relay.take_late)), flush=True)
+    relay.loop.call_soon_threadsafe(done.set)
 
 
 async def _relay_main(upstreams: Sequence[int]) -> None:
@@ -237,9 +250,7 @@ async def _relay_main(upstreams: Sequence[int]) -> None:
     relay = _Relay(loop)
     ports = []
     for port in upstreams:
-        server = await loop.create_server(
-            lambda port=port: _Downstream(relay, port), "127.0.0.1", 0
-        )
+        server = await loop.create_server(partial(_Downstream, relay, port), "127.0.0.1", 0)
         ports.append(server.sockets[0].getsockname()[1])
     print("ports " + ",".join(str(p) for p in ports), flush=True)
     done = asyncio.Event()
@@ -247,11 +258,149 @@ async def _relay_main(upstreams: Sequence[int]) -> None:
     await done.wait()
 
 
+# ============================================================ the kernel delay line (NFQUEUE)
+
+_NETLINK_NETFILTER = 12
+_SO_RCVBUFFORCE = 33
+_NFNL_SUBSYS_QUEUE = 3
+_NFQNL_MSG_PACKET, _NFQNL_MSG_CONFIG, _NFQNL_MSG_VERDICT_BATCH = 0, 2, 3
+_NLM_F_REQUEST, _NLM_F_ACK, _NLMSG_ERROR = 1, 4, 2
+_NFQA_PACKET_HDR, _NFQA_VERDICT_HDR = 1, 2
+_NFQA_CFG_CMD, _NFQA_CFG_PARAMS, _NFQA_CFG_QUEUE_MAXLEN = 1, 2, 3
+_NFQA_CFG_MASK, _NFQA_CFG_FLAGS, _NFQA_CFG_F_GSO = 4, 5, 4
+_NFQNL_CFG_CMD_BIND, _NFQNL_COPY_META, _NF_ACCEPT = 1, 1, 1
+QUEUES = {"up": 0, "down": 1}
+
+
+def _nla(kind: int, payload: bytes) -> bytes:
+    size = 4 + len(payload)
+    return struct.pack("HH", size, kind) + payload + b"\0" * (-size % 4)
+
+
+def _nfq_msg(kind: int, queue: int, attrs: Sequence[bytes], flags: int = _NLM_F_REQUEST) -> bytes:
+    body = struct.pack("BB", socket.AF_UNSPEC, 0) + struct.pack("!H", queue) + b"".join(attrs)
+    header = struct.pack("IHHII", 16 + len(body), (_NFNL_SUBSYS_QUEUE << 8) | kind, flags, 0, 0)
+    return header + body
+
+
+class _KernelQueue:
+    """One NFQUEUE (one direction): packets are held ``delay`` seconds, then accepted, in order.
+
+    Raw netlink (``nfnetlink_queue``), metadata only (no payload is copied), GSO packets whole;
+    verdicts go in batches (``NFQNL_MSG_VERDICT_BATCH`` accepts every packet up to an id).
+    """
+
+    def __init__(self, num: int) -> None:
+        self.num = num
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER)
+        self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, 32 << 20)
+        self.sock.bind((0, 0))
+        for attrs in (
+            [_nla(_NFQA_CFG_CMD, struct.pack("BBH", _NFQNL_CFG_CMD_BIND, 0, 0))],
+            [_nla(_NFQA_CFG_PARAMS, struct.pack("!IB", 0, _NFQNL_COPY_META))],
+            [_nla(_NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", 1 << 16))],
+            [_nla(_NFQA_CFG_MASK, struct.pack("!I", _NFQA_CFG_F_GSO)),
+             _nla(_NFQA_CFG_FLAGS, struct.pack("!I", _NFQA_CFG_F_GSO))],
+        ):
+            self._config(_nfq_msg(_NFQNL_MSG_CONFIG, num, attrs, _NLM_F_REQUEST | _NLM_F_ACK))
+        self.pending: deque[tuple[float, int]] = deque()
+        self.delay = 0.0
+        self.last_due = 0.0
+        self.late: list[float] = []
+        self.overruns = 0
+
+    def _config(self, message: bytes) -> None:
+        self.sock.send(message)
+        reply = self.sock.recv(65536)
+        if struct.unpack_from("IH", reply)[1] == _NLMSG_ERROR:
+            err = struct.unpack_from("i", reply, 16)[0]
+            if err:
+                raise OSError(-err, f"nfqueue {self.num} config: {os.strerror(-err)}")
+
+    def read(self, now: float) -> None:
+        try:
+            data = self.sock.recv(1 << 20)
+        except OSError:  # ENOBUFS: the kernel dropped what it could not hand over
+            self.overruns += 1
+            return
+        off = 0
+        while off + 16 <= len(data):
+            size, kind = struct.unpack_from("IH", data, off)
+            if size < 16:
+                break
+            if kind == (_NFNL_SUBSYS_QUEUE << 8) | _NFQNL_MSG_PACKET:
+                a, end = off + 20, off + size
+                while a + 4 <= end:
+                    alen, atype = struct.unpack_from("HH", data, a)
+                    if alen < 4:
+                        break
+                    if atype & 0x7FFF == _NFQA_PACKET_HDR:
+                        due = max(now + self.delay, self.last_due)
+                        self.last_due = due
+                        self.pending.append((due, struct.unpack_from("!I", data, a + 4)[0]))
+                    a += (alen + 3) & ~3
+            off += (size + 3) & ~3
+
+    def release(self, now: float) -> None:
+        last = None
+        while self.pending and self.pending[0][0] <= now:
+            due, last = self.pending.popleft()
+            self.late.append(now - due)
+        if last is not None:
+            verdict = _nla(_NFQA_VERDICT_HDR, struct.pack("!II", _NF_ACCEPT, last))
+            self.sock.send(_nfq_msg(_NFQNL_MSG_VERDICT_BATCH, self.num, [verdict]))
+
+
+def _nfqueue_main() -> None:
+    """The kernel delay line: queues 0 (up) and 1 (down); commands on stdin as the relay's."""
+    queues = {d: _KernelQueue(n) for d, n in QUEUES.items()}
+    by_fd = {q.sock.fileno(): q for q in queues.values()}
+    print("ready", flush=True)
+    buf = b""
+    while True:
+        dues = [q.pending[0][0] for q in queues.values() if q.pending]
+        timeout = max(0.0, min(dues) - time.monotonic()) if dues else 1.0
+        ready, _, _ = select.select([*by_fd, 0], [], [], timeout)
+        now = time.monotonic()
+        for fd in ready:
+            if fd != 0:
+                by_fd[fd].read(now)
+                continue
+            chunk = os.read(0, 4096)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                words = line.decode().split()
+                if words and words[0] == "delay":
+                    queues["up"].delay, queues["down"].delay = float(words[1]), float(words[2])
+                    print("ok", flush=True)
+                elif words and words[0] == "stats":
+                    late = [x for q in queues.values() for x in q.late]
+                    for q in queues.values():
+                        q.late.clear()
+                    overruns = sum(q.overruns for q in queues.values())
+                    print(_late_stats(late, overruns), flush=True)
+        now = time.monotonic()
+        for q in queues.values():
+            q.release(now)
+
+
+def _iptables(port: int) -> list[list[str]]:
+    """Rules that queue what arrives for ``port`` (up) and from it (down), on receipt."""
+    return [
+        ["iptables", "-t", "mangle", "-A", "PREROUTING", "-i", "lo", "-p", "tcp", flag, str(port),
+         "-j", "NFQUEUE", "--queue-num", str(QUEUES[direction])]
+        for flag, direction in (("--dport", "up"), ("--sport", "down"))
+    ]
+
+
 # =========================================================================== the echo server
 
 
 def _echo_main(max_requests: int, max_seconds: float, reply_values: int) -> None:
-    """A gRPC server with one method: ``InferRequest`` in, an ``InferReply`` of the real size out."""
+    """A gRPC server with one method: ``InferRequest`` in, a real-sized ``InferReply`` out."""
     import grpc
 
     from rapid_env.eval.serve import rapid_serve_pb2 as pb
@@ -326,6 +475,8 @@ class Shaper:
         run = subprocess.run
         run(["ip", "link", "set", "lo", "up"], check=True)
         run(["ip", "link", "set", "lo", "mtu", str(MTU)], check=True)
+        # Every row's connection starts fresh: no RTT or ssthresh inherited from the last one.
+        Path("/proc/sys/net/ipv4/tcp_no_metrics_save").write_text("1")
         _tc(
             "qdisc add dev lo root handle 1: htb default 30",
             *(f"class add dev lo parent 1: classid 1:{c} htb rate 10gbit quantum 200000"
@@ -348,10 +499,12 @@ class Shaper:
         _tc(_tbf(10, up_bps * self.factor), _tbf(20, down_bps * self.factor))
 
     def unshaped(self) -> None:
+        """Both directions at 10 Gbit/s with a 1 MiB bucket: no shaping to speak of."""
         _tc(_tbf(10, UNSHAPED_BPS, 1 << 20), _tbf(20, UNSHAPED_BPS, 1 << 20))
 
     @staticmethod
     def drops() -> int:
+        """Packets the qdiscs on ``lo`` dropped so far."""
         out = subprocess.run(["tc", "-s", "qdisc", "show", "dev", "lo"], capture_output=True,
                              text=True).stdout
         total = 0
@@ -383,6 +536,7 @@ class TraceShaper(threading.Thread):
         return self.t0
 
     def run(self) -> None:
+        """Sleep to each next step of the trace, then set its rates."""
         times = self.link.up.times_s
         period = times[-1]
         tau = self.offset
@@ -397,6 +551,7 @@ class TraceShaper(threading.Thread):
             tau = nxt
 
     def halt(self) -> None:
+        """Stop following the trace."""
         self.stop_event.set()
         self.join(5)
 
@@ -420,7 +575,7 @@ def fresh_link(spec: str, seed: int, offset: float) -> Any:
 
 
 def model_delays(spec: str, seed: int, offset: float) -> tuple[float, float]:
-    """The one-way delays the model draws for one request (what the relay applies)."""
+    """The one-way delays the model draws for one request (what the delay line applies)."""
     link = fresh_link(spec, seed, offset)
     return link.transfer(0, 0.0, "up").arrival, link.transfer(0, 0.0, "down").arrival
 
@@ -441,7 +596,7 @@ class Child:
     """A child process in its own process group; its stdout lines, read by a thread."""
 
     def __init__(self, cmd: list[str], log: Path, stdin: bool = False) -> None:
-        self.log = log
+        self.log, self.name = log, " ".join(cmd[:4])
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=log.open("w"), text=True, start_new_session=True,
@@ -468,7 +623,7 @@ class Child:
             if line.startswith(prefix):
                 return line[len(prefix):].strip()
         tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-        raise RuntimeError(f"{self.proc.args[:4]} gave no {prefix!r} line; its log ends:\n{tail}")
+        raise RuntimeError(f"{self.name} gave no {prefix!r} line; its log ends:\n{tail}")
 
     def stop(self) -> None:
         """Stop the whole process group: SIGTERM, then SIGKILL after 5 s."""
@@ -487,8 +642,8 @@ class Child:
             proc.stdin.close()
 
 
-class RelayHandle:
-    """The relay child: set its delays, read its timing statistics."""
+class DelayHandle:
+    """The delay child (relay or kernel queue): set its delays, read its timing statistics."""
 
     def __init__(self, child: Child) -> None:
         self.child = child
@@ -502,13 +657,18 @@ class RelayHandle:
         return self.child.read_line(prefix, 10.0)
 
     def set_delays(self, up: float, down: float) -> None:
+        """One-way delays (s) for what is read from now on."""
         if (up, down) != self.delays:
             self._ask(f"delay {up!r} {down!r}", "ok")
             self.delays = (up, down)
 
-    def stats(self) -> tuple[int, float, float]:
-        n, mean, worst = self._ask("stats", "stats ").split()
-        return int(n), float(mean), float(worst)
+    def stats(self) -> tuple[int, float, float, int]:
+        """What was released since the last call: count, mean and worst lateness (ms), overruns.
+
+        Overruns: how often the kernel could not hand packets over (always 0 for the relay).
+        """
+        n, mean, worst, overruns = self._ask("stats", "stats ").split()
+        return int(n), float(mean), float(worst), int(overruns)
 
 
 # ============================================================================== measurement
@@ -516,23 +676,29 @@ class RelayHandle:
 
 @dataclass
 class Sample:
+    """One request: its measured and modelled transfer time."""
+
     measured_s: float
     modelled_s: float
 
     @property
     def error(self) -> float:
+        """(measured - modelled) / modelled."""
         return (self.measured_s - self.modelled_s) / self.modelled_s
 
 
 @dataclass
 class Row:
+    """One (case, payload, path): its measured requests and the first (cold) one."""
+
     case: str
     payload: str
     path: str
     up_bytes: int
     samples: list[Sample]
     cold: Sample | None
-    relay_late_ms: float = 0.0
+    late_ms: float = 0.0
+    overruns: int = 0
 
 
 Call = Callable[[str], tuple[float, float, int]]
@@ -581,12 +747,17 @@ def echo_call(address: str, token: str, blob: bytes) -> tuple[Call, Callable[[],
 
 @dataclass
 class Bench:
+    """What a session needs: the shaper, the delay line, where each path's server listens."""
+
     shaper: Shaper
-    relay: RelayHandle
-    ports: dict[str, int]  # path -> relay port
+    delay: DelayHandle
+    ports: dict[str, int]  # "infer" / "echo" -> the port the client connects to
     token: str
     offset: float
     seed: int
+    gap_s: float
+    verbose: bool = False
+    tc_lags: list[float] = field(default_factory=list)
 
     def session(self, case: str, spec: str | None, payload: str, path: str, blob: bytes,
                 n: int, warmup: int) -> Row:
@@ -596,45 +767,50 @@ class Bench:
         follower: TraceShaper | None = None
         if spec is None:
             self.shaper.unshaped()
-            t0 = time.perf_counter()
         else:
             link = fresh_link(spec, self.seed, self.offset)
             if isinstance(link, TraceLink):
                 follower = TraceShaper(self.shaper, link, self.offset)
             else:
                 self.shaper.set(link.bandwidth_bps, link.bandwidth_bps)
-        maker = infer_call if path == "infer" else echo_call
-        self.relay.set_delays(0.0, 0.0)
-        call, close = maker(f"127.0.0.1:{self.ports[path]}", self.token, blob)
+        kind = "infer" if path == "infer" else "echo"
+        maker = infer_call if kind == "infer" else echo_call
+        seeds = [self.seed * 1000 + i for i in range(warmup + n)]
+        delays = [(0.0, 0.0) if spec is None else model_delays(spec, seed, self.offset)
+                  for seed in seeds]
+        # The connection is opened across the delayed path, as a real one would be: TCP's RTT
+        # estimates (BBR's min_rtt, which sizes its window) start from the real handshake.
+        self.delay.set_delays(*delays[0])
+        call, close = maker(f"127.0.0.1:{self.ports[kind]}", self.token, blob)
         samples: list[Sample] = []
         cold: Sample | None = None
-        self.relay.stats()
+        self.delay.stats()
+        t0 = follower.begin() if follower is not None else time.perf_counter()
         try:
-            if follower is not None:
-                t0 = follower.begin()
-            elif spec is not None:
-                t0 = time.perf_counter()
-            for i in range(warmup + n):
-                seed = self.seed * 1000 + i
-                if spec is not None:
-                    self.relay.set_delays(*model_delays(spec, seed, self.offset))
+            for i, seed in enumerate(seeds):
+                self.delay.set_delays(*delays[i])
                 t = time.perf_counter() - t0
                 rtt, server, down_bytes = call(f"{case}-{payload}-{path}-{i}")
                 measured = rtt - server
                 model = (0.0 if spec is None
                          else modelled_s(spec, len(blob), down_bytes, t, seed, self.offset))
                 sample = Sample(measured, model)
+                if self.verbose and spec is not None:
+                    print(f"    {case} {payload} {path} #{i} t={t:.2f} s: measured "
+                          f"{measured * 1e3:.1f} ms, modelled {model * 1e3:.1f} ms "
+                          f"({sample.error * 100:+.1f}%)", file=sys.stderr, flush=True)
                 if i == 0:
                     cold = sample
                 if i >= warmup:
                     samples.append(sample)
-                time.sleep(CONSTANT_GAP_S)
+                time.sleep(self.gap_s)
         finally:
             if follower is not None:
                 follower.halt()
+                self.tc_lags.extend(follower.lags)
             close()
-        _, late_ms, _ = self.relay.stats()
-        return Row(case, payload, path, len(blob), samples, cold, late_ms)
+        _, late_ms, _, overruns = self.delay.stats()
+        return Row(case, payload, path, len(blob), samples, cold, late_ms, overruns)
 
 
 def raw_check(shaper: Shaper, rate_bps: float, nbytes: int = 1_000_000) -> float:
@@ -709,14 +885,13 @@ def print_table(rows: list[Row]) -> list[float]:
     """The table; returns the headline rows' absolute errors."""
     head = (f"{'case':16s} {'payload':8s} {'path':6s} {'bytes up':>10s} {'n':>3s} "
             f"{'measured ms':>12s} {'modelled ms':>12s} {'err':>7s} {'|err|':>7s} "
-            f"{'cold err':>9s} {'relay late ms':>13s}")
+            f"{'cold err':>9s} {'late ms':>8s}")
     print(head)
     print("-" * len(head))
     errors: list[float] = []
     for r in rows:
         meas = _median([s.measured_s for s in r.samples]) * 1e3
         model = _median([s.modelled_s for s in r.samples]) * 1e3
-        path = r.path if r.case == "loopback" or r.path in HEADLINE_PATHS else r.path
         if r.case == "loopback":
             err = abs_err = cold = "-"
         else:
@@ -726,9 +901,9 @@ def print_table(rows: list[Row]) -> list[float]:
             cold = f"{r.cold.error * 100:+.1f}%" if r.cold else "-"
             if r.path in HEADLINE_PATHS:
                 errors.extend(abs(e) for e in errs)
-        print(f"{r.case:16s} {r.payload:8s} {path:6s} {r.up_bytes:>10,d} {len(r.samples):>3d} "
+        print(f"{r.case:16s} {r.payload:8s} {r.path:6s} {r.up_bytes:>10,d} {len(r.samples):>3d} "
               f"{meas:>12.1f} {model:>12.1f} {err:>7s} {abs_err:>7s} {cold:>9s} "
-              f"{r.relay_late_ms:>13.2f}")
+              f"{r.late_ms:>8.2f}")
     return errors
 
 
@@ -736,45 +911,50 @@ def inside(args: argparse.Namespace) -> int:
     """The benchmark proper, in its own network namespace."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("WANDB_MODE", "offline")
-    from rapid_env.eval.serve.transport import reply_bytes  # noqa: F401  (import check)
-
     cases = [c for c in args.cases.split(",") if c]
     n, warmup = args.requests, args.warmup
-    # requests per path: loopback + every case, each with warm-up; infer also gets Info calls
-    per_session = n + warmup
-    procs: list[Child] = []
+    children: list[Child] = []
     tmp = Path(tempfile.mkdtemp(prefix="rapid-fidelity-"))
     try:
         shaper = Shaper(args.rate_mode)
+        cc_file = Path("/proc/sys/net/ipv4/tcp_congestion_control")
+        if args.cc:
+            cc_file.write_text(args.cc)  # this namespace's default only
+        cc = cc_file.read_text().strip()
         token_file = tmp / "token"
         token = os.urandom(24).hex()
         token_file.write_text(token)
         token_file.chmod(0o600)
-        bound = (len(cases) + 1) * per_session + 10
-        serve_log, echo_log, relay_log = tmp / "serve.log", tmp / "echo.log", tmp / "relay.log"
+        bound = (len(cases) + 1) * (n + warmup) + 10  # Infer calls this run makes, and a margin
         serve = Child([
             sys.executable, "-m", "rapid_env.eval.serve.server", "--policy", "chunk-regress",
             "--port", "0", "--token-file", str(token_file), "--max-requests", str(bound),
             "--max-seconds", "1800", "--log-level", "WARNING",
-        ], serve_log)
-        procs.append(serve)
+        ], tmp / "serve.log")
+        children.append(serve)
         echo = Child([
             sys.executable, __file__, "--echo-server", "--max-requests", str(2 * bound),
             "--max-seconds", "1800",
-        ], echo_log)
-        procs.append(echo)
+        ], tmp / "echo.log")
+        children.append(echo)
         blob_image = image_blob(args.seed)
         blob_large = os.urandom(args.large_bytes or large_nbytes())
-        serve_port = int(serve.read_line("rapid-serve: port", 120.0))
-        echo_port = int(echo.read_line("port", 60.0))
-        relay_child = Child([sys.executable, __file__, "--relay", "--upstream",
-                             f"{serve_port},{echo_port}"], relay_log, stdin=True)
-        procs.append(relay_child)
-        relay = RelayHandle(relay_child)
-        infer_port, echo_relay_port = (
-            int(p) for p in relay_child.read_line("ports", 30.0).split(",")
-        )
-        for port in (infer_port, echo_relay_port):
+        ports = {"infer": int(serve.read_line("rapid-serve: port", 120.0)),
+                 "echo": int(echo.read_line("port", 60.0))}
+        if args.delay == "relay":
+            line = Child([sys.executable, __file__, "--relay", "--upstream",
+                          f"{ports['infer']},{ports['echo']}"], tmp / "relay.log", stdin=True)
+            children.append(line)
+            relayed = [int(p) for p in line.read_line("ports", 30.0).split(",")]
+            ports = dict(zip(("infer", "echo"), relayed, strict=True))
+        else:
+            line = Child([sys.executable, __file__, "--nfqueue"], tmp / "nfqueue.log", stdin=True)
+            children.append(line)
+            line.read_line("ready", 30.0)
+            for port in ports.values():
+                for rule in _iptables(port):
+                    subprocess.run(rule, check=True)
+        for port in ports.values():
             shaper.classify(port)
 
         took = raw_check(shaper, 20e6)
@@ -786,33 +966,30 @@ def inside(args: argparse.Namespace) -> int:
             print("tbf does not limit as configured: stopping", file=sys.stderr)
             return 1
 
-        bench = Bench(shaper, relay, {"infer": infer_port, "echo": echo_relay_port}, token,
-                      args.trace_offset, args.seed)
+        bench = Bench(shaper, DelayHandle(line), ports, token, args.trace_offset, args.seed,
+                      args.gap, args.verbose)
         rows: list[Row] = []
         plan = [("image", "infer", blob_image), ("image", "check", blob_image),
                 ("large", "echo", blob_large)]
         t_start = time.perf_counter()
-        for payload, path, blob in plan:
-            rows.append(bench.session("loopback", None, payload,
-                                      "infer" if path == "infer" else "echo", blob, n, warmup))
-            rows[-1].path = path
-        for case in cases:
+        for case in ["loopback", *cases]:
             for payload, path, blob in plan:
-                row = bench.session(case, case, payload, "infer" if path == "infer" else "echo",
-                                    blob, n, warmup)
-                row.path = path
-                rows.append(row)
+                spec = None if case == "loopback" else case
+                rows.append(bench.session(case, spec, payload, path, blob, n, warmup))
                 print(f"  ... {case} {payload} {path}: {time.perf_counter() - t_start:.0f} s",
                       file=sys.stderr, flush=True)
-        print(f"cases: {', '.join(cases)}; {n} requests per row after {warmup} warm-up "
-              f"(the first is the 'cold' one, on a new connection); trace offset "
-              f"{args.trace_offset:g} s; tbf rate mode {args.rate_mode}; "
-              f"tbf drops {Shaper.drops()}")
+        lags = bench.tc_lags or [0.0]
+        print(f"delay: {args.delay}; TCP congestion control: {cc}; cases: {', '.join(cases)}; "
+              f"{n} requests per row after {warmup} warm-up (the first, 'cold', opens the "
+              f"connection), {args.gap:g} s apart; trace offset {args.trace_offset:g} s, "
+              f"{len(bench.tc_lags)} trace steps applied {statistics.fmean(lags) * 1e3:.1f} ms "
+              f"late on average (max {max(lags) * 1e3:.1f}); tbf rate mode {args.rate_mode}; "
+              f"tbf drops {Shaper.drops()}; delay-line overruns {sum(r.overruns for r in rows)}")
         errors = print_table(rows)
         print(f"fidelity: median |measured-modelled|/modelled = {_median(errors) * 100:.1f} %")
         return 0
     finally:
-        for child in reversed(procs):
+        for child in reversed(children):
             child.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -832,8 +1009,18 @@ def parser() -> argparse.ArgumentParser:
                          "without an outage)")
     ap.add_argument("--rate-mode", choices=("goodput", "wire"), default="goodput",
                     help="tbf rate = spec x 1514/1448 (payload rate = spec) or = spec")
+    ap.add_argument("--gap", type=float, default=0.1,
+                    help="idle seconds between two requests of a row")
+    ap.add_argument("--cc", default="",
+                    help="TCP congestion control in the namespace (default: the kernel's; a "
+                         "namespace may only pick tcp_allowed_congestion_control, e.g. reno)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--verbose", action="store_true", help="print every request (stderr)")
+    ap.add_argument("--delay", choices=("kernel", "relay"), default=None,
+                    help="kernel: NFQUEUE holds packets on receipt (needs iptables; default "
+                         "when present); relay: a user-space TCP relay delays chunks")
     ap.add_argument(INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--nfqueue", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--relay", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--upstream", default="", help=argparse.SUPPRESS)
     ap.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
@@ -852,8 +1039,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.echo_server:
         _echo_main(args.max_requests, args.max_seconds, reply_values=32)
         return 0
+    if args.nfqueue:
+        _nfqueue_main()
+        return 0
     if args.inside_netns:
         return inside(args)
+    if args.delay is None:
+        args.delay = "kernel" if shutil.which("iptables") else "relay"
+        argv += ["--delay", args.delay]
+    if args.delay == "kernel" and shutil.which("iptables") is None:
+        print("fidelity: --delay kernel needs iptables (apt-get install -y iptables)",
+              file=sys.stderr)
+        return 2
     for tool in ("tc", "ip", "unshare"):
         if shutil.which(tool) is None:
             print(f"fidelity: needs '{tool}' (apt-get install -y iproute2 util-linux)",
