@@ -30,6 +30,9 @@ _TOKEN_FILE: str | None = None  # remote: links' token file path, set by the poo
 
 def _init_worker(token_file: str | None = None) -> None:
     global _TOKEN_FILE
+    # One core per worker: torch's intra-op pool and Mesa's llvmpipe rasteriser would otherwise
+    # each start a thread per core in every worker and fight over the cores.
+    os.environ.setdefault("LP_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
