@@ -79,6 +79,10 @@ def _run_episode(job: EpisodeJob) -> dict[str, Any]:
     return _RUNNER.run(job)
 
 
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's own switch: "0" makes every node address 127.0.0.1 (what it does on a laptop)."""
+
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -122,6 +126,10 @@ class RayBackend:
     ) -> None:
         if workers < 1:
             raise ValueError(f"--workers {workers} must be >= 1")
+        if address is None:
+            # A cluster of this machine alone talks over loopback, never over the machine's
+            # network interface: Ray reads this switch once, when it is first imported.
+            os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
         ray = _import_ray()
         self._ray = ray
         self.address = address
