@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from rapid_env.config import ControlConfig, EnvConfig
 from rapid_env.eval.backends import BACKENDS, Backend, check_workers, make_backend
 from rapid_env.eval.execute import is_episode_error
-from rapid_env.eval.jobs import EpisodeJob, SweepSpec
+from rapid_env.eval.jobs import EpisodeJob, SweepSpec, plan
 from rapid_env.eval.media import media_for
 from rapid_env.eval.preflight import preflight
 from rapid_env.eval.runner import run_sweep
@@ -278,7 +278,7 @@ def _run(inv: Invocation, backend: Backend) -> int:
         logger = WandbLogger(inv.wandb, "rapid-env", config, inv.out, name=inv.out.name,
                              run_id=store.manifest.get("wandb_run_id"), group=inv.wandb_group,
                              tags=inv.wandb_tags, job_type=inv.wandb_job_type)
-        logger.preload(store.ordered(_done_jobs(inv.spec, store)))
+        logger.preload(store.ordered(plan(inv.spec)))  # ordered() skips what is not stored
         if logger.run_id and store.manifest.get("wandb_run_id") != logger.run_id:
             store.manifest["wandb_run_id"] = logger.run_id
             store.write_manifest()
@@ -335,12 +335,6 @@ def _write_report(out: Path) -> str:
         print(f"rapid-eval: warning: no report ({type(exc).__name__}: {exc}); "
               f"rapid-report {out} retries", file=sys.stderr)
         return ""
-
-
-def _done_jobs(spec: SweepSpec, store: ResultsStore) -> list[EpisodeJob]:
-    from rapid_env.eval.jobs import plan
-
-    return [job for job in plan(spec) if job.key() in store.records]
 
 
 def _close(state: dict[str, Any], exit_code: int) -> None:

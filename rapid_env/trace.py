@@ -5,7 +5,8 @@ Opt-in: :func:`rapid_env.episode.run_episode` takes ``trace=EpisodeTrace()`` and
 tick. Without a trace the loop does no per-tick work for it at all (one ``is None`` test), and the
 record is the same with or without one: the trace only reads the controller, the decider and the
 task, it never draws from a random stream or changes a cache (the frame it may grab is taken with
-:func:`peek_frame`, which leaves the camera's noise stream as it found it).
+:meth:`rapid_env.camera.NoisyCamera.peek`, which leaves the camera's noise stream as it
+found it).
 
 One row per tick (:attr:`EpisodeTrace.rows`, or column-major :meth:`EpisodeTrace.columns`):
 
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from rapid_env.controller import PartitionedController, TickOutcome
     from rapid_env.decision import DeciderObservation, Decision
 
-__all__ = ["IMPORTANCE_FIELDS", "EpisodeTrace", "link_bandwidth_bps", "peek_frame"]
+__all__ = ["IMPORTANCE_FIELDS", "EpisodeTrace", "link_bandwidth_bps"]
 
 IMPORTANCE_FIELDS = ("score", "acc_z", "dtau_z", "acc_weight", "joint_speed", "score_ready")
 """Row fields of a decider with ``last_parts`` (absent for the others)."""
@@ -72,8 +73,9 @@ class EpisodeTrace:
 
     Args:
         frames: also keep the policy camera's frame at the start of every tick and after the
-            last one (``len(frames) == len(rows) + 1``), grabbed with :func:`peek_frame`; for
-            videos. Rendering costs, so it is off unless asked for.
+            last one (``len(frames) == len(rows) + 1``), grabbed with
+            ``controller.camera.peek()``; for videos. Rendering costs, so it is off unless asked
+            for.
 
     Attributes:
         rows: one dict per tick, in tick order.
@@ -120,7 +122,7 @@ class EpisodeTrace:
                 if isinstance(value, int | float):
                     self.meta[name] = float(value)
         if self.want_frames:
-            self.frames.append(peek_frame(controller))
+            self.frames.append(controller.camera.peek())
 
     def record(self, obs: DeciderObservation, decision: Decision, out: TickOutcome) -> None:
         """Add the row of the tick that ``decision`` (taken on ``obs``) just ran into ``out``."""
@@ -167,7 +169,7 @@ class EpisodeTrace:
                 row[name] = bool(value) if name == "score_ready" else _num(value)
         self.rows.append(row)
         if self.want_frames:
-            self.frames.append(peek_frame(c))
+            self.frames.append(c.camera.peek())
 
     # ------------------------------------------------------------------ reading it
     @property
@@ -227,11 +229,6 @@ def link_bandwidth_bps(link: object, t: float) -> float | None:
     if isinstance(value, int | float) and math.isfinite(value):
         return float(value)
     return None
-
-
-def peek_frame(controller: PartitionedController) -> np.ndarray:
-    """The policy camera's frame now, without consuming any draw (:meth:`NoisyCamera.peek`)."""
-    return controller.camera.peek()
 
 
 def _split_of(event: str) -> int | None:
