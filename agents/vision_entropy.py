@@ -26,6 +26,13 @@ A tick whose signal exceeds its threshold offloads: it requests a chunk at ``off
 the shared refill rule (:mod:`rapid_env.agents.refill`) requests at ``refill_split`` (all-edge by
 default: when the scene looks certain the edge model is trusted). The image-entropy CPU time is
 measured by the runner like any decider's; it is a bincount over ~1k pixels.
+
+``mode="escalate"`` is the paper's regime (docs/paper.md): the edge holds a fixed part of the
+model (the env's ``edge_budget_gib`` partition) and runs it for every chunk the refill rule asks
+for; only when the signal is high does that request continue to the cloud for the rest
+(``Decision(escalate=True)``), otherwise the edge's exit head answers (an early exit). A trigger
+therefore adds uplink + cloud + downlink on top of the edge part, and the mean latency grows with
+the trigger rate.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from rapid_env.policy import PolicyInput
 
 Signal = Literal["image", "image+policy"]
 SIGNALS: tuple[str, ...] = ("image", "image+policy")
+Mode = Literal["offload", "escalate"]
+MODES: tuple[str, ...] = ("offload", "escalate")
 GREY_LEVELS = 64
 _MAX_BITS = float(np.log2(GREY_LEVELS))
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -97,7 +106,11 @@ class VisionEntropyConfig:
         policy_samples: flow samples drawn for the spread.
         offload_split: split for a triggered request (0: all cloud).
         refill_split: split for refills on a quiet scene; None: all-edge.
-        cooldown_s: minimum simulated time between two triggered requests.
+        cooldown_s: minimum simulated time between two triggered requests (``offload`` mode).
+        mode: ``offload`` (a trigger sends a request at ``offload_split`` at once; calm refills
+            at ``refill_split``) or ``escalate`` (every refill runs the edge's partition; the
+            signal decides whether it continues to the cloud; splits come from the env's
+            partition, so ``offload_split``/``refill_split`` must stay at their defaults).
     """
 
     signal: Signal = "image"
@@ -110,8 +123,17 @@ class VisionEntropyConfig:
     offload_split: int = 0
     refill_split: int | None = None
     cooldown_s: float = 0.0
+    mode: Mode = "offload"
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r}; allowed: {', '.join(MODES)}")
+        if self.mode == "escalate" and (self.offload_split != 0 or self.refill_split is not None):
+            raise ValueError(
+                f"offload_split={self.offload_split}, refill_split={self.refill_split}: these "
+                "apply to mode='offload'; mode='escalate' splits at the env's fixed partition "
+                "(edge_budget_gib)"
+            )
         if self.signal not in SIGNALS:
             raise ValueError(f"signal={self.signal!r}; allowed: {', '.join(SIGNALS)}")
         if not self.threshold_bits > 0:
@@ -245,6 +267,9 @@ class VisionEntropyDecider:
             uncertain = uncertain or (u is not None and u > self._policy_threshold)
         if uncertain:
             self.triggers += 1
+        if cfg.mode == "escalate":
+            return Decision("infer", escalate=uncertain) if refill_due(obs) else KEEP
+        if uncertain:
             if obs.in_flight == 0 and obs.since_request_s >= cfg.cooldown_s:
                 return Decision("infer", split=cfg.offload_split)
         if refill_due(obs):

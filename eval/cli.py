@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control-hz", type=float, default=20.0)
     p.add_argument("--chunk-size", type=int, default=8)
     p.add_argument("--max-episode-s", type=float, default=10.0)
+    p.add_argument("--edge-budget-gib", type=float, default=None, metavar="GIB",
+                   help="fixed memory-bounded partition: the edge holds the deepest prefix of "
+                        "blocks that fits in GIB GiB (the paper's regime: 2.4 RAPID, 4.7 the "
+                        "vision-triggered baseline); default: the planner's split per request")
     p.add_argument("--hold-policy", choices=("hold", "repeat_last"), default="hold")
     p.add_argument("--align", choices=("executed", "time"), default="executed")
     p.add_argument("--workers", type=int, default=1,
@@ -216,7 +220,7 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
         cloud=args.cloud, image_size=args.image_size, control_hz=args.control_hz,
         chunk_size=args.chunk_size, max_episode_s=args.max_episode_s,
         control=ControlConfig(hold_policy=args.hold_policy, align=args.align),
-        trust_checkpoint_code=args.trust_checkpoint_code,
+        trust_checkpoint_code=args.trust_checkpoint_code, edge_budget_gib=args.edge_budget_gib,
     )
     spec = SweepSpec(tasks=tasks, agents=args.agents, noises=args.noise, links=args.links,
                      episodes=args.episodes, seed=args.seed, base=base)

@@ -22,7 +22,6 @@ import os
 import platform
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -56,7 +55,7 @@ def make_manifest(spec: SweepSpec, extra: Mapping[str, Any] | None = None) -> di
     """The manifest of a new sweep: identity, every cell's config, versions, commit, time."""
     cells: dict[str, dict[str, Any]] = {}
     for job in plan(spec):
-        cells.setdefault("/".join(job.cell), {"cell": list(job.cell), "env": asdict(job.config)})
+        cells.setdefault("/".join(job.cell), {"cell": list(job.cell), "env": job.config.to_dict()})
     return {
         "format": FORMAT,
         "sweep": sweep_identity(spec),

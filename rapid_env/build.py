@@ -12,6 +12,9 @@ from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.policy import Policy
 
+GIB = 2**30
+"""Bytes per GiB: edge budgets are in GiB, the reading docs/paper.md gives the paper's "GB"."""
+
 
 def validate_core_names(cfg: EnvConfig) -> None:
     """Raise ValueError naming the first unknown core name in ``cfg`` and the allowed ones.
@@ -50,6 +53,8 @@ def assemble_controller(
         max_episode_s=cfg.max_episode_s,
     )
     cost = build_cost_model(profile=cfg.profile, edge=cfg.edge, cloud=cfg.cloud)
+    budget = cfg.edge_budget_gib
+    partition = None if budget is None else cost.deepest_split_within(budget * GIB)
     return PartitionedController(
         task,
         policy,
@@ -58,4 +63,5 @@ def assemble_controller(
         parse_noise(cfg.noise),
         cfg.control,
         decider_needs_image=decider_needs_image,
+        partition=partition,
     )

@@ -67,6 +67,11 @@ class EnvConfig:
         trust_checkpoint_code: allow a checkpoint folder to name code to import (the
             ``predict`` hook of an ``hf:`` checkpoint's ``rapid_env_adapter.json``); off by
             default, so no file inside a checkpoint can switch code loading on by itself.
+        edge_budget_gib: a fixed, memory-bounded partition: the edge holds the deepest prefix of
+            the model's blocks whose edge memory fits in this many GiB, and every request that
+            names no split uses it (instead of the planner's choice for the link). None (the
+            default): no fixed partition. The paper's regime uses 2.4 (RAPID) and 4.7 (the
+            vision-triggered baseline); see docs/paper.md.
     """
 
     task: str = "reach"
@@ -84,9 +89,17 @@ class EnvConfig:
     max_episode_s: float = 10.0
     control: ControlConfig = field(default_factory=ControlConfig)
     trust_checkpoint_code: bool = False
+    edge_budget_gib: float | None = None
 
     def __post_init__(self) -> None:
         image_shape(self.image_size)
+        if self.edge_budget_gib is not None and (
+            not _number_in(self.edge_budget_gib, 0.0, 1e6) or self.edge_budget_gib == 0
+        ):
+            raise ValueError(
+                f"edge_budget_gib={self.edge_budget_gib!r}; allowed: None or a finite number of "
+                "GiB > 0"
+            )
         mw_steps_per_tick(self.control_hz)
         if not _int_in(self.chunk_size, 1, MAX_CHUNK_SIZE):
             raise ValueError(
@@ -103,8 +116,20 @@ class EnvConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form for W&B config and records."""
-        return asdict(self)
+        """Plain-data form for W&B config and records.
+
+        Fields added after a store format was fixed (:data:`LATE_FIELDS`) are left out while they
+        hold their default, so the episode keys of existing results stores do not change.
+        """
+        d = asdict(self)
+        for name, default in LATE_FIELDS.items():
+            if d.get(name) == default:
+                del d[name]
+        return d
+
+
+LATE_FIELDS: dict[str, Any] = {"edge_budget_gib": None}
+"""Fields added after the results store's keys were fixed, with the default that omits them."""
 
 
 def _int_in(value: object, lo: int, hi: int) -> bool:

@@ -38,7 +38,13 @@ from rapid_env.noise import ImageNoise
 from rapid_env.policy import Policy, PolicyInput, run_policy
 from rapid_env.recorder import EpisodeRecorder, TickDelta, tick_jerk
 from rapid_env.tasks.metaworld_task import MetaWorldTask
-from rapid_env.transport import CostPlanner, RemotePolicyTransport, SimulatedTransport, Transport
+from rapid_env.transport import (
+    CostPlanner,
+    RemotePolicyTransport,
+    SimulatedTransport,
+    Transport,
+    early_exit,
+)
 
 __all__ = [
     "Align", "ControlConfig", "CostPlanner", "HoldPolicy", "PartitionedController", "TickOutcome",
@@ -70,7 +76,11 @@ class PartitionedController:
         config: ControlConfig | None = None,
         decider_needs_image: bool = False,
         transport: Transport | RemotePolicyTransport | None = None,
+        partition: int | None = None,
     ) -> None:
+        if partition is not None and not 0 <= partition <= cost.n_blocks:
+            raise ValueError(f"partition {partition} out of range; allowed: 0 .. {cost.n_blocks}")
+        self.partition = partition
         self.task = task
         self.policy = policy
         self.cost = cost
@@ -172,7 +182,9 @@ class PartitionedController:
 
     # ------------------------------------------------------------------ requests
     def default_split(self) -> int:
-        """The planner's latency-optimal split for the current link estimate."""
+        """The fixed partition if one is set, else the planner's split for the link estimate."""
+        if self.partition is not None:
+            return self.partition
         return int(self.cost.best_split(self.estimator.bandwidth_bps, self.estimator.rtt_s))
 
     def _request(self, decision: Decision, t: float) -> None:
@@ -190,7 +202,11 @@ class PartitionedController:
             self.recorder.count("preemptions")
             self._events.append("preempt")
         inp = self._policy_input()
-        if isinstance(self.transport, RemotePolicyTransport):  # it runs the cloud half itself
+        if not decision.escalate:  # early exit: the edge's part and its exit head, nothing sent
+            result = run_policy(self.policy, inp, self.cost.n_blocks, self.cost.n_blocks)
+            timed = early_exit(self.cost, split, t)
+            self.recorder.count("early_exits")
+        elif isinstance(self.transport, RemotePolicyTransport):  # it runs the cloud half itself
             result, timed = self.transport.request(self.policy, inp, split, t)
         else:
             result = run_policy(self.policy, inp, split, self.cost.n_blocks)
@@ -200,7 +216,8 @@ class PartitionedController:
             executed_at_request=self._executed, chunk=result.chunk, fault=result.fault,
             timed=timed, deadline=t + self.config.request_timeout_s,
         ))
-        self.recorder.request(split, split < self.cost.n_blocks, timed, result.exec_bytes)
+        offload = decision.escalate and split < self.cost.n_blocks
+        self.recorder.request(split, offload, timed, result.exec_bytes)
         self._last_request_t = t
         self._events.append(f"request:split={split}")
         if timed.fault is not None:  # lost on the way: one fault now, a loss at its deadline

@@ -30,17 +30,24 @@ class Decision:
         split: block index where the model is split (blocks before it run on the edge); None lets
             the controller use its default split (the planner's choice for the link estimate).
         preempt: drop the rest of the cached chunk now (only with ``infer``).
+        escalate: False makes the request an *early exit*: the edge runs its part of the model
+            (blocks ``[0, split)``) and its exit head supplies the chunk; nothing is sent. This is
+            how an escalating (vision-triggered) scheme answers when its signal is low; only an
+            escalated request continues to the cloud. Only with ``infer``; see docs/paper.md.
     """
 
     kind: DecisionKind = "keep"
     split: int | None = None
     preempt: bool = False
+    escalate: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in ("keep", "infer"):
             raise ValueError(f"decision kind {self.kind!r}; allowed: keep, infer")
         if self.kind == "keep" and self.preempt:
             raise ValueError("preempt needs kind='infer'")
+        if self.kind == "keep" and not self.escalate:
+            raise ValueError("escalate=False (an early exit) needs kind='infer'")
 
 
 KEEP = Decision("keep")

@@ -79,6 +79,8 @@ denominator is 0:
 ``oracle_shadow_faults``                  shadow passes that faulted
 ``oracle_refill_due_ticks``,              with ``refill_due``: ticks where the rule was due, and
 ``oracle_beyond_refill_requests``         requests on the other ticks
+``oracle_beyond_refill_nonredundant_<tol>``, the counts behind the beyond-refill ratios (pooled
+``oracle_beyond_refill_hits_<tol>``       by ``rapid-paper``)
 ========================================  =====================================================
 """
 
@@ -275,11 +277,15 @@ class RedundancyOracle:
             out[f"oracle_nonredundant_{name}"] = sum(nonred)
             out[f"oracle_hits_{name}"] = sum(n and r for n, r in zip(nonred, req, strict=True))
             if self.refill_due is not None:
-                p, r = precision_recall(
-                    [not x.redundant(tol) for x in beyond], [x.requested for x in beyond]
-                )
+                b_nonred = [not x.redundant(tol) for x in beyond]
+                b_req = [x.requested for x in beyond]
+                p, r = precision_recall(b_nonred, b_req)
                 out[f"trigger_precision_beyond_refill_{name}"] = p
                 out[f"trigger_recall_beyond_refill_{name}"] = r
+                out[f"oracle_beyond_refill_nonredundant_{name}"] = sum(b_nonred)
+                out[f"oracle_beyond_refill_hits_{name}"] = sum(
+                    n and q for n, q in zip(b_nonred, b_req, strict=True)
+                )
         return out
 
     # ------------------------------------------------------------------ the shadow pass

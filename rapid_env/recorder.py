@@ -54,7 +54,8 @@ class EpisodeRecorder:
     def __init__(self) -> None:
         self.counts: dict[str, int] = dict.fromkeys(
             ("inferences", "offloads", "preemptions", "refused_requests", "lost_requests",
-             "stale_chunks", "superseded_chunks", "stall_steps", "faults", "clipped_actions"), 0
+             "stale_chunks", "superseded_chunks", "stall_steps", "faults", "clipped_actions",
+             "early_exits"), 0
         )
         self.fault: str | None = None
         self.bytes_up = 0
@@ -138,6 +139,10 @@ class EpisodeRecorder:
                                  "lost_requests", "stale_chunks", "superseded_chunks")},
             "latency_ms_mean": _finite(float(lat_ms.mean())) if lat_ms.size else None,
             "latency_ms_p95": _finite(float(np.percentile(lat_ms, 95))) if lat_ms.size else None,
+            # population std over this episode's chunks: with ``inferences``-like counts and the
+            # mean it pools exactly over episodes (rapid-paper's mean +- std)
+            "latency_ms_std": _finite(float(lat_ms.std())) if lat_ms.size else None,
+            "latency_n": int(lat_ms.size),
             "edge_ms_mean": _mean_ms(s.edge),
             "cloud_ms_mean": _mean_ms(s.cloud),
             "network_ms_mean": _mean_ms([u + d for u, d in zip(s.up, s.down, strict=True)]),
@@ -159,6 +164,7 @@ class EpisodeRecorder:
             "ldlj": _finite(ldlj(path, dt)),
             "sparc": _finite(sparc(path, dt)),
             "faults": c["faults"],
+            "early_exits": c["early_exits"],
             "fault": self.fault,
             "clipped_actions": c["clipped_actions"],
             # wall-clock measurements of a remote transport, over the requests that made them

@@ -114,6 +114,22 @@ class RemotePolicyTransport(Protocol):
         ...
 
 
+def early_exit(cost: CostPlanner, split: int, t: float) -> TimedRequest:
+    """Time an early exit at ``split``: the edge's part of the plan only, nothing on the link.
+
+    The edge part is the sum of the plan's edge stages: a split inside the model's loop runs
+    the edge's blocks on every pass (fed by its own exit head instead of the cloud's tokens), so
+    an early exit costs the edge exactly what an escalated request at the same split does.
+
+    Example:
+        >>> from rapid_env.cost import build_cost_model
+        >>> round(early_exit(build_cost_model(), 11, 0.0).edge_s, 4)
+        0.1878
+    """
+    edge_s = sum(s.seconds for s in cost.plan(split).stages if s.kind == "edge")
+    return TimedRequest(t + edge_s, edge_s=edge_s)
+
+
 class SimulatedTransport:
     """The cost model's stages, run one after another over a simulated link, in virtual time.
 

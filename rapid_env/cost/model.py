@@ -265,6 +265,17 @@ class CostModel:
         activations = 2.0 * max(b.activation_bytes for b in edge_blocks)
         return weights + kv + activations
 
+    def deepest_split_within(self, memory_budget_bytes: float) -> int:
+        """The deepest split whose edge share fits in ``memory_budget_bytes`` (a fixed partition).
+
+        Example:
+            >>> model = build_cost_model("openvla-7b", "jetson-agx-orin", "a100")
+            >>> model.deepest_split_within(2.4 * 2**30), model.deepest_split_within(4.7 * 2**30)
+            (5, 11)
+        """
+        budget = self._budget(memory_budget_bytes)
+        return max(k for k in self.splits if self.edge_memory_bytes(k) <= budget)
+
     def fits_edge(self, k: int, memory_budget_bytes: float | None = None) -> bool:
         """Whether the edge can hold its share of the model at split ``k``.
 

@@ -48,6 +48,17 @@ def _tsv_preset(file: str, ratio: float, base_rtt_s: float, jitter_s: float, nam
     )
 
 
+def _wifi(name: str, rate_bps: float, base_rtt_s: float, jitter_s: float, loss: float) -> Link:
+    """A parametric Wi-Fi link: one shared rate both ways, jittered RTT, bursty loss (2 packets)."""
+    return TraceLink(
+        BandwidthTrace.constant(rate_bps, name),
+        latency=Latency(base_rtt_s, jitter_s),
+        loss=GilbertElliott.from_loss(loss, 2.0),
+        random_start=False,
+        name=name,
+    )
+
+
 PRESETS: dict[str, LinkPreset] = {
     p.name: p
     for p in (
@@ -60,13 +71,17 @@ PRESETS: dict[str, LinkPreset] = {
             "of the IEEE 802.11g Wireless Network for Multimedia Communications' (IEEE Trans. "
             "Consumer Electronics 2005); the numbers are this project's assumptions",
             "n/a (parametric)",
-            lambda: TraceLink(
-                BandwidthTrace.constant(40e6, "wifi"),
-                latency=Latency(0.020, 0.002),
-                loss=GilbertElliott.from_loss(0.01, 2.0),
-                random_start=False,
-                name="wifi",
-            ),
+            lambda: _wifi("wifi", 40e6, 0.020, 0.002, 0.01),
+        ),
+        LinkPreset(
+            "lab-wifi6",
+            "parametric lab Wi-Fi 6 to an on-site GPU server (the paper's regime, docs/paper.md): "
+            "300 Mbit/s both ways, base RTT 8 ms + exponential jitter (mean 1 ms per "
+            "direction), Gilbert-Elliott loss 0.2% in bursts of 2 packets (mean), TCP repair",
+            "no trace bundled; a typical 802.11ax single-client TCP rate and LAN round trip. The "
+            "paper does not describe its network; the numbers are this project's assumptions",
+            "n/a (parametric)",
+            lambda: _wifi("lab-wifi6", 300e6, 0.008, 0.001, 0.002),
         ),
         LinkPreset(
             "5g-driving",

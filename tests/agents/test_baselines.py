@@ -230,6 +230,22 @@ def test_vision_entropy_offloads_to_the_cloud_when_uncertain_else_refills_on_the
         d.decide(observe())
 
 
+def test_vision_entropy_escalate_mode_asks_at_refills_and_escalates_only_when_uncertain():
+    d = VisionEntropyDecider(VisionEntropyConfig(reference_bits=1.0, mode="escalate"))
+    d.reset(np.random.default_rng(0))
+    quiet, noisy = _noisy(0.0), _noisy(40.0)
+    assert d.decide(observe(image=noisy)).kind == "keep"  # no refill due: the signal waits
+    calm = d.decide(observe(image=quiet, remaining=0))
+    assert (calm.kind, calm.split, calm.escalate) == ("infer", None, False)  # early exit
+    hot = d.decide(observe(image=noisy, remaining=0))
+    assert (hot.kind, hot.split, hot.escalate) == ("infer", None, True)  # to the cloud
+    assert d.triggers == 2
+    with pytest.raises(ValueError, match="mode='escalate' splits at the env's fixed partition"):
+        VisionEntropyConfig(mode="escalate", offload_split=3)
+    with pytest.raises(ValueError, match="mode='cloud'; allowed: offload, escalate"):
+        VisionEntropyConfig(mode="cloud")  # type: ignore[arg-type]
+
+
 def test_vision_entropy_episode_reference_cancels_a_constant_corruption():
     cfg = VisionEntropyConfig(reference_bits=None, baseline_frames=3)
     d = VisionEntropyDecider(cfg)

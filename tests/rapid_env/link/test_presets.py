@@ -35,10 +35,13 @@ def test_every_preset_builds_and_same_seed_gives_identical_arrivals(spec):
 
 
 def test_presets_have_documented_sources_and_nominal_means():
-    assert set(PRESETS) == {"wifi", "5g-driving", "5g-walking", "4g", "3g-train", "3g-bus",
-                            "broadband-slow", "puffer"}
+    assert set(PRESETS) == {"wifi", "lab-wifi6", "5g-driving", "5g-walking", "4g", "3g-train",
+                            "3g-bus", "broadband-slow", "puffer"}
     for p in PRESETS.values():
         assert p.description and p.source and p.licence
+    lab = parse_link("lab-wifi6")
+    assert lab.mean_bandwidth_bps == pytest.approx(300e6)
+    assert lab.mean_rtt_s == pytest.approx(0.010, abs=5e-4)  # 8 ms base + 1 ms jitter each way
     drive = parse_link("5g-driving")
     assert isinstance(drive, TraceLink)
     assert drive.mean_bandwidth_down_bps == pytest.approx(274.9e6, rel=1e-3)

@@ -34,7 +34,8 @@ def test_trace_spec_with_path_and_scale(tmp_path):
     ("spec", "needle"),
     [
         ("dialup", "unknown link 'dialup'; allowed: ideal, constant:<Mbps>:<rtt_ms>, wifi, "
-                   "5g-driving, 5g-walking, 4g, 3g-train, 3g-bus, broadband-slow, puffer, "
+                   "lab-wifi6, 5g-driving, 5g-walking, 4g, 3g-train, 3g-bus, broadband-slow, "
+                   "puffer, "
                    r"trace:<path>\[:scale\[:rtt_ms\]\]"),
         ("constant:abc:10", "malformed link 'constant:abc:10'"),
         ("constant:10", "malformed link 'constant:10'"),

@@ -1,0 +1,370 @@
+"""Tables I-III and the trigger table of ``rapid-paper``: pooled from records, beside the paper's.
+
+Pure functions from the regime's records (one list per setting,
+:data:`rapid_env.eval.paper.SETTINGS`) to plain data. Every table is a list of rows
+``{"row": ..., "ours": {...}, "paper": {...}, "ratio": {...}}``: ``paper`` only where the paper
+has a figure, ``ratio`` = ours / paper for each field both have. Pooling is exact over episodes:
+latency mean and std over every delivered chunk (from each episode's mean, std and count), rates
+over summed simulated time, oracle shares and precision / recall from the counts behind them.
+
+The paper's figures are those docs/paper.md lists (Table III, I and II as summarised; the
+abstract's speedup, overhead and accuracy claims). "GB" is read as GiB, as docs/paper.md decides.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+Record = Mapping[str, Any]
+
+RAPID = "rapid"
+VISION = "vision-entropy(mode=escalate)"
+EDGE_ONLY = "edge-only"
+LABELS: dict[str, str] = {RAPID: "RAPID", VISION: "vision-triggered", EDGE_ONLY: "edge-only"}
+
+TRIGGER_AGENTS: tuple[str, ...] = (
+    RAPID, "rapid-acc-only", "rapid-torque-only", "rapid-fixed-weights",
+    "rapid-single-threshold", "rapid-no-preempt", "rapid-no-cooldown", "periodic",
+    "chunk-threshold",
+)
+"""RAPID, its one-switch ablations, and the two refill-style baselines (the vision trigger is
+added from its own setting)."""
+
+SCENES: dict[str, str] = {"standard": "clean", "visual-noise": "visual-noise",
+                          "interference": "interference"}
+"""Table I's scene names -> our noise presets (``standard`` is a clean camera)."""
+
+TABLE2_TASKS: tuple[str, ...] = ("pick-place", "drawer-open", "peg-insert-side")
+STATED_TOLERANCE = 0.1
+"""Table II and the trigger table use this tolerance (10 % of an action component's range)."""
+TOLERANCES: tuple[float, ...] = (0.05, 0.1, 0.2)
+GIB = 2**30
+
+PAPER_TABLE1: dict[str, float] = {"standard": 395.4, "visual-noise": 520.6, "interference": 685.3}
+PAPER_TABLE2: dict[str, float] = {"pick-place": 0.825, "drawer-open": 0.864,
+                                  "peg-insert-side": 0.812}
+PAPER_TABLE3: dict[str, dict[str, float]] = {
+    EDGE_ONLY: {"latency_ms_mean": 782.5, "latency_ms_std": 28.5, "edge_ms": 782.5,
+                "cloud_ms": 0.0, "edge_memory_gb": 14.2},
+    VISION: {"latency_ms_mean": 377.7, "latency_ms_std": 26.2, "edge_ms": 315.2,
+             "cloud_ms": 62.5, "edge_memory_gb": 4.7},
+    RAPID: {"latency_ms_mean": 222.9, "latency_ms_std": 11.4, "edge_ms": 139.4,
+            "cloud_ms": 83.5, "edge_memory_gb": 2.4},
+}
+"""Table III as summarised. Its edge and cloud columns add up to the total, so its ``cloud``
+includes the network; ours is split, and ``cloud_plus_network_ms`` is compared with it."""
+PAPER_CLAIMS: dict[str, float] = {"speedup_max": 1.73, "overhead_pct_low": 5.0,
+                                  "overhead_pct_high": 7.0, "accuracy_gain_pct_max": 15.8}
+
+
+# ---------------------------------------------------------------------------------------- pooling
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _sum(records: Iterable[Record], key: str) -> float:
+    return sum(_num(r.get(key)) or 0.0 for r in records)
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den > 0 else None
+
+
+def pooled_latency(records: Sequence[Record]) -> dict[str, Any]:
+    """Mean, std and stage split (ms) over every delivered chunk of ``records``.
+
+    Each episode contributes its mean and population std over its ``latency_n`` chunks; the
+    pooled variance is ``sum n (std^2 + mean^2) / N - mean^2``, exact.
+    """
+    n_tot = 0
+    s1 = s2 = 0.0
+    stages = {"edge_ms": 0.0, "cloud_ms": 0.0, "network_ms": 0.0}
+    for r in records:
+        n = int(r.get("latency_n") or 0)
+        mean, std = _num(r.get("latency_ms_mean")), _num(r.get("latency_ms_std"))
+        if n == 0 or mean is None or std is None:
+            continue
+        n_tot += n
+        s1 += n * mean
+        s2 += n * (std * std + mean * mean)
+        for field in stages:
+            stages[field] += n * (_num(r.get(field.replace("_ms", "_ms_mean"))) or 0.0)
+    if n_tot == 0:
+        return {"latency_ms_mean": None, "latency_ms_std": None, "chunks": 0,
+                **dict.fromkeys(stages)}
+    mean = s1 / n_tot
+    out: dict[str, Any] = {
+        "latency_ms_mean": mean,
+        "latency_ms_std": math.sqrt(max(0.0, s2 / n_tot - mean * mean)),
+        "chunks": n_tot,
+    }
+    out.update({k: v / n_tot for k, v in stages.items()})
+    return out
+
+
+def episode_stats(records: Sequence[Record]) -> dict[str, Any]:
+    """What every row shows: episodes, success rate, offloads and requests per simulated second."""
+    sim_s = _sum(records, "sim_time_s")
+    n = len(records)
+    return {
+        "episodes": n,
+        "success": sum(bool(r.get("success")) for r in records) / n if n else None,
+        "offloads_per_s": _ratio(_sum(records, "offloads"), sim_s),
+        "requests_per_s": _ratio(_sum(records, "inferences"), sim_s),
+        "early_exits_per_s": _ratio(_sum(records, "early_exits"), sim_s),
+        "escalation_rate": _ratio(_sum(records, "offloads"), _sum(records, "inferences")),
+    }
+
+
+def oracle_stats(records: Sequence[Record], tol: float) -> dict[str, Any]:
+    """Redundant share and trigger precision / recall at ``tol``, pooled from the counts."""
+    name = format(tol, "g")
+    with_oracle = [r for r in records if r.get("oracle_ticks") is not None]
+    ticks = _sum(with_oracle, "oracle_ticks")
+    nonred = _sum(with_oracle, f"oracle_nonredundant_{name}")
+    hits = _sum(with_oracle, f"oracle_hits_{name}")
+    b_nonred = _sum(with_oracle, f"oracle_beyond_refill_nonredundant_{name}")
+    b_hits = _sum(with_oracle, f"oracle_beyond_refill_hits_{name}")
+    cached = ticks - _sum(with_oracle, "oracle_empty_ticks")
+    return {
+        "tolerance": tol,
+        "oracle_ticks": int(ticks),
+        "redundant_share": _ratio(ticks - nonred, ticks),
+        "redundant_share_of_cached": _ratio(ticks - nonred, cached),
+        "precision": _ratio(hits, _sum(with_oracle, "oracle_requests")),
+        "recall": _ratio(hits, nonred),
+        "precision_beyond_refill": _ratio(b_hits, _sum(with_oracle,
+                                                       "oracle_beyond_refill_requests")),
+        "recall_beyond_refill": _ratio(b_hits, b_nonred),
+    }
+
+
+def _select(records: Iterable[Record], **match: str) -> list[Record]:
+    return [r for r in records if all(r.get(k) == v for k, v in match.items())]
+
+
+def _edge_memory_gib(records: Sequence[Record]) -> float | None:
+    values = [v for r in records if (v := _num(r.get("edge_memory_gb"))) is not None]
+    return max(values) * 1e9 / GIB if values else None
+
+
+def _row(name: str, ours: dict[str, Any], paper: Mapping[str, float] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"row": name, "ours": ours}
+    if paper:
+        row["paper"] = dict(paper)
+        row["ratio"] = {
+            k: ours[k] / v for k, v in paper.items()
+            if isinstance(ours.get(k), float | int) and v
+        }
+    return row
+
+
+# ----------------------------------------------------------------------------------------- tables
+def table1(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
+    """Vision-triggered (escalating) and RAPID latency in the three scenes (clean tasks pooled)."""
+    rows = []
+    for agent, settings in ((VISION, ("vision", "vision-noise")), (RAPID, ("rapid",
+                                                                           "rapid-noise"))):
+        pool = [r for s in settings for r in records.get(s, ())]
+        for scene, noise in SCENES.items():
+            recs = _select(pool, agent=agent, noise=noise)
+            lat = pooled_latency(recs)
+            ours = {"agent": agent, "scene": scene, "noise": noise, **episode_stats(recs),
+                    "latency_ms_mean": lat["latency_ms_mean"],
+                    "latency_ms_std": lat["latency_ms_std"], "chunks": lat["chunks"]}
+            paper = {"latency_ms_mean": PAPER_TABLE1[scene]} if agent == VISION else None
+            rows.append(_row(f"{LABELS[agent]} / {scene}", ours, paper))
+    return rows
+
+
+def table2(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
+    """Redundant-tick share per task under RAPID (clean), at every tolerance; MT10 pooled last."""
+    recs = _select(records.get("rapid", ()), agent=RAPID, noise="clean")
+    tasks = list(dict.fromkeys([*TABLE2_TASKS, *(str(r["task"]) for r in recs)]))
+    rows = []
+    for task in [*tasks, "all"]:
+        sel = recs if task == "all" else _select(recs, task=task)
+        if not sel:
+            continue
+        stated = oracle_stats(sel, STATED_TOLERANCE)
+        ours: dict[str, Any] = {
+            "task": task, "agent": RAPID, "episodes": len(sel),
+            "redundant_share": stated["redundant_share"],
+            "redundant_share_of_cached": stated["redundant_share_of_cached"],
+            "oracle_ticks": stated["oracle_ticks"], "tolerance": STATED_TOLERANCE,
+        }
+        for tol in TOLERANCES:
+            ours[f"redundant_share_{tol:g}"] = oracle_stats(sel, tol)["redundant_share"]
+        paper = {"redundant_share": PAPER_TABLE2[task]} if task in PAPER_TABLE2 else None
+        rows.append(_row("all tasks run" if task == "all" else task, ours, paper))
+    return rows
+
+
+def table3(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
+    """Edge-only, vision-triggered, RAPID in the standard scene: latency, split, memory, success."""
+    sources = {EDGE_ONLY: "edge-only", VISION: "vision", RAPID: "rapid"}
+    ours_by: dict[str, dict[str, Any]] = {}
+    for agent, setting in sources.items():
+        recs = _select(records.get(setting, ()), agent=agent, noise="clean")
+        lat = pooled_latency(recs)
+        network = lat["network_ms"]
+        overheads = [v for r in recs if (v := _num(r.get("decision_overhead_pct"))) is not None]
+        ours_by[agent] = {
+            "agent": agent, **episode_stats(recs), **lat,
+            "cloud_plus_network_ms": (None if lat["cloud_ms"] is None
+                                      else lat["cloud_ms"] + (network or 0.0)),
+            "edge_memory_gb": _edge_memory_gib(recs),
+            "decision_overhead_pct": sum(overheads) / len(overheads) if overheads else None,
+        }
+    for ours in ours_by.values():
+        for other, key in ((EDGE_ONLY, "speedup_vs_edge_only"), (VISION, "speedup_vs_vision")):
+            a, b = ours["latency_ms_mean"], ours_by[other]["latency_ms_mean"]
+            ours[key] = b / a if a and b else None
+        for other, key in ((EDGE_ONLY, "success_gain_vs_edge_only_pct"),
+                           (VISION, "success_gain_vs_vision_pct")):
+            a, b = ours["success"], ours_by[other]["success"]
+            ours[key] = 100.0 * (a - b) if a is not None and b is not None else None
+    rows = []
+    for agent, ours in ours_by.items():
+        paper = dict(PAPER_TABLE3[agent])
+        paper_total = paper["latency_ms_mean"]
+        paper["speedup_vs_edge_only"] = PAPER_TABLE3[EDGE_ONLY]["latency_ms_mean"] / paper_total
+        paper["speedup_vs_vision"] = PAPER_TABLE3[VISION]["latency_ms_mean"] / paper_total
+        # the paper's "cloud" column includes the network (its columns add up to the total)
+        paper["cloud_plus_network_ms"] = paper.pop("cloud_ms")
+        rows.append(_row(LABELS[agent], ours, paper))
+    return rows
+
+
+def trigger(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
+    """Precision / recall of each decider's requests against non-redundant ticks (clean)."""
+    pools = [("rapid", a) for a in TRIGGER_AGENTS] + [("vision", VISION)]
+    rows = []
+    for setting, agent in pools:
+        recs = _select(records.get(setting, ()), agent=agent, noise="clean")
+        if not recs:
+            continue
+        stated = oracle_stats(recs, STATED_TOLERANCE)
+        ours: dict[str, Any] = {"agent": agent, **episode_stats(recs), **stated}
+        for tol in TOLERANCES:
+            st = oracle_stats(recs, tol)
+            ours[f"precision_{tol:g}"] = st["precision"]
+            ours[f"recall_{tol:g}"] = st["recall"]
+        rows.append(_row(LABELS.get(agent, agent), ours, None))
+    return rows
+
+
+def build_tables(records: Mapping[str, Sequence[Record]],
+                 meta: Mapping[str, Any]) -> dict[str, Any]:
+    """All four tables, the abstract's claims and how the tables were made."""
+    return {
+        "table1": table1(records),
+        "table2": table2(records),
+        "table3": table3(records),
+        "trigger": trigger(records),
+        "claims": dict(PAPER_CLAIMS),
+        "meta": dict(meta),
+    }
+
+
+# --------------------------------------------------------------------------------------- markdown
+def _fmt(value: Any, digits: int = 1, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{100 * value:.{digits}f} %" if pct else f"{value:.{digits}f}"
+
+
+def _pm(ours: Mapping[str, Any], paper: Mapping[str, Any] | None) -> tuple[str, str]:
+    o = f"{_fmt(ours.get('latency_ms_mean'))} ± {_fmt(ours.get('latency_ms_std'))}"
+    if not paper:
+        return o, "-"
+    p = _fmt(paper.get("latency_ms_mean"))
+    if paper.get("latency_ms_std") is not None:
+        p += f" ± {_fmt(paper['latency_ms_std'])}"
+    return o, p
+
+
+def _ratio_text(row: Mapping[str, Any], key: str) -> str:
+    value = row.get("ratio", {}).get(key)
+    return "-" if value is None else f"{value:.2f}"
+
+
+def render_markdown(tables: Mapping[str, Any]) -> str:
+    """The four tables as Markdown, each with the paper's figure and ours / paper."""
+    meta = tables.get("meta", {})
+    out = ["# The paper's regime: our tables beside the paper's", ""]
+    if meta:
+        out += [f"Command: `{meta.get('command', '')}` ({meta.get('wall_s', '?')} s wall). "
+                f"Link `{meta.get('link')}`, policy `{meta.get('policy')}`, tasks "
+                f"`{meta.get('tasks')}`, {meta.get('episodes')} paired seed(s) per cell, "
+                f"{meta.get('max_episode_s')} s episodes. Ratios are ours / paper.", ""]
+    out += ["## Table I: latency by scene", "",
+            "| scheme / scene | ours latency ms (mean ± std) | paper | ratio | offloads/s | "
+            "escalation rate | success | episodes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in tables["table1"]:
+        o, p = _pm(r["ours"], r.get("paper"))
+        ours = r["ours"]
+        out.append(f"| {r['row']} | {o} | {p} | {_ratio_text(r, 'latency_ms_mean')} | "
+                   f"{_fmt(ours['offloads_per_s'], 2)} | {_fmt(ours['escalation_rate'], 0, True)}"
+                   f" | {_fmt(ours['success'], 0, True)} | {ours['episodes']} |")
+    out += ["", f"## Table II: redundant ticks under RAPID (standard scene, tolerance "
+            f"{STATED_TOLERANCE:g})", "",
+            "| task | ours | paper | ratio | of cached ticks | at 0.05 / 0.1 / 0.2 | ticks |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in tables["table2"]:
+        ours = r["ours"]
+        paper = r.get("paper", {}).get("redundant_share")
+        shares = " / ".join(_fmt(ours.get(f"redundant_share_{t:g}"), 0, True) for t in TOLERANCES)
+        out.append(f"| {r['row']} | {_fmt(ours['redundant_share'], 1, True)} | "
+                   f"{_fmt(paper, 1, True)} | {_ratio_text(r, 'redundant_share')} | "
+                   f"{_fmt(ours['redundant_share_of_cached'], 1, True)} | {shares} | "
+                   f"{ours['oracle_ticks']} |")
+    out += ["", "## Table III: the standard scene", "",
+            "| scheme | latency ms (mean ± std) | paper | ratio | edge ms (paper) | cloud + "
+            "network ms (paper) | cloud / network ms | edge memory GiB (paper) | success | "
+            "decision overhead | speedup vs edge-only (paper) | speedup vs vision (paper) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in tables["table3"]:
+        ours, paper = r["ours"], r.get("paper", {})
+        o, p = _pm(ours, paper)
+        out.append(
+            f"| {r['row']} | {o} | {p} | {_ratio_text(r, 'latency_ms_mean')} | "
+            f"{_fmt(ours['edge_ms'])} ({_fmt(paper.get('edge_ms'))}) | "
+            f"{_fmt(ours['cloud_plus_network_ms'])} ({_fmt(paper.get('cloud_plus_network_ms'))})"
+            f" | {_fmt(ours['cloud_ms'])} / {_fmt(ours['network_ms'])} | "
+            f"{_fmt(ours['edge_memory_gb'], 2)} ({_fmt(paper.get('edge_memory_gb'))}) | "
+            f"{_fmt(ours['success'], 0, True)} | "
+            f"{_fmt(ours['decision_overhead_pct'], 2)} % | "
+            f"{_fmt(ours['speedup_vs_edge_only'], 2)} "
+            f"({_fmt(paper.get('speedup_vs_edge_only'), 2)})"
+            f" | {_fmt(ours['speedup_vs_vision'], 2)} ({_fmt(paper.get('speedup_vs_vision'), 2)}) |"
+        )
+    claims = tables.get("claims", PAPER_CLAIMS)
+    out += ["", f"The abstract: up to {claims['speedup_max']}x speedup at "
+            f"{claims['overhead_pct_low']:g}-{claims['overhead_pct_high']:g} % overhead, up to "
+            f"{claims['accuracy_gain_pct_max']} % higher accuracy. Success gains are in the JSON "
+            "(`success_gain_vs_edge_only_pct`, `success_gain_vs_vision_pct`).", "",
+            "## Trigger precision / recall against non-redundant ticks (standard scene)", "",
+            "| decider | precision @0.1 | recall @0.1 | beyond refill P / R @0.1 | P / R @0.05 | "
+            "P / R @0.2 | requests/s | success | episodes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in tables["trigger"]:
+        o = r["ours"]
+        out.append(
+            f"| {r['row']} | {_fmt(o['precision'], 2)} | {_fmt(o['recall'], 2)} | "
+            f"{_fmt(o['precision_beyond_refill'], 2)} / {_fmt(o['recall_beyond_refill'], 2)} | "
+            f"{_fmt(o['precision_0.05'], 2)} / {_fmt(o['recall_0.05'], 2)} | "
+            f"{_fmt(o['precision_0.2'], 2)} / {_fmt(o['recall_0.2'], 2)} | "
+            f"{_fmt(o['requests_per_s'], 2)} | {_fmt(o['success'], 0, True)} | {o['episodes']} |"
+        )
+    if meta.get("settings"):
+        out += ["", "## The sweeps behind the tables", ""]
+        out += [f"- `{name}`: `{cmd}`" for name, cmd in meta["settings"].items()]
+    return "\n".join(out) + "\n"

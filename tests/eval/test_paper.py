@@ -1,0 +1,156 @@
+"""rapid-paper: exact pooling of the tables, their JSON shape, and the command end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rapid_env.eval.paper import SETTINGS, main
+from rapid_env.eval.paper_tables import (
+    EDGE_ONLY,
+    RAPID,
+    TRIGGER_AGENTS,
+    VISION,
+    build_tables,
+    oracle_stats,
+    pooled_latency,
+    render_markdown,
+)
+
+
+def _record(agent: str, noise: str, latencies: list[float], **extra) -> dict:
+    lat = np.asarray(latencies)
+    rec = {
+        "task": extra.pop("task", "pick-place"), "agent": agent, "noise": noise, "seed": 1000,
+        "success": extra.pop("success", True), "sim_time_s": 10.0,
+        "inferences": len(lat), "offloads": extra.pop("offloads", len(lat)), "early_exits": 0,
+        "latency_ms_mean": float(lat.mean()), "latency_ms_std": float(lat.std()),
+        "latency_n": len(lat), "edge_ms_mean": 50.0, "cloud_ms_mean": 70.0,
+        "network_ms_mean": float(lat.mean()) - 120.0, "edge_memory_gb": 2.28e9 / 1e9,
+        "decision_overhead_pct": 0.2,
+    }
+    rec.update(extra)
+    return rec
+
+
+def test_latency_pools_exactly_over_every_chunk():
+    chunks = [[200.0, 260.0, 230.0], [300.0], [250.0, 251.0]]
+    pooled = pooled_latency([_record(RAPID, "clean", c) for c in chunks])
+    flat = np.concatenate(chunks)
+    assert pooled["latency_ms_mean"] == pytest.approx(flat.mean())
+    assert pooled["latency_ms_std"] == pytest.approx(flat.std())
+    assert pooled["chunks"] == 6
+    assert pooled_latency([])["latency_ms_mean"] is None
+
+
+def test_oracle_shares_and_precision_recall_pool_from_the_counts():
+    a = {"oracle_ticks": 100, "oracle_requests": 10, "oracle_empty_ticks": 4,
+         "oracle_nonredundant_0.1": 20, "oracle_hits_0.1": 5,
+         "oracle_beyond_refill_requests": 4, "oracle_beyond_refill_nonredundant_0.1": 12,
+         "oracle_beyond_refill_hits_0.1": 1}
+    b = {"oracle_ticks": 50, "oracle_requests": 30, "oracle_empty_ticks": 6,
+         "oracle_nonredundant_0.1": 40, "oracle_hits_0.1": 25,
+         "oracle_beyond_refill_requests": 6, "oracle_beyond_refill_nonredundant_0.1": 8,
+         "oracle_beyond_refill_hits_0.1": 3}
+    st = oracle_stats([a, b, {"oracle_ticks": None}], 0.1)
+    assert st["redundant_share"] == pytest.approx((150 - 60) / 150)
+    assert st["redundant_share_of_cached"] == pytest.approx(90 / 140)
+    assert st["precision"] == pytest.approx(30 / 40)
+    assert st["recall"] == pytest.approx(30 / 60)
+    assert st["precision_beyond_refill"] == pytest.approx(4 / 10)
+    assert st["recall_beyond_refill"] == pytest.approx(4 / 20)
+    assert oracle_stats([], 0.1)["precision"] is None  # no denominator, no number
+
+
+def _regime_records() -> dict[str, list[dict]]:
+    oracle = {"oracle_ticks": 100, "oracle_requests": 10, "oracle_empty_ticks": 4,
+              **{f"oracle_nonredundant_{t}": 20 for t in ("0.05", "0.1", "0.2")},
+              **{f"oracle_hits_{t}": 5 for t in ("0.05", "0.1", "0.2")}}
+    return {
+        "rapid": [_record(a, "clean", [250.0, 260.0], **oracle) for a in TRIGGER_AGENTS],
+        "rapid-noise": [_record(RAPID, n, [255.0]) for n in ("visual-noise", "interference")],
+        "vision": [_record(VISION, "clean", [190.0, 190.0, 380.0], offloads=1, **oracle)],
+        "vision-noise": [_record(VISION, "visual-noise", [190.0, 380.0], offloads=1),
+                         _record(VISION, "interference", [380.0], offloads=1)],
+        "edge-only": [_record(EDGE_ONLY, "clean", [782.9], offloads=0, success=False,
+                              edge_memory_gb=15.23)],
+    }
+
+
+def test_tables_have_the_issue_shape_with_the_paper_beside_ours():
+    tables = json.loads(json.dumps(build_tables(_regime_records(), {"command": "x"}),
+                                   allow_nan=False))
+    assert {"table1", "table2", "table3", "trigger"} <= set(tables)
+    for key in ("table1", "table2", "table3", "trigger"):
+        assert isinstance(tables[key], list) and tables[key]
+        for row in tables[key]:
+            assert isinstance(row["ours"], dict)
+            if "paper" in row:
+                assert set(row["ratio"]) <= set(row["paper"])
+    t1 = {r["row"]: r for r in tables["table1"]}
+    vision = [t1[f"vision-triggered / {s}"] for s in ("standard", "visual-noise", "interference")]
+    assert [r["paper"]["latency_ms_mean"] for r in vision] == [395.4, 520.6, 685.3]
+    # our vision-triggered latency rises with its escalation rate, scene by scene
+    means = [r["ours"]["latency_ms_mean"] for r in vision]
+    assert means == sorted(means) and means[0] == pytest.approx(760 / 3)
+    assert vision[0]["ratio"]["latency_ms_mean"] == pytest.approx(means[0] / 395.4)
+    assert "paper" not in t1["RAPID / standard"]
+    t2 = {r["row"]: r for r in tables["table2"]}
+    assert t2["pick-place"]["paper"]["redundant_share"] == 0.825
+    assert t2["pick-place"]["ours"]["redundant_share"] == pytest.approx(0.8)
+    t3 = {r["row"]: r["ours"] for r in tables["table3"]}
+    for field in ("latency_ms_mean", "latency_ms_std", "edge_ms", "cloud_ms", "edge_memory_gb",
+                  "success", "decision_overhead_pct", "speedup_vs_edge_only"):
+        assert field in t3["RAPID"]
+    assert t3["edge-only"]["edge_memory_gb"] == pytest.approx(15.23e9 / 2**30)
+    assert t3["RAPID"]["speedup_vs_edge_only"] == pytest.approx(782.9 / 255.0)
+    assert t3["RAPID"]["success_gain_vs_edge_only_pct"] == pytest.approx(100.0)
+    trig = {r["row"]: r["ours"] for r in tables["trigger"]}
+    assert set(trig) >= {"RAPID", "rapid-no-preempt", "periodic", "chunk-threshold",
+                         "vision-triggered"}
+    assert trig["RAPID"]["precision"] == pytest.approx(0.5)
+    assert trig["RAPID"]["recall"] == pytest.approx(0.25)
+    md = render_markdown(tables)
+    for title in ("Table I", "Table II", "Table III", "Trigger precision"):
+        assert title in md
+
+
+def test_the_settings_put_each_scheme_on_its_partition():
+    by_name = {s.name: s for s in SETTINGS}
+    assert by_name["rapid"].edge_budget_gib == 2.4 and by_name["rapid"].oracle
+    assert by_name["vision"].edge_budget_gib == 4.7 and by_name["vision"].agents == (VISION,)
+    assert by_name["edge-only"].edge_budget_gib is None
+
+
+def test_bad_input_exits_2_naming_it(tmp_path, capsys):
+    assert main(["--episodes", "0", "--out", str(tmp_path / "a")]) == 2
+    assert "--episodes 0" in capsys.readouterr().err
+    assert main(["--quick", "--link", "wlan9", "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    assert "wlan9" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_run_writes_both_files_with_all_four_tables(tmp_path):
+    out = tmp_path / "paper"
+    code = main(["--quick", "--tasks", "drawer-open", "--max-episode-s", "1.5", "--out",
+                 str(out), "--quiet"])
+    assert code == 0
+    tables = json.loads((out / "paper_tables.json").read_text())
+    assert len(tables["table1"]) == 6 and len(tables["table3"]) == 3
+    assert len(tables["trigger"]) == len(TRIGGER_AGENTS) + 1
+    assert [r["row"] for r in tables["table2"]] == ["drawer-open", "all tasks run"]
+    t3 = {r["row"]: r["ours"] for r in tables["table3"]}
+    assert t3["edge-only"]["latency_ms_mean"] == pytest.approx(782.9, abs=0.5)
+    assert t3["RAPID"]["edge_memory_gb"] == pytest.approx(2.12, abs=0.01)
+    assert t3["vision-triggered"]["edge_memory_gb"] == pytest.approx(4.41, abs=0.01)
+    assert all(math.isfinite(t3[k]["latency_ms_mean"]) for k in t3)
+    md = (out / "paper_tables.md").read_text()
+    assert "Table III" in md and "rapid-eval --tasks drawer-open" in md
+    # a rerun resumes every store: nothing is run twice, the tables are the same
+    assert main(["--quick", "--tasks", "drawer-open", "--max-episode-s", "1.5", "--out",
+                 str(out), "--quiet"]) == 0
+    again = json.loads((out / "paper_tables.json").read_text())
+    assert again["table3"] == tables["table3"]
