@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated tasks or 'mt10' (default: mt10; --quick: "
                         f"{','.join(QUICK_TASKS)})")
     p.add_argument("--episodes", type=int, default=None,
-                   help="paired seeds per cell (default 3; --quick: 1)")
+                   help="paired seeds per cell (default 10; --quick: 1)")
     p.add_argument("--max-episode-s", type=float, default=None,
                    help="simulated seconds per episode (default 10; --quick: 5)")
     p.add_argument("--link", default="lab-wifi6", help="the link of every setting")
@@ -131,7 +131,7 @@ def _resolve(args: argparse.Namespace) -> None:
     if args.tasks is None:
         args.tasks = ",".join(QUICK_TASKS) if args.quick else "mt10"
     if args.episodes is None:
-        args.episodes = 1 if args.quick else 3
+        args.episodes = 1 if args.quick else 10
     if args.max_episode_s is None:
         args.max_episode_s = 5.0 if args.quick else 10.0
     if args.episodes < 1:

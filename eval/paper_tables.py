@@ -13,11 +13,18 @@ abstract's speedup, overhead and accuracy claims). "GB" is read as GiB, as docs/
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-Record = Mapping[str, Any]
+from rapid_env.eval.pooling import (
+    Record,
+    episode_stats,
+    num,
+    oracle_stats,
+    pooled_latency,
+)
+
+__all__ = ["build_tables", "render_markdown", "table1", "table2", "table3", "trigger"]
 
 RAPID = "rapid"
 VISION = "vision-entropy(mode=escalate)"
@@ -59,96 +66,12 @@ PAPER_CLAIMS: dict[str, float] = {"speedup_max": 1.73, "overhead_pct_low": 5.0,
                                   "overhead_pct_high": 7.0, "accuracy_gain_pct_max": 15.8}
 
 
-# ---------------------------------------------------------------------------------------- pooling
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _sum(records: Iterable[Record], key: str) -> float:
-    return sum(_num(r.get(key)) or 0.0 for r in records)
-
-
-def _ratio(num: float, den: float) -> float | None:
-    return num / den if den > 0 else None
-
-
-def pooled_latency(records: Sequence[Record]) -> dict[str, Any]:
-    """Mean, std and stage split (ms) over every delivered chunk of ``records``.
-
-    Each episode contributes its mean and population std over its ``latency_n`` chunks; the
-    pooled variance is ``sum n (std^2 + mean^2) / N - mean^2``, exact.
-    """
-    n_tot = 0
-    s1 = s2 = 0.0
-    stages = {"edge_ms": 0.0, "cloud_ms": 0.0, "network_ms": 0.0}
-    for r in records:
-        n = int(r.get("latency_n") or 0)
-        mean, std = _num(r.get("latency_ms_mean")), _num(r.get("latency_ms_std"))
-        if n == 0 or mean is None or std is None:
-            continue
-        n_tot += n
-        s1 += n * mean
-        s2 += n * (std * std + mean * mean)
-        for field in stages:
-            stages[field] += n * (_num(r.get(field.replace("_ms", "_ms_mean"))) or 0.0)
-    if n_tot == 0:
-        return {"latency_ms_mean": None, "latency_ms_std": None, "chunks": 0,
-                **dict.fromkeys(stages)}
-    mean = s1 / n_tot
-    out: dict[str, Any] = {
-        "latency_ms_mean": mean,
-        "latency_ms_std": math.sqrt(max(0.0, s2 / n_tot - mean * mean)),
-        "chunks": n_tot,
-    }
-    out.update({k: v / n_tot for k, v in stages.items()})
-    return out
-
-
-def episode_stats(records: Sequence[Record]) -> dict[str, Any]:
-    """What every row shows: episodes, success rate, offloads and requests per simulated second."""
-    sim_s = _sum(records, "sim_time_s")
-    n = len(records)
-    return {
-        "episodes": n,
-        "success": sum(bool(r.get("success")) for r in records) / n if n else None,
-        "offloads_per_s": _ratio(_sum(records, "offloads"), sim_s),
-        "requests_per_s": _ratio(_sum(records, "inferences"), sim_s),
-        "early_exits_per_s": _ratio(_sum(records, "early_exits"), sim_s),
-        "escalation_rate": _ratio(_sum(records, "offloads"), _sum(records, "inferences")),
-    }
-
-
-def oracle_stats(records: Sequence[Record], tol: float) -> dict[str, Any]:
-    """Redundant share and trigger precision / recall at ``tol``, pooled from the counts."""
-    name = format(tol, "g")
-    with_oracle = [r for r in records if r.get("oracle_ticks") is not None]
-    ticks = _sum(with_oracle, "oracle_ticks")
-    nonred = _sum(with_oracle, f"oracle_nonredundant_{name}")
-    hits = _sum(with_oracle, f"oracle_hits_{name}")
-    b_nonred = _sum(with_oracle, f"oracle_beyond_refill_nonredundant_{name}")
-    b_hits = _sum(with_oracle, f"oracle_beyond_refill_hits_{name}")
-    cached = ticks - _sum(with_oracle, "oracle_empty_ticks")
-    return {
-        "tolerance": tol,
-        "oracle_ticks": int(ticks),
-        "redundant_share": _ratio(ticks - nonred, ticks),
-        "redundant_share_of_cached": _ratio(ticks - nonred, cached),
-        "precision": _ratio(hits, _sum(with_oracle, "oracle_requests")),
-        "recall": _ratio(hits, nonred),
-        "precision_beyond_refill": _ratio(b_hits, _sum(with_oracle,
-                                                       "oracle_beyond_refill_requests")),
-        "recall_beyond_refill": _ratio(b_hits, b_nonred),
-    }
-
-
 def _select(records: Iterable[Record], **match: str) -> list[Record]:
     return [r for r in records if all(r.get(k) == v for k, v in match.items())]
 
 
 def _edge_memory_gib(records: Sequence[Record]) -> float | None:
-    values = [v for r in records if (v := _num(r.get("edge_memory_gb"))) is not None]
+    values = [v for r in records if (v := num(r.get("edge_memory_gb"))) is not None]
     return max(values) * 1e9 / GIB if values else None
 
 
@@ -212,7 +135,7 @@ def table3(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
         recs = _select(records.get(setting, ()), agent=agent, noise="clean")
         lat = pooled_latency(recs)
         network = lat["network_ms"]
-        overheads = [v for r in recs if (v := _num(r.get("decision_overhead_pct"))) is not None]
+        overheads = [v for r in recs if (v := num(r.get("decision_overhead_pct"))) is not None]
         ours_by[agent] = {
             "agent": agent, **episode_stats(recs), **lat,
             "cloud_plus_network_ms": (None if lat["cloud_ms"] is None

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from rapid_env.eval.pooling import oracle_stats
+
 __all__ = [
     "CELL_KEYS",
     "CONFIDENCE",
@@ -202,8 +204,30 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             row[key] = math.fsum(finite) / len(finite) if finite else math.nan
             row[f"{key}_ci95"] = t_half_width(finite)
             row[f"{key}_nan"] = n - len(finite)
+        row.update(_pooled_oracle(members))
         rows.append(row)
     return rows
+
+
+_NONREDUNDANT = "oracle_nonredundant_"
+
+
+def _pooled_oracle(members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The oracle's ratios pooled from their counts over the cell (empty without the oracle).
+
+    The per-episode means above weigh a 20-tick episode like a 200-tick one; these pool the
+    counts, so ``pooled_trigger_precision_<tol>`` is the cell's hits over its requests.
+    """
+    tols = sorted(
+        {k[len(_NONREDUNDANT):] for r in members for k in r if k.startswith(_NONREDUNDANT)}
+    )
+    out: dict[str, Any] = {}
+    for name in tols:
+        st = oracle_stats(members, float(name))
+        out[f"pooled_redundant_share_{name}"] = st["redundant_share"]
+        out[f"pooled_trigger_precision_{name}"] = st["precision"]
+        out[f"pooled_trigger_recall_{name}"] = st["recall"]
+    return out
 
 
 IDENTITY_FIELDS: tuple[str, ...] = (*CELL_KEYS, "seed", "policy", "profile", "edge", "cloud")

@@ -15,10 +15,9 @@ from rapid_env.eval.paper_tables import (
     TRIGGER_AGENTS,
     VISION,
     build_tables,
-    oracle_stats,
-    pooled_latency,
     render_markdown,
 )
+from rapid_env.eval.pooling import oracle_stats, pooled_latency
 
 
 def _record(agent: str, noise: str, latencies: list[float], **extra) -> dict:

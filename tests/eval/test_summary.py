@@ -239,3 +239,21 @@ def test_format_table_custom_columns_and_edge_cases() -> None:
     assert lines[2].index("1") == lines[3].index("22") + 1  # numbers right-aligned
     assert format_table([], columns=["x"]).splitlines()[0] == "x"
     assert format_table([]).splitlines()[0].split() == list(DEFAULT_COLUMNS)
+
+
+def test_oracle_ratios_are_pooled_from_their_counts_not_averaged():
+    def rec(seed: int, ticks: int, requests: int, nonred: int, hits: int) -> dict:
+        return {"task": "reach", "agent": "rapid", "noise": "clean", "link": "wifi",
+                "seed": seed, "success": True, "oracle_ticks": ticks,
+                "oracle_requests": requests, "oracle_empty_ticks": 0,
+                "oracle_nonredundant_0.1": nonred, "oracle_hits_0.1": hits,
+                "trigger_precision_0.1": hits / requests}
+
+    (row,) = summarize([rec(0, 20, 2, 10, 2), rec(1, 200, 40, 100, 10)])
+    assert row["trigger_precision_0.1"] == pytest.approx((1.0 + 0.25) / 2)  # episode mean
+    assert row["pooled_trigger_precision_0.1"] == pytest.approx(12 / 42)
+    assert row["pooled_trigger_recall_0.1"] == pytest.approx(12 / 110)
+    assert row["pooled_redundant_share_0.1"] == pytest.approx(110 / 220)
+    (plain,) = summarize([{"task": "reach", "agent": "rapid", "noise": "clean", "link": "wifi",
+                           "seed": 0, "success": True}])
+    assert not any(k.startswith("pooled_") for k in plain)
