@@ -14,6 +14,7 @@ records back and writes ``OUT/paper_tables.md`` and ``OUT/paper_tables.json``
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shlex
 import sys
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", choices=("offline", "online", "disabled"), default="disabled",
                    help="W&B logging of each setting's sweep (default disabled)")
     p.add_argument("--quiet", action="store_true", help="no progress output from the sweeps")
+    p.add_argument("--tables-only", action="store_true",
+                   help="run nothing: rebuild the tables from the stores already in OUT "
+                        "(episodes.jsonl or episodes.jsonl.gz per setting)")
     return p
 
 
@@ -140,11 +144,39 @@ def _resolve(args: argparse.Namespace) -> None:
         raise ValueError(f"--workers {args.workers} must be >= 1")
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of one setting's store (an absent store has none)."""
-    if not path.exists():
+def read_records(folder: Path) -> list[dict[str, Any]]:
+    """The records of one setting's store: ``episodes.jsonl``, or a shipped ``.jsonl.gz``."""
+    plain, packed = folder / "episodes.jsonl", folder / "episodes.jsonl.gz"
+    if plain.exists():
+        text = plain.read_text()
+    elif packed.exists():
+        text = gzip.decompress(packed.read_bytes()).decode()
+    else:
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def write_tables(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Read every setting's records under ``out/runs`` and write both table files."""
+    records = {s.name: read_records(out / "runs" / s.name) for s in SETTINGS}
+    tables = build_tables(records, meta)
+    (out / "paper_tables.json").write_text(json.dumps(tables, indent=2, allow_nan=False) + "\n")
+    (out / "paper_tables.md").write_text(render_markdown(tables))
+    return tables
+
+
+def _tables_only(out: Path) -> int:
+    """``--tables-only``: rebuild from the stores, keeping how they were made (the old meta)."""
+    missing = [s.name for s in SETTINGS if not read_records(out / "runs" / s.name)]
+    if missing:
+        print(f"rapid-paper: error: no records for setting(s) {', '.join(missing)} under "
+              f"{out / 'runs'}; run rapid-paper without --tables-only first", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    old = out / "paper_tables.json"
+    meta = json.loads(old.read_text()).get("meta", {}) if old.exists() else {}
+    write_tables(out, meta)
+    print(f"rapid-paper: rebuilt {out / 'paper_tables.md'} and {old}", file=sys.stderr)
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,6 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"rapid-paper: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.tables_only:
+        if args.out is None:
+            print("rapid-paper: error: --tables-only needs --out", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return _tables_only(args.out)
     out: Path = args.out or Path("runs") / datetime.now().strftime("paper-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -172,7 +209,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "command to resume", file=sys.stderr)
             return code
         worst = max(worst, code)
-    records = {s.name: read_records(out / "runs" / s.name / "episodes.jsonl") for s in SETTINGS}
     wall_s = time.monotonic() - started
     meta = {
         "command": shlex.join(["rapid-paper", *(sys.argv[1:] if argv is None else argv)]),
@@ -181,9 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "episodes": args.episodes, "max_episode_s": args.max_episode_s,
         "partitions_gib": {"rapid": RAPID_BUDGET_GIB, "vision-triggered": VISION_BUDGET_GIB},
     }
-    tables = build_tables(records, meta)
-    (out / "paper_tables.json").write_text(json.dumps(tables, indent=2, allow_nan=False) + "\n")
-    (out / "paper_tables.md").write_text(render_markdown(tables))
+    write_tables(out, meta)
     print(f"rapid-paper: wrote {out / 'paper_tables.md'} and {out / 'paper_tables.json'} "
           f"in {wall_s:.0f} s", file=sys.stderr)
     return worst

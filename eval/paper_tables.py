@@ -173,6 +173,9 @@ def trigger(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
             continue
         stated = oracle_stats(recs, STATED_TOLERANCE)
         ours: dict[str, Any] = {"agent": agent, **episode_stats(recs), **stated}
+        # what a trigger firing on random ticks would score: the share of non-redundant ticks
+        share = stated["redundant_share"]
+        ours["chance_precision"] = None if share is None else 1.0 - share
         for tol in TOLERANCES:
             st = oracle_stats(recs, tol)
             ours[f"precision_{tol:g}"] = st["precision"]
@@ -275,13 +278,14 @@ def render_markdown(tables: Mapping[str, Any]) -> str:
             f"{claims['accuracy_gain_pct_max']} % higher accuracy. Success gains are in the JSON "
             "(`success_gain_vs_edge_only_pct`, `success_gain_vs_vision_pct`).", "",
             "## Trigger precision / recall against non-redundant ticks (standard scene)", "",
-            "| decider | precision @0.1 | recall @0.1 | beyond refill P / R @0.1 | P / R @0.05 | "
-            "P / R @0.2 | requests/s | success | episodes |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "| decider | precision @0.1 | chance | recall @0.1 | beyond refill P / R @0.1 | "
+            "P / R @0.05 | P / R @0.2 | requests/s | success | episodes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in tables["trigger"]:
         o = r["ours"]
         out.append(
-            f"| {r['row']} | {_fmt(o['precision'], 2)} | {_fmt(o['recall'], 2)} | "
+            f"| {r['row']} | {_fmt(o['precision'], 2)} | {_fmt(o['chance_precision'], 2)} | "
+            f"{_fmt(o['recall'], 2)} | "
             f"{_fmt(o['precision_beyond_refill'], 2)} / {_fmt(o['recall_beyond_refill'], 2)} | "
             f"{_fmt(o['precision_0.05'], 2)} / {_fmt(o['recall_0.05'], 2)} | "
             f"{_fmt(o['precision_0.2'], 2)} / {_fmt(o['recall_0.2'], 2)} | "

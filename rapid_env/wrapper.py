@@ -169,7 +169,10 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
         """The action that applies ``decision`` now.
 
         A decision without a split (``split=None``) gets the planner's split for the current link
-        estimate, exactly what the controller would resolve it to on this tick.
+        estimate (or the fixed partition), exactly what the controller would resolve it to on this
+        tick. The action space has no early exit (``Decision.escalate=False``): an escalating
+        decider's calm requests map to plain requests at the same split, so its records come from
+        ``rapid-eval`` / ``run_episode``, not from feeding ``decider_action`` back.
         """
         if decision.kind == "keep":
             return np.array([0, 0], dtype=np.int64)

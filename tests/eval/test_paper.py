@@ -153,3 +153,23 @@ def test_quick_run_writes_both_files_with_all_four_tables(tmp_path):
                  str(out), "--quiet"]) == 0
     again = json.loads((out / "paper_tables.json").read_text())
     assert again["table3"] == tables["table3"]
+
+
+def test_the_shipped_tables_are_rebuilt_exactly_from_the_shipped_records(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "docs" / "results" / "paper"
+    out = tmp_path / "paper"
+    shutil.copytree(shipped, out)
+    (out / "paper_tables.md").unlink()
+    assert main(["--out", str(out), "--tables-only"]) == 0
+    assert json.loads((out / "paper_tables.json").read_text()) == json.loads(
+        (shipped / "paper_tables.json").read_text()
+    )
+    assert (out / "paper_tables.md").read_text() == (shipped / "paper_tables.md").read_text()
+
+
+def test_tables_only_without_records_exits_2_naming_the_settings(tmp_path, capsys):
+    assert main(["--out", str(tmp_path), "--tables-only"]) == 2
+    assert "no records for setting(s) rapid, rapid-noise" in capsys.readouterr().err
