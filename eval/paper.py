@@ -35,6 +35,7 @@ from rapid_env.eval.paper_tables import (
     build_tables,
     render_markdown,
 )
+from rapid_env.eval.paper_wandb import log_tables
 
 QUICK_TASKS: tuple[str, ...] = TABLE2_TASKS
 """``--quick`` runs Table II's three tasks only."""
@@ -100,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default="chunk-regress", help="the policy that drives the robot")
     p.add_argument("--seed", type=int, default=1000, help="first paired seed")
     p.add_argument("--workers", type=int, default=1, help="local worker processes per sweep")
-    p.add_argument("--wandb", choices=("offline", "online", "disabled"), default="disabled",
-                   help="W&B logging of each setting's sweep (default disabled)")
+    p.add_argument("--wandb", choices=("offline", "online", "disabled"), default=None,
+                   help="W&B logging of each setting's sweep, one run per setting in the group "
+                        "paper-<OUT name> (default: as rapid-eval, offline without an API key)")
     p.add_argument("--quiet", action="store_true", help="no progress output from the sweeps")
     p.add_argument("--tables-only", action="store_true",
                    help="run nothing: rebuild the tables from the stores already in OUT "
@@ -116,9 +118,11 @@ def eval_argv(setting: Setting, args: argparse.Namespace, out: Path) -> list[str
         "--noise", ",".join(setting.noises), "--links", args.link,
         "--episodes", str(args.episodes), "--seed", str(args.seed), "--policy", args.policy,
         "--max-episode-s", f"{args.max_episode_s:g}", "--workers", str(args.workers),
-        "--wandb", args.wandb, "--out", str(out / "runs" / setting.name),
+        "--out", str(out / "runs" / setting.name),
         "--group", f"paper-{out.name}", "--job-type", "paper",
     ]
+    if args.wandb is not None:
+        argv += ["--wandb", args.wandb]
     if setting.edge_budget_gib is not None:
         argv += ["--edge-budget-gib", f"{setting.edge_budget_gib:g}"]
     if setting.oracle:
@@ -217,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "episodes": args.episodes, "max_episode_s": args.max_episode_s,
         "partitions_gib": {"rapid": RAPID_BUDGET_GIB, "vision-triggered": VISION_BUDGET_GIB},
     }
-    write_tables(out, meta)
+    tables = write_tables(out, meta)
+    hint = log_tables(args.wandb, out, tables, group=f"paper-{out.name}")
+    if hint is not None:
+        print(f"rapid-paper: tables run: {hint}", file=sys.stderr)
     print(f"rapid-paper: wrote {out / 'paper_tables.md'} and {out / 'paper_tables.json'} "
           f"in {wall_s:.0f} s", file=sys.stderr)
     return worst

@@ -61,7 +61,8 @@ PAPER_TABLE3: dict[str, dict[str, float]] = {
             "cloud_ms": 83.5, "edge_memory_gb": 2.4},
 }
 """Table III as summarised. Its edge and cloud columns add up to the total, so its ``cloud``
-includes the network; ours is split, and ``cloud_plus_network_ms`` is compared with it."""
+includes the network; ours is split, so each row's ``paper`` carries the figure twice: as
+``cloud_ms`` (the paper's label, beside our cloud compute) and as ``cloud_plus_network_ms``."""
 PAPER_CLAIMS: dict[str, float] = {"speedup_max": 1.73, "overhead_pct_low": 5.0,
                                   "overhead_pct_high": 7.0, "accuracy_gain_pct_max": 15.8}
 
@@ -157,8 +158,9 @@ def table3(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
         paper_total = paper["latency_ms_mean"]
         paper["speedup_vs_edge_only"] = PAPER_TABLE3[EDGE_ONLY]["latency_ms_mean"] / paper_total
         paper["speedup_vs_vision"] = PAPER_TABLE3[VISION]["latency_ms_mean"] / paper_total
-        # the paper's "cloud" column includes the network (its columns add up to the total)
-        paper["cloud_plus_network_ms"] = paper.pop("cloud_ms")
+        # the paper's "cloud" column includes the network (its columns add up to the total), so
+        # it is also set beside our cloud + network; ``cloud_ms`` keeps the paper's label
+        paper["cloud_plus_network_ms"] = paper["cloud_ms"]
         rows.append(_row(LABELS[agent], ours, paper))
     return rows
 

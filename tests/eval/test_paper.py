@@ -105,6 +105,9 @@ def test_tables_have_the_issue_shape_with_the_paper_beside_ours():
                   "success", "decision_overhead_pct", "speedup_vs_edge_only"):
         assert field in t3["RAPID"]
     assert t3["edge-only"]["edge_memory_gb"] == pytest.approx(15.23e9 / 2**30)
+    rapid_paper = next(r["paper"] for r in tables["table3"] if r["row"] == "RAPID")
+    assert rapid_paper["cloud_ms"] == rapid_paper["cloud_plus_network_ms"] == 83.5
+    assert rapid_paper["edge_ms"] == 139.4 and rapid_paper["edge_memory_gb"] == 2.4
     assert t3["RAPID"]["speedup_vs_edge_only"] == pytest.approx(782.9 / 255.0)
     assert t3["RAPID"]["success_gain_vs_edge_only_pct"] == pytest.approx(100.0)
     trig = {r["row"]: r["ours"] for r in tables["trigger"]}
@@ -127,7 +130,8 @@ def test_the_settings_put_each_scheme_on_its_partition():
 def test_bad_input_exits_2_naming_it(tmp_path, capsys):
     assert main(["--episodes", "0", "--out", str(tmp_path / "a")]) == 2
     assert "--episodes 0" in capsys.readouterr().err
-    assert main(["--quick", "--link", "wlan9", "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    assert main(["--quick", "--link", "wlan9", "--out", str(tmp_path / "b"), "--quiet",
+                 "--wandb", "disabled"]) == 2
     assert "wlan9" in capsys.readouterr().err
 
 
@@ -135,7 +139,7 @@ def test_bad_input_exits_2_naming_it(tmp_path, capsys):
 def test_quick_run_writes_both_files_with_all_four_tables(tmp_path):
     out = tmp_path / "paper"
     code = main(["--quick", "--tasks", "drawer-open", "--max-episode-s", "1.5", "--out",
-                 str(out), "--quiet"])
+                 str(out), "--quiet", "--wandb", "disabled"])
     assert code == 0
     tables = json.loads((out / "paper_tables.json").read_text())
     assert len(tables["table1"]) == 6 and len(tables["table3"]) == 3
@@ -150,7 +154,7 @@ def test_quick_run_writes_both_files_with_all_four_tables(tmp_path):
     assert "Table III" in md and "rapid-eval --tasks drawer-open" in md
     # a rerun resumes every store: nothing is run twice, the tables are the same
     assert main(["--quick", "--tasks", "drawer-open", "--max-episode-s", "1.5", "--out",
-                 str(out), "--quiet"]) == 0
+                 str(out), "--quiet", "--wandb", "disabled"]) == 0
     again = json.loads((out / "paper_tables.json").read_text())
     assert again["table3"] == tables["table3"]
 
@@ -173,3 +177,21 @@ def test_the_shipped_tables_are_rebuilt_exactly_from_the_shipped_records(tmp_pat
 def test_tables_only_without_records_exits_2_naming_the_settings(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--tables-only"]) == 2
     assert "no records for setting(s) rapid, rapid-noise" in capsys.readouterr().err
+
+
+def test_tables_go_to_an_offline_wandb_run_as_tables_and_an_artifact(tmp_path):
+    from rapid_env.eval.paper_wandb import flatten, headline, log_tables
+
+    tables = build_tables(_regime_records(), {"command": "rapid-paper --quick"})
+    columns, data = flatten(tables["table3"])
+    assert columns[0] == "row" and "ours.latency_ms_mean" in columns
+    assert "paper.latency_ms_mean" in columns and "ratio.latency_ms_mean" in columns
+    assert [row[0] for row in data] == ["edge-only", "vision-triggered", "RAPID"]
+    assert headline(tables)["table3/RAPID/latency_ms_mean"] == pytest.approx(255.0)
+    (tmp_path / "paper_tables.json").write_text(json.dumps(tables))
+    assert log_tables("disabled", tmp_path, tables, "g") is None
+    hint = log_tables("offline", tmp_path, tables, "paper-x")
+    assert hint is not None and "wandb sync " in hint
+    run_dirs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(run_dirs) == 1
+    assert any(f.suffix == ".wandb" and f.stat().st_size > 1000 for f in run_dirs[0].iterdir())

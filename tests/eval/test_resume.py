@@ -14,7 +14,9 @@ import pytest
 
 from rapid_env.episode import WALL_CLOCK_FIELDS
 
-ARGS = ["--tasks", "reach,push", "--agents", "cloud-only,rapid", "--episodes", "3",
+# 24 short episodes: the signal lands after the 5th, with a wide margin before the last even on
+# a loaded machine (with 12, a busy CI box once finished the sweep before SIGINT arrived)
+ARGS = ["--tasks", "reach,push", "--agents", "cloud-only,rapid", "--episodes", "6",
         "--policy", "expert", "--max-episode-s", "1.5", "--image-size", "16",
         "--wandb", "disabled", "--quiet"]
 
@@ -50,7 +52,7 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_records(tmp_path: Path, 
     whole = tmp_path / "whole"
     assert rapid_eval(whole).wait(timeout=300) == 0
     expected = records(whole)
-    assert len(expected) == 12
+    assert len(expected) == 24
 
     cut = tmp_path / "cut"
     proc = rapid_eval(cut)
@@ -61,12 +63,12 @@ def test_interrupted_sweep_resumes_to_the_uninterrupted_records(tmp_path: Path, 
     if signum == signal.SIGINT:
         assert b"rerun the same command to resume" in proc.stderr.read()  # type: ignore[union-attr]
     partial = records(cut)
-    assert 5 <= len(partial) < 12
+    assert 5 <= len(partial) < 24
 
     again = rapid_eval(cut)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err.decode()
-    assert f"resuming: {len(partial)} of 12 episodes done".encode() in err
+    assert f"resuming: {len(partial)} of 24 episodes done".encode() in err
     assert records(cut) == expected
     summary = json.loads((cut / "summary.json").read_text())
-    assert sum(row["episodes"] for row in summary) == 12
+    assert sum(row["episodes"] for row in summary) == 24

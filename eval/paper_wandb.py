@@ -1,0 +1,86 @@
+"""``rapid-paper``'s tables in W&B: one run beside the five sweeps' runs, in the same group.
+
+Each table (``table1`` ... ``trigger``) becomes a ``wandb.Table`` with one column per field
+(``ours.latency_ms_mean``, ``paper.latency_ms_mean``, ``ratio.latency_ms_mean``, ...), the two
+table files go up as a ``paper-tables`` artifact, and the headline numbers land in the run's
+summary (``table3/RAPID/latency_ms_mean`` ...), so the comparison can be read where the sweeps are.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rapid_env.eval.wandb_log import artifact_name
+from rapid_env.wandb_mode import resolve_mode, sync_hint
+
+TABLE_KEYS: tuple[str, ...] = ("table1", "table2", "table3", "trigger")
+HEADLINE_FIELDS: tuple[str, ...] = ("latency_ms_mean", "latency_ms_std", "success",
+                                    "redundant_share", "precision", "recall")
+
+
+def flatten(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Columns ``row``, ``ours.*``, ``paper.*``, ``ratio.*`` (first-seen order) and the data."""
+    columns: dict[str, None] = {"row": None}
+    for part in ("ours", "paper", "ratio"):
+        for row in rows:
+            for key in row.get(part, {}):
+                columns[f"{part}.{key}"] = None
+    names = list(columns)
+    data = []
+    for row in rows:
+        values: list[Any] = [row["row"]]
+        for name in names[1:]:
+            part, key = name.split(".", 1)
+            value = row.get(part, {}).get(key)
+            values.append(value if value is None or isinstance(value, int | float | str)
+                          else str(value))
+        data.append(values)
+    return names, data
+
+
+def headline(tables: Mapping[str, Any]) -> dict[str, float]:
+    """``<table>/<row>/<field>`` for the headline fields of every row (numbers only)."""
+    out: dict[str, float] = {}
+    for key in TABLE_KEYS:
+        for row in tables.get(key, ()):
+            for field in HEADLINE_FIELDS:
+                value = row.get("ours", {}).get(field)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    out[f"{key}/{row['row']}/{field}"] = float(value)
+    return out
+
+
+def log_tables(mode: str | None, out: Path, tables: Mapping[str, Any], group: str) -> str | None:
+    """Log the tables as one W&B run; return where to see it (None when W&B is disabled)."""
+    resolved = resolve_mode(mode)
+    if resolved == "disabled":
+        return None
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb  # slow import: only when a run is really made
+
+    run = wandb.init(
+        mode=resolved,  # type: ignore[arg-type]
+        project="rapid-env", dir=str(out), name=f"{out.name}-tables", group=group,
+        job_type="paper-tables", config=dict(tables.get("meta", {})), reinit="create_new",
+        settings=wandb.Settings(silent=True, console="off"),
+    )
+    try:
+        logged = {}
+        for key in TABLE_KEYS:
+            columns, data = flatten(tables.get(key, []))
+            logged[key] = wandb.Table(columns=columns, data=data)
+        run.log(logged)
+        run.summary.update(headline(tables))
+        artifact = wandb.Artifact(f"{artifact_name(out)}-paper-tables", type="paper-tables")
+        for name in ("paper_tables.md", "paper_tables.json"):
+            if (out / name).exists():
+                artifact.add_file(str(out / name))
+        run.log_artifact(artifact)
+        hint = sync_hint(resolved, Path(run.dir).parent, run.url if resolved == "online" else None)
+    finally:
+        run.finish()
+        wandb.teardown()  # the offline run folder is complete once this returns
+    return hint
