@@ -71,7 +71,7 @@ def log_tables(mode: str | None, out: Path, tables: Mapping[str, Any], group: st
         logged = {}
         for key in TABLE_KEYS:
             columns, data = flatten(tables.get(key, []))
-            logged[key] = wandb.Table(columns=columns, data=data)
+            logged[key] = wandb.Table(columns=list[str | int](columns), data=data)
         run.log(logged)
         run.summary.update(headline(tables))
         artifact = wandb.Artifact(f"{artifact_name(out)}-paper-tables", type="paper-tables")
