@@ -97,9 +97,7 @@ def table1(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
         for scene, noise in SCENES.items():
             recs = _select(pool, agent=agent, noise=noise)
             lat = pooled_latency(recs)
-            ours = {"agent": agent, "scene": scene, "noise": noise, **episode_stats(recs),
-                    "latency_ms_mean": lat["latency_ms_mean"],
-                    "latency_ms_std": lat["latency_ms_std"], "chunks": lat["chunks"]}
+            ours = {"agent": agent, "scene": scene, "noise": noise, **episode_stats(recs), **lat}
             paper = {"latency_ms_mean": PAPER_TABLE1[scene]} if agent == VISION else None
             rows.append(_row(f"{LABELS[agent]} / {scene}", ours, paper))
     return rows
