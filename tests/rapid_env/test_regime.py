@@ -149,3 +149,35 @@ def test_the_budget_left_at_its_default_keeps_existing_episode_keys():
     budget = EpisodeJob(job.cell, 1000, EnvConfig(edge_budget_gib=2.4))
     assert budget.identity()["env"]["edge_budget_gib"] == 2.4
     assert budget.key() != job.key()
+
+
+def test_the_vision_entropy_decider_in_escalate_mode_gets_slower_as_its_signal_fires_more(
+    reach_task,
+):
+    """The registered decider itself, its image signal replaced by a fixed per-tick sequence."""
+    from rapid_env.agents.vision_entropy import VisionEntropyConfig, VisionEntropyDecider
+
+    draws = np.random.default_rng(0).random(400)  # one fixed sequence; a higher rate fires on
+    means = {}  # a superset of the ticks a lower one fires on
+    for rate in (0.0, 0.5, 1.0):
+        d = VisionEntropyDecider(VisionEntropyConfig(mode="escalate"))
+        scores = iter([1.0 if u < rate else 0.0 for u in draws])
+        d.image_score = lambda image, scores=scores: next(scores)  # type: ignore[method-assign]
+        c = PartitionedController(
+            reach_task, CountingPolicy(chunk_size=8), OPENVLA, parse_link("lab-wifi6"), Clean(),
+            decider_needs_image=True, partition=VISION_SPLIT,
+        )
+        rng = np.random.default_rng
+        obs = c.reset(3, rng(1), rng(2), rng(3))
+        d.reset(rng(4))
+        for _ in range(120):
+            obs = c.step(d.decide(obs)).obs
+        m = c.episode_metrics()
+        means[rate] = m["latency_ms_mean"]
+        assert m["offloads"] + m["early_exits"] == m["inferences"] > 5
+        if rate == 0.0:
+            assert m["offloads"] == 0
+        if rate == 1.0:
+            assert m["early_exits"] == 0
+    assert means[0.0] < means[0.5] < means[1.0], means
+    assert means[0.0] == pytest.approx(187.8, abs=0.1)
