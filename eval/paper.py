@@ -36,6 +36,8 @@ from rapid_env.eval.paper_tables import (
     render_markdown,
 )
 from rapid_env.eval.paper_wandb import log_tables
+from rapid_env.eval.store import EPISODES
+from rapid_env.eval.summary import parse_records
 
 QUICK_TASKS: tuple[str, ...] = TABLE2_TASKS
 """``--quick`` runs Table II's three tasks only."""
@@ -149,15 +151,19 @@ def _resolve(args: argparse.Namespace) -> None:
 
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
-    """The records of one setting's store: ``episodes.jsonl``, or a shipped ``.jsonl.gz``."""
-    plain, packed = folder / "episodes.jsonl", folder / "episodes.jsonl.gz"
+    """The records of one setting's store: ``episodes.jsonl``, or a shipped ``.jsonl.gz``.
+
+    Read like the report reads a store (:func:`~rapid_env.eval.summary.parse_records`): a torn last
+    line from a crash is skipped, the store is left as it is.
+    """
+    plain, packed = folder / EPISODES, folder / f"{EPISODES}.gz"
     if plain.exists():
-        text = plain.read_text()
+        text = plain.read_text(encoding="utf-8")
     elif packed.exists():
-        text = gzip.decompress(packed.read_bytes()).decode()
+        text = gzip.decompress(packed.read_bytes()).decode("utf-8")
     else:
         return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return parse_records(text)[0]
 
 
 def write_tables(out: Path, meta: dict[str, Any]) -> dict[str, Any]:

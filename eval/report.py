@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rapid_env.eval.charts import Chart, render_png, sweep_charts
-from rapid_env.eval.summary import CELL_KEYS, dedupe, summarize
+from rapid_env.eval.summary import CELL_KEYS, dedupe, parse_records, summarize
 
 __all__ = ["REPORT", "ReportError", "main", "write_report"]
 
@@ -79,21 +79,7 @@ def _read_store(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
         except (OSError, json.JSONDecodeError) as exc:
             raise ReportError(f"{manifest_path} is unreadable ({exc})") from None
         manifest = loaded if isinstance(loaded, dict) else {}
-    records: list[dict[str, Any]] = []
-    skipped = 0
-    with episodes.open(encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                skipped += 1  # a torn last line from a crash; the store cuts it on resume
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                skipped += 1
+    records, skipped = parse_records(episodes.read_text(encoding="utf-8"))
     return manifest, records, skipped
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "IDENTITY_FIELDS",
     "EPISODE_FIELDS",
     "dedupe",
+    "parse_records",
     "episode_identity",
     "summarize",
     "t_half_width",
@@ -228,6 +229,30 @@ def _pooled_oracle(members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         out[f"pooled_trigger_precision_{name}"] = st["precision"]
         out[f"pooled_trigger_recall_{name}"] = st["recall"]
     return out
+
+
+def parse_records(text: str) -> tuple[list[dict[str, Any]], int]:
+    """The JSON object lines of ``episodes.jsonl`` text in file order, and the lines skipped.
+
+    For readers that must not touch the store (the report, ``rapid-paper``): a torn last line
+    from a crash, or any line that is not a JSON object, is skipped and counted, never repaired
+    (:class:`~rapid_env.eval.store.ResultsStore` cuts a torn line when it reopens the store).
+    """
+    records: list[dict[str, Any]] = []
+    skipped = 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            skipped += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            skipped += 1
+    return records, skipped
 
 
 IDENTITY_FIELDS: tuple[str, ...] = (*CELL_KEYS, "seed", "policy", "profile", "edge", "cloud")

@@ -195,3 +195,14 @@ def test_tables_go_to_an_offline_wandb_run_as_tables_and_an_artifact(tmp_path):
     run_dirs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(run_dirs) == 1
     assert any(f.suffix == ".wandb" and f.stat().st_size > 1000 for f in run_dirs[0].iterdir())
+
+
+def test_a_torn_last_line_is_skipped_and_the_store_left_alone(tmp_path):
+    from rapid_env.eval.paper import read_records
+
+    good = json.dumps({"task": "reach", "agent": "rapid"})
+    (tmp_path / "episodes.jsonl").write_text(f"{good}\n{good}\n{{\"task\": \"re")
+    before = (tmp_path / "episodes.jsonl").read_bytes()
+    assert len(read_records(tmp_path)) == 2
+    assert (tmp_path / "episodes.jsonl").read_bytes() == before
+    assert read_records(tmp_path / "absent") == []
