@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rapid_env.eval.pooling import as_float
 from rapid_env.eval.summary import wilson_interval
 
 __all__ = [
@@ -89,20 +90,9 @@ Row = Mapping[str, Any]
 
 
 # ------------------------------------------------------------------------------- reading rows
-def _num(value: Any) -> float:
-    """A row value as a float; NaN for None, strings, bools and anything non-finite."""
-    if value is None or isinstance(value, bool | str):
-        return math.nan
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return out if math.isfinite(out) else math.nan
-
-
 def _has(rows: Sequence[Row], key: str) -> bool:
     """True when at least one row holds a finite number under ``key``."""
-    return any(math.isfinite(_num(row.get(key))) for row in rows)
+    return any(math.isfinite(as_float(row.get(key))) for row in rows)
 
 
 def _order(rows: Sequence[Row], key: str) -> list[str]:
@@ -124,7 +114,7 @@ def _mean(values: Sequence[float]) -> float:
 
 def _mean_with_interval(rows: Sequence[Row], key: str) -> tuple[float, float, float]:
     """Mean of the cell means of ``key`` and the combined 95 % bounds (NaN when unknown)."""
-    pairs = [(_num(r.get(key)), _num(r.get(f"{key}_ci95"))) for r in rows]
+    pairs = [(as_float(r.get(key)), as_float(r.get(f"{key}_ci95"))) for r in rows]
     pairs = [(m, h) for m, h in pairs if math.isfinite(m)]
     if not pairs:
         return (math.nan, math.nan, math.nan)
@@ -138,16 +128,17 @@ def _mean_with_interval(rows: Sequence[Row], key: str) -> tuple[float, float, fl
 
 def _pooled_success(rows: Sequence[Row]) -> tuple[float, float, float]:
     """Success pooled over the rows with its Wilson 95 % interval (see the module docstring)."""
-    counts = [(_num(r.get("successes")), _num(r.get("episodes"))) for r in rows]
+    counts = [(as_float(r.get("successes")), as_float(r.get("episodes"))) for r in rows]
     if rows and all(math.isfinite(k) and math.isfinite(n) and n > 0 for k, n in counts):
         k = int(sum(c[0] for c in counts))
         n = int(sum(c[1] for c in counts))
         if 0 <= k <= n:
             low, high = wilson_interval(k, n)
             return (k / n, low, high)
-    rate = _mean([_num(r.get("success_rate")) for r in rows])
+    rate = _mean([as_float(r.get("success_rate")) for r in rows])
     if len(rows) == 1:
-        return (rate, _num(rows[0].get("success_ci_low")), _num(rows[0].get("success_ci_high")))
+        low, high = rows[0].get("success_ci_low"), rows[0].get("success_ci_high")
+        return (rate, as_float(low), as_float(high))
     return (rate, math.nan, math.nan)
 
 
@@ -155,8 +146,8 @@ def _offload_rate(rows: Sequence[Row]) -> float:
     """Total offloads over total simulated seconds, from the cell means and episode counts."""
     offloads = seconds = 0.0
     for row in rows:
-        per_episode, sim_s = _num(row.get("offloads")), _num(row.get("sim_time_s"))
-        n = _num(row.get("episodes"))
+        per_episode, sim_s = as_float(row.get("offloads")), as_float(row.get("sim_time_s"))
+        n = as_float(row.get("episodes"))
         n = n if math.isfinite(n) and n > 0 else 1.0
         if math.isfinite(per_episode) and math.isfinite(sim_s):
             offloads += per_episode * n
@@ -263,7 +254,7 @@ def _latency_breakdown(sweep: _Sweep) -> Chart | None:
             if rows:
                 cats.append((f"{agent} · {link}" if link else agent, rows))
     x: list[str | float] = [c[0] for c in cats]
-    series = [Series(label, x, [_mean([_num(r.get(key)) for r in rows]) for _, rows in cats])
+    series = [Series(label, x, [_mean([as_float(r.get(key)) for r in rows]) for _, rows in cats])
               for key, label in stages]
     over = "tasks and noises" if len(sweep.noises) > 1 else "tasks"
     if not by_link and len(sweep.links) == 1:
@@ -314,8 +305,8 @@ def _success_vs_latency(sweep: _Sweep) -> Chart | None:
         return None
     series = []
     for agent in sweep.agents:
-        points = [(_num(r.get("latency_ms_mean")), _num(r.get("success_rate")),
-                   _num(r.get("success_ci_low")), _num(r.get("success_ci_high")))
+        points = [(as_float(r.get("latency_ms_mean")), as_float(r.get("success_rate")),
+                   as_float(r.get("success_ci_low")), as_float(r.get("success_ci_high")))
                   for r in sweep.select(agent=agent)]
         points = [p for p in points if math.isfinite(p[0]) and math.isfinite(p[1])]
         if not points:
@@ -438,7 +429,7 @@ def _slanted(cats: Sequence[str], width_in: float) -> bool:
 def _err(s: Series, idx: int) -> tuple[float, float]:
     if s.low is None or s.high is None:
         return (0.0, 0.0)
-    y, lo, hi = s.y[idx], _num(s.low[idx]), _num(s.high[idx])
+    y, lo, hi = s.y[idx], as_float(s.low[idx]), as_float(s.high[idx])
     return (max(0.0, y - lo) if math.isfinite(lo) else 0.0,
             max(0.0, hi - y) if math.isfinite(hi) else 0.0)
 
@@ -509,7 +500,7 @@ def _draw_bars(ax: Any, chart: Chart, pos: dict[str, int]) -> None:
     for i, s in enumerate(chart.series):
         xs, ys, errs = [], [], []
         for j, (x, y) in enumerate(zip(s.x, s.y, strict=True)):
-            if math.isfinite(_num(y)):
+            if math.isfinite(as_float(y)):
                 xs.append(pos[str(x)] - 0.4 + width * (i + 0.5))
                 ys.append(float(y))
                 errs.append(_err(s, j))
@@ -525,7 +516,7 @@ def _draw_stacked(ax: Any, chart: Chart, pos: dict[str, int]) -> None:
     for i, s in enumerate(chart.series):
         xs, ys, bs = [], [], []
         for x, y in zip(s.x, s.y, strict=True):
-            value = _num(y)
+            value = as_float(y)
             if math.isfinite(value):
                 k = pos[str(x)]
                 xs.append(k)
@@ -537,7 +528,7 @@ def _draw_stacked(ax: Any, chart: Chart, pos: dict[str, int]) -> None:
 
 def _draw_lines(ax: Any, chart: Chart, pos: dict[str, int]) -> None:
     for i, s in enumerate(chart.series):
-        pts = [(pos[str(x)], _num(y), j) for j, (x, y) in enumerate(zip(s.x, s.y, strict=True))]
+        pts = [(pos[str(x)], as_float(y), j) for j, (x, y) in enumerate(zip(s.x, s.y, strict=True))]
         pts = [p for p in pts if math.isfinite(p[1])]
         if not pts:
             continue
@@ -558,7 +549,7 @@ _MAX_ERRORBAR_POINTS = 60
 def _draw_numeric(ax: Any, chart: Chart) -> None:
     n_points = sum(len(s.y) for s in chart.series)
     for i, s in enumerate(chart.series):
-        pts = [(_num(x), _num(y), j) for j, (x, y) in enumerate(zip(s.x, s.y, strict=True))]
+        pts = [(as_float(x), as_float(y), j) for j, (x, y) in enumerate(zip(s.x, s.y, strict=True))]
         pts = [p for p in pts if math.isfinite(p[0]) and math.isfinite(p[1])]
         if not pts:
             continue

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rapid_env.build import GIB
 from rapid_env.eval.pooling import (
     Record,
     episode_stats,
@@ -47,7 +48,6 @@ TABLE2_TASKS: tuple[str, ...] = ("pick-place", "drawer-open", "peg-insert-side")
 STATED_TOLERANCE = 0.1
 """Table II and the trigger table use this tolerance (10 % of an action component's range)."""
 TOLERANCES: tuple[float, ...] = (0.05, 0.1, 0.2)
-GIB = 2**30
 
 PAPER_TABLE1: dict[str, float] = {"standard": 395.4, "visual-noise": 520.6, "interference": 685.3}
 PAPER_TABLE2: dict[str, float] = {"pick-place": 0.825, "drawer-open": 0.864,

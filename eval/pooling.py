@@ -14,11 +14,21 @@ from typing import Any
 Record = Mapping[str, Any]
 
 
+def as_float(value: Any) -> float:
+    """A record or row value as a float; NaN for None, strings, bools and anything non-finite."""
+    if value is None or isinstance(value, bool | str):
+        return math.nan
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out if math.isfinite(out) else math.nan
+
+
 def num(value: Any) -> float | None:
     """``value`` as a finite float, or None (missing, None, bool, NaN, inf)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+    out = as_float(value)
+    return None if math.isnan(out) else out
 
 
 def total(records: Iterable[Record], key: str) -> float:

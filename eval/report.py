@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rapid_env.eval.charts import Chart, render_png, sweep_charts
+from rapid_env.eval.pooling import as_float
 from rapid_env.eval.summary import CELL_KEYS, dedupe, parse_records, summarize
 
 __all__ = ["REPORT", "ReportError", "main", "write_report"]
@@ -153,22 +154,12 @@ def _plain(value: Any) -> str:
 
 
 # ------------------------------------------------------------------------------- formatting
-def _num(value: Any) -> float:
-    if value is None or isinstance(value, bool | str):
-        return math.nan
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return out if math.isfinite(out) else math.nan
-
-
 def _fmt(value: Any, digits: int = 3) -> str:
     """A number to ``digits`` significant digits, trailing zeros kept; an en dash for NaN/None.
 
     ``4.00``, ``27.5``, ``143``, ``1234``: no decimals from ``10**(digits-1)`` up.
     """
-    x = _num(value)
+    x = as_float(value)
     if not math.isfinite(x):
         return "–"
     if abs(x) >= 10 ** (digits - 1):
@@ -181,7 +172,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def _pm(row: Mapping[str, Any], key: str) -> str:
-    mean, half = _num(row.get(key)), _num(row.get(f"{key}_ci95"))
+    mean, half = as_float(row.get(key)), as_float(row.get(f"{key}_ci95"))
     if not math.isfinite(mean):
         return "–"
     text = _fmt(mean)
@@ -191,16 +182,16 @@ def _pm(row: Mapping[str, Any], key: str) -> str:
 
 
 def _success(row: Mapping[str, Any]) -> str:
-    rate = _num(row.get("success_rate"))
+    rate = as_float(row.get("success_rate"))
     if not math.isfinite(rate):
         return "–"
-    low, high = _num(row.get("success_ci_low")), _num(row.get("success_ci_high"))
+    low, high = as_float(row.get("success_ci_low")), as_float(row.get("success_ci_high"))
     return (f"{rate:.2f} <span class=ci>[{low:.2f}, {high:.2f}]</span>"
             if math.isfinite(low) and math.isfinite(high) else f"{rate:.2f}")
 
 
 def _offload_rate(row: Mapping[str, Any]) -> float:
-    offloads, seconds = _num(row.get("offloads")), _num(row.get("sim_time_s"))
+    offloads, seconds = as_float(row.get("offloads")), as_float(row.get("sim_time_s"))
     return offloads / seconds if seconds > 0 else math.nan
 
 
@@ -215,7 +206,7 @@ def _summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
             "<th>stall ticks</th><th>RMS jerk</th><th>faults</th></tr>")
     body = []
     for row in rows:
-        fault_count = _num(row.get("faults"))
+        fault_count = as_float(row.get("faults"))
         faults = int(fault_count) if math.isfinite(fault_count) else 0
         body.append(
             "<tr>" + "".join(f"<td>{_esc(row.get(k))}</td>" for k in CELL_KEYS)
