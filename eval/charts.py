@@ -137,8 +137,8 @@ def _pooled_success(rows: Sequence[Row]) -> tuple[float, float, float]:
             return (k / n, low, high)
     rate = _mean([as_float(r.get("success_rate")) for r in rows])
     if len(rows) == 1:
-        low, high = rows[0].get("success_ci_low"), rows[0].get("success_ci_high")
-        return (rate, as_float(low), as_float(high))
+        row = rows[0]
+        return (rate, as_float(row.get("success_ci_low")), as_float(row.get("success_ci_high")))
     return (rate, math.nan, math.nan)
 
 
