@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -44,7 +43,7 @@ from rapid_env.controller import PartitionedController
 from rapid_env.episode import run_episode
 from rapid_env.features import FEATURE_NAMES
 from rapid_env.progress import Progress
-from rapid_env.wandb_mode import MODES, finish_run, resolve_mode
+from rapid_env.wandb_mode import MODES, finish_run, resolve_mode, start_run
 from rapid_env.wrapper import (
     COMPACT_ACTIONS,
     CompactActions,
@@ -237,31 +236,16 @@ def train(
 
 
 # ---------------------------------------------------------------------- W&B
-WANDB_PROJECT = "rapid-env"
-
-
 def start_wandb(mode: str, out: Path, config: dict[str, Any]) -> Any:
     """A W&B run (job type ``train-decider``) in ``out/wandb/``; None when ``mode`` is disabled.
 
-    ``mode`` is already resolved (:func:`rapid_env.wandb_mode.resolve_mode`); wandb is imported
-    only here, so a disabled run never pays for it. Metrics go against ``global_step``.
+    ``mode`` is already resolved (:func:`rapid_env.wandb_mode.resolve_mode`); the run is made by
+    :func:`rapid_env.wandb_mode.start_run`, so a disabled run never imports wandb.
+    Metrics go against ``global_step``.
     """
-    if mode == "disabled":
+    run = start_run(mode, out, job_type="train-decider", config=config, name=out.resolve().name)
+    if run is None:
         return None
-    os.environ.setdefault("WANDB_SILENT", "true")
-    import wandb
-
-    out.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(
-        mode=mode,  # type: ignore[arg-type]
-        project=WANDB_PROJECT,
-        job_type="train-decider",
-        name=out.resolve().name,
-        config=config,
-        dir=str(out),
-        reinit="create_new",
-        settings=wandb.Settings(silent=True, console="off"),
-    )
     run.define_metric("global_step")
     for prefix in ("train", "rollout", "time", "eval"):
         run.define_metric(f"{prefix}/*", step_metric="global_step")

@@ -38,6 +38,7 @@ from rapid_env.link import LINK_FORMS
 from rapid_env.oracle import DEFAULT_TOLERANCES
 from rapid_env.specs import SpecError, split_specs
 from rapid_env.tasks.suite import TASKS
+from rapid_env.wandb_mode import PROJECT
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_EPISODE_ERRORS, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -279,7 +280,7 @@ def _run(inv: Invocation, backend: Backend) -> int:
             print(f"rapid-eval: resuming: {done} of {total} episodes done", file=sys.stderr)
         config = {"sweep": store.manifest["sweep"], "out": str(inv.out),
                   "backend": inv.backend, "workers": inv.workers}
-        logger = WandbLogger(inv.wandb, "rapid-env", config, inv.out, name=inv.out.name,
+        logger = WandbLogger(inv.wandb, PROJECT, config, inv.out, name=inv.out.name,
                              run_id=store.manifest.get("wandb_run_id"), group=inv.wandb_group,
                              tags=inv.wandb_tags, job_type=inv.wandb_job_type)
         logger.preload(store.ordered(plan(inv.spec)))  # ordered() skips what is not stored

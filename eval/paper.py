@@ -228,9 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "partitions_gib": {"rapid": RAPID_BUDGET_GIB, "vision-triggered": VISION_BUDGET_GIB},
     }
     tables = write_tables(out, meta)
-    hint = log_tables(args.wandb, out, tables, group=f"paper-{out.name}")
-    if hint is not None:
-        print(f"rapid-paper: tables run: {hint}", file=sys.stderr)
+    log_tables(args.wandb, out, tables, group=f"paper-{out.name}")  # prints where the run is
     print(f"rapid-paper: wrote {out / 'paper_tables.md'} and {out / 'paper_tables.json'} "
           f"in {wall_s:.0f} s", file=sys.stderr)
     return worst

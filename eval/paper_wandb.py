@@ -8,13 +8,12 @@ summary (``table3/RAPID/latency_ms_mean`` ...), so the comparison can be read wh
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rapid_env.eval.wandb_log import artifact_name
-from rapid_env.wandb_mode import resolve_mode, sync_hint
+from rapid_env.wandb_mode import finish_run, resolve_mode, start_run
 
 TABLE_KEYS: tuple[str, ...] = ("table1", "table2", "table3", "trigger")
 HEADLINE_FIELDS: tuple[str, ...] = ("latency_ms_mean", "latency_ms_std", "success",
@@ -54,19 +53,14 @@ def headline(tables: Mapping[str, Any]) -> dict[str, float]:
 
 
 def log_tables(mode: str | None, out: Path, tables: Mapping[str, Any], group: str) -> str | None:
-    """Log the tables as one W&B run; return where to see it (None when W&B is disabled)."""
+    """Log the tables as one W&B run; print and return where to see it (None when disabled)."""
     resolved = resolve_mode(mode)
-    if resolved == "disabled":
+    run = start_run(resolved, out, job_type="paper-tables", config=dict(tables.get("meta", {})),
+                    name=f"{out.name}-tables", group=group)
+    if run is None:
         return None
-    os.environ.setdefault("WANDB_SILENT", "true")
-    import wandb  # slow import: only when a run is really made
+    import wandb  # already imported by start_run
 
-    run = wandb.init(
-        mode=resolved,  # type: ignore[arg-type]
-        project="rapid-env", dir=str(out), name=f"{out.name}-tables", group=group,
-        job_type="paper-tables", config=dict(tables.get("meta", {})), reinit="create_new",
-        settings=wandb.Settings(silent=True, console="off"),
-    )
     try:
         logged = {}
         for key in TABLE_KEYS:
@@ -79,8 +73,7 @@ def log_tables(mode: str | None, out: Path, tables: Mapping[str, Any], group: st
             if (out / name).exists():
                 artifact.add_file(str(out / name))
         run.log_artifact(artifact)
-        hint = sync_hint(resolved, Path(run.dir).parent, run.url if resolved == "online" else None)
-    finally:
-        run.finish()
-        wandb.teardown()  # the offline run folder is complete once this returns
-    return hint
+    except BaseException:
+        finish_run(run, resolved, "rapid-paper", exit_code=1)
+        raise
+    return finish_run(run, resolved, "rapid-paper")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -39,7 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 from rapid_env.eval.execute import is_episode_error
 from rapid_env.eval.summary import CELL_KEYS, union_columns
-from rapid_env.wandb_mode import MODES, Mode, api_key_configured, resolve_mode, sync_hint
+from rapid_env.wandb_mode import (
+    MODES,
+    Mode,
+    api_key_configured,
+    resolve_mode,
+    start_run,
+    sync_hint,
+)
 
 if TYPE_CHECKING:
     from rapid_env.eval.charts import Chart
@@ -233,25 +239,11 @@ class WandbLogger:
         """The run's web page (online runs only)."""
         if self.mode == "disabled":
             return
-        os.environ.setdefault("WANDB_SILENT", "true")
-        import wandb  # slow import: only when a run is really made
+        self._run = start_run(self.mode, self.out_dir, job_type=job_type, config=self.config,
+                              name=name, group=group, tags=tags, run_id=run_id, project=project)
+        import wandb  # already imported by start_run
 
         self._wandb = wandb
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._run = wandb.init(
-            mode=self.mode,  # type: ignore[arg-type]
-            project=project,
-            config=self.config,
-            dir=str(self.out_dir),
-            name=name,
-            id=run_id,
-            resume="allow" if run_id else None,
-            group=group or None,
-            tags=list(tags) or None,
-            job_type=job_type or None,
-            reinit="create_new",
-            settings=wandb.Settings(silent=True, console="off"),
-        )
         self.url = self._run.url if self.mode == "online" else None
         # the summary holds each episode metric's mean over the sweep, not the last episode's
         self._run.define_metric("episode/*", summary="mean")

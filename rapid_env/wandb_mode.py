@@ -6,8 +6,9 @@ so a run on a laptop, a CI runner or an air-gapped cluster never blocks on a log
 network timeout (the run folder is uploaded later with ``wandb sync``).
 
 A utility module (the bottom layer of docs/architecture.md): it imports the standard library
-only, never ``wandb`` itself, so the agents' trainers and the evaluation layer can both use it
-and nothing pays for importing wandb just to decide not to use it.
+only, and ``wandb`` only inside :func:`start_run` / :func:`finish_run` when a run is really made,
+so the agents' trainers and the evaluation layer can both use it and nothing pays for importing
+wandb just to decide not to use it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,17 @@ from __future__ import annotations
 import netrc
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["MODES", "Mode", "api_key_configured", "resolve_mode", "sync_hint"]
+__all__ = [
+    "MODES", "PROJECT", "Mode", "api_key_configured", "finish_run", "resolve_mode", "start_run",
+    "sync_hint",
+]
+
+PROJECT = "rapid-env"
+"""The W&B project every run of this harness goes to."""
 
 Mode = Literal["offline", "online", "disabled"]
 MODES: tuple[str, ...] = ("offline", "online", "disabled")
@@ -96,13 +104,53 @@ def sync_hint(mode: str, run_dir: Path | str | None, url: str | None) -> str | N
     return None
 
 
-def finish_run(run: Any, mode: str, prog: str, exit_code: int = 0) -> None:
-    """Finish a trainer's W&B run, flush it to disk, and print its URL or ``wandb sync`` command.
+def start_run(
+    mode: str,
+    out: Path,
+    *,
+    job_type: str | None,
+    config: dict[str, Any],
+    name: str | None,
+    group: str | None = None,
+    tags: Sequence[str] = (),
+    run_id: str | None = None,
+    project: str = PROJECT,
+) -> Any:
+    """A W&B run in ``out/wandb/`` (project :data:`PROJECT`); None when ``mode`` is disabled.
+
+    ``mode`` is already resolved (:func:`resolve_mode`); wandb is imported only here. A
+    ``run_id`` resumes that run (a resumed sweep logs into the run it started). Every command's
+    run is made here, so they share the quiet console, the new-run-per-call rule and the folder.
+    """
+    if mode == "disabled":
+        return None
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb  # slow import: only when a run is really made
+
+    out.mkdir(parents=True, exist_ok=True)
+    return wandb.init(
+        mode=mode,  # type: ignore[arg-type]
+        project=project,
+        job_type=job_type or None,
+        name=name,
+        config=config,
+        dir=str(out),
+        id=run_id,
+        resume="allow" if run_id else None,
+        group=group or None,
+        tags=list(tags) or None,
+        reinit="create_new",
+        settings=wandb.Settings(silent=True, console="off"),
+    )
+
+
+def finish_run(run: Any, mode: str, prog: str, exit_code: int = 0) -> str | None:
+    """Finish a W&B run, flush it to disk, print its URL or ``wandb sync`` command and return it.
 
     ``wandb`` is imported only here, when a run exists; ``prog`` names the command in the line.
     """
     if run is None:
-        return
+        return None
     import wandb
 
     run_dir, url = Path(run.dir).parent, (run.url if mode == "online" else None)
@@ -111,3 +159,4 @@ def finish_run(run: Any, mode: str, prog: str, exit_code: int = 0) -> None:
     hint = sync_hint(mode, run_dir, url)
     if hint:
         print(f"{prog}: {hint}", file=sys.stderr)
+    return hint

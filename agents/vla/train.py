@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from rapid_env.noise import Clean
 from rapid_env.progress import Progress
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.suite import MT10, get_task
-from rapid_env.wandb_mode import MODES, finish_run, resolve_mode
+from rapid_env.wandb_mode import MODES, finish_run, resolve_mode, start_run
 
 EVAL_FIRST_SEED = 1000  # held-out: demos use env seeds >= 100_000 (demos.TRAIN_SEED_BASE)
 
@@ -263,31 +262,16 @@ def evaluate(
 
 
 # ---------------------------------------------------------------------- W&B
-WANDB_PROJECT = "rapid-env"
-
-
 def start_wandb(mode: str, out: Path, config: dict[str, Any], job_type: str) -> Any:
     """A W&B run in ``out/wandb/`` (the checkpoint folder's), or None when ``mode`` is disabled.
 
-    ``mode`` is already resolved (:func:`rapid_env.wandb_mode.resolve_mode`); wandb is imported
-    only here, so a disabled run never pays for it. Training curves go against ``train/step``.
+    ``mode`` is already resolved (:func:`rapid_env.wandb_mode.resolve_mode`); the run is made by
+    :func:`rapid_env.wandb_mode.start_run`, so a disabled run never imports wandb.
+    Training curves go against ``train/step``.
     """
-    if mode == "disabled":
+    run = start_run(mode, out, job_type=job_type, config=config, name=out.resolve().name)
+    if run is None:
         return None
-    os.environ.setdefault("WANDB_SILENT", "true")
-    import wandb
-
-    out.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(
-        mode=mode,  # type: ignore[arg-type]
-        project=WANDB_PROJECT,
-        job_type=job_type,
-        name=out.resolve().name,
-        config=config,
-        dir=str(out),
-        reinit="create_new",
-        settings=wandb.Settings(silent=True, console="off"),
-    )
     run.define_metric("train/step")
     run.define_metric("train/*", step_metric="train/step")
     return run
