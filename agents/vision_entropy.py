@@ -199,8 +199,7 @@ class VisionEntropyDecider:
     def bind(self, context: DeciderContext) -> None:
         """Keep the policy and price one full edge pass (the charge per policy probe)."""
         self._context = context
-        plan = context.cost.plan(int(context.cost.n_blocks))
-        self._pass_s = float(sum(s.seconds for s in plan.stages if s.kind == "edge"))
+        self._pass_s = float(context.cost.plan(int(context.cost.n_blocks)).edge_seconds)
         cfg = self.config
         if cfg.signal == "image+policy":
             if cfg.policy_threshold is not None:

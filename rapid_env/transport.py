@@ -126,7 +126,7 @@ def early_exit(cost: CostPlanner, split: int, t: float) -> TimedRequest:
         >>> round(early_exit(build_cost_model(), 11, 0.0).edge_s, 4)
         0.1878
     """
-    edge_s = sum(s.seconds for s in cost.plan(split).stages if s.kind == "edge")
+    edge_s = cost.plan(split).edge_seconds
     return TimedRequest(t + edge_s, edge_s=edge_s)
 
 
