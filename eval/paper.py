@@ -19,7 +19,7 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +28,8 @@ from typing import Any
 from rapid_env.eval.paper_tables import (
     EDGE_ONLY,
     RAPID,
-    STATED_TOLERANCE,
     TABLE2_TASKS,
+    TOLERANCES,
     TRIGGER_AGENTS,
     VISION,
     build_tables,
@@ -128,7 +128,7 @@ def eval_argv(setting: Setting, args: argparse.Namespace, out: Path) -> list[str
     if setting.edge_budget_gib is not None:
         argv += ["--edge-budget-gib", f"{setting.edge_budget_gib:g}"]
     if setting.oracle:
-        argv += ["--oracle", ",".join(f"{t:g}" for t in (0.05, STATED_TOLERANCE, 0.2))]
+        argv += ["--oracle", ",".join(f"{t:g}" for t in TOLERANCES)]
     if args.quick:
         argv.append("--no-report")
     if args.quiet:
@@ -166,9 +166,15 @@ def read_records(folder: Path) -> list[dict[str, Any]]:
     return parse_records(text)[0]
 
 
-def write_tables(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    """Read every setting's records under ``out/runs`` and write both table files."""
-    records = {s.name: read_records(out / "runs" / s.name) for s in SETTINGS}
+def read_settings(out: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every setting's records, read once from ``out/runs/<setting>/``."""
+    return {s.name: read_records(out / "runs" / s.name) for s in SETTINGS}
+
+
+def write_tables(
+    out: Path, records: Mapping[str, Sequence[dict[str, Any]]], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Build the tables from the settings' records and write both table files into ``out``."""
     tables = build_tables(records, meta)
     (out / "paper_tables.json").write_text(json.dumps(tables, indent=2, allow_nan=False) + "\n")
     (out / "paper_tables.md").write_text(render_markdown(tables))
@@ -177,14 +183,15 @@ def write_tables(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
 
 def _tables_only(out: Path) -> int:
     """``--tables-only``: rebuild from the stores, keeping how they were made (the old meta)."""
-    missing = [s.name for s in SETTINGS if not read_records(out / "runs" / s.name)]
+    records = read_settings(out)
+    missing = [name for name, recs in records.items() if not recs]
     if missing:
         print(f"rapid-paper: error: no records for setting(s) {', '.join(missing)} under "
               f"{out / 'runs'}; run rapid-paper without --tables-only first", file=sys.stderr)
         return EXIT_BAD_INPUT
     old = out / "paper_tables.json"
     meta = json.loads(old.read_text()).get("meta", {}) if old.exists() else {}
-    write_tables(out, meta)
+    write_tables(out, records, meta)
     print(f"rapid-paper: rebuilt {out / 'paper_tables.md'} and {old}", file=sys.stderr)
     return EXIT_OK
 
@@ -227,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "episodes": args.episodes, "max_episode_s": args.max_episode_s,
         "partitions_gib": {"rapid": RAPID_BUDGET_GIB, "vision-triggered": VISION_BUDGET_GIB},
     }
-    tables = write_tables(out, meta)
+    tables = write_tables(out, read_settings(out), meta)
     log_tables(args.wandb, out, tables, group=f"paper-{out.name}")  # prints where the run is
     print(f"rapid-paper: wrote {out / 'paper_tables.md'} and {out / 'paper_tables.json'} "
           f"in {wall_s:.0f} s", file=sys.stderr)
