@@ -11,30 +11,30 @@ Nothing is fetched from anywhere: no external scripts, style sheets or fonts; me
 URIs (a file over 5 MB is linked relative to the report instead). The page holds no wall-clock
 time of its own, so rebuilding it from the same records gives the same bytes.
 
-``rapid-report OUT`` exits 0 and prints the report's path, or exits 2 with one line when ``OUT``
-holds no ``episodes.jsonl`` or its records cannot be summarised.
+``rapid-report OUT`` (:mod:`rapid_env.cli.report`) exits 0 and prints the report's path, or exits
+2 with one line when ``OUT`` holds no ``episodes.jsonl`` or its records cannot be summarised.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
+import dataclasses
 import html
 import json
 import math
 import os
 import shlex
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from rapid_env.config import EnvConfig
 from rapid_env.eval.charts import Chart, render_png, sweep_charts
 from rapid_env.eval.pooling import as_float
 from rapid_env.eval.summary import CELL_KEYS, dedupe, parse_records, summarize
 
-__all__ = ["REPORT", "ReportError", "main", "write_report"]
+__all__ = ["REPORT", "ReportError", "write_report"]
 
 REPORT = "report.html"
 MAX_EMBED_BYTES = 5 * 1024 * 1024
@@ -122,9 +122,7 @@ def reconstruct_command(manifest: Mapping[str, Any], out: Path) -> str:
     Flags at their defaults are left out. Where the sweep ran (backend, workers) and how it
     reported (W&B, progress) are not in the manifest and so not in the command.
     """
-    from rapid_env.eval.cli import build_parser  # lazily: the CLI imports this module
-
-    defaults = build_parser().parse_args([])
+    defaults = EnvConfig()  # rapid-eval's flags default to these fields
     sweep = manifest.get("sweep") or {}
     env = sweep.get("env") or {}
     words = ["rapid-eval"]
@@ -137,7 +135,7 @@ def reconstruct_command(manifest: Mapping[str, Any], out: Path) -> str:
             words += [flag, str(sweep[field])]
     for field, flag in _ENV_FLAGS:
         value = _get(env, field)
-        default = getattr(defaults, flag.lstrip("-").replace("-", "_"))
+        default = _get(dataclasses.asdict(defaults), field)
         if value is not None and value != default:
             words += [flag, _plain(value)]
     if env.get("trust_checkpoint_code"):
@@ -464,32 +462,3 @@ def write_report(out: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line, exit code 2 (through :func:`main`)."""
-        raise ReportError(message)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``rapid-report OUT``: rebuild ``OUT/report.html`` and print its path."""
-    parser = _Parser(prog="rapid-report",
-                     description="Rebuild OUT/report.html from a rapid-eval results store.")
-    parser.add_argument("out", type=Path, help="the sweep's output folder (rapid-eval --out)")
-    try:
-        args = parser.parse_args(argv)
-        path = write_report(args.out)
-    except ReportError as exc:
-        print(f"rapid-report: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"rapid-report: error: cannot write {args.out / REPORT} ({exc.strerror})",
-              file=sys.stderr)
-        return 2
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

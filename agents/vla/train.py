@@ -1,6 +1,6 @@
 """``rapid-train``: collect expert demos, train an executable VLA family, evaluate it, save it.
 
-Subcommands::
+Subcommands (the command line is :mod:`rapid_env.cli.train`)::
 
     rapid-train collect --tasks mt10 --demos 150 --out demos.npz [--workers 2]
     rapid-train train --family chunk-regress --data demos.npz --out ckpt/ --minutes 20
@@ -42,7 +42,7 @@ from rapid_env.noise import Clean
 from rapid_env.progress import Progress
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.suite import MT10, get_task
-from rapid_env.wandb_mode import MODES, finish_run, resolve_mode, start_run
+from rapid_env.wandb_mode import finish_run, resolve_mode, start_run
 
 EVAL_FIRST_SEED = 1000  # held-out: demos use env seeds >= 100_000 (demos.TRAIN_SEED_BASE)
 
@@ -290,111 +290,77 @@ def log_evaluation(run: Any, evaluation: dict[str, Any]) -> None:
     run.summary.update({"eval/mean_success": evaluation["mean"], "eval/seeds": evaluation["seeds"]})
 
 
-# ---------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``rapid-train``."""
-    p = argparse.ArgumentParser(
-        prog="rapid-train", description=__doc__.splitlines()[0] if __doc__ else None
-    )
-    sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("collect", help="record scripted-expert demos")
-    c.add_argument("--tasks", default="mt10")
-    c.add_argument("--demos", type=int, default=150)
-    c.add_argument("--out", required=True)
-    c.add_argument("--workers", type=int, default=2)
-    c.add_argument("--dart-sigma", type=float, default=0.1)
-    c.add_argument("--chunk-size", type=int, default=8)
-    c.add_argument("--image-size", type=int, default=64)
-    c.add_argument("--first-seed", type=int, default=100_000)
-    t = sub.add_parser("train", help="behaviour-clone a family")
-    t.add_argument("--family", required=True, choices=["ar-token", "flow", "chunk-regress"])
-    t.add_argument("--data", required=True, help="comma-separated demo .npz files")
-    t.add_argument("--out", required=True)
-    t.add_argument("--minutes", type=float, default=20.0)
-    t.add_argument("--steps", type=int, default=1_000_000)
-    t.add_argument("--batch", type=int, default=64)
-    t.add_argument("--lr", type=float, default=3e-4)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    t.add_argument("--decode", default="autoregressive", choices=["autoregressive", "parallel"])
-    t.add_argument("--init", default=None, help="continue from this checkpoint directory")
-    t.add_argument("--eval-seeds", type=int, default=0, help="evaluate on this many held-out seeds")
-    e = sub.add_parser("eval", help="evaluate a checkpoint and write the result into its card")
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--tasks", default="mt10")
-    e.add_argument("--seeds", type=int, default=10)
-    e.add_argument("--first-seed", type=int, default=EVAL_FIRST_SEED)
-    for sp in (t, e):
-        sp.add_argument(
-            "--quiet",
-            action="store_true",
-            help="no progress bar, progress lines or loss lines; results still print",
-        )
-        sp.add_argument(
-            "--wandb",
-            choices=MODES,
-            default=None,
-            help="W&B mode, run in the checkpoint folder's wandb/ (default: offline unless an "
-            "API key is configured)",
-        )
-    a = p.parse_args(argv)
+# ---------------------------------------------------------------------- commands
+def run_command(a: argparse.Namespace, command: str) -> int:
+    """Run one parsed ``rapid-train`` subcommand (:mod:`rapid_env.cli.train` parses it)."""
     if getattr(a, "threads", 0):
         torch.set_num_threads(a.threads)
-    command = "rapid-train " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.cmd == "collect":
-        ds = collect(
-            parse_tasks(a.tasks),
-            a.demos,
-            Path(a.out),
-            a.workers,
-            a.dart_sigma,
-            a.chunk_size,
-            a.image_size,
-            a.first_seed,
-        )
-        print(f"{len(ds)} steps from {int(ds.episode.max()) + 1} demos -> {a.out}")
-        return 0
+        return _collect_command(a)
     mode = resolve_mode(a.wandb)
     config = {k: v for k, v in vars(a).items() if k not in ("quiet", "wandb")}
     if a.cmd == "train":
-        run = start_wandb(mode, Path(a.out), {**config, "command": command}, "train-vla")
-        try:
-            data = load_demos(a.data.split(","))
-            extra = {"decode": a.decode} if a.family == "ar-token" else {}
-            model, tok, card = train(
-                a.family,
-                data,
-                a.minutes,
-                a.steps,
-                a.batch,
-                a.lr,
-                a.seed,
-                init=a.init,
-                quiet=a.quiet,
-                on_log=None if run is None else run.log,
-                **extra,
+        return _train_command(a, command, mode, config)
+    return _eval_command(a, command, mode, config)
+
+
+def _collect_command(a: argparse.Namespace) -> int:
+    ds = collect(
+        parse_tasks(a.tasks),
+        a.demos,
+        Path(a.out),
+        a.workers,
+        a.dart_sigma,
+        a.chunk_size,
+        a.image_size,
+        a.first_seed,
+    )
+    print(f"{len(ds)} steps from {int(ds.episode.max()) + 1} demos -> {a.out}")
+    return 0
+
+
+def _train_command(a: argparse.Namespace, command: str, mode: str, config: dict[str, Any]) -> int:
+    run = start_wandb(mode, Path(a.out), {**config, "command": command}, "train-vla")
+    try:
+        data = load_demos(a.data.split(","))
+        extra = {"decode": a.decode} if a.family == "ar-token" else {}
+        model, tok, card = train(
+            a.family,
+            data,
+            a.minutes,
+            a.steps,
+            a.batch,
+            a.lr,
+            a.seed,
+            init=a.init,
+            quiet=a.quiet,
+            on_log=None if run is None else run.log,
+            **extra,
+        )
+        if run is not None:
+            run.config.update({"model": model.cfg.to_dict(), "tasks": list(data.tasks)})
+            run.summary.update({k: card[k] for k in ("parameters", "final_loss")})
+        if a.init is not None:
+            previous = load_checkpoint(a.init)[2]
+            card["training"] = f"{previous.get('training', '?')}; then {card['training']}"
+            card["command"] = f"{previous.get('command', '?')} && {command}"
+        else:
+            card["command"] = command
+        if a.eval_seeds:
+            card["evaluation"] = evaluate(
+                VLAPolicy(model, tok), data.tasks, a.eval_seeds, quiet=a.quiet
             )
-            if run is not None:
-                run.config.update({"model": model.cfg.to_dict(), "tasks": list(data.tasks)})
-                run.summary.update({k: card[k] for k in ("parameters", "final_loss")})
-            if a.init is not None:
-                previous = load_checkpoint(a.init)[2]
-                card["training"] = f"{previous.get('training', '?')}; then {card['training']}"
-                card["command"] = f"{previous.get('command', '?')} && {command}"
-            else:
-                card["command"] = command
-            if a.eval_seeds:
-                card["evaluation"] = evaluate(
-                    VLAPolicy(model, tok), data.tasks, a.eval_seeds, quiet=a.quiet
-                )
-                log_evaluation(run, card["evaluation"])
-            save_checkpoint(a.out, model, tok, card)
-            print(f"saved {a.out}")
-        except BaseException:
-            finish_run(run, mode, "rapid-train", exit_code=1)
-            raise
-        finish_run(run, mode, "rapid-train")
-        return 0
+            log_evaluation(run, card["evaluation"])
+        save_checkpoint(a.out, model, tok, card)
+        print(f"saved {a.out}")
+    except BaseException:
+        finish_run(run, mode, "rapid-train", exit_code=1)
+        raise
+    finish_run(run, mode, "rapid-train")
+    return 0
+
+
+def _eval_command(a: argparse.Namespace, command: str, mode: str, config: dict[str, Any]) -> int:
     run = start_wandb(mode, Path(a.checkpoint), {**config, "command": command}, "eval-vla")
     try:
         model, tok, card = load_checkpoint(a.checkpoint)
@@ -410,6 +376,3 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finish_run(run, mode, "rapid-train")
     return 0
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -23,7 +23,7 @@ Which module holds what:
   ``frame_drop``);
 * :mod:`~rapid_env.noise.noisy_image`: ``NoisyImage``, a scenario as a Gymnasium observation
   wrapper around a task env;
-* :mod:`~rapid_env.noise.gallery`: the ``rapid-gallery`` command (not imported here).
+* :mod:`~rapid_env.cli.gallery`: the ``rapid-gallery`` command (the noise gallery).
 
 The names below are re-exported, so ``from rapid_env.noise import parse_noise`` is the usual import.
 """

@@ -8,10 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from rapid_env.eval.paper import SETTINGS, main
+from rapid_env.cli.paper import QUICK_TASKS, main
+from rapid_env.eval.paper import SETTINGS
 from rapid_env.eval.paper_tables import (
     EDGE_ONLY,
     RAPID,
+    TABLE2_TASKS,
     TRIGGER_AGENTS,
     VISION,
     build_tables,
@@ -206,3 +208,8 @@ def test_a_torn_last_line_is_skipped_and_the_store_left_alone(tmp_path):
     assert len(read_records(tmp_path)) == 2
     assert (tmp_path / "episodes.jsonl").read_bytes() == before
     assert read_records(tmp_path / "absent") == []
+
+
+def test_quick_tasks_are_table_two_tasks() -> None:
+    # the CLI spells them out so --help need not import the tables
+    assert QUICK_TASKS == TABLE2_TASKS

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from rapid_env.cli.eval import build_parser
+from rapid_env.cli.eval import main as rapid_eval
+from rapid_env.cli.report import main
 from rapid_env.eval import report as report_module
-from rapid_env.eval.cli import build_parser
-from rapid_env.eval.cli import main as rapid_eval
-from rapid_env.eval.report import main, reconstruct_command, write_report
+from rapid_env.eval.report import reconstruct_command, write_report
 
 SWEEP = ["--tasks", "reach", "--agents", "rapid,cloud-only", "--noise", "clean,gaussian_noise:3",
          "--links", "wifi", "--episodes", "1", "--policy", "expert", "--max-episode-s", "0.5",

@@ -23,7 +23,7 @@ def rapid_eval(out: Path, *extra: str) -> subprocess.Popen[bytes]:
     # A shell running `make test` in the background starts it with SIGINT ignored, and Python
     # installs no KeyboardInterrupt handler for an ignored signal: put Ctrl-C's default back.
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from rapid_env.eval.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from rapid_env.cli.eval import main; sys.exit(main(sys.argv[1:]))")
     return subprocess.Popen([sys.executable, "-c", code, *ARGS, "--out", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "MUJOCO_GL": "egl"})

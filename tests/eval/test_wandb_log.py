@@ -242,7 +242,7 @@ def test_small_sweep_leaves_charts_images_tables_artifact_and_full_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The issue's check: images, chart tables for >= 5 charts, an artifact, every task."""
-    from rapid_env.eval.cli import main
+    from rapid_env.cli.eval import main
 
     out = tmp_path / "sweep-7"
     assert main([
@@ -337,7 +337,7 @@ def test_group_tags_and_job_type_reach_wandb_init(
 
 
 def test_cli_flags_for_the_run() -> None:
-    from rapid_env.eval.cli import build_parser
+    from rapid_env.cli.eval import build_parser
 
     args = build_parser().parse_args(["--group", "g", "--tags", "a, b,,a"])
     assert (args.group, args.tags, args.job_type) == ("g", ("a", "b"), "eval")
@@ -417,7 +417,7 @@ def test_train_decider_logs_sb3_metrics_and_evaluation(tmp_path: Path) -> None:
 
 def test_rapid_train_logs_losses_learning_rate_and_evaluation(tmp_path: Path) -> None:
     from rapid_env.agents.vla.demos import collect_task
-    from rapid_env.agents.vla.train import main
+    from rapid_env.cli.train import main
 
     collect_task("reach", 1, chunk_size=4, image_size=16).save(tmp_path / "demos.npz")
     out = tmp_path / "ckpt"
@@ -454,7 +454,7 @@ def test_trainers_disabled_write_no_run(tmp_path: Path) -> None:
 
 def test_videos_reach_the_offline_run(tmp_path: Path) -> None:
     """--videos 1: the episode video, its still and its per-tick series land in the W&B run."""
-    from rapid_env.eval.cli import main
+    from rapid_env.cli.eval import main
 
     out = tmp_path / "vid"
     assert main([

@@ -309,7 +309,7 @@ def test_off_by_default_adds_nothing(reach_task):
 
 # ---------------------------------------------------------------------- the rapid-eval hook
 def test_rapid_eval_oracle_flag_and_job(tmp_path):
-    from rapid_env.eval.cli import parse_spec
+    from rapid_env.cli.eval import parse_spec
     from rapid_env.eval.execute import EpisodeRunner, OracleJob, with_oracle
     from rapid_env.eval.jobs import SweepSpec, plan
     from rapid_env.eval.media import RecordedJob

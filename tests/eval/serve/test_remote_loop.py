@@ -230,7 +230,7 @@ def records(out: Path) -> list[dict]:
 def test_a_remote_sweep_is_measured_and_succeeds_where_a_fast_link_does(
     server, token_file, tmp_path, capsys
 ):
-    from rapid_env.eval.cli import main
+    from rapid_env.cli.eval import main
 
     remote, simulated = tmp_path / "remote", tmp_path / "simulated"
     assert main(sweep(f"remote:{server.address}", remote, "--token-file", str(token_file))) == 0
@@ -256,7 +256,7 @@ def test_a_remote_sweep_is_measured_and_succeeds_where_a_fast_link_does(
 
 
 def test_a_wrong_token_exits_2_before_any_episode(server, tmp_path, capsys):
-    from rapid_env.eval.cli import main
+    from rapid_env.cli.eval import main
 
     bad = tmp_path / "bad-token"
     bad.write_text("not-the-token")
@@ -268,7 +268,7 @@ def test_a_wrong_token_exits_2_before_any_episode(server, tmp_path, capsys):
 
 
 def test_no_server_exits_2_naming_the_address(token_file, tmp_path, capsys):
-    from rapid_env.eval.cli import main
+    from rapid_env.cli.eval import main
 
     address = f"127.0.0.1:{free_port()}"
     out = tmp_path / "out"

@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image, ImageDraw
-
-from rapid_env.noise.sensor import SENSOR_NAMES
-from rapid_env.noise.spec import NOISE_NAMES, parse_noise
-from rapid_env.tasks.metaworld_task import MetaWorldTask
+if TYPE_CHECKING:
+    from PIL import Image
 
 LABEL_W = 110
 HEADER_H = 14
 
 
 def render_grid(task: str, size: int, seed: int, noise_seed: int) -> Image.Image:
-    """Render the grid image."""
+    """Render the grid image (MuJoCo, the noise package and PIL load here, not at --help)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from rapid_env.noise.sensor import SENSOR_NAMES
+    from rapid_env.noise.spec import NOISE_NAMES, parse_noise
+    from rapid_env.tasks.metaworld_task import MetaWorldTask
+
     names = [n for n in NOISE_NAMES if n not in SENSOR_NAMES]
     env = MetaWorldTask(task, image_size=size)
     grid = Image.new("RGB", (LABEL_W + 6 * size, HEADER_H + len(names) * size), "white")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rapid_env.eval.cli import main
+from rapid_env.cli.eval import main
 from rapid_env.eval.runner import WALL_CLOCK_FIELDS
 
 FIELDS = (
@@ -200,7 +200,7 @@ def test_every_decider_of_the_comparison_runs(tmp_path):
 
 
 def test_agent_specs_split_at_top_level_commas():
-    from rapid_env.eval.cli import build_parser
+    from rapid_env.cli.eval import build_parser
 
     text = "rapid,rapid(high_threshold=6,cooldown_s=0.1),chunk-threshold(threshold=0.25)"
     assert build_parser().parse_args(["--agents", text]).agents == (

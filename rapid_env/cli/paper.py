@@ -1,0 +1,145 @@
+"""``rapid-paper``: the paper's regime in one command (five rapid-eval sweeps, then the tables).
+
+The regime and its tables live in :mod:`rapid_env.eval.paper`; this module is the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from rapid_env.cli.eval import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
+
+QUICK_TASKS: tuple[str, ...] = ("pick-place", "drawer-open", "peg-insert-side")
+"""``--quick`` runs Table II's three tasks only (:data:`rapid_env.eval.paper_tables.TABLE2_TASKS`;
+a test keeps the two equal, so ``--help`` need not import the tables)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rapid-paper`` command line."""
+    p = argparse.ArgumentParser(
+        prog="rapid-paper",
+        description="Run the paper's regime (fixed partitions, escalating vision trigger, "
+                    "redundancy oracle) and write OUT/paper_tables.md and .json: Tables I-III "
+                    "and the trigger precision/recall table beside the paper's figures.",
+    )
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default runs/paper-<time>); one store per setting "
+                        "under OUT/runs/, a rerun resumes them")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run of the same pipeline: Table II's 3 tasks, 1 episode each, "
+                        "5 s episodes, no HTML reports")
+    p.add_argument("--tasks", default=None,
+                   help="comma-separated tasks or 'mt10' (default: mt10; --quick: "
+                        f"{','.join(QUICK_TASKS)})")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="paired seeds per cell (default 10; --quick: 1)")
+    p.add_argument("--max-episode-s", type=float, default=None,
+                   help="simulated seconds per episode (default 10; --quick: 5)")
+    p.add_argument("--link", default="lab-wifi6", help="the link of every setting")
+    p.add_argument("--policy", default="chunk-regress", help="the policy that drives the robot")
+    p.add_argument("--seed", type=int, default=1000, help="first paired seed")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes per sweep")
+    p.add_argument("--wandb", choices=("offline", "online", "disabled"), default=None,
+                   help="W&B logging of each setting's sweep, one run per setting in the group "
+                        "paper-<OUT name> (default: as rapid-eval, offline without an API key)")
+    p.add_argument("--quiet", action="store_true", help="no progress output from the sweeps")
+    p.add_argument("--tables-only", action="store_true",
+                   help="run nothing: rebuild the tables from the stores already in OUT "
+                        "(episodes.jsonl or episodes.jsonl.gz per setting)")
+    return p
+
+
+def _resolve(args: argparse.Namespace) -> None:
+    """Fill the defaults that depend on ``--quick`` and check the numbers."""
+    if args.tasks is None:
+        args.tasks = ",".join(QUICK_TASKS) if args.quick else "mt10"
+    if args.episodes is None:
+        args.episodes = 1 if args.quick else 10
+    if args.max_episode_s is None:
+        args.max_episode_s = 5.0 if args.quick else 10.0
+    if args.episodes < 1:
+        raise ValueError(f"--episodes {args.episodes} must be >= 1")
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers} must be >= 1")
+
+
+def _tables_only(out: Path) -> int:
+    """``--tables-only``: rebuild from the stores, keeping how they were made (the old meta)."""
+    from rapid_env.eval.paper import read_settings, write_tables
+
+    records = read_settings(out)
+    missing = [name for name, recs in records.items() if not recs]
+    if missing:
+        print(f"rapid-paper: error: no records for setting(s) {', '.join(missing)} under "
+              f"{out / 'runs'}; run rapid-paper without --tables-only first", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    old = out / "paper_tables.json"
+    meta = json.loads(old.read_text()).get("meta", {}) if old.exists() else {}
+    write_tables(out, records, meta)
+    print(f"rapid-paper: rebuilt {out / 'paper_tables.md'} and {old}", file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``rapid-paper``."""
+    args = build_parser().parse_args(argv)
+    try:
+        _resolve(args)
+    except ValueError as exc:
+        print(f"rapid-paper: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.tables_only:
+        if args.out is None:
+            print("rapid-paper: error: --tables-only needs --out", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return _tables_only(args.out)
+    from rapid_env.cli import eval as eval_cli
+    from rapid_env.eval.paper import (
+        RAPID_BUDGET_GIB,
+        SETTINGS,
+        VISION_BUDGET_GIB,
+        eval_argv,
+        read_settings,
+        write_tables,
+    )
+    from rapid_env.eval.paper_wandb import log_tables
+
+    out: Path = args.out or Path("runs") / datetime.now().strftime("paper-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    commands: dict[str, str] = {}
+    worst = EXIT_OK
+    for setting in SETTINGS:
+        sub = eval_argv(setting, args, out)
+        commands[setting.name] = shlex.join(["rapid-eval", *sub])
+        print(f"rapid-paper: setting {setting.name}: {commands[setting.name]}", file=sys.stderr)
+        code = eval_cli.main(sub)
+        if code in (EXIT_BAD_INPUT, EXIT_INTERRUPTED):
+            print(f"rapid-paper: setting {setting.name} stopped (exit {code}); rerun the same "
+                  "command to resume", file=sys.stderr)
+            return code
+        worst = max(worst, code)
+    wall_s = time.monotonic() - started
+    meta = {
+        "command": shlex.join(["rapid-paper", *(sys.argv[1:] if argv is None else argv)]),
+        "settings": commands, "wall_s": round(wall_s, 1), "quick": bool(args.quick),
+        "link": args.link, "policy": args.policy, "tasks": args.tasks,
+        "episodes": args.episodes, "max_episode_s": args.max_episode_s,
+        "partitions_gib": {"rapid": RAPID_BUDGET_GIB, "vision-triggered": VISION_BUDGET_GIB},
+    }
+    tables = write_tables(out, read_settings(out), meta)
+    log_tables(args.wandb, out, tables, group=f"paper-{out.name}")  # prints where the run is
+    print(f"rapid-paper: wrote {out / 'paper_tables.md'} and {out / 'paper_tables.json'} "
+          f"in {wall_s:.0f} s", file=sys.stderr)
+    return worst
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
