@@ -4,11 +4,12 @@
 :class:`Progress` shows how far they are, how fast they go and when they will finish:
 
 * on a terminal (the stream's ``isatty()``), a tqdm bar: done/total, rate, elapsed, ETA and a
-  postfix with the outcomes so far (``ok=37 fail=2``) and any values the caller adds;
+  postfix with the outcomes so far (``success=37 errors=2``: episodes that reached the task's
+  goal, and episodes the harness could not run) and any values the caller adds;
 * anywhere else (CI logs, ``| tee``, a file), plain lines with rounded numbers and no carriage
   returns, at most one per ``interval_s`` seconds plus a final one::
 
-      rapid-eval: 37/120 episodes (30.8%), 0.52/s, elapsed 1m11s, ETA 2m40s, ok 30, fail 2
+      rapid-eval: 37/120 episodes (30.8%), 0.52/s, elapsed 1m11s, ETA 2m40s, success 30, errors 2
 
 * with ``quiet=True``, nothing at all.
 
@@ -16,7 +17,7 @@ Example::
 
     with Progress(total=120, desc="rapid-eval", initial=37, quiet=quiet) as bar:
         for record in results:
-            bar.update(success=bool(record["success"]), failed=is_error(record))
+            bar.update(success=bool(record["success"]), error=is_error(record))
 
 The bar goes to ``sys.stderr`` unless ``stream`` says otherwise; :meth:`Progress.write` prints a
 result line to ``sys.stdout`` (or ``out``) without breaking the bar. A utility module: it imports
@@ -132,10 +133,10 @@ class Progress:
         self.interval_s = float(interval_s)
         self.initial = int(initial)
         self.done = int(initial)
-        self.ok = 0
-        self.fail = 0
+        self.successes = 0
+        self.errors = 0
         self.postfix: dict[str, Any] = {}
-        self._outcomes = False  # show ok/fail once any outcome was reported
+        self._outcomes = False  # show success/errors once any outcome was reported
         self._clock = clock
         self._out = out
         self._stream: TextIO = stream if stream is not None else sys.stderr
@@ -187,28 +188,31 @@ class Progress:
 
     # ---------------------------------------------------------------- updates
     def update(
-        self, n: int = 1, *, success: bool | None = None, failed: bool = False, **postfix: Any
+        self, n: int = 1, *, success: bool | None = None, error: bool = False, **postfix: Any
     ) -> None:
-        """``n`` more units done; ``success`` / ``failed`` count them as ok / failed.
+        """``n`` more units done; ``success`` counts them as successes, ``error`` as errors.
+
+        An *error* is a unit the harness could not run (an episode error), not a task failure: a
+        task failure is simply not a success, so the two counts do not add up to the total.
 
         Extra keyword values (``loss=0.0123``, ``task="reach"``) replace the postfix entries of
         the same name and are shown after the outcomes.
         """
         self.done += n
-        if success is not None or failed:
+        if success is not None or error:
             self._outcomes = True
-            self.ok += n if success else 0
-            self.fail += n if failed else 0
+            self.successes += n if success else 0
+            self.errors += n if error else 0
         self.postfix.update(postfix)
         self._show(n)
 
-    def record(self, ok: int = 0, fail: int = 0) -> None:
+    def record(self, successes: int = 0, errors: int = 0) -> None:
         """Count outcomes without advancing (a resumed run's earlier ones, PPO episodes)."""
-        if ok < 0 or fail < 0:
-            raise ValueError(f"ok and fail must be >= 0, got {ok}, {fail}")
+        if successes < 0 or errors < 0:
+            raise ValueError(f"successes and errors must be >= 0, got {successes}, {errors}")
         self._outcomes = True
-        self.ok += ok
-        self.fail += fail
+        self.successes += successes
+        self.errors += errors
         self._show(0)
 
     def set_postfix(self, **postfix: Any) -> None:
@@ -280,12 +284,12 @@ class Progress:
     def _postfix_text(self, sep: str, kv: str) -> str:
         items: list[tuple[str, Any]] = []
         if self._outcomes:
-            items += [("ok", self.ok), ("fail", self.fail)]
+            items += [("success", self.successes), ("errors", self.errors)]
         items += list(self.postfix.items())
         return sep.join(f"{k}{kv}{_format_value(v)}" for k, v in items)
 
     def _line_key(self) -> tuple[Any, ...]:
-        return (self.done, self.total, self.ok, self.fail, tuple(self.postfix.items()))
+        return (self.done, self.total, self.successes, self.errors, tuple(self.postfix.items()))
 
     def _show(self, n: int) -> None:
         if self.quiet or self._closed:

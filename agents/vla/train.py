@@ -251,7 +251,7 @@ def evaluate(
                 record = run_episode(ctrl, FixedSplitDecider("edge"), s)
                 wins += bool(record["success"])
                 bar.update(
-                    success=bool(record["success"]), failed=bool(record.get("faults")), task=name
+                    success=bool(record["success"]), error=bool(record.get("faults")), task=name
                 )
             task.close()
             per_task[name] = wins / seeds

@@ -12,8 +12,11 @@ Usage: ``rapid-gallery --task push --size 96 --out docs/noise_gallery.png``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from rapid_env.cli.common import EXIT_BAD_INPUT, UsageError, make_parser
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -53,15 +56,29 @@ def render_grid(task: str, size: int, seed: int, noise_seed: int) -> Image.Image
     return grid
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rapid-gallery`` command line."""
+    p = make_parser("rapid-gallery", "One frame per noise x severity for a task, as a labelled "
+                    "PNG grid.", examples=(
+        "rapid-gallery --task push --size 96 --out docs/noise_gallery.png",
+        "rapid-gallery --task reach --size 64 --seed 1003 --out /tmp/reach_noise.png",
+    ))
+    p.add_argument("--task", default="push", help="the task whose scene is drawn")
+    p.add_argument("--size", type=int, default=96, help="tile side in pixels")
+    p.add_argument("--seed", type=int, default=7, help="task layout seed")
+    p.add_argument("--noise-seed", type=int, default=1, help="seed of the noise stream")
+    p.add_argument("--out", type=Path, default=Path("docs/noise_gallery.png"),
+                   help="the PNG to write")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``rapid-gallery``."""
-    p = argparse.ArgumentParser(prog="rapid-gallery", description=__doc__.splitlines()[0])
-    p.add_argument("--task", default="push")
-    p.add_argument("--size", type=int, default=96)
-    p.add_argument("--seed", type=int, default=7, help="task layout seed")
-    p.add_argument("--noise-seed", type=int, default=1)
-    p.add_argument("--out", type=Path, default=Path("docs/noise_gallery.png"))
-    a = p.parse_args(argv)
+    try:
+        a = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"rapid-gallery: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     grid = render_grid(a.task, a.size, a.seed, a.noise_seed)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(a.out)

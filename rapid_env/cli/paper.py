@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from rapid_env.cli.eval import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
+from rapid_env.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, make_parser
 
 QUICK_TASKS: tuple[str, ...] = ("pick-place", "drawer-open", "peg-insert-side")
 """``--quick`` runs Table II's three tasks only (:data:`rapid_env.eval.paper_tables.TABLE2_TASKS`;
@@ -23,11 +23,16 @@ a test keeps the two equal, so ``--help`` need not import the tables)."""
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``rapid-paper`` command line."""
-    p = argparse.ArgumentParser(
-        prog="rapid-paper",
-        description="Run the paper's regime (fixed partitions, escalating vision trigger, "
-                    "redundancy oracle) and write OUT/paper_tables.md and .json: Tables I-III "
-                    "and the trigger precision/recall table beside the paper's figures.",
+    p = make_parser(
+        "rapid-paper",
+        "Run the paper's regime (fixed partitions, escalating vision trigger, redundancy "
+        "oracle) and write OUT/paper_tables.md and .json: Tables I-III and the trigger "
+        "precision/recall table beside the paper's figures.",
+        examples=(
+            "rapid-paper --quick --out runs/paper-smoke",
+            "rapid-paper --out runs/paper --workers 2            # the full run, resumable",
+            "rapid-paper --tables-only --out docs/results/paper  # tables from stored records",
+        ),
     )
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default runs/paper-<time>); one store per setting "
@@ -89,10 +94,10 @@ def _tables_only(out: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rapid-paper``."""
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         _resolve(args)
-    except ValueError as exc:
+    except ValueError as exc:  # UsageError included
         print(f"rapid-paper: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.tables_only:

@@ -29,15 +29,15 @@ def test_non_tty_stream_gets_rounded_plain_lines_without_carriage_returns():
         assert not bar.is_tty
         for i in range(37):
             clock.t += 2.0
-            bar.update(success=i % 5 != 0, failed=i in (3, 7))
+            bar.update(success=i % 5 != 0, error=i in (3, 7))
     text = stream.getvalue()
     assert "\r" not in text and "\x1b" not in text
     first = plain_lines(stream)[0]
     # the first line after 10 s: 5 episodes at 2 s each
     assert first == ("rapid-eval: 5/120 episodes (4.2%), 0.50/s, elapsed 10s, ETA 3m50s, "
-                     "ok 4, fail 1")
+                     "success 4, errors 1")
     last = plain_lines(stream)[-1]
-    assert last == "rapid-eval: 37/120 episodes (30.8%), 0.50/s, elapsed 1m14s, ok 29, fail 2"
+    assert last == "rapid-eval: 37/120 episodes (30.8%), 0.50/s, elapsed 1m14s, success 29, errors 2"
     assert len(plain_lines(stream)) == 8  # at 10, 20, .. 70 s, and the final one
 
 
@@ -87,15 +87,15 @@ def test_quiet_prints_nothing_at_all(capsys: pytest.CaptureFixture[str]):
 def test_initial_resumes_the_count_and_the_rate_counts_only_new_work():
     clock, stream = Clock(), io.StringIO()
     bar = Progress(total=120, desc="rapid-eval", initial=37, stream=stream, clock=clock)
-    bar.record(ok=30, fail=1)  # the resumed run's earlier outcomes
+    bar.record(successes=30, errors=1)  # the resumed run's earlier outcomes
     clock.t += 10
     bar.update(5, success=True)
     assert bar.done == 42 and bar.rate == pytest.approx(0.5)
     assert bar.eta_s == pytest.approx(156.0)
     bar.close()
     assert plain_lines(stream) == [
-        "rapid-eval: 42/120 episodes (35.0%), 0.50/s, elapsed 10s, ETA 2m36s, ok 35, fail 1",
-        "rapid-eval: 42/120 episodes (35.0%), 0.50/s, elapsed 10s, ok 35, fail 1",
+        "rapid-eval: 42/120 episodes (35.0%), 0.50/s, elapsed 10s, ETA 2m36s, success 35, errors 1",
+        "rapid-eval: 42/120 episodes (35.0%), 0.50/s, elapsed 10s, success 35, errors 1",
     ]
 
 
@@ -119,11 +119,11 @@ def test_a_terminal_gets_a_tqdm_bar_with_counts_and_outcomes(capsys: pytest.Capt
     with Progress(total=120, desc="rapid-eval", initial=37, stream=tty) as bar:
         assert bar.is_tty
         bar.update(success=True)
-        bar.update(success=False, failed=True, loss=0.25)
+        bar.update(success=False, error=True, loss=0.25)
         bar.write("a result line")
     text = tty.getvalue()
     assert "rapid-eval" in text and "37/120" in text and "39/120" in text
-    assert "ok=1 fail=1 loss=0.25" in text
+    assert "success=1 errors=1 loss=0.25" in text
     assert "episode/s" in text
     assert capsys.readouterr().out == "a result line\n"
 
@@ -160,4 +160,4 @@ def test_a_terminal_of_width_zero_still_gets_a_bar(monkeypatch: pytest.MonkeyPat
     tty = FakeTTY()
     with Progress(total=120, desc="rapid-eval", initial=37, stream=tty) as bar:
         bar.update(success=True)
-    assert "38/120" in tty.getvalue() and "ok=1 fail=0" in tty.getvalue()
+    assert "38/120" in tty.getvalue() and "success=1 errors=0" in tty.getvalue()
