@@ -106,6 +106,61 @@ def load_demos(paths: list[str]) -> DemoSet:
     return DemoSet.concat([DemoSet.load(p) for p in paths])
 
 
+def _start_model(
+    family: str, data: DemoSet, init: str | Path | None, overrides: dict[str, Any]
+) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """A fresh model sized from the demos, or the one in ``init`` (its card as the prior)."""
+    prior: dict[str, Any] = {}
+    if init is not None:
+        model, tok, prior = load_checkpoint(init)
+        if model.cfg.family != family:
+            raise ValueError(f"--init {init} holds a {model.cfg.family} model, not {family}")
+        cfg = model.cfg
+        model.train()
+    else:
+        tok = build_tokenizer()
+        cfg = default_config(
+            family,
+            image_size=int(data.images.shape[1]),
+            chunk_size=int(data.chunks.shape[1]),
+            vocab_size=len(tok),
+            proprio_mean=[float(x) for x in data.proprio.mean(0)],
+            proprio_std=[float(x) for x in data.proprio.std(0) + 1e-3],
+            **overrides,
+        )
+        model = build_model(cfg).train()
+    return model, tok, cfg, prior
+
+
+def _bc_step(model: Any, opt: Any, batch: tuple[Any, ...], gen: Any) -> float:
+    """One behaviour-cloning step on a (shifted images, proprio, text, chunks) batch."""
+    img, proprio, text, chunks = batch
+    state = model.prepare(img, proprio, text, gen)
+    loss = model.loss(state, chunks, gen)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return float(loss.detach())
+
+
+def _card(family: str, model: Any, data: DemoSet, step: int, batch: int, lr: float, took: float,
+          ema: float | None, prior: dict[str, Any]) -> dict[str, Any]:
+    """The model card's training facts, counting the ``init`` run's steps and time too."""
+    return {
+        "family": family,
+        "parameters": model.param_count(),
+        "summary": f"Executable {family} VLA, behaviour-cloned from scripted-expert demos.",
+        "data": f"{len(data)} steps from {int(data.episode.max()) + 1} demos of "
+        f"{len(data.tasks)} tasks ({', '.join(data.tasks)}), DART-noised, 64 px corner4",
+        "training": f"{step} steps of batch {batch}, AdamW lr {lr} cosine, random shift 4 px, "
+        f"{took / 60:.1f} min on {torch.get_num_threads()} CPU thread(s)",
+        "train_steps": step + int(prior.get("train_steps", 0)),
+        "train_seconds": round(took + float(prior.get("train_seconds", 0.0)), 1),
+        "final_loss": ema,
+    }
+
+
 def train(
     family: str,
     data: DemoSet,
@@ -131,25 +186,7 @@ def train(
     ``train/elapsed_s`` every :data:`LOG_METRICS_EVERY` steps and at the last step.
     """
     torch.manual_seed(seed)
-    prior: dict[str, Any] = {}
-    if init is not None:
-        model, tok, prior = load_checkpoint(init)
-        if model.cfg.family != family:
-            raise ValueError(f"--init {init} holds a {model.cfg.family} model, not {family}")
-        cfg = model.cfg
-        model.train()
-    else:
-        tok = build_tokenizer()
-        cfg = default_config(
-            family,
-            image_size=int(data.images.shape[1]),
-            chunk_size=int(data.chunks.shape[1]),
-            vocab_size=len(tok),
-            proprio_mean=[float(x) for x in data.proprio.mean(0)],
-            proprio_std=[float(x) for x in data.proprio.std(0) + 1e-3],
-            **overrides,
-        )
-        model = build_model(cfg).train()
+    model, tok, cfg, prior = _start_model(family, data, init, overrides)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     instr = {t.name: t.instruction for t in MT10}
@@ -173,14 +210,8 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
             idx = torch.from_numpy(rng.integers(0, len(data), batch))
-            img = random_shift(images[idx], 4, gen)
-            state = model.prepare(img, proprio[idx], text[task_idx[idx]], gen)
-            loss = model.loss(state, chunks[idx], gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            value = float(loss.detach())
+            value = _bc_step(model, opt, (random_shift(images[idx], 4, gen), proprio[idx],
+                                          text[task_idx[idx]], chunks[idx]), gen)
             ema = value if ema is None else 0.98 * ema + 0.02 * value
             step += 1
             if math.isfinite(budget) and step >= 2 and (step < 20 or step % 20 == 0):
@@ -196,18 +227,7 @@ def train(
     if on_log is not None and ema is not None and step % LOG_METRICS_EVERY and step != 1:
         on_log(_train_metrics(step, value, ema, opt, t0))
     took = time.perf_counter() - t0
-    card = {
-        "family": family,
-        "parameters": model.param_count(),
-        "summary": f"Executable {family} VLA, behaviour-cloned from scripted-expert demos.",
-        "data": f"{len(data)} steps from {int(data.episode.max()) + 1} demos of "
-        f"{len(data.tasks)} tasks ({', '.join(data.tasks)}), DART-noised, 64 px corner4",
-        "training": f"{step} steps of batch {batch}, AdamW lr {lr} cosine, random shift 4 px, "
-        f"{took / 60:.1f} min on {torch.get_num_threads()} CPU thread(s)",
-        "train_steps": step + int(prior.get("train_steps", 0)),
-        "train_seconds": round(took + float(prior.get("train_seconds", 0.0)), 1),
-        "final_loss": ema,
-    }
+    card = _card(family, model, data, step, batch, lr, took, ema, prior)
     return model.eval(), tok, card
 
 

@@ -289,14 +289,14 @@ def _run(inv: Invocation, backend: Backend) -> int:
             store.write_manifest()
         bar = Progress(total=total, desc="rapid-eval", initial=done, quiet=inv.quiet)
         stored = list(store.records.values())
-        bar.record(ok=sum(bool(r.get("success")) for r in stored),
-                   fail=sum(is_episode_error(r) for r in stored))
+        bar.record(successes=sum(bool(r.get("success")) for r in stored),
+                   errors=sum(is_episode_error(r) for r in stored))
         state.update(logger=logger, bar=bar)
 
     def on_record(record: dict[str, Any]) -> None:
         media = media_for(record, inv.out) if record.get("media") else None
         state["logger"].log_episode(record, media)
-        state["bar"].update(success=bool(record.get("success")), failed=is_episode_error(record))
+        state["bar"].update(success=bool(record.get("success")), error=is_episode_error(record))
         if inv.verbose:
             state["bar"].write(_episode_line(record))
 
