@@ -10,7 +10,7 @@ Meta-World's scripted expert does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from gymnasium import spaces
@@ -154,8 +154,9 @@ class PointMass:
 
     def set_state(self, state: object) -> None:
         """Put back a state from :meth:`get_state`."""
-        pos, vel = state  # type: ignore[misc]
-        self.pos, self.vel = np.array(pos, dtype=np.float64), np.array(vel, dtype=np.float64)
+        pos, vel = cast("tuple[np.ndarray, np.ndarray]", state)
+        self.pos = np.array(pos, dtype=np.float64)
+        self.vel = np.array(vel, dtype=np.float64)
 
     def close(self) -> None:
         """Nothing held outside Python; remembered so a test can see it was called."""

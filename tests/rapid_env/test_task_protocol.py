@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -21,6 +22,9 @@ from rapid_env.policy import PolicyInput
 from rapid_env.task import SceneAccess, Task
 from tests.conftest import FakeCost
 from tests.rapid_env.fakes import GoToGoal, PointMass
+
+if TYPE_CHECKING:
+    from rapid_env.tasks.metaworld_task import MetaWorldTask
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,10 +98,16 @@ def test_an_object_missing_a_member_is_not_a_task() -> None:
     assert not isinstance(task, Task)
 
 
-def test_metaworld_task_satisfies_the_protocol(reach_task) -> None:
+def as_task(task: Task) -> Task:
+    """Identity, typed: a call with a suite's task is mypy's structural check of that suite."""
+    return task
+
+
+def test_metaworld_task_satisfies_the_protocol(reach_task: MetaWorldTask) -> None:
     from rapid_env.tasks.metaworld_task import MW_STEP_HZ
 
     task = reach_task
+    assert as_task(task) is task and as_task(PointMass()) is not None
     assert isinstance(task, Task) and isinstance(task.scene, SceneAccess)
     task.reset(seed=5)
     assert task.samples_per_tick == task.n_mw * task.frame_skip
@@ -114,7 +124,7 @@ def test_metaworld_task_satisfies_the_protocol(reach_task) -> None:
     assert 0 in {int(task.model.geom_bodyid[i]) for i in task.scene.background_geoms()}
 
 
-def test_metaworld_state_round_trip_replays_a_tick_exactly(reach_task) -> None:
+def test_metaworld_state_round_trip_replays_a_tick_exactly(reach_task: MetaWorldTask) -> None:
     task = reach_task
     task.reset(seed=2)
     action = np.array([0.5, -0.2, 0.1, 1.0])
