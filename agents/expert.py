@@ -17,6 +17,7 @@ import numpy as np
 from metaworld.policies import ENV_POLICY_MAP
 
 from rapid_env.policy import PolicyInput
+from rapid_env.tasks.metaworld_task import MetaWorldTask
 
 
 class ScriptedExpert:
@@ -42,6 +43,11 @@ class ScriptedExpert:
         task = inp.sim
         if task is None:
             raise ValueError("the scripted expert needs the privileged simulator handle (sim)")
+        if not isinstance(task, MetaWorldTask):
+            raise ValueError(
+                f"the scripted expert runs in a Meta-World task, got {type(task).__name__}; "
+                "allowed: MetaWorldTask"
+            )
         mw, m, d = task.mw, task.model, task.data
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         saved = np.empty(mujoco.mj_stateSize(m, spec))

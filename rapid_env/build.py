@@ -4,6 +4,10 @@ The core resolves its own names (task, visual noise, link, cost profile and devi
 its registry, so a typo fails before any episode runs. The *policy* is handed in as an object:
 policies are agents, a layer above the core, and only :mod:`rapid_env.compose` (or an agent's own
 trainer) turns a policy name into one.
+
+This is the one module of the loop's side that imports a task suite: it builds the task, and
+everything after it (the controller, the recorder, the noise, the oracle) sees only the
+:class:`~rapid_env.task.Task` protocol.
 """
 
 from __future__ import annotations

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from rapid_env.noise import ImageNoise
-from rapid_env.tasks.metaworld_task import MetaWorldTask
+from rapid_env.task import Task
 
 
 class NoisyCamera:
     """Renders the task's camera through an :class:`ImageNoise`, at most once per tick."""
 
-    def __init__(self, task: MetaWorldTask, noise: ImageNoise) -> None:
+    def __init__(self, task: Task, noise: ImageNoise) -> None:
         self.task = task
         self.noise = noise
         self._rng = np.random.default_rng(0)
@@ -59,7 +59,7 @@ class NoisyCamera:
             with self._noise_kept():
                 return self.frame()
         except Exception:  # noqa: BLE001 - a recording must not end the episode
-            h, w = getattr(self.task, "image_hw", (64, 64))
+            h, w = self.task.image_hw
             return np.zeros((h, w, 3), dtype=np.uint8)
 
     @contextmanager

@@ -11,8 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from rapid_env.tasks.markers import DEFAULT_CAMERA
-from rapid_env.tasks.metaworld_task import image_shape, mw_steps_per_tick
+from rapid_env.tasks.limits import DEFAULT_CAMERA, image_shape, mw_steps_per_tick
 
 MAX_CHUNK_SIZE = 256
 MAX_EPISODE_S = 3600.0

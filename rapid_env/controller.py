@@ -17,7 +17,8 @@ Each tick (:meth:`PartitionedController.step`, the page to read first):
 A chunk with latency L takes effect at the first tick at or after L. Nothing waits on the wall
 clock: a simulated transport's records depend only on the seed and the configuration; a remote one
 (:class:`~rapid_env.transport.RemotePolicyTransport`) maps measured seconds to virtual ones. The
-recorder counts, the camera renders (:mod:`rapid_env.recorder`, :mod:`rapid_env.camera`).
+recorder counts, the camera renders (:mod:`rapid_env.recorder`, :mod:`rapid_env.camera`). The
+task is anything that implements the :class:`~rapid_env.task.Task` protocol.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from rapid_env.link import Link, LinkEstimator
 from rapid_env.noise import ImageNoise
 from rapid_env.policy import Policy, PolicyInput, run_policy
 from rapid_env.recorder import EpisodeRecorder, TickDelta, tick_jerk
-from rapid_env.tasks.metaworld_task import MetaWorldTask
+from rapid_env.task import Task
 from rapid_env.transport import (
     CostPlanner,
     RemotePolicyTransport,
@@ -68,7 +69,7 @@ class PartitionedController:
 
     def __init__(
         self,
-        task: MetaWorldTask,
+        task: Task,
         policy: Policy,
         cost: CostPlanner,
         link: Link,
@@ -90,7 +91,7 @@ class PartitionedController:
         self.transport = transport or SimulatedTransport(cost, link)
         self.camera = NoisyCamera(task, noise)
         self.estimator = LinkEstimator()
-        self.samples_per_tick = task.n_mw * task.frame_skip
+        self.samples_per_tick = task.samples_per_tick
         self._window = max(
             self.samples_per_tick, int(round(self.config.proprio_window_s / task.physics_dt))
         )
@@ -130,7 +131,7 @@ class PartitionedController:
         self.in_flight = InFlight(self.buffer, self.estimator, self.config.align)
         self.recorder = EpisodeRecorder()
         self._executed = 0
-        self._last_action = np.zeros(4, dtype=np.float32)
+        self._last_action = np.zeros(self.task.action_space.shape, dtype=np.float32)
         self._last_request_t = -math.inf
         self._last_latency = math.nan
         self.camera.next_tick()
@@ -254,9 +255,12 @@ class PartitionedController:
         self._events.append(f"fault:{what}")
 
     def _hold_action(self) -> np.ndarray:
+        """The action while the chunk has run out: no motion, the gripper (last) as it was."""
         if self.config.hold_policy == "repeat_last":
             return self._last_action
-        return np.array([0.0, 0.0, 0.0, self._last_action[3]], dtype=np.float32)
+        hold = np.zeros_like(self._last_action)
+        hold[-1] = self._last_action[-1]
+        return hold
 
     # ------------------------------------------------------------------ observations
     def frame(self) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from rapid_env.tasks.proprio import ProprioWindow
+from rapid_env.proprio import ProprioWindow
 
 if TYPE_CHECKING:
     from rapid_env.transport import CostPlanner

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from rapid_env.decision import DeciderObservation
-from rapid_env.tasks.proprio import ProprioWindow
+from rapid_env.proprio import ProprioWindow
 
 EPS = 1e-6
 FEATURE_NAMES = (

@@ -27,7 +27,8 @@ charged. It leaves the episode as it found it:
 * the physics are untouched: only the scripted expert reads the simulator, and its look-ahead
   restores the integration state (``mj_setState``) and Meta-World's previous observation; its
   closing ``mj_forward`` still moves the solver's warm start by ~1e-12, so the oracle saves and
-  puts back MuJoCo's integration state around the shadow pass itself (:func:`physics_kept`).
+  puts back the task's state (``Task.get_state``/``set_state``; MuJoCo's integration state for
+  Meta-World) around the shadow pass itself (:func:`physics_kept`).
 
 The test ``tests/rapid_env/test_oracle.py`` checks that records are identical with and without
 the oracle, apart from the new fields, for the expert and for ``chunk-regress`` under noise.
@@ -95,7 +96,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import mujoco
 import numpy as np
 
 from rapid_env.policy import PolicyInput, run_policy
@@ -103,6 +103,7 @@ from rapid_env.policy import PolicyInput, run_policy
 if TYPE_CHECKING:
     from rapid_env.controller import PartitionedController
     from rapid_env.decision import DeciderObservation, Decision
+    from rapid_env.task import Task
 
 __all__ = [
     "DEFAULT_TOLERANCES", "OracleTick", "RedundancyOracle", "action_distance", "physics_kept",
@@ -301,28 +302,24 @@ class RedundancyOracle:
 
 
 @contextmanager
-def physics_kept(task: object) -> Iterator[None]:
-    """Put the simulator's integration state back exactly, without a forward pass.
+def physics_kept(task: Task) -> Iterator[None]:
+    """Put the simulator's state back exactly, through the task's own save and restore.
 
     The scripted expert restores the state after its look-ahead and then runs ``mj_forward``,
     which also rewrites the constraint solver's warm start (``qacc_warmstart``) from a fresh
     solve: a change of about 1e-12 that a later step integrates. Harmless for a real request (it
-    happens in every run alike) but a shadow pass must change nothing, so the oracle saves
-    MuJoCo's ``mjSTATE_INTEGRATION`` (positions, velocities, controls, mocap, warm start, time)
-    around the call and puts it back as it was. Kinematic quantities the forward pass left are
-    functions of that state, so they are the same; the next step recomputes the rest.
+    happens in every run alike) but a shadow pass must change nothing, so the oracle saves the
+    task's state (:meth:`~rapid_env.task.Task.get_state`; for Meta-World, MuJoCo's
+    ``mjSTATE_INTEGRATION``: positions, velocities, controls, mocap, warm start, time) around the
+    call and puts it back as it was (:meth:`~rapid_env.task.Task.set_state`). Kinematic
+    quantities the forward pass left are functions of that state, so they are the same; the next
+    step recomputes the rest.
     """
-    m, d = getattr(task, "model", None), getattr(task, "data", None)
-    if m is None or d is None:
-        yield
-        return
-    spec = mujoco.mjtState.mjSTATE_INTEGRATION
-    saved = np.empty(mujoco.mj_stateSize(m, spec))
-    mujoco.mj_getState(m, d, saved, spec)
+    saved = task.get_state()
     try:
         yield
     finally:
-        mujoco.mj_setState(m, d, saved, spec)
+        task.set_state(saved)
 
 
 @contextmanager

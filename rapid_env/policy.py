@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from rapid_env.tasks.metaworld_task import MetaWorldTask
+    from rapid_env.task import Task
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,15 @@ class PolicyInput:
             does not read images (``needs_image`` False) and nothing else rendered one.
         proprio: end-effector xyz and gripper opening.
         instruction: the task sentence.
-        sim: privileged handle on the simulator. Only the scripted expert (a stand-in for a model)
-            may read it; a learned policy must not.
+        sim: privileged handle on the task (:class:`~rapid_env.task.Task`). Only a scripted
+            expert (a stand-in for a model) may read it, narrowing it to its own suite's task
+            class for the simulator's handles; a learned policy must not.
     """
 
     image: np.ndarray | None
     proprio: np.ndarray
     instruction: str
-    sim: MetaWorldTask | None = None
+    sim: Task | None = None
 
 
 @runtime_checkable

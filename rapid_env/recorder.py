@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rapid_env.link import TransferResult
 from rapid_env.metrics import ldlj, rms_jerk, sparc, tick_jerk_sq
-from rapid_env.tasks.metaworld_task import MW_STEP_HZ, MetaWorldTask
 from rapid_env.transport import CostPlanner, TimedRequest
+
+if TYPE_CHECKING:
+    from rapid_env.task import Task
 
 
 @dataclass(frozen=True)
@@ -124,12 +126,12 @@ class EpisodeRecorder:
             self.success_time = t
 
     # ------------------------------------------------------------------ record
-    def episode_metrics(self, task: MetaWorldTask, cost: CostPlanner) -> dict[str, Any]:
+    def episode_metrics(self, task: Task, cost: CostPlanner) -> dict[str, Any]:
         """Per-episode metrics (no wall-clock fields): success, latency, bytes, smoothness."""
         c, s = self.counts, self.series
         lat_ms = np.asarray(s.latency) * 1e3
         path = np.asarray(task.ee_trace)
-        dt = 1.0 / MW_STEP_HZ
+        dt = 1.0 / task.ee_trace_hz
         return {
             "success": bool(task.success),
             "steps": int(task.tick),
@@ -175,9 +177,9 @@ class EpisodeRecorder:
         }
 
 
-def tick_jerk(task: MetaWorldTask) -> float:
+def tick_jerk(task: Task) -> float:
     """Mean squared end-effector jerk over the task's last control tick."""
-    return tick_jerk_sq(task.ee_trace, task.n_mw, MW_STEP_HZ)
+    return tick_jerk_sq(task.ee_trace, task.ee_samples_per_tick, task.ee_trace_hz)
 
 
 def _mean_ms(xs: list[float]) -> float | None:

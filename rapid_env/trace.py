@@ -240,10 +240,10 @@ def _split_of(event: str) -> int | None:
 
 
 def _ee_speed(c: PartitionedController) -> float:
-    """Mean end-effector speed over the last tick's 80 Hz samples (m/s)."""
+    """Mean end-effector speed over the last tick's trace samples (80 Hz in Meta-World), m/s."""
     task = c.task
     path = task.ee_trace
-    n = int(task.n_mw)
+    n = int(task.ee_samples_per_tick)
     if len(path) < 2:
         return 0.0
     p = np.asarray(path[-(n + 1):])

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from rapid_env.tasks.limits import DEFAULT_CAMERA
+
 __all__ = [
     "DEFAULT_CAMERA",
     "GOAL_MARKERS",
@@ -40,16 +42,6 @@ __all__ = [
     "make_goal_visible",
     "refresh_site_poses",
 ]
-
-DEFAULT_CAMERA = "corner4"
-"""Camera for the suite: every MT10 workspace, object and goal is in view across reset seeds.
-
-``corner4`` looks at the table from the front-right corner, closer than ``corner2``
-(same orientation): over 15 reset seeds per task the goal, object and end effector project
-within 75 % of the image half-width from its centre (``corner2``: within 38 %, i.e. everything
-is half the size; ``topview`` sees windows and doors edge-on and loses reach's goal height).
-Its raw image is upside down; :class:`rapid_env.tasks.rendering.CameraRenderer` rotates it.
-"""
 
 GOAL_SITE = "goal"
 """Name of Meta-World's goal site."""

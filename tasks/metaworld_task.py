@@ -24,7 +24,6 @@ What this adds to Meta-World's own env:
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from typing import Any, SupportsFloat
@@ -35,48 +34,35 @@ import numpy as np
 from gymnasium import spaces
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
-from rapid_env.tasks.markers import DEFAULT_CAMERA, make_goal_visible, refresh_site_poses
+from rapid_env.tasks.limits import (
+    DEFAULT_CAMERA,
+    IMAGE_SIZE_RANGE,
+    MW_STEP_HZ,
+    image_shape,
+    mw_steps_per_tick,
+)
+from rapid_env.tasks.markers import make_goal_visible, refresh_site_poses
 from rapid_env.tasks.proprio import N_ARM_JOINTS, ProprioBuffer
 from rapid_env.tasks.rendering import CameraRenderer
 from rapid_env.tasks.suite import TaskSpec, get_task
 
-MW_STEP_HZ = 80.0  # Meta-World: 5 substeps x 2.5 ms
 INSTRUCTION_MAX_LEN = 128
 _CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-'"
+TABLE_BODIES = ("tablelink",)
+"""Bodies whose geoms (with the world body's floor) form the background in-scene noise recolours."""
 
-
-def mw_steps_per_tick(control_hz: float) -> int:
-    """Meta-World steps per control tick; ``control_hz`` must divide 80 Hz evenly."""
-    allowed = [80, 40, 20, 16, 10, 8, 5, 4, 2, 1]
-    ok = isinstance(control_hz, int | float) and math.isfinite(control_hz) and control_hz > 0
-    n = MW_STEP_HZ / control_hz if ok else 0.0
-    if not ok or abs(n - round(n)) > 1e-9:
-        raise ValueError(f"control_hz={control_hz!r} must divide 80 Hz evenly; allowed: {allowed}")
-    return int(round(n))
-
-
-IMAGE_SIZE_RANGE = (16, 1024)
-"""Camera sizes the harness accepts, in pixels per side: below 16 no policy can see the scene,
-above 1024 one frame costs more memory and time than any VLA input uses."""
-
-
-def image_shape(image_size: object) -> tuple[int, int]:
-    """``(height, width)`` of a camera size given as an int or a pair; ValueError otherwise."""
-    lo, hi = IMAGE_SIZE_RANGE
-    pair = (image_size, image_size) if not isinstance(image_size, tuple | list) else image_size
-    if (
-        len(pair) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
-        or not all(lo <= v <= hi for v in pair)  # type: ignore[operator]
-    ):
-        raise ValueError(
-            f"image_size={image_size!r}; allowed: an int or a (height, width) pair in {lo}..{hi}"
-        )
-    return int(pair[0]), int(pair[1])  # type: ignore[call-overload]
+__all__ = [
+    "IMAGE_SIZE_RANGE", "INSTRUCTION_MAX_LEN", "MW_STEP_HZ", "MetaWorldScene", "MetaWorldTask",
+    "TABLE_BODIES", "image_shape", "mw_steps_per_tick",
+]
 
 
 class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
     """One MT10 task with camera, proprioception and an instruction.
+
+    It implements the control loop's :class:`rapid_env.task.Task` protocol (structurally: the task
+    layer does not import the core); ``mw``, ``model``, ``data``, ``n_mw`` and ``frame_skip`` are
+    the privileged handles only the scripted expert reads.
 
     Example:
         >>> env = MetaWorldTask("reach", image_size=64)
@@ -86,6 +72,7 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    action_space: spaces.Box
 
     def __init__(
         self,
@@ -142,11 +129,14 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         # Visual-only scene edits applied to every rendered frame (rapid_env.noise.scene).
         self.scene_hook: Callable[[mujoco.MjvScene], None] | None = None
 
+        self.scene = MetaWorldScene(self)
+
         h, w = self.image_hw
+        self.proprio_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
         self.observation_space = spaces.Dict(
             {
                 "image": spaces.Box(0, 255, (h, w, 3), np.uint8),
-                "proprio": spaces.Box(-np.inf, np.inf, (4,), np.float32),
+                "proprio": self.proprio_space,
                 "instruction": spaces.Text(INSTRUCTION_MAX_LEN, charset=_CHARSET),
             }
         )
@@ -162,6 +152,45 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
     def sim_time(self) -> float:
         """Simulated seconds since reset, in whole ticks."""
         return self.tick * self.tick_dt
+
+    @property
+    def samples_per_tick(self) -> int:
+        """Physics substeps per tick: ``n_mw`` Meta-World steps of ``frame_skip`` substeps."""
+        return self.n_mw * self.frame_skip
+
+    @property
+    def ee_trace_hz(self) -> float:
+        """``ee_trace`` holds one sample per Meta-World step (80 Hz)."""
+        return MW_STEP_HZ
+
+    @property
+    def ee_samples_per_tick(self) -> int:
+        """One ``ee_trace`` sample per Meta-World step: ``n_mw`` per tick."""
+        return self.n_mw
+
+    # ------------------------------------------------------------------ physics state
+    def get_state(self) -> np.ndarray:
+        """MuJoCo's integration state: positions, velocities, controls, mocap, warm start, time.
+
+        The kinematic quantities a forward pass leaves are functions of it, so putting it back
+        (:meth:`set_state`) makes the next step exactly the one it would have been, without a
+        forward pass (which would rewrite the solver's warm start).
+        """
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        state = np.empty(mujoco.mj_stateSize(self.model, spec))
+        mujoco.mj_getState(self.model, self.data, state, spec)
+        return state
+
+    def set_state(self, state: object) -> None:
+        """Put back a state from :meth:`get_state`; ValueError for an array of another size."""
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        size = mujoco.mj_stateSize(self.model, spec)
+        arr = np.asarray(state, dtype=np.float64)
+        if arr.shape != (size,):
+            raise ValueError(
+                f"state of shape {arr.shape}; allowed: this task's get_state() shape ({size},)"
+            )
+        mujoco.mj_setState(self.model, self.data, arr, spec)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -281,3 +310,35 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
             "proprio": self.proprio_vector(),
             "instruction": self.instruction,
         }
+
+
+class MetaWorldScene:
+    """What in-scene noise reads of a Meta-World task (:class:`rapid_env.task.SceneAccess`).
+
+    The goal and object positions come from Meta-World's own (private) accessors here, in the
+    task suite, so the noise never reaches into them.
+    """
+
+    def __init__(self, task: MetaWorldTask) -> None:
+        self._task = task
+
+    def camera_position(self) -> np.ndarray:
+        """The rendering camera's position; a fixed front-right point if the model lacks it."""
+        t = self._task
+        cam_id = mujoco.mj_name2id(t.model, mujoco.mjtObj.mjOBJ_CAMERA, t.camera)
+        return t.data.cam_xpos[cam_id].copy() if cam_id >= 0 else np.array([1.0, 0.0, 1.0])
+
+    def keep_out_points(self) -> np.ndarray:
+        """The goal, every object and the tool centre point, shape (k, 3)."""
+        t = self._task
+        goal = np.asarray(t.mw._target_pos, dtype=np.float64).reshape(-1)[:3]
+        objs = np.asarray(t.mw._get_pos_objects(), dtype=np.float64).reshape(-1, 3)
+        return np.vstack([goal, objs, t.end_effector_pos()])
+
+    def background_geoms(self) -> frozenset[int]:
+        """The geoms of the table bodies and of the world body (the floor)."""
+        m = self._task.model
+        table = {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b) for b in TABLE_BODIES}
+        return frozenset(
+            i for i in range(m.ngeom) if m.geom_bodyid[i] in table or m.geom_bodyid[i] == 0
+        )

@@ -4,8 +4,10 @@ RAPID's first claim is that a camera-triggered offloading decision is fooled by 
 kinematic trigger is not, so every run names its noise scenario by one spec string (``clean``, a
 preset such as ``interference``, or parts like ``fog:3+camera_shake:2``; see ``docs/noise.md``).
 This package turns that string into a seeded scenario and holds everything it is built from. It is
-part of the core layer: it imports numpy, scipy, Pillow, MuJoCo, Gymnasium and the task env, never
-the agents, the controller, the config or the evaluation.
+part of the core layer: it imports numpy, scipy, Pillow and Gymnasium, reads a task only through
+the :class:`~rapid_env.task.Task` protocol and imports MuJoCo only where it edits a MuJoCo scene;
+it never imports a task suite (except the ``rapid-gallery`` command, which builds one), the agents,
+the controller, the config or the evaluation.
 
 Which module holds what:
 

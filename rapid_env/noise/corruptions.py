@@ -57,7 +57,7 @@ from rapid_env.noise.pixel_noise import gaussian_noise, impulse_noise, shot_nois
 from rapid_env.noise.weather import fog, frost, snow, spatter
 
 if TYPE_CHECKING:
-    from rapid_env.tasks.metaworld_task import MetaWorldTask
+    from rapid_env.task import Task
 
 Corruption = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -145,6 +145,6 @@ class PixelCorruption:
         """Return a corrupted copy of the uint8 HxWx3 ``image``."""
         return corrupt(self.name, image, self.severity, rng)
 
-    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+    def reset(self, task: Task, rng: np.random.Generator) -> None:
         """Stateless per frame (all draws happen per call); make sure no render hook is left."""
         task.scene_hook = None

@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from rapid_env.noise.spec import parse_noise
+from rapid_env.task import Task
 
 
 class NoisyImage(
@@ -40,10 +41,10 @@ class NoisyImage(
         """Reset the env, then draw this episode's disturbances and re-render the first frame."""
         obs, info = self.env.reset(seed=seed, options=options)
         task = self.env.unwrapped
-        if hasattr(task, "scene_hook"):
-            self.noise.reset(task, self.np_random)  # type: ignore[arg-type]
+        if isinstance(task, Task):  # a task the loop could run: its scene can be disturbed
+            self.noise.reset(task, self.np_random)
             if self.noise.scene:
-                obs = {**obs, "image": task.render_image()}  # type: ignore[attr-defined]
+                obs = {**obs, "image": task.render_image()}
         return self.observation(obs), info
 
     def observation(self, observation: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,12 @@ restore and the scripted expert and the physics see exactly the same world under
 All draws come from the episode's noise stream (``reset(task, rng)`` and each frame), so the same
 seed gives the same disturbance and the task layout is untouched. Camera sensor faults, which act
 on the delivered frame rather than the scene, are in :mod:`rapid_env.noise.sensor`.
+
+A disturbance reads the task only through the :class:`~rapid_env.task.Task` protocol's scene
+access (the camera's position, the points decor must keep clear of, the background geoms), never
+a simulator's private fields. The scene edits themselves are MuJoCo's (they run inside a MuJoCo
+task's render hook), so MuJoCo is imported where a scene is edited, not when this module is: the
+control loop imports the noise package, and a task suite without MuJoCo must be able to run it.
 """
 
 from __future__ import annotations
@@ -25,14 +31,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import mujoco
 import numpy as np
 
 if TYPE_CHECKING:
-    from rapid_env.tasks.metaworld_task import MetaWorldTask
+    import mujoco
+
+    from rapid_env.task import Task
 
 SCENE_NAMES = ("lighting", "camera_shake", "occlusion", "distractor", "background")
-TABLE_BODIES = ("tablelink",)
+DISTRACTOR_SHAPES = ("box", "sphere", "cylinder")
+"""The distractors' shapes, drawn by index (MuJoCo's geom types ``mjGEOM_<SHAPE>``)."""
 
 
 def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
@@ -45,11 +53,14 @@ def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
     )
 
 
-def _add_geom(scene: mujoco.MjvScene, gtype: int, size: np.ndarray, pos: np.ndarray,
+def _add_geom(scene: mujoco.MjvScene, shape: str, size: np.ndarray, pos: np.ndarray,
               rgba: np.ndarray) -> None:
-    """Append a decor geom to the scene (visual only: it is not in the model)."""
+    """Append a decor geom (``box``, ``sphere``, ``cylinder``): visual only, not in the model."""
+    import mujoco
+
     if scene.ngeom >= scene.maxgeom:
         return
+    gtype = getattr(mujoco.mjtGeom, f"mjGEOM_{shape.upper()}")
     mujoco.mjv_initGeom(scene.geoms[scene.ngeom], gtype, size.astype(np.float64),
                         pos.astype(np.float64), np.eye(3).flatten(), rgba.astype(np.float32))
     scene.ngeom += 1
@@ -63,7 +74,7 @@ class SceneDisturbance:
     severity: int
     state: dict[str, Any] = field(default_factory=dict)
 
-    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+    def reset(self, task: Task, rng: np.random.Generator) -> None:
         """Draw the episode's parameters."""
 
     def apply(self, scene: mujoco.MjvScene, rng: np.random.Generator) -> None:
@@ -73,7 +84,7 @@ class SceneDisturbance:
 class Lighting(SceneDisturbance):
     """Intensity, colour, direction and (severity >= 3) flicker of the scene lights."""
 
-    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+    def reset(self, task: Task, rng: np.random.Generator) -> None:
         """Draw one dim/bright factor, tint and turn for the episode."""
         s = self.severity
         sign = rng.choice([-1.0, 1.0])
@@ -114,10 +125,9 @@ class CameraShake(SceneDisturbance):
 class Occlusion(SceneDisturbance):
     """Grey boxes between the camera and the workspace; drifting from severity 3."""
 
-    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+    def reset(self, task: Task, rng: np.random.Generator) -> None:
         """Place ``severity`` boxes along rays from the camera to the table."""
-        cam_id = mujoco.mj_name2id(task.model, mujoco.mjtObj.mjOBJ_CAMERA, task.camera)
-        cam = task.data.cam_xpos[cam_id].copy() if cam_id >= 0 else np.array([1.0, 0.0, 1.0])
+        cam = np.asarray(task.scene.camera_position(), dtype=np.float64)
         boxes = []
         for _ in range(self.severity):
             target = np.array([rng.uniform(-0.3, 0.3), rng.uniform(0.45, 0.85), 0.05])
@@ -130,22 +140,18 @@ class Occlusion(SceneDisturbance):
         for i, p in enumerate(self.state["boxes"]):
             if self.severity >= 3:
                 self.state["boxes"][i] = p = p + rng.normal(0.0, 0.003, 3)
-            _add_geom(scene, mujoco.mjtGeom.mjGEOM_BOX, np.array([half, half, half / 4]), p,
+            _add_geom(scene, "box", np.array([half, half, half / 4]), p,
                       np.array([0.45, 0.45, 0.45, 1.0]))
 
 
 class Distractor(SceneDisturbance):
     """Coloured objects on the table, away from the task's object and goal."""
 
-    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+    def reset(self, task: Task, rng: np.random.Generator) -> None:
         """Draw ``2 * severity`` objects at least 8 cm from task-relevant points."""
-        keep_out = [np.asarray(task.mw._target_pos, dtype=np.float64)[:2]]
-        objs = np.asarray(task.mw._get_pos_objects(), dtype=np.float64).reshape(-1, 3)
-        keep_out += [o[:2] for o in objs]
-        keep_out.append(task.end_effector_pos()[:2])
-        items: list[tuple[int, float, np.ndarray, np.ndarray]] = []
-        kinds = (mujoco.mjtGeom.mjGEOM_BOX, mujoco.mjtGeom.mjGEOM_SPHERE,
-                 mujoco.mjtGeom.mjGEOM_CYLINDER)
+        points = np.asarray(task.scene.keep_out_points(), dtype=np.float64).reshape(-1, 3)
+        keep_out = [p[:2] for p in points]
+        items: list[tuple[str, float, np.ndarray, np.ndarray]] = []
         for _ in range(50 * self.severity):
             if len(items) >= 2 * self.severity:
                 break
@@ -153,7 +159,8 @@ class Distractor(SceneDisturbance):
             if min(np.linalg.norm(xy - k) for k in keep_out) < 0.08:
                 continue
             r = rng.uniform(0.012, 0.025)
-            items.append((kinds[int(rng.integers(0, 3))], r, np.array([xy[0], xy[1], r]),
+            shape = DISTRACTOR_SHAPES[int(rng.integers(0, 3))]
+            items.append((shape, r, np.array([xy[0], xy[1], r]),
                           np.append(rng.uniform(0.1, 1.0, 3), 1.0)))
         self.state = {"items": items}
 
@@ -166,16 +173,16 @@ class Distractor(SceneDisturbance):
 class Background(SceneDisturbance):
     """Table and floor colours pulled towards a random colour."""
 
-    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+    def reset(self, task: Task, rng: np.random.Generator) -> None:
         """Pick the colour and find the table and floor geoms."""
-        m = task.model
-        table = {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b) for b in TABLE_BODIES}
-        ids = {i for i in range(m.ngeom) if m.geom_bodyid[i] in table or m.geom_bodyid[i] == 0}
+        ids = task.scene.background_geoms()
         self.state = {"ids": ids, "colour": rng.uniform(0.0, 1.0, 3),
                       "mix": min(1.0, 0.18 * self.severity)}
 
     def apply(self, scene: mujoco.MjvScene, rng: np.random.Generator) -> None:
         """Recolour the matching scene geoms."""
+        import mujoco
+
         ids, colour, mix = self.state["ids"], self.state["colour"], self.state["mix"]
         for i in range(scene.ngeom):
             g = scene.geoms[i]

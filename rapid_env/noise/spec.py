@@ -27,7 +27,7 @@ from rapid_env.noise.scene import SCENE_CLASSES, SCENE_NAMES, SceneDisturbance
 from rapid_env.noise.sensor import SENSOR_NAMES, SensorFault
 
 if TYPE_CHECKING:
-    from rapid_env.tasks.metaworld_task import MetaWorldTask
+    from rapid_env.task import Task
 
 PIXEL_NAMES = tuple(CORRUPTIONS)
 NOISE_NAMES = (*PIXEL_NAMES, *SCENE_NAMES, *SENSOR_NAMES)
@@ -51,7 +51,7 @@ class ImageNoise(Protocol):
         """Return a corrupted copy of the uint8 HxWx3 ``image``."""
         ...
 
-    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+    def reset(self, task: Task, rng: np.random.Generator) -> None:
         """Start an episode: draw its parameters, install or remove the task's render hook."""
         ...
 
@@ -69,7 +69,7 @@ class Clean:
         """Return the image unchanged."""
         return image
 
-    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+    def reset(self, task: Task, rng: np.random.Generator) -> None:
         """Nothing to draw; make sure no earlier scenario's render hook is left on the task."""
         task.scene_hook = None
 
@@ -86,9 +86,9 @@ class Scenario:
     pixels: list[ImageNoise] = field(default_factory=list)
     scene: list[SceneDisturbance] = field(default_factory=list)
     sensors: list[SensorFault] = field(default_factory=list)
-    _task: MetaWorldTask | None = None
+    _task: Task | None = None
 
-    def reset(self, task: MetaWorldTask, rng: np.random.Generator) -> None:
+    def reset(self, task: Task, rng: np.random.Generator) -> None:
         """Draw the episode's disturbance parameters and hook the scene edits into rendering."""
         self._task = task
         for d in self.scene:

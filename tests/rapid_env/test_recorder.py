@@ -7,7 +7,7 @@ import pytest
 
 from rapid_env.link import TransferResult
 from rapid_env.metrics import tick_jerk_sq
-from rapid_env.recorder import EpisodeRecorder
+from rapid_env.recorder import EpisodeRecorder, tick_jerk
 from rapid_env.transport import TimedRequest
 
 
@@ -18,6 +18,8 @@ class Still:
     tick = 3
     sim_time = 0.15
     ee_trace = [np.zeros(3)] * 13
+    ee_trace_hz = 80.0
+    ee_samples_per_tick = 4
 
 
 class TwoGB:
@@ -76,3 +78,17 @@ def test_tick_jerk_reads_only_the_newest_samples():
     # the newest 1 sample plus 3 before it: x = 0, 1, 8, 27 -> third difference 6 per dt^3
     assert tick_jerk_sq(path, 1, rate_hz=1.0) == pytest.approx(36.0)
     assert tick_jerk_sq(path[:3], 1, rate_hz=1.0) == 0.0
+
+
+class Cubic(Still):
+    """A hand on x = t^3 sampled at 10 Hz: its jerk is 6 m/s^3 everywhere."""
+
+    ee_trace_hz = 10.0
+    ee_samples_per_tick = 2
+    ee_trace = [np.array([(i / 10.0) ** 3, 0.0, 0.0]) for i in range(9)]
+
+
+def test_tick_jerk_reads_the_task_trace_at_its_own_rate():
+    assert tick_jerk(Cubic()) == pytest.approx(36.0)  # type: ignore[arg-type]
+    m = EpisodeRecorder().episode_metrics(Cubic(), TwoGB())  # type: ignore[arg-type]
+    assert m["rms_jerk"] == pytest.approx(6.0)
