@@ -210,7 +210,7 @@ class TraceWarning(UserWarning):
     """A trace that loads but is almost surely not what its author meant (a unit mistake).
 
     A category of its own, so that a user can silence it or make it an error
-    (``-W error::rapid_env.link.TraceWarning``).
+    (``warnings.simplefilter("error", TraceWarning)``).
     """
 
 

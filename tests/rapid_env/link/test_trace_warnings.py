@@ -136,3 +136,15 @@ def test_the_largest_allowed_timestamp_loads_exactly(tmp_path):
     path = write(tmp_path, "edge.mahi", "1000000000000000\n")  # 10^15 ms, the bound
     tr = load_mahimahi(path)
     assert tr.times_s[-1] == 1e12 and np.isfinite(tr.mean_bps)
+
+
+def test_the_gym_env_warns_about_a_trace_that_starves_its_episodes(tmp_path):
+    import gymnasium as gym
+
+    import rapid_env
+
+    path = write(tmp_path, "slow-gym.tsv", "0 0\n1 0.0011\n")  # 1.1 kbit/s: < 1 packet in 10 s
+    with pytest.warns(TraceWarning, match=r"slow-gym\.tsv.*less than one 1500-byte packet per 10"):
+        env = gym.make(rapid_env.RAPID_ENV_ID, task="reach", policy="expert", image_size=16,
+                       link=f"trace:{path}", max_episode_s=10.0)
+    env.close()
