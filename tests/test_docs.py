@@ -96,7 +96,7 @@ def test_python_blocks_run_as_written(
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("RAPID_SERVE_TOKEN", raising=False)
     rel = path.relative_to(ROOT).as_posix()
-    namespace: dict[str, object] = {"__name__": "__doc__"}
+    namespace: dict[str, object] = {"__name__": "__main__"}  # as a reader pasting it would run it
     for block in python_blocks(path):
         if block.no_run:
             continue
