@@ -41,7 +41,7 @@ def preflight(spec: SweepSpec, token_file: str | None = None) -> None:
         if link in remote:
             remote_address(link)  # the form, before anything loads
         else:
-            parse_link(link)
+            parse_link(link, episode_s=spec.base.max_episode_s)  # warns on a dead trace
     for agent in spec.agents:
         _build(f"agent {agent!r}", partial(build_decider, agent))
     policy = _build(f"policy {spec.base.policy!r}", partial(build_policy, spec.base))

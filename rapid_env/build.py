@@ -63,7 +63,7 @@ def assemble_controller(
         task,
         policy,
         cost,
-        parse_link(cfg.link),
+        parse_link(cfg.link, episode_s=cfg.max_episode_s),  # warns on a dead trace
         parse_noise(cfg.noise),
         cfg.control,
         decider_needs_image=decider_needs_image,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -20,6 +21,7 @@ from typing import Any
 
 from rapid_env.eval.execute import EPISODE_ERROR, EpisodeRunner
 from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob
+from rapid_env.link import TraceWarning
 
 MAX_ATTEMPTS = 3
 """How often a job is tried when its worker process dies under it."""
@@ -37,6 +39,7 @@ def _init_worker(token_file: str | None = None) -> None:
 
     torch.set_num_threads(1)
     _TOKEN_FILE = token_file
+    warnings.simplefilter("ignore", TraceWarning)  # the sweep's preflight said it, once
 
 
 def _warm() -> int:

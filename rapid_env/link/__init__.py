@@ -37,13 +37,16 @@ from rapid_env.link.traces import (
     MTU_BYTES,
     TRACE_DIR,
     BandwidthTrace,
+    TraceWarning,
     bundled,
+    implausibility,
     load_5gophers,
     load_mahimahi,
     load_rtt_samples,
     load_trace,
     load_tsv,
     sniff_format,
+    warn_if_implausible,
 )
 
 __all__ = [
@@ -67,8 +70,10 @@ __all__ = [
     "Reliability",
     "TraceEnd",
     "TraceLink",
+    "TraceWarning",
     "TransferResult",
     "bundled",
+    "implausibility",
     "load_5gophers",
     "load_mahimahi",
     "load_rtt_samples",
@@ -76,4 +81,5 @@ __all__ = [
     "load_tsv",
     "parse_link",
     "sniff_format",
+    "warn_if_implausible",
 ]

@@ -17,7 +17,7 @@ from rapid_env.link.base import Link
 from rapid_env.link.latency import Latency
 from rapid_env.link.models import ConstantLink, IdealLink, TraceLink
 from rapid_env.link.presets import PRESETS
-from rapid_env.link.traces import load_trace
+from rapid_env.link.traces import load_trace, warn_if_implausible
 from rapid_env.registry import Registry
 
 LINK_FORMS = ("ideal", "constant:<Mbps>:<rtt_ms>", *PRESETS, "trace:<path>[:scale[:rtt_ms]]")
@@ -79,8 +79,17 @@ LINKS.register_prefix("constant:", _constant)
 LINKS.register_prefix("trace:", _trace)
 
 
-def parse_link(spec: str) -> Link:
-    """Build a link from its spec string; a bad spec raises naming it and the allowed forms."""
+def parse_link(spec: str, episode_s: float | None = None) -> Link:
+    """Build a link from its spec string; a bad spec raises naming it and the allowed forms.
+
+    A ``trace:`` link whose trace is almost surely a unit mistake (spans more than a year, an
+    absurd mean rate, or, given ``episode_s``, less than one packet per episode) is built, but
+    warns with a :class:`~rapid_env.link.traces.TraceWarning` naming it: run as it is, such a
+    link is dead and its episodes only stall.
+    """
     if spec not in LINKS:
         raise ValueError(f"unknown link {spec!r}; allowed: {', '.join(LINK_FORMS)}")
-    return LINKS.create(spec)
+    link = LINKS.create(spec)
+    if spec.startswith("trace:") and isinstance(link, TraceLink):
+        warn_if_implausible(link.down, spec, episode_s)
+    return link

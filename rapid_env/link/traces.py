@@ -19,14 +19,23 @@ Formats (see ``docs/network.md``):
 * **RTT samples**: 5Gophers ``ping-trace-*.log`` (``rtt_in_ms``, ``network_type``,
   ``target_server``) and ``round-trip-times.csv`` (``rtt_ms``, ``carrier``, ``server_location``).
 
-Bad input (missing file, non-numeric or non-monotonic timestamps, negative bandwidth, an empty or
-all-zero trace) raises :class:`ValueError` naming the file and the line.
+Bad input (missing file, non-numeric, out-of-range or non-monotonic timestamps, negative
+bandwidth, an empty or all-zero trace) raises :class:`ValueError` naming the file and the line
+*number*. The messages never quote the file's text: a spec such as ``trace:/etc/shadow`` must not
+print a line of a file that is not a trace.
+
+A trace that loads but is almost surely a unit mistake (it spans more than a year, its mean rate
+is below 1 kbit/s or above 1 Tbit/s, or an episode on it would on average get less than one
+packet) is not an error, but :func:`warn_if_implausible` warns with a :class:`TraceWarning`
+naming the trace, its span and its mean rate: run as it is, such a trace is a dead link whose
+episodes stall from start to end with no other sign of why.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import warnings
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +45,14 @@ from pathlib import Path
 import numpy as np
 
 MTU_BYTES = 1500
+MAX_VALUE = 1e15
+"""Largest number a trace file may hold (in its own unit: s, ms, Mbit/s): far beyond any real
+trace, and small enough that sums and int64 milliseconds stay exact and finite."""
+YEAR_S = 365.25 * 86400.0
+MAX_PLAUSIBLE_SPAN_S = YEAR_S
+"""A longer trace is almost surely in the wrong unit (e.g. microseconds read as milliseconds)."""
+PLAUSIBLE_BPS = (1e3, 1e12)
+"""Mean rates outside 1 kbit/s .. 1 Tbit/s are almost surely a unit mistake."""
 TRACE_DIR = Path(__file__).resolve().parent.parent / "data" / "traces"  # rapid_env/data/traces
 CARRIERS_5G = ("Sprint", "TMobile", "Verizon")
 
@@ -188,6 +205,79 @@ class BandwidthTrace:
         return k * t[-1] + t[seg] + (rem - cum[seg]) / r[seg]
 
 
+# ---------------------------------------------------------------------- plausibility
+class TraceWarning(UserWarning):
+    """A trace that loads but is almost surely not what its author meant (a unit mistake).
+
+    A category of its own, so that a user can silence it or make it an error
+    (``warnings.simplefilter("error", TraceWarning)``).
+    """
+
+
+def _span(seconds: float) -> str:
+    if seconds >= YEAR_S:
+        return f"{seconds / YEAR_S:.3g} years"
+    if seconds >= 86400.0:
+        return f"{seconds / 86400.0:.3g} days"
+    return f"{seconds:.6g} s"
+
+
+def _rate(bps: float) -> str:
+    for unit, scale in (("Tbit/s", 1e12), ("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if bps >= scale:
+            return f"{bps / scale:.3g} {unit}"
+    return f"{bps:.3g} bit/s"
+
+
+def implausibility(trace: BandwidthTrace, episode_s: float | None = None) -> str | None:
+    """Why ``trace`` is almost surely a unit mistake, in a few words; None when it looks sane.
+
+    Args:
+        trace: the trace as the link will use it (scaled).
+        episode_s: the episode length the link serves, if known: a trace that delivers on
+            average less than one packet in that long is a dead link for the episode. Said only
+            when the trace itself looks sane, so that a trace gets the same words with and
+            without an episode length (and is warned about once).
+    """
+    reasons = []
+    if trace.duration_s > MAX_PLAUSIBLE_SPAN_S:
+        reasons.append("more than a year")
+    low, high = PLAUSIBLE_BPS
+    if not low <= trace.mean_bps <= high:
+        reasons.append(f"a mean rate outside {_rate(low)} .. {_rate(high)}")
+    if not reasons and episode_s is not None and trace.mean_bps * episode_s < MTU_BYTES * 8:
+        reasons.append(f"less than one {MTU_BYTES}-byte packet per {episode_s:g} s episode")
+    return "; ".join(reasons) or None
+
+
+_warned: set[str] = set()
+"""Sources warned about in this process. Python's own once-per-location filter is not enough:
+every ``warnings.catch_warnings`` block (the scripted experts have one) resets it."""
+
+
+def warn_if_implausible(
+    trace: BandwidthTrace, source: str, episode_s: float | None = None
+) -> str | None:
+    """Warn (:class:`TraceWarning`) when ``trace`` looks like a unit mistake; return the message.
+
+    The one line names ``source`` (the file or link spec), the trace's span and mean rate, and
+    why. The trace is used anyway (it is valid); without this line its episodes would only show
+    up as stalls. Once per ``source`` and process, however many episodes build the link. None
+    when the trace looks sane or was warned about already.
+    """
+    why = implausibility(trace, episode_s)
+    if why is None or source in _warned:
+        return None
+    _warned.add(source)
+    message = (
+        f"trace {source!r} spans {_span(trace.duration_s)} at a mean rate of "
+        f"{_rate(trace.mean_bps)} ({why}): almost surely a unit mistake; check the file's time "
+        "and rate units"
+    )
+    warnings.warn(message, TraceWarning, stacklevel=2)
+    return message
+
+
 # ---------------------------------------------------------------------- file loaders
 MAX_TRACE_BYTES = 256 * 2**20
 """Largest trace file read (256 MiB, far above any published trace): a bound on memory."""
@@ -209,12 +299,17 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _num(path: Path, lineno: int, token: str, what: str) -> float:
+    """The number in ``token``; the error names the line, never the token (file content)."""
     try:
         x = float(token)
     except ValueError:
-        raise ValueError(f"{path}:{lineno}: {what} {token!r} is not a number") from None
+        raise ValueError(f"{path}: line {lineno}: {what} is not a number") from None
     if not math.isfinite(x):
-        raise ValueError(f"{path}:{lineno}: {what} {token!r} is not finite")
+        raise ValueError(f"{path}: line {lineno}: {what} is not finite")
+    if abs(x) > MAX_VALUE:
+        raise ValueError(
+            f"{path}: line {lineno}: {what} out of range; allowed: at most {MAX_VALUE:g}"
+        )
     return x
 
 
@@ -230,19 +325,20 @@ def load_tsv(path: str | Path) -> BandwidthTrace:
             continue
         if len(tokens) != 2:
             raise ValueError(
-                f"{path}:{lineno}: expected 2 columns 'time_s throughput_Mbps', got {len(tokens)}"
+                f"{path}: line {lineno}: expected 2 columns 'time_s throughput_Mbps', "
+                f"got {len(tokens)}"
             )
         t = _num(path, lineno, tokens[0], "time")
         mbps = _num(path, lineno, tokens[1], "throughput")
         if t < 0:
-            raise ValueError(f"{path}:{lineno}: time {t} is negative")
+            raise ValueError(f"{path}: line {lineno}: time is negative")
         if times and t <= times[-1]:
             raise ValueError(
-                f"{path}:{lineno}: time {t} is not after the previous row's "
-                f"{times[-1]} (line {last_line}); timestamps must increase"
+                f"{path}: line {lineno}: time is not after the previous row's (line "
+                f"{last_line}); timestamps must increase"
             )
         if mbps < 0:
-            raise ValueError(f"{path}:{lineno}: bandwidth {mbps} Mbps is negative")
+            raise ValueError(f"{path}: line {lineno}: bandwidth is negative")
         times.append(t)
         rates.append(mbps * 1e6)
         last_line = lineno
@@ -268,16 +364,21 @@ def load_mahimahi(path: str | Path) -> BandwidthTrace:
             continue
         try:
             ms = int(tok)
-        except ValueError:
+        except ValueError:  # also a number of more digits than int() reads
             raise ValueError(
-                f"{path}:{lineno}: timestamp {tok!r} is not an integer number of milliseconds"
+                f"{path}: line {lineno}: timestamp is not an integer number of milliseconds"
             ) from None
         if ms < 0:
-            raise ValueError(f"{path}:{lineno}: timestamp {ms} is negative")
+            raise ValueError(f"{path}: line {lineno}: timestamp is negative")
+        if ms > MAX_VALUE:
+            raise ValueError(
+                f"{path}: line {lineno}: timestamp out of range; allowed: at most "
+                f"{MAX_VALUE:g} ms"
+            )
         if stamps and ms < stamps[-1]:
             raise ValueError(
-                f"{path}:{lineno}: timestamp {ms} is before the previous {stamps[-1]}; "
-                "timestamps must not decrease"
+                f"{path}: line {lineno}: timestamp is before the previous line's; timestamps "
+                "must not decrease"
             )
         stamps.append(ms)
     if not stamps:
@@ -356,12 +457,12 @@ def load_5gophers(
         seq = _num(path, lineno, row.get("seq_num") or "", "seq_num")
         if seq <= last_seq:
             raise ValueError(
-                f"{path}:{lineno}: seq_num {seq:g} is not after {last_seq:g}; it must increase"
+                f"{path}: line {lineno}: seq_num is not after the previous row's; it must increase"
             )
         last_seq = seq
         mbps = _num(path, lineno, (row.get(column) or "").strip(), column)
         if mbps < 0:
-            raise ValueError(f"{path}:{lineno}: bandwidth {mbps} Mbps is negative")
+            raise ValueError(f"{path}: line {lineno}: bandwidth is negative")
         if radio is not None:
             radios_seen.add(row["radio_type"])
             if row["radio_type"] != radio:
@@ -395,7 +496,7 @@ def load_rtt_samples(path: str | Path, **filters: str) -> np.ndarray:
             continue
         ms = _num(path, lineno, (row[column] or "").strip(), column)
         if ms <= 0:
-            raise ValueError(f"{path}:{lineno}: RTT {ms} ms must be > 0")
+            raise ValueError(f"{path}: line {lineno}: RTT must be > 0 ms")
         out.append(ms / 1e3)
     if not out:
         raise ValueError(f"{path}: no RTT samples match {filters}")

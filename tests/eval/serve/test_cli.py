@@ -104,12 +104,10 @@ def test_sigterm_stops_a_serving_process_with_0(token_file: Path, policy: VLAPol
         local, _ = policy.act_split(make_input(7), 3 / policy.model.n_blocks)
         # another process, maybe another torch thread count: equal up to the kernels' last bit
         np.testing.assert_allclose(actions, local, rtol=0, atol=1e-5)
-        t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-        assert time.monotonic() - t0 < 5  # about 1.3 s here, with --grace-s 1
+        assert proc.wait(timeout=120) == 0  # it stops and exits 0; the timeout only stops a hang
         assert proc.stdout is not None
-        reader.join(5)
+        reader.join(60)
         assert "rapid-serve: stopped\n" in list(lines.queue)
     finally:
         if proc.poll() is None:

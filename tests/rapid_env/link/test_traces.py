@@ -114,15 +114,17 @@ def test_bundled_traces_have_attribution():
     [
         ("", "empty trace"),
         ("# only a comment\n", "empty trace"),
-        ("0 1\n1 abc\n", r"t\.tsv:2: throughput 'abc' is not a number"),
-        ("0 1\nx 2\n", r"t\.tsv:2: time 'x' is not a number"),
-        ("0 1\n2 1\n1 1\n", r"t\.tsv:3: time 1.0 is not after the previous row's 2.0"),
-        ("0 1\n1 1\n1 1\n", r"t\.tsv:3: time 1.0 is not after"),
-        ("0 1\n1 -2\n", r"t\.tsv:2: bandwidth -2.0 Mbps is negative"),
-        ("0 1\n1 2 3\n", r"t\.tsv:2: expected 2 columns"),
+        ("0 1\n1 abc\n", r"t\.tsv: line 2: throughput is not a number"),
+        ("0 1\nx 2\n", r"t\.tsv: line 2: time is not a number"),
+        ("0 1\n2 1\n1 1\n", r"t\.tsv: line 3: time is not after the previous row's \(line 2\)"),
+        ("0 1\n1 1\n1 1\n", r"t\.tsv: line 3: time is not after"),
+        ("0 1\n1 -2\n", r"t\.tsv: line 2: bandwidth is negative"),
+        ("0 1\n1 2 3\n", r"t\.tsv: line 2: expected 2 columns"),
         ("0 1\n1 0\n2 0\n", "bandwidth is zero throughout"),
         ("0 5\n", "no interval of positive length"),
-        ("0 1\n1 nan\n", r"t\.tsv:2: throughput 'nan' is not finite"),
+        ("0 1\n1 nan\n", r"t\.tsv: line 2: throughput is not finite"),
+        ("0 1\n" + "9" * 38 + " 1\n", r"t\.tsv: line 2: time out of range; allowed: at most 1e"),
+        ("0 1\n1 1e400\n", r"t\.tsv: line 2: throughput is not finite"),
     ],
 )
 def test_bad_tsv_names_file_and_line(tmp_path, text, needle):
@@ -134,9 +136,11 @@ def test_bad_tsv_names_file_and_line(tmp_path, text, needle):
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("5\n3\n", r"m\.up:2: timestamp 3 is before the previous 5"),
-        ("1\n2.5\n", r"m\.up:2: timestamp '2.5' is not an integer"),
-        ("-1\n", r"m\.up:1: timestamp -1 is negative"),
+        ("5\n3\n", r"m\.up: line 2: timestamp is before the previous line's"),
+        ("1\n2.5\n", r"m\.up: line 2: timestamp is not an integer"),
+        ("-1\n", r"m\.up: line 1: timestamp is negative"),
+        ("9" * 38 + "\n", r"m\.up: line 1: timestamp out of range; allowed: at most 1e\+15 ms"),
+        ("1\n" + "9" * 5000 + "\n", r"m\.up: line 2: timestamp is not an integer"),
         ("\n", "empty trace"),
     ],
 )
@@ -148,13 +152,13 @@ def test_bad_mahimahi_names_file_and_line(tmp_path, text, needle):
 def test_bad_5gophers_names_file_and_line(tmp_path):
     head = "protocol,num_tcp_conn,seq_num,radio_type,throughput_mbps\n"
     p = write(tmp_path, "g.csv", head + "TCP,8,1,4G,10\nTCP,8,2,4G,-1\n")
-    with pytest.raises(ValueError, match=r"g\.csv:3: bandwidth -1.0 Mbps is negative"):
+    with pytest.raises(ValueError, match=r"g\.csv: line 3: bandwidth is negative"):
         load_5gophers(p)
     p = write(tmp_path, "g.csv", head + "TCP,8,2,4G,10\nTCP,8,1,4G,1\n")
-    with pytest.raises(ValueError, match=r"g\.csv:3: seq_num 1 is not after 2"):
+    with pytest.raises(ValueError, match=r"g\.csv: line 3: seq_num is not after the previous"):
         load_5gophers(p)
     p = write(tmp_path, "g.csv", head + "TCP,8,1,4G,fast\n")
-    with pytest.raises(ValueError, match=r"g\.csv:2: throughput_mbps 'fast' is not a number"):
+    with pytest.raises(ValueError, match=r"g\.csv: line 2: throughput_mbps is not a number"):
         load_5gophers(p)
     with pytest.raises(ValueError, match="empty trace"):
         load_5gophers(write(tmp_path, "g.csv", head))
