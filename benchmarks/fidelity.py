@@ -403,7 +403,7 @@ def _echo_main(max_requests: int, max_seconds: float, reply_values: int) -> None
     """A gRPC server with one method: ``InferRequest`` in, a real-sized ``InferReply`` out."""
     import grpc
 
-    from rapid_env.eval.serve import rapid_serve_pb2 as pb
+    from rapid_env.serve import rapid_serve_pb2 as pb
 
     stop = threading.Event()
     calls = [0]
@@ -707,8 +707,8 @@ Call = Callable[[str], tuple[float, float, int]]
 
 def infer_call(address: str, token: str, blob: bytes) -> tuple[Call, Callable[[], None]]:
     """A real ``Infer`` of ``blob`` (split 0, no compression) on a new connection."""
-    from rapid_env.eval.serve.client import PolicyClient
-    from rapid_env.eval.serve.transport import reply_bytes
+    from rapid_env.serve.client import PolicyClient
+    from rapid_env.serve.transport import reply_bytes
 
     client = PolicyClient(address, token, timeout_s=120.0)
     client.wait_ready(30.0)
@@ -724,7 +724,7 @@ def echo_call(address: str, token: str, blob: bytes) -> tuple[Call, Callable[[],
     """The echo method with ``blob``: the same messages, channel options and metadata."""
     import grpc
 
-    from rapid_env.eval.serve import rapid_serve_pb2 as pb
+    from rapid_env.serve import rapid_serve_pb2 as pb
 
     channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 1 << 20)])
     grpc.channel_ready_future(channel).result(timeout=30.0)
@@ -927,7 +927,7 @@ def inside(args: argparse.Namespace) -> int:
         token_file.chmod(0o600)
         bound = (len(cases) + 1) * (n + warmup) + 10  # Infer calls this run makes, and a margin
         serve = Child([
-            sys.executable, "-m", "rapid_env.eval.serve.server", "--policy", "chunk-regress",
+            sys.executable, "-m", "rapid_env.cli.serve", "--policy", "chunk-regress",
             "--port", "0", "--token-file", str(token_file), "--max-requests", str(bound),
             "--max-seconds", "1800", "--log-level", "WARNING",
         ], tmp / "serve.log")
