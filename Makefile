@@ -39,11 +39,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_corruptions.py
 	$(BIN)/python benchmarks/bench_link.py
 
-# rapid-serve's gRPC modules (eval/serve/rapid_serve_pb2*.py, checked in) from its .proto; the
+# rapid-serve's gRPC modules (serve/rapid_serve_pb2*.py, checked in) from its .proto; the
 # generated service module imports its messages package-relative, as installed
 proto: $(STAMP)
-	$(BIN)/python -m grpc_tools.protoc -I eval/serve --python_out=eval/serve --grpc_python_out=eval/serve --pyi_out=eval/serve eval/serve/rapid_serve.proto
-	sed -i 's/^import rapid_serve_pb2 as /from rapid_env.eval.serve import rapid_serve_pb2 as /' eval/serve/rapid_serve_pb2_grpc.py
+	$(BIN)/python -m grpc_tools.protoc -I serve --python_out=serve --grpc_python_out=serve --pyi_out=serve serve/rapid_serve.proto
+	sed -i 's/^import rapid_serve_pb2 as /from rapid_env.serve import rapid_serve_pb2 as /' serve/rapid_serve_pb2_grpc.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

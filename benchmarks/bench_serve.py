@@ -59,7 +59,7 @@ class Server:
     def __init__(self, token_file: Path, max_requests: int, max_concurrent: int | None,
                  log: Path) -> None:
         cmd = [
-            sys.executable, "-m", "rapid_env.eval.serve.server", "--policy", "chunk-regress",
+            sys.executable, "-m", "rapid_env.cli.serve", "--policy", "chunk-regress",
             "--port", "0", "--token-file", str(token_file), "--max-requests", str(max_requests),
             "--max-seconds", "900", "--log-level", "WARNING",
         ]
@@ -153,7 +153,7 @@ class Level:
 def drive(address: str, token: str, blob: bytes, split: int, compression: str, clients: int,
           requests: int, warmup: bool = True) -> Level:
     """``requests`` calls spread over ``clients`` closed-loop threads, one channel each."""
-    from rapid_env.eval.serve.client import PolicyClient, RequestRejected, ServeError
+    from rapid_env.serve.client import PolicyClient, RequestRejected, ServeError
 
     per = [requests // clients + (i < requests % clients) for i in range(clients)]
     conns = [PolicyClient(address, token, timeout_s=30.0) for _ in range(clients)]

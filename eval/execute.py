@@ -22,7 +22,7 @@ from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.episode import run_episode
 from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob
-from rapid_env.eval.serve.transport import is_remote, remote_controller
+from rapid_env.serve.transport import is_remote, remote_controller
 
 EPISODE_ERROR = "episode_error"
 """Prefix of the ``fault`` of a record whose episode could not run (a harness-side fault)."""
@@ -73,7 +73,7 @@ class EpisodeRunner:
 
     A job whose link is ``remote:<host:port>`` gets a controller whose requests run the
     policy's cloud half on that ``rapid-serve``
-    (:func:`~rapid_env.eval.serve.transport.remote_controller`); its records are then measured on
+    (:func:`~rapid_env.serve.transport.remote_controller`); its records are then measured on
     the wall clock, not bit-deterministic.
 
     Args:

@@ -5,7 +5,7 @@ as a table of zeros. So every name is checked against its registry, every noise 
 parsed (a trace file is read, memory-bounded), the policy is loaded once (a missing or broken
 checkpoint fails here) and every agent spec is built once (``sb3:<dir>`` loads its files). A
 ``remote:<host:port>`` link is not parsed (the core does not know it): its server is asked once,
-with the token, what it runs (:func:`~rapid_env.eval.serve.transport.check_remote`). A
+with the token, what it runs (:func:`~rapid_env.serve.transport.check_remote`). A
 ``ValueError`` from here is bad input: ``rapid-eval`` exits 2 with its message.
 """
 
@@ -19,9 +19,9 @@ from typing import TypeVar
 from rapid_env.build import validate_core_names
 from rapid_env.compose import build_decider, build_policy, validate_names
 from rapid_env.eval.jobs import SweepSpec
-from rapid_env.eval.serve.transport import check_remote, is_remote, remote_address
 from rapid_env.link import parse_link
 from rapid_env.noise import parse_noise
+from rapid_env.serve.transport import check_remote, is_remote, remote_address
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ each stage took::
 :class:`~rapid_env.link.Link` in virtual time, so its answer depends only on the seed and the
 configuration.
 
-A transport that runs the policy's cloud half on a real server (``rapid_env.eval.serve.transport``'s
+A transport that runs the policy's cloud half on a real server (``rapid_env.serve.transport``'s
 gRPC one) cannot time a chunk the loop computed itself: the server computes it. Such a transport
 implements :class:`RemotePolicyTransport` as well: its ``request`` runs the policy's edge part
 here, really sends the boundary bytes and returns the reply's chunk *and* the request's timing, in

@@ -52,8 +52,8 @@ Call = Callable[[str], tuple[float, float, int]]
 
 def infer_call(address: str, token: str, blob: bytes) -> tuple[Call, Callable[[], None]]:
     """A real ``Infer`` of ``blob`` (split 0, no compression) on a new connection."""
-    from rapid_env.eval.serve.client import PolicyClient
-    from rapid_env.eval.serve.transport import reply_bytes
+    from rapid_env.serve.client import PolicyClient
+    from rapid_env.serve.transport import reply_bytes
 
     client = PolicyClient(address, token, timeout_s=120.0)
     client.wait_ready(30.0)
@@ -69,7 +69,7 @@ def echo_call(address: str, token: str, blob: bytes) -> tuple[Call, Callable[[],
     """The echo method with ``blob``: the same messages, channel options and metadata."""
     import grpc
 
-    from rapid_env.eval.serve import rapid_serve_pb2 as pb
+    from rapid_env.serve import rapid_serve_pb2 as pb
 
     channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 1 << 20)])
     grpc.channel_ready_future(channel).result(timeout=30.0)

@@ -20,7 +20,7 @@ def echo_main(max_requests: int, max_seconds: float, reply_values: int) -> None:
     """A gRPC server with one method: ``InferRequest`` in, a real-sized ``InferReply`` out."""
     import grpc
 
-    from rapid_env.eval.serve import rapid_serve_pb2 as pb
+    from rapid_env.serve import rapid_serve_pb2 as pb
 
     stop = threading.Event()
     calls = [0]

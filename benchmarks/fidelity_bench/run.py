@@ -126,7 +126,7 @@ def start_servers(tmp: Path, calls: int, children: list[Child]) -> tuple[str, Ch
     token_file.write_text(token)
     token_file.chmod(0o600)
     serve = Child([
-        sys.executable, "-m", "rapid_env.eval.serve.server", "--policy", "chunk-regress",
+        sys.executable, "-m", "rapid_env.cli.serve", "--policy", "chunk-regress",
         "--port", "0", "--token-file", str(token_file), "--max-requests", str(calls),
         "--max-seconds", "1800", "--log-level", "WARNING",
     ], tmp / "serve.log")

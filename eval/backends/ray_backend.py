@@ -138,7 +138,7 @@ class RayBackend:
         env = dict(runtime_env or {})
         env["env_vars"] = {**worker_env(), **env.get("env_vars", {})}
         if token_file is not None:
-            from rapid_env.eval.serve.transport import TOKEN_FILE_ENV
+            from rapid_env.serve.transport import TOKEN_FILE_ENV
 
             env["env_vars"][TOKEN_FILE_ENV] = token_file
         if not ray.is_initialized():

@@ -30,12 +30,12 @@ from rapid_env.eval.jobs import EpisodeJob, SweepSpec, plan
 from rapid_env.eval.media import media_for
 from rapid_env.eval.preflight import preflight
 from rapid_env.eval.runner import run_sweep
-from rapid_env.eval.serve.transport import REMOTE_FORM
 from rapid_env.eval.store import OpenMode, ResultsStore, StoreError
 from rapid_env.eval.summary import summarize, write_summary
 from rapid_env.eval.table import format_table
 from rapid_env.link import LINK_FORMS
 from rapid_env.oracle import DEFAULT_TOLERANCES
+from rapid_env.serve.transport import REMOTE_FORM
 from rapid_env.specs import SpecError, split_specs
 from rapid_env.tasks.suite import TASKS
 from rapid_env.wandb_mode import PROJECT

@@ -4,8 +4,9 @@
 edge / up / cloud / down stages the partitioned runtime executes in simulated time. See
 ``docs/cost_model.md`` for the conventions and the calibration.
 
-The re-exports below are resolved lazily (PEP 562) so that
-``python -m rapid_env.cost.profiles --write`` does not import its own module twice.
+The re-exports below are resolved lazily (PEP 562): importing one submodule loads only what it
+needs. The profiles themselves are counted offline by :mod:`rapid_env.profiler`, which nothing
+here imports.
 """
 
 from __future__ import annotations

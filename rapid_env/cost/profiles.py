@@ -6,13 +6,11 @@ split right after it. The numbers come from the real ``transformers`` architectu
 ``meta`` device (shapes only: no memory, no weights, nothing downloaded) and run under
 ``torch.utils.flop_counter.FlopCounterMode``, so they are counted rather than typed in.
 
-Counting needs ``torch`` and takes a few seconds, so the result is cached in
-``rapid_env/data/profiles.json``; :func:`load_profile` only reads that file (no torch import).
-Regenerate it with ``python -m rapid_env.cost.profiles --write``.
-
-Adding a profile is one builder function decorated with :func:`profile_builder` in an ``arch_*``
-module listed in ``BUILDER_MODULES``; it must only return an :class:`ArchProfile`, and ``--write``
-picks it up. The builders import torch only when called, so registering them is cheap.
+Counting needs ``torch`` and takes a few seconds, so it is the offline profiler's job
+(:mod:`rapid_env.profiler`, ``python -m rapid_env.profiler --write``) and its result is cached in
+``rapid_env/data/profiles.json``. This module is the runtime side: the profile dataclasses, and
+:data:`PROFILES` / :func:`load_profile`, which only read that file (no torch import, nothing of the
+profiler). The names :data:`PROFILES` knows are the profiles the cache holds.
 
 Counting conventions (see ``docs/cost_model.md``):
     * ``FlopCounterMode`` counts matmul-class ops (mm, bmm, addmm, conv, SDPA) at 2 FLOPs per
@@ -26,23 +24,23 @@ Counting conventions (see ``docs/cost_model.md``):
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import math
-from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from rapid_env.cost.counting import TOKEN_ID_BYTES
 from rapid_env.registry import Registry
 
 PROFILES_JSON = Path(__file__).resolve().parent.parent / "data" / "profiles.json"
 """The cached profiles, shipped as package data."""
 
-WRITE_COMMAND = "python -m rapid_env.cost.profiles --write"
+WRITE_COMMAND = "python -m rapid_env.profiler --write"
+"""What regenerates :data:`PROFILES_JSON` (named in its ``generated_by`` and in errors)."""
+
+TOKEN_ID_BYTES = 8
+"""Token ids travel as int64, what tokenizers return (an autoregressive loop's ``token_bytes``)."""
 
 LoopKind = Literal["autoregressive", "flow", "diffusion", "none"]
 """What repeats the profile's loop blocks (its ``per_token`` tail):
@@ -224,25 +222,18 @@ class ArchProfile:
         return cls(**fields)
 
 
-# --------------------------------------------------------------------------- registry and cache
-
-BUILDERS: dict[str, Callable[[], ArchProfile]] = {}
-"""Profile name -> builder that counts it from the architecture (slow; needs torch)."""
+# --------------------------------------------------------------------------------- the cache
 
 PROFILES: Registry[ArchProfile] = Registry("profile")
 """Profile names -> cached profiles; ``PROFILES.create(name)`` reads the JSON like
-:func:`load_profile`. Unknown names list the allowed ones."""
+:func:`load_profile`. The names are those the shipped cache holds; unknown names list them."""
 
 
-def profile_builder(name: str) -> Callable[[Callable[[], ArchProfile]], Callable[[], ArchProfile]]:
-    """Register a builder function under ``name`` (for ``--write``) and the name in PROFILES."""
-
-    def decorate(builder: Callable[[], ArchProfile]) -> Callable[[], ArchProfile]:
-        BUILDERS[name] = builder
-        PROFILES.register(name, partial(load_profile, name))
-        return builder
-
-    return decorate
+def read_cache(path: Path | str | None = None) -> dict[str, Any]:
+    """The ``profiles`` object of a cache file (default: the shipped one), as stored."""
+    cache = Path(path) if path is not None else PROFILES_JSON
+    profiles: dict[str, Any] = json.loads(cache.read_text())["profiles"]
+    return profiles
 
 
 def load_profile(name: str, path: Path | str | None = None) -> ArchProfile:
@@ -258,78 +249,11 @@ def load_profile(name: str, path: Path | str | None = None) -> ArchProfile:
     """
     PROFILES.check(name)
     cache = Path(path) if path is not None else PROFILES_JSON
-    data = json.loads(cache.read_text())
-    profiles = data["profiles"]
+    profiles = read_cache(cache)
     if name not in profiles:
         raise KeyError(f"profile {name!r} is not in {cache}; regenerate it with `{WRITE_COMMAND}`")
     return ArchProfile.from_dict(profiles[name])
 
 
-def build_profiles(names: Iterable[str] | None = None) -> dict[str, ArchProfile]:
-    """Count profiles from their architectures (slow: imports torch and transformers)."""
-    selected = list(BUILDERS) if names is None else [PROFILES.check(n) for n in names]
-    return {name: BUILDERS[name]() for name in selected}
-
-
-def write_profiles(path: Path | str | None = None, names: Iterable[str] | None = None) -> Path:
-    """Regenerate the cache. Profiles not rebuilt are kept as they were in an existing file."""
-    target = Path(path) if path is not None else PROFILES_JSON
-    existing: dict[str, Any] = {}
-    if target.exists():
-        existing = json.loads(target.read_text()).get("profiles", {})
-    for name, built in build_profiles(names).items():
-        existing[name] = built.to_dict()
-    payload = {
-        "generated_by": WRITE_COMMAND,
-        "note": "Counted on the meta device from transformers architectures; do not edit by hand.",
-        "profiles": {name: existing[name] for name in sorted(existing)},
-    }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(payload, indent=1) + "\n")
-    return target
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``--write`` regenerates the cache, otherwise print a summary of it."""
-    parser = argparse.ArgumentParser(prog="python -m rapid_env.cost.profiles", description=__doc__)
-    parser.add_argument("--write", action="store_true", help="recount and rewrite the cache")
-    parser.add_argument("--path", type=Path, default=None, help="cache file (default: shipped)")
-    parser.add_argument("names", nargs="*", help="profiles to rebuild (default: all)")
-    args = parser.parse_args(argv)
-    if args.write:
-        target = write_profiles(args.path, args.names or None)
-        print(f"wrote {target}")
-    for name in args.names or PROFILES.names():
-        prof = load_profile(name, args.path)
-        print(
-            f"{name}: {prof.n_blocks} blocks, {prof.total_flops / 1e12:.3f} TFLOP, "
-            f"{prof.weight_bytes / 1e9:.3f} GB weights, "
-            f"{prof.kv_cache_bytes / 1e6:.1f} MB KV cache, {prof.loop} loop x "
-            f"{prof.loop_passes}"
-        )
-    return 0
-
-
-# ------------------------------------------------------------------------------------- builders
-
-BUILDER_MODULES = (
-    "rapid_env.cost.arch_openvla",
-    "rapid_env.cost.arch_pi0",
-    "rapid_env.cost.arch_smolvla",
-    "rapid_env.cost.arch_octo",
-)
-"""Modules whose ``@profile_builder`` functions register the profiles, in registry order. Imported
-here (not the other way round) so that importing this module registers every name; each imports
-this module back, which has defined everything they use by then."""
-
-if __name__ != "__main__":
-    for _module in BUILDER_MODULES:
-        importlib.import_module(_module)
-
-
-if __name__ == "__main__":
-    # Run as a script, this file is ``__main__``, while the builders registered themselves in
-    # ``rapid_env.cost.profiles``: hand over to that module's main so both see the same registry.
-    from rapid_env.cost.profiles import main as _registered_main
-
-    raise SystemExit(_registered_main())
+for _name in read_cache():
+    PROFILES.register(_name, partial(load_profile, _name))

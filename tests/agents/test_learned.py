@@ -136,7 +136,7 @@ def test_safety_refill_needs_the_compact_action_space():
 
 
 def test_tiny_training_run_writes_a_loadable_decider(tmp_path: Path):
-    from rapid_env.agents.train_decider import main
+    from rapid_env.cli.train_decider import main
 
     out = tmp_path / "decider"
     rc = main([
@@ -154,7 +154,7 @@ def test_tiny_training_run_writes_a_loadable_decider(tmp_path: Path):
 
 
 def test_cli_rejects_evaluation_on_training_seeds():
-    from rapid_env.agents.train_decider import main
+    from rapid_env.cli.train_decider import main
 
     with pytest.raises(ValueError, match="--eval-seed 999"):
         main(["--eval-seed", "999"])

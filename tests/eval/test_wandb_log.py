@@ -397,7 +397,7 @@ def test_a_chart_that_fails_does_not_lose_the_run(
 
 # --------------------------------------------------------------------------- the trainers' runs
 def test_train_decider_logs_sb3_metrics_and_evaluation(tmp_path: Path) -> None:
-    from rapid_env.agents.train_decider import main
+    from rapid_env.cli.train_decider import main
 
     out = tmp_path / "decider"
     assert main([
@@ -439,7 +439,7 @@ def test_rapid_train_logs_losses_learning_rate_and_evaluation(tmp_path: Path) ->
 def test_trainers_disabled_write_no_run(tmp_path: Path) -> None:
     import sys
 
-    from rapid_env.agents.train_decider import main
+    from rapid_env.cli.train_decider import main
 
     imported = "wandb" in sys.modules
     out = tmp_path / "decider"

@@ -64,7 +64,7 @@ is built."""
 
 
 class Client(Protocol):
-    """What :class:`GrpcTransport` needs of a :class:`~rapid_env.eval.serve.client.PolicyClient`."""
+    """What :class:`GrpcTransport` needs of a :class:`~rapid_env.serve.client.PolicyClient`."""
 
     def infer(
         self,
@@ -120,7 +120,7 @@ class GrpcTransport:
     """Runs each request's edge part here and its cloud part on a ``rapid-serve`` (module doc).
 
     Args:
-        client: a connected :class:`~rapid_env.eval.serve.client.PolicyClient` (or a fake).
+        client: a connected :class:`~rapid_env.serve.client.PolicyClient` (or a fake).
         policy: the local policy; an executable VLA (ValueError otherwise, at build time).
         cost: the cost model whose split points the deciders choose (``cost.n_blocks`` maps a
             split to the executable model's block, as ``VLAPolicy.act_split`` does).
@@ -208,7 +208,7 @@ class GrpcTransport:
 
     def _chunk(self, actions: np.ndarray) -> np.ndarray:
         """The reply's chunk as the policy would emit it; ValueError for one that is not."""
-        from rapid_env.eval.serve.client import CorruptReply
+        from rapid_env.serve.client import CorruptReply
 
         chunk = np.asarray(actions, dtype=np.float32)
         rows = self.vla.chunk_size
@@ -225,7 +225,7 @@ class GrpcTransport:
 
 def reply_bytes(request_id: str, actions: np.ndarray, server_ms: float) -> int:
     """Size of the ``InferReply`` message that carried ``actions`` (what came down)."""
-    from rapid_env.eval.serve import rapid_serve_pb2 as pb
+    from rapid_env.serve import rapid_serve_pb2 as pb
 
     rows, cols = actions.shape
     return int(pb.InferReply(
@@ -244,7 +244,7 @@ def token_for(token_file: str | Path | None) -> str:
         ValueError: no token anywhere, or the file cannot be read (its path named, never the
             token).
     """
-    from rapid_env.eval.serve.client import read_token
+    from rapid_env.serve.client import read_token
 
     path = token_file or os.environ.get(TOKEN_FILE_ENV) or None
     try:
@@ -255,8 +255,8 @@ def token_for(token_file: str | Path | None) -> str:
 
 def connect(address: str, token_file: str | Path | None, timeout_s: float,
             chunk_size: int | None = None) -> Any:
-    """A :class:`~rapid_env.eval.serve.client.PolicyClient` for ``address`` (no call made yet)."""
-    from rapid_env.eval.serve.client import PolicyClient
+    """A :class:`~rapid_env.serve.client.PolicyClient` for ``address`` (no call made yet)."""
+    from rapid_env.serve.client import PolicyClient
 
     shape = None if chunk_size is None else (chunk_size, 4)
     return PolicyClient(address, token_for(token_file), timeout_s=timeout_s, expect_shape=shape)
@@ -271,7 +271,7 @@ def check_remote(link: str, policy: Policy, chunk_size: int,
             refuses the token, or its model's family, block count or chunk size differ from the
             local policy's (both named).
     """
-    from rapid_env.eval.serve.client import ServeError, Unauthenticated
+    from rapid_env.serve.client import ServeError, Unauthenticated
 
     address = remote_address(link)
     vla = split_runtime(policy)

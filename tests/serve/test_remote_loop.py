@@ -73,13 +73,13 @@ class CloudHere:
 
 class Failing(CloudHere):
     def infer(self, *args, **kwargs):
-        from rapid_env.eval.serve.client import ServerUnavailable
+        from rapid_env.serve.client import ServerUnavailable
 
         raise ServerUnavailable("UNAVAILABLE", "connection refused")
 
 
 def test_measured_seconds_become_virtual_ones_and_the_chunk_is_act_splits(vla):
-    from rapid_env.eval.serve.transport import GrpcTransport
+    from rapid_env.serve.transport import GrpcTransport
 
     cost = FakeCost(n_blocks=32)
     client = CloudHere(vla.model)
@@ -104,7 +104,7 @@ def test_measured_seconds_become_virtual_ones_and_the_chunk_is_act_splits(vla):
 
 
 def test_a_failing_call_is_a_lost_request_with_its_fault(vla):
-    from rapid_env.eval.serve.transport import GrpcTransport
+    from rapid_env.serve.transport import GrpcTransport
 
     transport = GrpcTransport(Failing(vla.model), vla, FakeCost(n_blocks=32), 2.0)
     result, timed = transport.request(vla, observation(), 0, 1.0)
@@ -116,7 +116,7 @@ def test_a_failing_call_is_a_lost_request_with_its_fault(vla):
 
 
 def test_all_edge_makes_no_call_and_charges_the_measured_edge_time(vla):
-    from rapid_env.eval.serve.transport import GrpcTransport
+    from rapid_env.serve.transport import GrpcTransport
 
     client = Failing(vla.model)
     transport = GrpcTransport(client, vla, FakeCost(n_blocks=32), 2.0)
@@ -127,7 +127,7 @@ def test_all_edge_makes_no_call_and_charges_the_measured_edge_time(vla):
 
 
 def test_a_policy_without_a_split_runtime_is_refused_when_built():
-    from rapid_env.eval.serve.transport import GrpcTransport
+    from rapid_env.serve.transport import GrpcTransport
 
     with pytest.raises(ValueError, match="'counting' has no split runtime"):
         GrpcTransport(Failing(None), CountingPolicy(), FakeCost(), 2.0)
@@ -177,8 +177,8 @@ class Server:
 
     def __init__(self, token_file: Path, log: Path, max_requests: int = 2000) -> None:
         self.proc = subprocess.Popen(
-            [str(BIN / "rapid-serve"), "--policy", "chunk-regress", "--port", "0",
-             "--token-file", str(token_file), "--max-requests", str(max_requests),
+            [sys.executable, "-m", "rapid_env.cli.serve", "--policy", "chunk-regress",
+             "--port", "0", "--token-file", str(token_file), "--max-requests", str(max_requests),
              "--max-seconds", "180", "--log-level", "WARNING"],
             stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
         )

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rapid_env.cost.arch_flow import (
+from rapid_env.cost.profiles import ArchProfile, BlockCost
+from rapid_env.profiler.arch_flow import (
     CAMERA_SIZE,
     FLOW_CHUNK,
     FLOW_STEPS,
@@ -24,7 +25,7 @@ from rapid_env.cost.arch_flow import (
     expert_blocks,
     vlm_layer_blocks,
 )
-from rapid_env.cost.counting import (
+from rapid_env.profiler.counting import (
     BF16_BYTES,
     FLOAT32_BYTES,
     count_expert_loop,
@@ -38,7 +39,7 @@ from rapid_env.cost.counting import (
     param_bytes,
     to_eval,
 )
-from rapid_env.cost.profiles import ArchProfile, BlockCost, profile_builder
+from rapid_env.profiler.registry import profile_builder
 
 SMOLVLA_IMAGE_SIZE = 512
 SMOLVLA_TEXT_TOKENS = 20

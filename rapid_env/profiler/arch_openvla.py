@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from rapid_env.cost.counting import (
+from rapid_env.cost.profiles import TOKEN_ID_BYTES, ArchProfile, BlockCost
+from rapid_env.profiler.counting import (
     BF16_BYTES,
     FLOAT32_BYTES,
-    TOKEN_ID_BYTES,
     count_flops,
     decoder_prefill,
     image_bytes,
@@ -25,7 +25,7 @@ from rapid_env.cost.counting import (
     siglip_so400m_config,
     to_eval,
 )
-from rapid_env.cost.profiles import ArchProfile, BlockCost, profile_builder
+from rapid_env.profiler.registry import profile_builder
 
 PRISMATIC_IMAGE_SIZE = 224
 LLAMA_WIDTH = 4096

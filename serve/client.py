@@ -30,8 +30,8 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from rapid_env.eval.serve import rapid_serve_pb2 as pb
-from rapid_env.eval.serve import rapid_serve_pb2_grpc as pb_grpc
+from rapid_env.serve import rapid_serve_pb2 as pb
+from rapid_env.serve import rapid_serve_pb2_grpc as pb_grpc
 
 TOKEN_ENV = "RAPID_SERVE_TOKEN"
 SERVICE_NAME = "rapid_env.serve.v1.PolicyServer"

@@ -16,11 +16,11 @@ from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from rapid_env.agents.vla.policy import VLAPolicy
 from rapid_env.agents.vla.split import SplitRunner
-from rapid_env.eval.serve import rapid_serve_pb2 as pb
-from rapid_env.eval.serve import rapid_serve_pb2_grpc as pb_grpc
-from rapid_env.eval.serve import server as server_mod
-from rapid_env.eval.serve.boundary import read_header
-from rapid_env.eval.serve.client import (
+from rapid_env.serve import model as model_mod
+from rapid_env.serve import rapid_serve_pb2 as pb
+from rapid_env.serve import rapid_serve_pb2_grpc as pb_grpc
+from rapid_env.serve.boundary import read_header
+from rapid_env.serve.client import (
     CorruptReply,
     DeadlineExceeded,
     PolicyClient,
@@ -29,8 +29,11 @@ from rapid_env.eval.serve.client import (
     Unauthenticated,
     read_token,
 )
-from rapid_env.eval.serve.server import SERVICE_NAME, CloudModel
-from tests.eval.serve.conftest import TOKEN, make_input
+from rapid_env.serve.config import UsageError
+from rapid_env.serve.lifecycle import RunningServer
+from rapid_env.serve.model import CloudModel
+from rapid_env.serve.servicer import SERVICE_NAME
+from tests.serve.conftest import TOKEN, make_input
 
 
 def edge_blob(policy: VLAPolicy, k: int, seed: int = 0, compression: str = "none") -> bytes:
@@ -51,13 +54,13 @@ def rebuild(header: dict, data: bytes) -> bytes:
 def decode_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the server's calls to ``deserialise``: a rejected boundary must never reach it."""
     calls: list[int] = []
-    real = server_mod.deserialise
+    real = model_mod.deserialise
 
     def spy(blob: bytes, layout: object = None) -> dict[str, torch.Tensor]:
         calls.append(len(blob))
         return real(blob, layout)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(server_mod, "deserialise", spy)
+    monkeypatch.setattr(model_mod, "deserialise", spy)
     return calls
 
 
@@ -102,14 +105,14 @@ def test_info_lists_the_splits_and_the_boundary_each_expects(
     }
 
 
-def test_health_is_serving_without_a_token(shared_server: server_mod.RunningServer) -> None:
+def test_health_is_serving_without_a_token(shared_server: RunningServer) -> None:
     with PolicyClient(shared_server.address, "not-the-token") as c:
         assert c.health() == "SERVING"
         assert c.health("") == "SERVING"
 
 
 def test_a_wrong_or_missing_token_is_refused_and_the_next_call_served(
-    shared_server: server_mod.RunningServer, client: PolicyClient, policy: VLAPolicy
+    shared_server: RunningServer, client: PolicyClient, policy: VLAPolicy
 ) -> None:
     blob = edge_blob(policy, 4)
     with PolicyClient(shared_server.address, TOKEN[:-1] + "x") as bad:
@@ -244,7 +247,7 @@ def test_deadlines_client_side_and_server_side(
 
 
 def test_four_clients_at_once_get_their_own_answers(
-    shared_server: server_mod.RunningServer, policy: VLAPolicy
+    shared_server: RunningServer, policy: VLAPolicy
 ) -> None:
     cases = [(k, seed) for k in (0, 2, 4, 6) for seed in (1, 2)]
     blobs = {c: edge_blob(policy, c[0], seed=c[1]) for c in cases}
@@ -284,7 +287,7 @@ def test_max_requests_stops_the_server_by_itself(make_server, policy: VLAPolicy)
 
 def test_a_second_server_cannot_share_a_bound_port(make_server) -> None:
     running = make_server()
-    with pytest.raises(server_mod.UsageError, match="cannot listen"):
+    with pytest.raises(UsageError, match="cannot listen"):
         make_server(port=running.port)
 
 

@@ -127,17 +127,7 @@ def check_boundary(blob: bytes, expected: Expected, compression: str, where: str
     """
     suffix = f" {where}" if where else ""
     header, start = read_header(blob)
-    meta = header.pop("__metadata__", None)
-    if meta is not None:
-        if not isinstance(meta, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
-        ):
-            raise BoundaryError("__metadata__ is not a map of strings to strings")
-        if "compression" in meta and meta["compression"] != compression:
-            raise BoundaryError(
-                f"boundary was written with compression {meta['compression']!r}, the request "
-                f"says {compression!r}"
-            )
+    _check_metadata(header.pop("__metadata__", None), compression)
     extra = sorted(set(header) - set(expected))
     if extra:
         raise BoundaryError(
@@ -148,34 +138,59 @@ def check_boundary(blob: bytes, expected: Expected, compression: str, where: str
         raise BoundaryError(f"missing tensor {missing[0]!r}{suffix}")
     spans: list[tuple[int, int, str]] = []
     for name in sorted(expected):
-        dtype, shape = expected[name]
-        entry = header[name]
-        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise BoundaryError(
-                f"tensor {name!r}: an entry needs exactly dtype, shape and data_offsets"
-            )
-        if entry["dtype"] != dtype:
-            raise BoundaryError(
-                f"tensor {name!r}: dtype {entry['dtype']!r}, expected {dtype!r}{suffix}"
-            )
-        got = _int_list(entry["shape"])
-        if got is None or tuple(got) != shape:
-            raise BoundaryError(
-                f"tensor {name!r}: shape {entry['shape']!r}, expected {list(shape)}{suffix}"
-            )
-        offsets = _int_list(entry["data_offsets"], 2)
-        if offsets is None or offsets[0] > offsets[1]:
-            raise BoundaryError(
-                f"tensor {name!r}: data_offsets {entry['data_offsets']!r} is not [begin, end]"
-            )
-        size = math.prod(shape) * DTYPE_BYTES[dtype]
-        if offsets[1] - offsets[0] != size:
-            raise BoundaryError(
-                f"tensor {name!r}: data_offsets span {offsets[1] - offsets[0]} bytes, its dtype "
-                f"and shape need {size}"
-            )
-        spans.append((offsets[0], offsets[1], name))
-    buffer = len(blob) - start
+        begin, end = _check_entry(name, header[name], *expected[name], suffix)
+        spans.append((begin, end, name))
+    _check_tiling(spans, len(blob) - start)
+
+
+def _check_metadata(meta: Any, compression: str) -> None:
+    """``__metadata__``, when present: a flat string map naming the request's compression."""
+    if meta is None:
+        return
+    if not isinstance(meta, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
+    ):
+        raise BoundaryError("__metadata__ is not a map of strings to strings")
+    if "compression" in meta and meta["compression"] != compression:
+        raise BoundaryError(
+            f"boundary was written with compression {meta['compression']!r}, the request "
+            f"says {compression!r}"
+        )
+
+
+def _check_entry(
+    name: str, entry: Any, dtype: str, shape: tuple[int, ...], suffix: str
+) -> tuple[int, int]:
+    """One tensor's header entry: the expected dtype and shape, offsets spanning its bytes."""
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise BoundaryError(
+            f"tensor {name!r}: an entry needs exactly dtype, shape and data_offsets"
+        )
+    if entry["dtype"] != dtype:
+        raise BoundaryError(
+            f"tensor {name!r}: dtype {entry['dtype']!r}, expected {dtype!r}{suffix}"
+        )
+    got = _int_list(entry["shape"])
+    if got is None or tuple(got) != shape:
+        raise BoundaryError(
+            f"tensor {name!r}: shape {entry['shape']!r}, expected {list(shape)}{suffix}"
+        )
+    offsets = _int_list(entry["data_offsets"], 2)
+    if offsets is None or offsets[0] > offsets[1]:
+        raise BoundaryError(
+            f"tensor {name!r}: data_offsets {entry['data_offsets']!r} is not [begin, end]"
+        )
+    size = math.prod(shape) * DTYPE_BYTES[dtype]
+    if offsets[1] - offsets[0] != size:
+        raise BoundaryError(
+            f"tensor {name!r}: data_offsets span {offsets[1] - offsets[0]} bytes, its dtype "
+            f"and shape need {size}"
+        )
+    return offsets[0], offsets[1]
+
+
+def _check_tiling(spans: list[tuple[int, int, str]], buffer: int) -> None:
+    """The spans, in order, cover the data buffer from its first byte to its last."""
     pos = 0
     for begin, end, name in sorted(spans):
         if begin != pos:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
-from rapid_env.eval.serve.boundary import BoundaryError, check_boundary, parse_specs, read_header
+from rapid_env.serve.boundary import BoundaryError, check_boundary, parse_specs, read_header
 
 EXPECTED = {"h": ("F32", (1, 2, 3)), "text_ids": ("I64", (1, 4))}
 

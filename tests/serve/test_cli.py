@@ -18,11 +18,11 @@ import torch
 
 from rapid_env.agents.vla.policy import VLAPolicy
 from rapid_env.agents.vla.split import SplitRunner
-from rapid_env.eval.serve.client import PolicyClient
-from rapid_env.eval.serve.server import main
-from tests.eval.serve.conftest import TOKEN, make_input
+from rapid_env.cli.serve import main
+from rapid_env.serve.client import PolicyClient
+from tests.serve.conftest import TOKEN, make_input
 
-SERVE = [sys.executable, "-m", "rapid_env.eval.serve.server"]
+SERVE = [sys.executable, "-m", "rapid_env.cli.serve"]
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def serve_main(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str
 
 def test_the_console_script_is_registered() -> None:
     (ep,) = entry_points(group="console_scripts", name="rapid-serve")
-    assert ep.value == "rapid_env.eval.serve.server:main"
+    assert ep.value == "rapid_env.cli.serve:main"
 
 
 def test_a_policy_without_a_split_runtime_is_refused_with_2(
@@ -113,3 +113,15 @@ def test_sigterm_stops_a_serving_process_with_0(token_file: Path, policy: VLAPol
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_help_loads_neither_torch_nor_grpc() -> None:
+    code = (
+        "import runpy, sys; sys.argv = ['rapid-serve', '--help']\n"
+        "try:\n    runpy.run_module('rapid_env.cli.serve', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "heavy = [m for m in ('torch', 'grpc', 'mujoco') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--token-file" in out.stdout

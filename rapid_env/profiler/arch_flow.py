@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rapid_env.cost.counting import FLOAT32_BYTES, param_bytes
 from rapid_env.cost.profiles import BlockCost
+from rapid_env.profiler.counting import FLOAT32_BYTES, param_bytes
 
 CAMERA_SIZE = 256
 """LIBERO's rendered camera resolution; images are never upsampled before sending."""

@@ -11,9 +11,11 @@ import pytest
 from rapid_env.agents.vla.policy import VLAPolicy
 from rapid_env.compose import build_policy
 from rapid_env.config import EnvConfig
-from rapid_env.eval.serve.client import PolicyClient
-from rapid_env.eval.serve.server import CloudModel, RunningServer, ServeConfig, start
 from rapid_env.policy import PolicyInput
+from rapid_env.serve.client import PolicyClient
+from rapid_env.serve.config import ServeConfig
+from rapid_env.serve.lifecycle import RunningServer, start
+from rapid_env.serve.model import CloudModel
 
 TOKEN = "test-token-0123456789abcdef0123"
 

@@ -1,5 +1,7 @@
 """Counting helpers shared by the architecture builders (``arch_*.py``); they need ``torch``.
 
+Part of the offline profiler: nothing the harness runs imports this module.
+
 Everything here runs on the ``meta`` device: tensors carry shapes and dtypes only, so a 7B model
 costs no memory and no time beyond Python overhead. FLOPs come from
 ``torch.utils.flop_counter.FlopCounterMode`` (matmul-class ops, 2 FLOPs per multiply-accumulate),
@@ -17,8 +19,6 @@ from typing import Any
 
 BF16_BYTES = 2
 """Every profile's weights and activations are bf16, as these VLAs are served."""
-TOKEN_ID_BYTES = 8
-"""Token ids travel as int64, what tokenizers return."""
 UINT8_BYTES = 1
 FLOAT32_BYTES = 4
 """Robot state and actions travel as float32."""

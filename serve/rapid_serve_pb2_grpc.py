@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from rapid_env.eval.serve import rapid_serve_pb2 as rapid__serve__pb2
+from rapid_env.serve import rapid_serve_pb2 as rapid__serve__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -11,7 +11,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from rapid_env.cost.counting import (
+from rapid_env.cost.profiles import ArchProfile, BlockCost
+from rapid_env.profiler.counting import (
     BF16_BYTES,
     FLOAT32_BYTES,
     count_flops,
@@ -22,7 +23,7 @@ from rapid_env.cost.counting import (
     residual,
     to_eval,
 )
-from rapid_env.cost.profiles import ArchProfile, BlockCost, profile_builder
+from rapid_env.profiler.registry import profile_builder
 
 WINDOW = 2
 """Octo's observation history: the current and the previous frame, re-encoded every call."""

@@ -1,0 +1,179 @@
+"""``rapid-serve``: serve the cloud half of a split policy over gRPC (``docs/serve.md``).
+
+Security model: binds 127.0.0.1 unless ``--host`` says otherwise; every ``PolicyServer`` call needs
+``authorization: Bearer <token>`` (compared in constant time), the standard health service stays
+open; optional TLS; requests over ``--max-request-mb`` are refused by gRPC itself; nothing is
+unpickled; a failing forward is answered ``INTERNAL`` and the server keeps serving.
+
+The flags are parsed and checked before torch, grpc or the model load (they take seconds), so
+``--help`` and a bad flag answer at once.
+
+Usage::
+
+    rapid-serve --policy chunk-regress --token-file ~/.rapid-serve-token --port 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rapid_env.serve.config import (
+    LOOPBACK,
+    SERVABLE,
+    ServeConfig,
+    UsageError,
+    default_chunk_size,
+    read_bytes,
+    read_token_file,
+)
+
+if TYPE_CHECKING:
+    from rapid_env.serve.lifecycle import RunningServer
+
+log = logging.getLogger("rapid_env.serve")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``rapid-serve`` flags."""
+    ap = argparse.ArgumentParser(
+        prog="rapid-serve",
+        description="Serve the cloud half of a split policy over gRPC (docs/serve.md).",
+    )
+    ap.add_argument("--policy", default="chunk-regress",
+                    help=f"a policy with a split runtime: {', '.join(SERVABLE)}")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1: this machine only)")
+    ap.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed)")
+    ap.add_argument("--token-file", required=True,
+                    help="file holding the bearer token every call must carry (chmod 600)")
+    ap.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (with --tls-key)")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    ap.add_argument("--max-request-mb", type=float, default=16.0,
+                    help="largest request accepted; larger ones get RESOURCE_EXHAUSTED")
+    ap.add_argument("--deadline-s", type=float, default=5.0,
+                    help="longest a request may compute (a client's shorter deadline wins)")
+    ap.add_argument("--workers", type=int, default=4, help="request threads")
+    ap.add_argument("--max-concurrent", type=int, default=None,
+                    help="calls running or queued before RESOURCE_EXHAUSTED (default 2x workers)")
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="torch intra-op threads (default: CPU cores / workers, at least 1)")
+    ap.add_argument("--parallel-forward", action="store_true",
+                    help="run forwards of concurrent calls at once (default: one at a time)")
+    ap.add_argument("--chunk-size", type=int, default=None,
+                    help="rows of every reply (at most the checkpoint's chunk; default: the "
+                         "environment's)")
+    ap.add_argument("--max-requests", type=int, default=None,
+                    help="stop after this many Infer/Info calls (tests)")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="stop after this many seconds (tests)")
+    ap.add_argument("--grace-s", type=float, default=2.0,
+                    help="on SIGTERM/SIGINT, how long calls in flight may finish")
+    ap.add_argument("--log-level", default="INFO")
+    return ap
+
+
+def config_from(args: argparse.Namespace) -> ServeConfig:
+    """The parsed flags checked and turned into a :class:`ServeConfig` (:class:`UsageError`)."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    chunk_size = default_chunk_size() if args.chunk_size is None else args.chunk_size
+    for flag, value, low in (
+        ("--workers", args.workers, 1),
+        ("--max-request-mb", args.max_request_mb, 1e-3),
+        ("--deadline-s", args.deadline_s, 1e-6),
+        ("--chunk-size", chunk_size, 1),
+    ):
+        if value < low:
+            raise UsageError(f"{flag} must be >= {low}, got {value}")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 0..65535, got {args.port}")
+    return ServeConfig(
+        policy=args.policy,
+        token=read_token_file(args.token_file),
+        host=args.host,
+        port=args.port,
+        tls_cert=read_bytes(args.tls_cert, "--tls-cert") if args.tls_cert else None,
+        tls_key=read_bytes(args.tls_key, "--tls-key") if args.tls_key else None,
+        max_request_mb=args.max_request_mb,
+        deadline_s=args.deadline_s,
+        workers=args.workers,
+        max_concurrent=args.max_concurrent,
+        parallel_forward=args.parallel_forward,
+        max_requests=args.max_requests,
+        max_seconds=args.max_seconds,
+        grace_s=args.grace_s,
+        chunk_size=chunk_size,
+    )
+
+
+def _start(args: argparse.Namespace) -> tuple[RunningServer, int]:
+    """Load the policy and start serving it: the running server and its torch thread count."""
+    import torch
+
+    from rapid_env.serve.lifecycle import start
+    from rapid_env.serve.model import load_cloud_model
+
+    config = config_from(args)
+    cloud = load_cloud_model(config.policy, config.chunk_size, config.parallel_forward)
+    threads = args.torch_threads or max(1, (os.cpu_count() or 1) // config.workers)
+    torch.set_num_threads(threads)
+    return start(config, cloud), threads
+
+
+def _announce(running: RunningServer, threads: int) -> None:
+    """What is served where (the ``port`` line is the one to parse with ``--port 0``)."""
+    config, cloud = running.config, running.cloud
+    scheme = "tls" if config.tls_cert else "plaintext"
+    if scheme == "plaintext" and config.host not in LOOPBACK:
+        log.warning(
+            "serving %s without TLS: the token and the boundaries cross the network in the "
+            "clear (give --tls-cert and --tls-key)", config.host,
+        )
+    print(
+        f"rapid-serve: serving {cloud.name} ({cloud.model.cfg.family}, splits "
+        f"{cloud.splits[0]}..{cloud.splits[-1]}) on {running.address} ({scheme}, "
+        f"{config.workers} workers, {threads} torch threads, "
+        f"{'parallel forwards' if config.parallel_forward else 'one forward at a time'})",
+        flush=True,
+    )
+    print(f"rapid-serve: port {running.port}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``rapid-serve``: 0 after a graceful stop, 2 on a usage error."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s rapid-serve %(levelname)s %(message)s",
+    )
+    stop = threading.Event()  # set by SIGTERM/SIGINT, from now on (loading takes seconds)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        running, threads = _start(args)
+    except UsageError as e:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print(f"rapid-serve: {e}", file=sys.stderr)
+        return 2
+    _announce(running, threads)
+    while not running.wait(0.2):
+        if stop.is_set():
+            running.stop_requested.set()  # health NOT_SERVING, then stop(grace)
+    print("rapid-serve: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

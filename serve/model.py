@@ -1,0 +1,180 @@
+"""The cloud half of one loaded policy: the boundaries each split expects, and the forward.
+
+The edge runs blocks ``0..k-1`` of the executable model and sends the boundary state
+(:meth:`rapid_env.agents.vla.split.SplitRunner.edge`'s safetensors bytes); :class:`CloudModel`
+knows, per split and compression, which tensors those bytes must hold (checked by
+:mod:`rapid_env.serve.boundary` before anything is decoded), decodes them in the edge's memory
+layout (:func:`~rapid_env.agents.vla.split.deserialise`, as :meth:`SplitRunner.cloud` does), runs
+blocks ``k..n-1`` and finishes the policy's chunk (its first ``chunk_size`` rows, clipped to
+[-1, 1], as :class:`~rapid_env.agents.vla.policy.VLAPolicy` does). With compression ``none`` the
+chunk equals ``VLAPolicy.act_split`` for the same input bit for bit, on the same kernels and
+thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rapid_env.agents.vla.base import ExecutableVLA
+from rapid_env.agents.vla.split import COMPRESSIONS, Layout, deserialise, layout_of, serialise
+from rapid_env.compose import build_policy
+from rapid_env.config import EnvConfig
+from rapid_env.serve import rapid_serve_pb2 as pb
+from rapid_env.serve.boundary import BoundaryError, Expected, parse_specs, read_header
+from rapid_env.serve.config import SERVABLE, UsageError
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """What split ``k`` under one compression expects: tensors (batch 1), layout, blob size."""
+
+    tensors: Expected
+    layout: Layout
+    nbytes: int
+
+
+class DeadlineHit(Exception):
+    """The request's time ran out between two blocks (``args[0]``: the block not run)."""
+
+
+class CloudModel:
+    """The cloud half of one loaded policy: expected boundaries per split, and the forward.
+
+    The expected boundaries come from one dry edge run per split on zero inputs of batch 1 (what
+    :meth:`SplitRunner.boundary_layout` does): names, dtypes and shapes of the safetensors blob
+    :func:`serialise` writes under each compression, and the strides the cloud restores.
+
+    The model's forward keeps no state between calls (every block is a pure function of its input
+    state; the autoregressive family's KV cache lives in the call), so concurrent requests may run
+    it at once (``parallel=True``). By default a lock lets one forward run at a time: on two cores
+    that served the token-by-token ``ar-token`` family twice as fast (its many small ops fight
+    over the GIL when several run at once) and cost ``chunk-regress`` about a fifth
+    (``docs/serve.md``, *Threads*).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: ExecutableVLA,
+        chunk_size: int,
+        parallel: bool = False,
+    ) -> None:
+        self.name, self.model, self.chunk_size = name, model.eval(), chunk_size
+        self.n_blocks = model.n_blocks
+        self.block_names = model.block_names()
+        self.splits = tuple(range(self.n_blocks))  # k = n_blocks would leave nothing to serve
+        self._lock: threading.Lock | None = None if parallel else threading.Lock()
+        self.table: dict[tuple[int, str], Boundary] = {}
+        cfg, s = model.cfg, model.cfg.image_size
+        with torch.inference_mode():
+            first = model.prepare(
+                torch.zeros(1, s, s, 3, dtype=torch.uint8),
+                torch.zeros(1, cfg.proprio_dim),
+                torch.zeros(1, cfg.max_text_tokens, dtype=torch.long),
+                torch.Generator(),
+            )
+            for k in self.splits:
+                state = model.run(first, 0, k)
+                layout = layout_of(state)
+                for comp in COMPRESSIONS:
+                    blob = serialise(state, comp)
+                    header, _ = read_header(blob)
+                    self.table[k, comp] = Boundary(parse_specs(header), layout, len(blob))
+
+    @classmethod
+    def from_policy(cls, name: str, policy: object, parallel: bool = False) -> CloudModel:
+        """The cloud half of a built policy; :class:`UsageError` when it has no split runtime."""
+        model = getattr(policy, "model", None)
+        chunk = getattr(policy, "chunk_size", None)
+        if not isinstance(model, ExecutableVLA) or not isinstance(chunk, int):
+            raise UsageError(
+                f"policy {name!r} has no split runtime to serve; servable: {', '.join(SERVABLE)}"
+            )
+        return cls(name, model, chunk, parallel)
+
+    def boundary(self, split: int, compression: str) -> Boundary:
+        """The expected boundary (KeyError for a split or compression not served)."""
+        return self.table[split, compression]
+
+    def info(self, max_request_bytes: int) -> pb.ServerInfo:
+        """The ``Info`` reply."""
+        out = pb.ServerInfo(
+            policy=self.name,
+            family=self.model.cfg.family,
+            n_blocks=self.n_blocks,
+            splits=list(self.splits),
+            chunk_size=self.chunk_size,
+            action_dim=self.model.cfg.action_dim,
+            compressions=list(COMPRESSIONS),
+            block_names=self.block_names,
+            max_request_bytes=max_request_bytes,
+        )
+        for k in self.splits:
+            entry = out.split_info.add(split=k, first_cloud_block=self.block_names[k])
+            for comp in COMPRESSIONS:
+                b = self.table[k, comp]
+                spec = entry.boundaries.add(compression=comp, nbytes=b.nbytes)
+                for tname, (dtype, shape) in b.tensors.items():
+                    spec.tensors.add(name=tname, dtype=dtype, shape=list(shape))
+        return out
+
+    def check_values(self, state: dict[str, torch.Tensor]) -> None:
+        """Decoded values the model cannot take: non-finite floats, token ids outside the vocab."""
+        for name, t in state.items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise BoundaryError(f"tensor {name!r} holds non-finite values")
+        ids = state.get("text_ids")
+        if ids is not None and ids.numel():
+            lo, hi = int(ids.min()), int(ids.max())
+            if lo < 0 or hi >= self.model.cfg.vocab_size:
+                raise BoundaryError(
+                    f"tensor 'text_ids' holds ids in [{lo}, {hi}], outside the vocabulary "
+                    f"[0, {self.model.cfg.vocab_size})"
+                )
+
+    def decode(self, blob: bytes, split: int, compression: str) -> dict[str, torch.Tensor]:
+        """Checked blob -> state in the edge's layout (``SplitRunner.cloud``'s decoding)."""
+        with torch.inference_mode():
+            return deserialise(blob, self.table[split, compression].layout)
+
+    def forward(
+        self, state: dict[str, torch.Tensor], split: int, deadline: float = math.inf
+    ) -> np.ndarray:
+        """Blocks ``split..n-1``, then the policy's chunk finishing.
+
+        ``deadline`` (``time.perf_counter`` seconds) is checked between blocks. The blocks are
+        :meth:`ExecutableVLA.run`'s, in its order, so the chunk is
+        ``SplitRunner.cloud``'s; the finishing is ``VLAPolicy._finish``'s.
+        """
+        if self._lock is None:
+            actions = self._run(state, split, deadline)
+        else:
+            with self._lock:
+                actions = self._run(state, split, deadline)
+        out = actions[0, : self.chunk_size].numpy().astype(np.float32)
+        return np.clip(out, -1.0, 1.0)
+
+    def _run(self, state: dict[str, torch.Tensor], split: int, deadline: float) -> torch.Tensor:
+        with torch.inference_mode():
+            for name, fn in self.model.blocks()[split:]:
+                if time.perf_counter() > deadline:
+                    raise DeadlineHit(name)
+                state = fn(state)
+            return state["actions"]
+
+
+
+def load_cloud_model(policy: str, chunk_size: int, parallel: bool = False) -> CloudModel:
+    """Build ``policy`` once with :func:`build_policy` and take its cloud half."""
+    try:
+        built = build_policy(EnvConfig(policy=policy, chunk_size=chunk_size))
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(f"cannot load policy {policy!r}: {e}") from None
+    return CloudModel.from_policy(policy, built, parallel)
+
