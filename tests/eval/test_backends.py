@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from rapid_env.cli.eval import main
 from rapid_env.episode import WALL_CLOCK_FIELDS
 from rapid_env.eval.backends import make_backend
-from rapid_env.cli.eval import main
 
 ARGS = ["--tasks", "reach", "--agents", "rapid", "--episodes", "4", "--policy", "expert",
         "--max-episode-s", "1", "--image-size", "16", "--wandb", "disabled", "--quiet"]

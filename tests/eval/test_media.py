@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rapid_env.cli.eval import build_parser, main, parse_spec
 from rapid_env.config import EnvConfig
 from rapid_env.eval.backends.local import LocalBackend
-from rapid_env.cli.eval import build_parser, main, parse_spec
 from rapid_env.eval.execute import EpisodeRunner
 from rapid_env.eval.jobs import SweepSpec, plan
 from rapid_env.eval.media import (

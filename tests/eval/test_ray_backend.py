@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from rapid_env.cli.eval import main
 from rapid_env.config import EnvConfig
 from rapid_env.eval.backends import make_backend
 from rapid_env.eval.backends.serial import SerialBackend
-from rapid_env.cli.eval import main
 from rapid_env.eval.execute import is_episode_error
 from rapid_env.eval.jobs import KEY_FIELD, SweepSpec, plan
 from rapid_env.eval.runner import WALL_CLOCK_FIELDS

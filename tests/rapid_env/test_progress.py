@@ -37,7 +37,8 @@ def test_non_tty_stream_gets_rounded_plain_lines_without_carriage_returns():
     assert first == ("rapid-eval: 5/120 episodes (4.2%), 0.50/s, elapsed 10s, ETA 3m50s, "
                      "success 4, errors 1")
     last = plain_lines(stream)[-1]
-    assert last == "rapid-eval: 37/120 episodes (30.8%), 0.50/s, elapsed 1m14s, success 29, errors 2"
+    assert last == ("rapid-eval: 37/120 episodes (30.8%), 0.50/s, elapsed 1m14s, "
+                    "success 29, errors 2")
     assert len(plain_lines(stream)) == 8  # at 10, 20, .. 70 s, and the final one
 
 
