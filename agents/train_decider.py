@@ -46,6 +46,7 @@ from rapid_env.progress import Progress
 from rapid_env.wandb_mode import MODES, finish_run, resolve_mode, start_run
 from rapid_env.wrapper import (
     COMPACT_ACTIONS,
+    RECORD_INFO_KEY,
     CompactActions,
     RapidEnv,
     RewardConfig,
@@ -208,7 +209,9 @@ def train(
         episodes = 0
 
         def _on_step(self) -> bool:
-            ends = [i["episode"] for i in self.locals.get("infos", ()) if "episode" in i]
+            # the env's own record (Monitor's info["episode"] holds only return, length, success)
+            infos = self.locals.get("infos", ())
+            ends = [i[RECORD_INFO_KEY] for i in infos if RECORD_INFO_KEY in i]
             self.episodes += len(ends)
             if ends:
                 bar.record(ok=sum(bool(e.get("success")) for e in ends))
