@@ -8,6 +8,12 @@ Ids (entry points are strings, so registering imports nothing heavy):
 * ``rapid_env/Rapid-v0``: the RAPID env, whose agent is the partition decider (keyword arguments
   are :class:`rapid_env.config.EnvConfig` fields, e.g. ``task="push"``, plus ``decider``,
   ``reward`` and ``render_mode``; built by :func:`rapid_env.compose.make_rapid_env`).
+
+A process knows these ids only once it has imported ``rapid_env``: Gymnasium 1.x dropped the
+plugin entry points that once imported registering packages on its own. Worker processes that are
+handed only an id string (stable-baselines3's ``make_vec_env`` with ``SubprocVecEnv``, anything
+started with ``forkserver`` or ``spawn``) get ``"rapid_env:rapid_env/Rapid-v0"``, the id with its
+module, which ``gym.make`` imports before looking the id up.
 """
 
 from __future__ import annotations

@@ -12,7 +12,11 @@ Reward (per tick, weights in :class:`RewardConfig`), read only from the tick's
         - megabytes * (MB sent on the link this tick)
         - stall * [robot held this tick because the chunk had run out]
 
-Info carries per-tick timing and events (requests, arrivals, preemptions, faults). With a
+Info carries per-tick timing and events (requests, arrivals, preemptions, faults). The final
+step's info carries the episode's record under ``info["rapid"]`` (:data:`RECORD_INFO_KEY`), never
+under ``info["episode"]``: Gymnasium's ``RecordEpisodeStatistics`` and stable-baselines3's
+``Monitor`` and ``VecMonitor`` own that key (return ``r``, length ``l``, time ``t``), assert it is
+free, and SB3's PPO reads ``r`` from it. With a
 ``decider`` (a :class:`~rapid_env.decision.Decider`), ``info["decider_action"]`` is the action that
 decider would take on the returned observation: feed it back and the episode is the one
 ``rapid-eval`` records for that decider; use it as a teacher, a baseline or a residual.
@@ -39,6 +43,12 @@ from rapid_env.controller import PartitionedController, TickOutcome
 from rapid_env.decision import KEEP, Decider, Decision, bind_decider
 from rapid_env.features import FEATURE_NAMES, feature_vector
 from rapid_env.seeding import episode_streams
+
+RECORD_INFO_KEY = "rapid"
+"""The ``info`` key of the episode's record (a dict of the record's metrics) on the final step.
+
+Not ``"episode"``: that key belongs to Gymnasium's and stable-baselines3's episode statistics.
+"""
 
 
 @dataclass(frozen=True)
@@ -158,7 +168,7 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
         info["success"] = out.success
         info["delivered_latency_s"] = out.delta.delivered_latency_s
         if out.terminated or out.truncated:
-            info["episode"] = self.controller.episode_metrics()
+            info[RECORD_INFO_KEY] = self.controller.episode_metrics()
             info["link_timeline"] = self.controller.link_timeline  # every transfer, for plots
         elif self.decider is not None:
             info["decider_action"] = self.action_for(self.decider.decide(out.obs))

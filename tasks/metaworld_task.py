@@ -215,10 +215,11 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         return self._observation(), dict(self.last_info)
 
     def close(self) -> None:
-        """Free the renderer's GL context."""
+        """Free the renderer's GL context, and Meta-World's own viewers if anything opened one."""
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        self.mw.close()
 
     # ------------------------------------------------------------------ stepping
     def advance(self, action: np.ndarray) -> dict[str, Any]:

@@ -15,12 +15,26 @@ Why this module exists:
 
 Nothing in this module touches physics: the quality settings live in ``model.vis`` and in the
 renderer's own ``MjvScene``, and none of them is read by ``mj_step``.
+
+Processes. A GL context is not fork-safe: Mesa's software rasterizer (llvmpipe, what EGL runs on
+a machine without a GPU) keeps worker threads that a forked child inherits the bookkeeping of but
+not the threads, so the child's first frame waits for them forever. Hence:
+
+* once a process has a renderer, a child forked from it refuses to render with a one-line
+  ``RuntimeError`` naming the fix, instead of hanging (:func:`_after_fork_in_child`);
+* the first renderer of a process makes ``forkserver`` the default ``multiprocessing`` start
+  method where the default would be ``fork`` and the program has not chosen one, so that
+  ``gym.make_vec(..., vectorization_mode="async")`` and anything else on the default context
+  start clean workers (:func:`_no_fork_by_default`). A program that sets a start method first
+  keeps it.
 """
 
 from __future__ import annotations
 
 import atexit
+import multiprocessing
 import os
+import sys
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,6 +194,8 @@ class CameraRenderer:
             ValueError: On an unknown camera (the message lists the model's cameras), a
                 non-positive or non-int size (naming the value) or an unknown quality preset
                 (listing the presets).
+            RuntimeError: In a child process forked from one that had a GL context (see the
+                module docstring).
         """
         names = camera_names(model)
         if not isinstance(camera, str) or camera not in names:
@@ -194,8 +210,12 @@ class CameraRenderer:
         self._camera_id = int(mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera))
         self._quality = QUALITY_PRESETS[quality]
         self._rotate = camera_needs_rotation(model, data, self._camera_id)
+        if _FORKED_FROM_GL:
+            raise RuntimeError(_FORK_MESSAGE)
         self._renderer: mujoco.Renderer | None = self._make_renderer()
         _LIVE.add(self)
+        _close_live_renderers_first_at_exit()
+        _no_fork_by_default()
 
     def _make_renderer(self) -> mujoco.Renderer:
         """Create the ``mujoco.Renderer`` with this preset's context settings, then restore vis."""
@@ -269,9 +289,12 @@ class CameraRenderer:
             The caller owns it (it is not overwritten by the next call).
 
         Raises:
-            RuntimeError: If called after :meth:`close`.
+            RuntimeError: If called after :meth:`close`, or in a child process forked after this
+                renderer was made (see the module docstring).
         """
         if self._renderer is None:
+            if self in _INHERITED:
+                raise RuntimeError(_FORK_MESSAGE)
             raise RuntimeError("CameraRenderer.render() called after close()")
         self._renderer.update_scene(self._data, camera=self._camera_id)
         if scene_hook is not None:
@@ -287,6 +310,11 @@ class CameraRenderer:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+    def _orphan(self) -> None:
+        """Detach the GL renderer without freeing it (in a forked child; see module docstring)."""
+        self._inherited_gl = self._renderer
+        self._renderer = None
 
     def __enter__(self) -> CameraRenderer:
         return self
@@ -310,14 +338,83 @@ class CameraRenderer:
 
 # Renderers still open at interpreter exit are closed by an atexit hook: left to the garbage
 # collector, mujoco's own Renderer.__del__ runs after EGL has been torn down and prints a screen of
-# "Exception ignored" tracebacks at the end of every command.
+# "Exception ignored" tracebacks at the end of every command. mujoco registers its own exit hook
+# (``eglTerminate``) when it creates the process's first EGL context, and exit hooks run last
+# registered first, so ours is registered after the first context exists, never at import.
 _LIVE: weakref.WeakSet[CameraRenderer] = weakref.WeakSet()
+_AT_EXIT_REGISTERED = False
 
 
-@atexit.register
 def _close_live_renderers() -> None:
+    """Close every renderer still open (an exit hook; see above)."""
     for renderer in list(_LIVE):
         try:
             renderer.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _close_live_renderers_first_at_exit() -> None:
+    """Register :func:`_close_live_renderers` once, after mujoco's ``eglTerminate`` hook."""
+    global _AT_EXIT_REGISTERED
+    if not _AT_EXIT_REGISTERED:
+        atexit.register(_close_live_renderers)
+        _AT_EXIT_REGISTERED = True
+
+
+# ---------------------------------------------------------------- processes (module docstring)
+_FORK_MESSAGE = (
+    "this process was forked from one that had already created an OpenGL renderer, and rendering "
+    "here would hang (the GL driver's threads were not forked); start worker processes with "
+    "'forkserver' or 'spawn' instead: gym.make_vec(..., vector_kwargs={'context': 'spawn'}), "
+    "SubprocVecEnv(..., start_method='forkserver'), multiprocessing.get_context('spawn')"
+)
+_FORKED_FROM_GL = False
+_INHERITED: list[CameraRenderer] = []
+"""Renderers this forked child inherited; held so that they are never freed here."""
+
+
+def _egl_display_exists() -> bool:
+    """Whether mujoco has initialised an EGL display in this process (never imports it)."""
+    egl = sys.modules.get("mujoco.egl")
+    return egl is not None and getattr(egl, "EGL_DISPLAY", None) is not None
+
+
+def _after_fork_in_child() -> None:
+    """Mark a child forked from a process with GL state (an ``os.register_at_fork`` hook).
+
+    Its inherited renderers are detached and kept alive, never freed (freeing would touch the
+    parent's driver state from here and can hang too), and new ones refuse to start.
+    """
+    global _FORKED_FROM_GL
+    if not (_LIVE or _egl_display_exists()):
+        return
+    _FORKED_FROM_GL = True
+    for renderer in list(_LIVE):
+        _INHERITED.append(renderer)
+        renderer._orphan()
+    _LIVE.clear()
+
+
+def _fork_is_the_default() -> bool:
+    """Whether ``multiprocessing``'s platform default start method is ``fork``.
+
+    Read from the platform rule rather than ``multiprocessing.get_start_method()``, which would fix
+    the method for the rest of the program as a side effect.
+    """
+    return sys.platform not in ("darwin", "win32") and sys.version_info < (3, 14)
+
+
+def _no_fork_by_default() -> None:
+    """Make ``forkserver`` the default start method if the default would fork and none is set."""
+    if (
+        _fork_is_the_default()
+        and multiprocessing.get_start_method(allow_none=True) is None
+        and "forkserver" in multiprocessing.get_all_start_methods()
+        and multiprocessing.parent_process() is None  # workers inherit their parent's choice
+    ):
+        multiprocessing.set_start_method("forkserver")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

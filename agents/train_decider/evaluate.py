@@ -54,7 +54,7 @@ def evaluate(
                         )
                         recs.append(run_episode(controller, decider, seed))
                         bar.update(success=bool(recs[-1]["success"]),
-                                   failed=bool(recs[-1].get("faults")), task=task, agent=agent)
+                                   error=bool(recs[-1].get("faults")), task=task, agent=agent)
                     row = {"task": task, "agent": agent, "episodes": episodes,
                            **{m: _mean(recs, m) for m in EVAL_METRICS}}
                     rows.append(row)

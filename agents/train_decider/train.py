@@ -15,7 +15,7 @@ from rapid_env.agents.train_decider.settings import PPOSettings, TrainSeeds
 from rapid_env.agents.train_decider.wandb_log import wandb_writer
 from rapid_env.config import EnvConfig
 from rapid_env.progress import Progress
-from rapid_env.wrapper import RewardConfig
+from rapid_env.wrapper import RECORD_INFO_KEY, RewardConfig
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -122,10 +122,12 @@ def progress_callback(bar: Progress, say: Callable[[str], None], t0: float) -> B
         episodes = 0
 
         def _on_step(self) -> bool:
-            ends = [i["episode"] for i in self.locals.get("infos", ()) if "episode" in i]
+            # the env's own record (Monitor's info["episode"] holds only return, length, success)
+            infos = self.locals.get("infos", ())
+            ends = [i[RECORD_INFO_KEY] for i in infos if RECORD_INFO_KEY in i]
             self.episodes += len(ends)
             if ends:
-                bar.record(ok=sum(bool(e.get("success")) for e in ends))
+                bar.record(successes=sum(bool(e.get("success")) for e in ends))
             bar.update(self.num_timesteps - bar.done, episodes=self.episodes)
             return True
 

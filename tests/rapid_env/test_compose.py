@@ -25,7 +25,7 @@ def test_feeding_back_the_decider_action_is_the_rapid_eval_episode():
         done = term or trunc
     controller = build_controller(EnvConfig(**KW))  # type: ignore[arg-type]
     expected = run_episode(controller, build_decider(spec), 1001)
-    got = info["episode"]
+    got = info["rapid"]
     assert got["inferences"] > 0
     assert {k: v for k, v in expected.items() if k in got} == got
     # what only run_episode adds: the decider's measured cost (the env has no decide() to time)

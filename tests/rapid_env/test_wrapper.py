@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import rapid_env
 from rapid_env.compose import make_rapid_env
 from rapid_env.decision import Decision
-from rapid_env.wrapper import CompactActions, SafetyRefill, action_to_decision
+from rapid_env.wrapper import RECORD_INFO_KEY, CompactActions, SafetyRefill, action_to_decision
 
 KW = dict(task="reach", image_size=16, max_episode_s=2.0)
 
@@ -42,7 +42,8 @@ def test_episode_info_and_reward_terms():
         total += float(r)
         done = term or trunc
         steps += 1
-    assert "episode" in info and info["episode"]["inferences"] >= 1
+    assert RECORD_INFO_KEY == "rapid" and info["rapid"]["inferences"] >= 1
+    assert "episode" not in info  # Gymnasium's and SB3's key, left to their episode statistics
     assert total < 10.0  # latency and stall penalties were charged
     env.close()
 
@@ -56,9 +57,9 @@ def test_final_info_carries_the_link_timeline():
         done = term or trunc
     timeline = info["link_timeline"]
     ups = [tr for tr in timeline if tr["direction"] == "up"]
-    assert ups and len(timeline) >= 2 * info["episode"]["inferences"] - 2
+    assert ups and len(timeline) >= 2 * info["rapid"]["inferences"] - 2
     assert all(tr["arrival"] is None or tr["arrival"] >= tr["start"] for tr in timeline)
-    assert sum(tr["nbytes"] for tr in ups) == info["episode"]["bytes_up"]
+    assert sum(tr["nbytes"] for tr in ups) == info["rapid"]["bytes_up"]
     env.close()
 
 
