@@ -107,7 +107,10 @@ def chart_size(chart: Chart, width_in: float = 7.0, height_in: float = 4.0) -> t
     """
     if chart.kind == "heatmap":
         cols, rows = len(chart.series), len(_categories(chart))
-        return (max(width_in, min(16.0, 2.4 + 1.1 * cols)), max(height_in, 1.6 + 0.45 * rows))
+        longest = max((len(line) for s in chart.series for line in _wrap(s.label).split("\n")),
+                      default=0)
+        per_col = max(1.1, 0.25 + longest * _CHAR_IN * 1.1)  # bold labels are wider
+        return (max(width_in, min(16.0, 2.4 + per_col * cols)), max(height_in, 1.6 + 0.45 * rows))
     facets = _facets(chart)
     if len(facets) > 1:
         rows, cols = _grid(len(facets))
@@ -238,6 +241,14 @@ def _tint(color: str, stage: int) -> tuple[float, float, float]:
     return (r + (1 - r) * k, g + (1 - g) * k, b + (1 - b) * k)
 
 
+def _shade(color: str) -> tuple[float, float, float]:
+    """``color`` mixed with 35 % black: text in a light agent colour stays readable."""
+    from matplotlib.colors import to_rgb
+
+    r, g, b = to_rgb(color)
+    return (r * 0.65, g * 0.65, b * 0.65)
+
+
 # ----------------------------------------------------------------------------- categorical
 def _draw_categorical(fig: Any, ax: Any, chart: Chart) -> None:
     cats = _categories(chart)
@@ -358,33 +369,48 @@ def _spread(points: Sequence[tuple[float, float]]) -> list[float]:
     return offsets
 
 
+def _xerr(s: Series, j: int, x: float) -> tuple[float, float]:
+    if s.x_low is None or s.x_high is None:
+        return (0.0, 0.0)
+    lo, hi = as_float(s.x_low[j]), as_float(s.x_high[j])
+    return (x - lo if math.isfinite(lo) else 0.0, hi - x if math.isfinite(hi) else 0.0)
+
+
 def _draw_points(ax: Any, series: Sequence[Series], kind: str) -> None:
-    """Scatter (spread where points coincide, x and y whiskers) or numeric lines."""
-    flat = [(i, j, as_float(x), as_float(y)) for i, s in enumerate(series)
-            for j, (x, y) in enumerate(zip(s.x, s.y, strict=True))]
-    flat = [p for p in flat if math.isfinite(p[2]) and math.isfinite(p[3])]
-    offsets = _spread([(p[2], p[3]) for p in flat]) if kind == "scatter" else [0.0] * len(flat)
-    whiskers = len(flat) <= _MAX_ERRORBAR_POINTS
-    for (i, j, x, y), dx in zip(flat, offsets, strict=True):
-        s = series[i]
-        color, marker = _color(s, i), s.marker or _MARKERS[i % len(_MARKERS)]
-        if kind == "scatter":
-            ax.scatter([x + dx], [y], marker=marker, color=color, s=34, zorder=3,
-                       edgecolors=_EDGE, linewidths=0.4)
-        if whiskers and kind == "scatter":
-            yerr = _err(s, j)
-            xerr = (0.0, 0.0)
-            if s.x_low is not None and s.x_high is not None:
-                lo, hi = as_float(s.x_low[j]), as_float(s.x_high[j])
-                xerr = (x - lo if math.isfinite(lo) else 0.0, hi - x if math.isfinite(hi) else 0.0)
-            ax.errorbar([x + dx], [y], yerr=[[yerr[0]], [yerr[1]]], xerr=[[xerr[0]], [xerr[1]]],
-                        fmt="none", ecolor=color, elinewidth=0.8, alpha=0.6, capsize=2)
+    """Scatter (spread where points coincide, x and y whiskers) or numeric lines.
+
+    Points are drawn in one call per colour and marker, whiskers in one call per colour: a
+    sweep of ten tasks and nine agents has hundreds of points.
+    """
     if kind == "line":
         for i, s in enumerate(series):
             pts = sorted((as_float(x), as_float(y)) for x, y in zip(s.x, s.y, strict=True))
             pts = [p for p in pts if math.isfinite(p[0]) and math.isfinite(p[1])]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], color=_color(s, i),
                     marker=s.marker or _MARKERS[i % len(_MARKERS)], linewidth=1.5)
+        return
+    flat = [(i, j, as_float(x), as_float(y)) for i, s in enumerate(series)
+            for j, (x, y) in enumerate(zip(s.x, s.y, strict=True))]
+    flat = [p for p in flat if math.isfinite(p[2]) and math.isfinite(p[3])]
+    offsets = _spread([(p[2], p[3]) for p in flat])
+    marks: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    bars: dict[str, list[tuple[float, float, tuple[float, float], tuple[float, float]]]] = {}
+    for (i, j, x, y), dx in zip(flat, offsets, strict=True):
+        s = series[i]
+        color = _color(s, i)
+        marks.setdefault((color, s.marker or _MARKERS[i % len(_MARKERS)]), []).append((x + dx, y))
+        bars.setdefault(color, []).append((x + dx, y, _err(s, j), _xerr(s, j, x)))
+    for (color, marker), pts in marks.items():
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=color, s=34,
+                   zorder=3, edgecolors=_EDGE, linewidths=0.4)
+    if len(flat) > _MAX_ERRORBAR_POINTS:
+        return
+    for color, pts in bars.items():
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts],
+                    yerr=[[p[2][0] for p in pts], [p[2][1] for p in pts]],
+                    xerr=[[p[3][0] for p in pts], [p[3][1] for p in pts]],
+                    fmt="none", ecolor=color, elinewidth=0.8, capsize=2,
+                    alpha=0.6 if len(flat) <= 24 else 0.3)  # many points: the points first
 
 
 def _pad_flat_x(ax: Any, chart: Chart) -> None:
@@ -432,7 +458,7 @@ def _draw_heatmap(fig: Any, ax: Any, chart: Chart) -> None:
     ax.set_xticks(range(len(chart.series)))
     ax.set_xticklabels([_wrap(s.label) for s in chart.series], fontsize=8)
     for label, s in zip(ax.get_xticklabels(), chart.series, strict=True):
-        label.set_color(s.color or "black")
+        label.set_color(_shade(s.color or "#000000"))  # the agent's colour, dark enough to read
         label.set_fontweight("bold")
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(rows, fontsize=8)
