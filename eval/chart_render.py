@@ -405,10 +405,10 @@ def _draw_points(ax: Any, series: Sequence[Series], kind: str) -> None:
                    zorder=3, edgecolors=_EDGE, linewidths=0.4)
     if len(flat) > _MAX_ERRORBAR_POINTS:
         return
-    for color, pts in bars.items():
-        ax.errorbar([p[0] for p in pts], [p[1] for p in pts],
-                    yerr=[[p[2][0] for p in pts], [p[2][1] for p in pts]],
-                    xerr=[[p[3][0] for p in pts], [p[3][1] for p in pts]],
+    for color, whiskers in bars.items():
+        ax.errorbar([w[0] for w in whiskers], [w[1] for w in whiskers],
+                    yerr=[[w[2][0] for w in whiskers], [w[2][1] for w in whiskers]],
+                    xerr=[[w[3][0] for w in whiskers], [w[3][1] for w in whiskers]],
                     fmt="none", ecolor=color, elinewidth=0.8, capsize=2,
                     alpha=0.6 if len(flat) <= 24 else 0.3)  # many points: the points first
 
