@@ -4,43 +4,42 @@ Built from the results store alone (``manifest.json`` and ``episodes.jsonl``, re
 :func:`~rapid_env.eval.summary.summarize` after :func:`~rapid_env.eval.summary.dedupe`), so
 ``rapid-report OUT`` rebuilds the same page from the records at any time, also for a sweep that
 is still running or was interrupted. The page holds the sweep's exact command, its configuration,
-the summary table (one row per task x agent x noise x link cell), the charts of
-:mod:`rapid_env.eval.charts` as embedded PNGs and, when the sweep left any, a few videos
-(``OUT/videos/**/*.mp4|*.gif``) and stills (PNGs under ``OUT/videos/`` and ``OUT/frames/``).
-Nothing is fetched from anywhere: no external scripts, style sheets or fonts; media are data
-URIs (a file over 5 MB is linked relative to the report instead). The page holds no wall-clock
-time of its own, so rebuilding it from the same records gives the same bytes.
+the summary table (one row per task x agent x noise x link cell, :mod:`.report_tables`), the
+paired comparison with a baseline agent (:mod:`rapid_env.eval.paired`, the same rows as
+``paired.csv``), the charts of :mod:`rapid_env.eval.charts` as embedded PNGs (one colour per agent
+in all of them, from the sweep's agent order) and every video and still the sweep left
+(:mod:`.report_media`: embedded within a size budget, the rest linked).
+Nothing is fetched from anywhere: no external scripts, style sheets or fonts. The page holds no
+wall-clock time of its own, so rebuilding it from the same records gives the same bytes.
 
 ``rapid-report OUT`` (:mod:`rapid_env.cli.report`) exits 0 and prints the report's path, or exits
-2 with one line when ``OUT`` holds no ``episodes.jsonl`` or its records cannot be summarised.
+2 with one line when ``OUT`` holds no ``episodes.jsonl``, its records cannot be summarised, or
+``--baseline`` names no agent of the sweep.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import html
 import json
-import math
 import os
 import shlex
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rapid_env.config import EnvConfig
+from rapid_env.eval import report_media
 from rapid_env.eval.charts import Chart, render_png, sweep_charts
-from rapid_env.eval.pooling import as_float
-from rapid_env.eval.summary import CELL_KEYS, dedupe, parse_records, summarize
+from rapid_env.eval.execute import is_episode_error
+from rapid_env.eval.paired import paired_rows, resolve_baseline
+from rapid_env.eval.report_tables import config_table, esc, paired_table, plain, summary_table
+from rapid_env.eval.summary import dedupe, parse_records, summarize
 
-__all__ = ["REPORT", "ReportError", "write_report"]
+__all__ = ["REPORT", "ReportError", "read_store", "sweep_agents", "write_report"]
 
 REPORT = "report.html"
-MAX_EMBED_BYTES = 5 * 1024 * 1024
-"""Media up to this size are embedded as data URIs; larger ones are linked."""
-MAX_MEDIA = 6
-"""How many videos, and how many frames, the page shows at most (the first by name)."""
 
 CHART_WIDTH_IN, CHART_HEIGHT_IN = 6.0, 3.8
 """The charts' smallest size: two 600 px charts side by side on a 1280 px wide screen."""
@@ -58,7 +57,10 @@ _CAPTIONS: dict[str, str] = {
     "rms_jerk_by_agent": "Smoothness of the executed motion (lower is smoother).",
     "stalls_by_agent": "Control ticks per episode on which the robot held because no action "
     "was left (lower is better).",
-    "success_vs_latency": "One point per cell: does a faster chunk pay off in success?",
+    "success_heatmap": "Where each agent succeeds: one cell per task and agent, with the "
+    "successes over the episodes behind the rate.",
+    "success_vs_latency": "A point per agent and cell, a panel per task: does a faster chunk "
+    "pay off in success? Whiskers: Wilson 95 % (success) and t 95 % (latency).",
 }
 
 
@@ -67,7 +69,7 @@ class ReportError(ValueError):
 
 
 # ---------------------------------------------------------------------------------- reading
-def _read_store(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+def read_store(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     """The manifest ({} when absent), the records in file order, and unreadable lines skipped."""
     episodes = out / "episodes.jsonl"
     if not episodes.is_file():
@@ -84,20 +86,29 @@ def _read_store(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     return manifest, records, skipped
 
 
-def _sweep_order(rows: list[dict[str, Any]], sweep: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Rows in the sweep's order (tasks, agents, noises, links as listed), not completion order."""
-    lists = {"task": sweep.get("tasks"), "agent": sweep.get("agents"),
-             "noise": sweep.get("noises"), "link": sweep.get("links")}
+def sweep_agents(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The sweep's agents in its order: the manifest's list, else first seen in the records.
+
+    This order fixes each agent's colour in every chart and the default paired baseline.
+    """
+    listed = [str(a) for a in (manifest.get("sweep") or {}).get("agents") or []]
+    seen = [str(r.get("agent")) for r in records]
+    return list(dict.fromkeys([*listed, *(a for a in seen if a not in listed)]))
+
+
+def _rank(sweep: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], tuple[int, ...]]:
+    """A row's (or record's) position in the sweep: tasks, agents, noises, links as listed."""
+    lists = {field: [str(v) for v in sweep.get(plural) or []] for field, plural in (
+        ("task", "tasks"), ("agent", "agents"), ("noise", "noises"), ("link", "links"))}
 
     def key(row: Mapping[str, Any]) -> tuple[int, ...]:
-        out = []
-        for field in ("task", "agent", "noise", "link"):
-            values = [str(v) for v in lists[field] or []]
+        ranks = []
+        for field, values in lists.items():
             value = str(row.get(field))
-            out.append(values.index(value) if value in values else len(values))
-        return tuple(out)
+            ranks.append(values.index(value) if value in values else len(values))
+        return tuple(ranks)
 
-    return sorted(rows, key=key)  # stable: cells the manifest does not list keep their order
+    return key
 
 
 # --------------------------------------------------------------------------- the command line
@@ -137,134 +148,11 @@ def reconstruct_command(manifest: Mapping[str, Any], out: Path) -> str:
         value = _get(env, field)
         default = _get(dataclasses.asdict(defaults), field)
         if value is not None and value != default:
-            words += [flag, _plain(value)]
+            words += [flag, plain(value)]
     if env.get("trust_checkpoint_code"):
         words.append("--trust-checkpoint-code")
     words += ["--out", str(out)]
     return shlex.join(words)
-
-
-def _plain(value: Any) -> str:
-    """``2.0`` as ``2``: the form a person types."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-# ------------------------------------------------------------------------------- formatting
-def _fmt(value: Any, digits: int = 3) -> str:
-    """A number to ``digits`` significant digits, trailing zeros kept; an en dash for NaN/None.
-
-    ``4.00``, ``27.5``, ``143``, ``1234``: no decimals from ``10**(digits-1)`` up.
-    """
-    x = as_float(value)
-    if not math.isfinite(x):
-        return "–"
-    if abs(x) >= 10 ** (digits - 1):
-        return f"{x:.0f}"
-    x = float(f"{x:.{digits}g}")  # round first: 9.996 is 10.0, not 10.00
-    if x == 0:
-        return f"{0:.{digits - 1}f}"
-    magnitude = math.floor(math.log10(abs(x)))
-    return f"{x:.{max(0, digits - 1 - magnitude)}f}"
-
-
-def _pm(row: Mapping[str, Any], key: str) -> str:
-    mean, half = as_float(row.get(key)), as_float(row.get(f"{key}_ci95"))
-    if not math.isfinite(mean):
-        return "–"
-    text = _fmt(mean)
-    if math.isfinite(half):
-        text += f" <span class=ci>± {_fmt(half, 2)}</span>"
-    return text
-
-
-def _success(row: Mapping[str, Any]) -> str:
-    rate = as_float(row.get("success_rate"))
-    if not math.isfinite(rate):
-        return "–"
-    low, high = as_float(row.get("success_ci_low")), as_float(row.get("success_ci_high"))
-    return (f"{rate:.2f} <span class=ci>[{low:.2f}, {high:.2f}]</span>"
-            if math.isfinite(low) and math.isfinite(high) else f"{rate:.2f}")
-
-
-def _offload_rate(row: Mapping[str, Any]) -> float:
-    offloads, seconds = as_float(row.get("offloads")), as_float(row.get("sim_time_s"))
-    return offloads / seconds if seconds > 0 else math.nan
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    head = ("<tr><th>task</th><th>agent</th><th>noise</th><th>link</th><th>n</th>"
-            "<th>success [95 % CI]</th><th>latency ms<br><small>mean ± 95 % CI</small></th>"
-            "<th>latency ms<br><small>p95</small></th><th>offloads / s</th>"
-            "<th>stall ticks</th><th>RMS jerk</th><th>faults</th></tr>")
-    body = []
-    for row in rows:
-        fault_count = as_float(row.get("faults"))
-        faults = int(fault_count) if math.isfinite(fault_count) else 0
-        body.append(
-            "<tr>" + "".join(f"<td>{_esc(row.get(k))}</td>" for k in CELL_KEYS)
-            + f"<td class=n>{_esc(row.get('episodes'))}</td>"
-            + f"<td class=n>{_success(row)}</td>"
-            + f"<td class=n>{_pm(row, 'latency_ms_mean')}</td>"
-            + f"<td class=n>{_fmt(row.get('latency_ms_p95'))}</td>"
-            + f"<td class=n>{_fmt(_offload_rate(row))}</td>"
-            + f"<td class=n>{_pm(row, 'stall_steps')}</td>"
-            + f"<td class=n>{_pm(row, 'rms_jerk')}</td>"
-            + f"<td class=n{' bad' if faults else ''}>{faults}</td></tr>"
-        )
-    return f"<table class=summary><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _config_table(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
-    sweep = manifest.get("sweep") or {}
-    env = sweep.get("env") or {}
-
-    def listed(field: str, record_key: str) -> str:
-        values = sweep.get(field)
-        if not values:  # no manifest: what the records hold
-            values = list(dict.fromkeys(str(r.get(record_key)) for r in records))
-        return ", ".join(f"<code>{_esc(v)}</code>" for v in values)
-
-    seeds = "–"
-    if isinstance(sweep.get("seed"), int) and isinstance(sweep.get("episodes"), int):
-        first, n = sweep["seed"], sweep["episodes"]
-        seeds = f"{first}–{first + n - 1} ({n} paired seed{'s' if n != 1 else ''} per cell)"
-    elif records:
-        distinct = sorted({int(r["seed"]) for r in records if isinstance(r.get("seed"), int)})
-        if distinct:
-            seeds = f"{distinct[0]}–{distinct[-1]} ({len(distinct)} distinct)"
-    control = env.get("control") or {}
-    first = records[0] if records else {}
-    items = [
-        ("tasks", listed("tasks", "task")),
-        ("agents", listed("agents", "agent")),
-        ("noises", listed("noises", "noise")),
-        ("links", listed("links", "link")),
-        ("seeds", _esc(seeds)),
-        ("policy", f"<code>{_esc(env.get('policy', first.get('policy', '–')))}</code>"),
-        ("cost profile", f"<code>{_esc(env.get('profile', first.get('profile', '–')))}</code>"),
-        ("devices", f"edge <code>{_esc(env.get('edge', first.get('edge', '–')))}</code>, "
-                    f"cloud <code>{_esc(env.get('cloud', first.get('cloud', '–')))}</code>"),
-    ]
-    if env:
-        items.append(("control", _esc(
-            f"{_plain(env.get('control_hz'))} Hz, chunks of {env.get('chunk_size')}, episodes "
-            f"of at most {_plain(env.get('max_episode_s'))} s, image {env.get('image_size')} px, "
-            f"hold policy {control.get('hold_policy')}, align {control.get('align')}")))
-    versions = manifest.get("versions") or {}
-    if versions:
-        items.append(("versions", _esc(", ".join(f"{k} {v}" for k, v in versions.items()))))
-    for label, key in (("git commit", "git_commit"), ("started", "created"),
-                       ("W&B run", "wandb_run_id")):
-        if manifest.get(key):
-            items.append((label, f"<code>{_esc(manifest[key])}</code>"))
-    rows = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in items)
-    return f"<table class=config>{rows}</table>"
 
 
 def _caption(chart: Chart) -> str:
@@ -274,63 +162,48 @@ def _caption(chart: Chart) -> str:
     return ""
 
 
-def _charts_html(rows: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
+def _charts_html(rows: Sequence[Mapping[str, Any]], agents: Sequence[str]) -> tuple[str, int]:
     figures = []
-    for chart in sweep_charts(rows):
+    for chart in sweep_charts(rows, agents):
         png = render_png(chart, CHART_WIDTH_IN, CHART_HEIGHT_IN)
         data = base64.b64encode(png).decode("ascii")
         figures.append(
-            f'<figure id="{_esc(chart.name)}"><img src="data:image/png;base64,{data}" '
-            f'alt="{_esc(chart.title)}"><figcaption><code>{_esc(chart.name)}</code> '
-            f"{_esc(_caption(chart))}</figcaption></figure>"
+            f'<figure id="{esc(chart.name)}"><img src="data:image/png;base64,{data}" '
+            f'alt="{esc(chart.title)}"><figcaption><code>{esc(chart.name)}</code> '
+            f"{esc(_caption(chart))}</figcaption></figure>"
         )
     return "\n".join(figures), len(figures)
 
 
-_MIME = {".gif": "image/gif", ".png": "image/png", ".mp4": "video/mp4"}
+def _paired_html(rows: Sequence[Mapping[str, Any]], baseline: str, agents: Sequence[str]) -> str:
+    if len(agents) < 2:
+        return "<p>One agent in this sweep: nothing to compare.</p>"
+    if not rows:
+        return f"<p>No cell holds episodes of <code>{esc(baseline)}</code> and another agent.</p>"
+    return (
+        f"<p class=meta>Every other agent against <b>{esc(baseline)}</b>, seed by seed: episode "
+        "<i>i</i> of every cell runs on the same seed (same layout, noise and link draws), so "
+        "each agent's episode is paired with the baseline's and Δ is the mean of the paired "
+        "differences, agent − baseline. Δ success: Newcombe's 95 % interval for paired "
+        "proportions, in bold where it excludes 0. Other Δ: ± the Student-t 95 % half-width of "
+        "the differences. With few pairs the intervals are wide: read <i>n pairs</i> first. "
+        "Episodes that could not run are left out of the pairs. <code>paired.csv</code> has "
+        "every column; <code>rapid-report OUT --baseline NAME</code> compares with another "
+        f"agent.</p><div class=scroll>{paired_table(rows)}</div>")
 
 
-def _media_files(out: Path) -> list[Path]:
-    """Up to :data:`MAX_MEDIA` videos and as many stills, the first seed of every cell first.
-
-    Videos are ``OUT/videos/**/*.mp4|*.gif``; stills are the PNGs under ``OUT/videos/`` (one
-    composited frame per recorded episode, :mod:`rapid_env.eval.media`) and ``OUT/frames/``.
-    """
-    def spread(paths: list[Path]) -> list[Path]:
-        # rank within its folder (cell) first, so that six files come from six cells
-        rank: dict[Path, int] = {}
-        for path in sorted(paths):
-            rank[path] = sum(1 for other in rank if other.parent == path.parent)
-        return sorted(paths, key=lambda p: (rank[p], p))[:MAX_MEDIA]
-
-    def found(folder: str, suffixes: tuple[str, ...]) -> list[Path]:
-        root = out / folder
-        if not root.is_dir():
-            return []
-        return [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes]
-
-    videos = spread(found("videos", (".mp4", ".gif")))
-    stills = spread(found("videos", (".png",)) + found("frames", (".png",)))
-    return videos + stills
-
-
-def _media_html(out: Path, files: Sequence[Path]) -> str:
-    items = []
-    for path in files:
-        rel = path.relative_to(out).as_posix()
-        size = path.stat().st_size
-        mime = _MIME[path.suffix.lower()]
-        src = (f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
-               if size <= MAX_EMBED_BYTES else rel)
-        if mime == "video/mp4":
-            tag = (f'<video controls muted loop preload="metadata" src="{_esc(src)}"></video>'
-                   if size <= MAX_EMBED_BYTES
-                   else f'<a href="{_esc(rel)}">{_esc(rel)}</a> ({size / 2**20:.0f} MB, linked)')
-        else:
-            tag = f'<img src="{_esc(src)}" alt="{_esc(rel)}">'
-        items.append(f"<figure class=media>{tag}<figcaption><code>{_esc(rel)}</code>"
-                     "</figcaption></figure>")
-    return "<div class=gallery>" + "".join(items) + "</div>"
+def _media_section(out: Path, records: Sequence[Mapping[str, Any]],
+                   rank: Callable[[Mapping[str, Any]], tuple[int, ...]]) -> list[str]:
+    items = report_media.media_items(out, records, rank)
+    if not items:
+        return []
+    gallery, linked = report_media.media_html(out, items)
+    note = (f"{len(items)} item(s): the recorded episodes in sweep order, then by seed, then "
+            "files no record names, by path. Files up to "
+            f"{report_media.MAX_EMBED_BYTES // 2**20} MB are embedded while the page holds "
+            f"under {report_media.MAX_EMBED_TOTAL // 2**20} MB of them")
+    note += (f"; {linked} are linked (they stay next to this report)." if linked else ".")
+    return ["<h2>Videos and frames</h2>", f"<p class=meta>{note}</p>", gallery]
 
 
 _CSS = """
@@ -349,7 +222,7 @@ table.config th{color:#555;font-weight:600;white-space:nowrap}
 table.summary th{background:#f0f0f0;position:sticky;top:0;font-weight:600}
 table.summary td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 table.summary tbody tr:nth-child(even){background:#fafafa}
-td.bad{color:#b00;font-weight:600}
+td.bad{color:#b00;font-weight:600}td.clear{font-weight:700}
 .ci{color:#777;font-size:12px}
 .scroll{overflow-x:auto}
 figure{margin:0}figure img{max-width:100%;height:auto;border:1px solid #eee}
@@ -360,39 +233,33 @@ figcaption{color:#444;font-size:13px;margin-top:4px}
 .gallery{display:flex;flex-wrap:wrap;gap:14px}
 .gallery figure{margin:0;width:280px}.gallery img,.gallery video{width:280px;height:auto}
 .gallery figcaption{overflow-wrap:anywhere}
+a.linked{display:block;padding:40px 8px;text-align:center;background:#f3f3f3;width:264px}
 footer{color:#666;margin-top:32px;font-size:12.5px}
 """
 
 
-def render_report(out: Path) -> str:
-    """The report page of the store in ``out``, as HTML text (see the module docstring)."""
-    out = Path(out)
-    manifest, raw, skipped = _read_store(out)
-    records, dropped = dedupe(raw)
-    try:
-        rows = summarize(records)
-    except ValueError as exc:
-        raise ReportError(f"{out / 'episodes.jsonl'}: {exc}") from None
-    sweep = manifest.get("sweep") or {}
-    rows = _sweep_order(rows, sweep)
-
+def _command(manifest: Mapping[str, Any], out: Path) -> tuple[str, str]:
+    """The sweep's command and where it comes from."""
     command = manifest.get("command")
     if isinstance(command, str) and command:
-        command_note = "as it was typed (from <code>manifest.json</code>)"
-    elif manifest:
-        command = reconstruct_command(manifest, out)
-        command_note = ("reconstructed from <code>manifest.json</code> (it plans the same "
-                        "episodes; backend, workers and W&amp;B flags are not recorded)")
-    else:
-        command, command_note = "", "unknown: this folder has no <code>manifest.json</code>"
+        return command, "as it was typed (from <code>manifest.json</code>)"
+    if manifest:
+        return (reconstruct_command(manifest, out),
+                "reconstructed from <code>manifest.json</code> (it plans the same episodes; "
+                "backend, workers and W&amp;B flags are not recorded)")
+    return "", "unknown: this folder has no <code>manifest.json</code>"
 
+
+def _meta(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any]], cells: int,
+          dropped: int, skipped: int) -> str:
+    """One line: episodes and cells, then a warning for each thing a reader must know."""
     expected = manifest.get("n_episodes")
-    meta = [f"{len(records)} episode{'s' if len(records) != 1 else ''} in {len(rows)} "
-            f"cell{'s' if len(rows) != 1 else ''}"]
+    meta = [f"{len(records)} episode{'s' if len(records) != 1 else ''} in {cells} "
+            f"cell{'s' if cells != 1 else ''}"]
     if isinstance(expected, int) and expected != len(records):
         meta.append(f"<span class=warn>{len(records)} of the {expected} planned: the sweep "
                     "has not finished (rerun its command to resume)</span>")
-    errors = sum(1 for r in records if str(r.get("fault") or "").startswith("episode_error"))
+    errors = sum(1 for r in records if is_episode_error(dict(r)))
     if errors:
         meta.append(f"<span class=warn>{errors} episode(s) could not run "
                     "(<code>episode_error</code>)</span>")
@@ -401,56 +268,92 @@ def render_report(out: Path) -> str:
     if skipped:
         meta.append(f"<span class=warn>{skipped} unreadable line(s) of episodes.jsonl "
                     "skipped</span>")
+    return " · ".join(meta)
 
-    charts, n_charts = _charts_html(rows)
-    media = _media_files(out)
+
+def _summary_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [
+        "<h2>Summary</h2>",
+        "<p class=meta>One row per task × agent × noise × link cell. Success: rate and Wilson "
+        "95 % interval. Latency, stall ticks and RMS jerk: mean per episode ± the 95 % "
+        "t-interval half-width, rounded to that interval (no ± where every episode gave the "
+        "same value). Offloads / s: the cell's mean offloads over its mean simulated seconds. "
+        "Faults: episodes with a recorded fault. Every column, with its interval, is in "
+        "<code>summary.csv</code>.</p>",
+        f"<div class=scroll>{summary_table(rows)}</div>" if rows
+        else "<p>No episodes finished yet.</p>",
+    ]
+
+
+def render_report(out: Path, baseline: str | None = None) -> str:
+    """The report page of the store in ``out``, as HTML text (see the module docstring).
+
+    Args:
+        out: the results folder.
+        baseline: the agent of the paired comparison; None: the sweep's first agent.
+
+    Raises:
+        ReportError: no ``episodes.jsonl``, records that cannot be summarised, or a
+            ``baseline`` that is not an agent of the sweep.
+    """
+    out = Path(out)
+    manifest, raw, skipped = read_store(out)
+    records, dropped = dedupe(raw)
+    try:
+        rows = summarize(records)
+    except ValueError as exc:
+        raise ReportError(f"{out / 'episodes.jsonl'}: {exc}") from None
+    sweep = manifest.get("sweep") or {}
+    rank = _rank(sweep)
+    rows = sorted(rows, key=rank)  # stable: cells the manifest does not list keep their order
+    agents = sweep_agents(manifest, records)
+    try:
+        base = resolve_baseline(baseline, agents) if agents else ""
+        paired = sorted(paired_rows(records, base, agents), key=rank) if base else []
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
+    command, command_note = _command(manifest, out)
+    charts, n_charts = _charts_html(rows, agents)
     title = f"rapid-eval report: {out.resolve().name}"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body><main>",
-        f"<h1>{_esc(title)}</h1>",
-        f"<p class=meta>{' · '.join(meta)}</p>",
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{esc(title)}</h1>",
+        f"<p class=meta>{_meta(manifest, records, len(rows), dropped, skipped)}</p>",
         "<h2>Command</h2>",
-        f"<pre>{_esc(command)}</pre>" if command else "",
+        f"<pre>{esc(command)}</pre>" if command else "",
         f"<p class=meta>{command_note}.</p>",
         "<h2>Configuration</h2>",
-        _config_table(manifest, records),
-        "<h2>Summary</h2>",
-        "<p class=meta>One row per task × agent × noise × link cell. Success: rate and Wilson "
-        "95 % interval. Latency, stall ticks and RMS jerk: mean per episode ± the 95 % "
-        "t-interval half-width. Offloads / s: the cell's mean offloads over its mean "
-        "simulated seconds. Faults: episodes with a recorded fault. Every column, with its "
-        "interval, is in <code>summary.csv</code>.</p>",
-        f"<div class=scroll>{_summary_table(rows)}</div>" if rows
-        else "<p>No episodes finished yet.</p>",
+        config_table(manifest, records),
+        *_summary_section(rows),
+        f"<h2>Paired comparison{f' with {esc(base)}' if base else ''}</h2>",
+        _paired_html(paired, base, agents),
         "<h2>Charts</h2>",
         f"<div class=charts>{charts}</div>" if n_charts
         else "<p>No charts: the records lack the fields they need.</p>",
-    ]
-    if media:
-        parts += ["<h2>Videos and frames</h2>",
-                  f"<p class=meta>Files up to {MAX_EMBED_BYTES // 2**20} MB are embedded; larger "
-                  "ones are linked (they stay next to this report).</p>" if any(
-                      p.stat().st_size > MAX_EMBED_BYTES for p in media) else "",
-                  _media_html(out, media)]
-    parts += [
+        *_media_section(out, records, rank),
         f"<footer>Built from <code>manifest.json</code> and <code>episodes.jsonl</code> alone; "
-        f"<code>rapid-report {_esc(shlex.quote(str(out)))}</code> rebuilds it.</footer>",
+        f"<code>rapid-report {esc(shlex.quote(str(out)))}</code> rebuilds it.</footer>",
         "</main></body></html>",
     ]
     return "\n".join(p for p in parts if p) + "\n"
 
 
-def write_report(out: Path) -> Path:
+def write_report(out: Path, baseline: str | None = None) -> Path:
     """Build ``out/report.html`` from the store in ``out`` (atomically); return its path.
 
+    Args:
+        out: the results folder.
+        baseline: the agent of the paired comparison; None: the sweep's first agent.
+
     Raises:
-        ReportError: ``out`` holds no ``episodes.jsonl``, or its records cannot be summarised.
+        ReportError: ``out`` holds no ``episodes.jsonl``, its records cannot be summarised, or
+            ``baseline`` is not an agent of the sweep.
     """
     out = Path(out)
-    text = render_report(out)
+    text = render_report(out, baseline)
     path = out / REPORT
     fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{REPORT}.", suffix=".tmp")
     try:

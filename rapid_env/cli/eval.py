@@ -28,6 +28,7 @@ from rapid_env.eval.backends import BACKENDS, Backend, check_workers, make_backe
 from rapid_env.eval.execute import is_episode_error
 from rapid_env.eval.jobs import EpisodeJob, SweepSpec, plan
 from rapid_env.eval.media import media_for
+from rapid_env.eval.paired import resolve_baseline, write_paired
 from rapid_env.eval.preflight import preflight
 from rapid_env.eval.runner import run_sweep
 from rapid_env.eval.store import OpenMode, ResultsStore, StoreError
@@ -159,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="also one line per finished episode")
     p.add_argument("--no-report", action="store_true",
                    help="do not write OUT/report.html (rapid-report OUT writes it later)")
+    p.add_argument("--baseline", default=None, metavar="AGENT",
+                   help="the agent that OUT/paired.csv and the report compare every other "
+                        "agent with, seed by seed (default: the first of --agents)")
     return p
 
 
@@ -198,6 +202,7 @@ class Invocation:
     videos: int = 0
     oracle: tuple[float, ...] = ()
     token_file: str | None = None  # a path; the token itself is read where a client is built
+    baseline: str | None = None  # None: the sweep's first agent
 
 
 def parse_spec(argv: Sequence[str] | None) -> Invocation:
@@ -234,7 +239,8 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
                       args.workers, args.address, mode, command, wandb_group=args.group,
                       wandb_tags=args.tags, wandb_job_type=args.job_type,
                       report=not args.no_report, videos=args.videos, oracle=args.oracle,
-                      token_file=_abs(args.token_file))
+                      token_file=_abs(args.token_file),
+                      baseline=args.baseline and resolve_baseline(args.baseline, args.agents))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -316,11 +322,13 @@ def _run(inv: Invocation, backend: Backend) -> int:
     state["bar"].close()
     rows = summarize(result.records)
     write_summary(rows, inv.out)
-    report_line = _write_report(inv.out) if inv.report else ""
+    write_paired(result.records, inv.out, inv.baseline, inv.spec.agents)
+    report_line = _write_report(inv.out, inv.baseline) if inv.report else ""
     state["logger"].finish(rows)
     print(format_table(rows))
     print(f"\nwrote {inv.out / 'episodes.jsonl'}, {inv.out / 'summary.json'}, "
-          f"{inv.out / 'summary.csv'} ({result.ran} episodes run now, {result.resumed} resumed)")
+          f"{inv.out / 'summary.csv'}, {inv.out / 'paired.csv'} ({result.ran} episodes run now, "
+          f"{result.resumed} resumed)")
     if report_line:
         print(report_line)
     if result.episode_errors:
@@ -330,12 +338,12 @@ def _run(inv: Invocation, backend: Backend) -> int:
     return EXIT_OK
 
 
-def _write_report(out: Path) -> str:
+def _write_report(out: Path, baseline: str | None = None) -> str:
     """Write ``OUT/report.html``; a failure is a warning, never the sweep's (records are kept)."""
     from rapid_env.eval.report import write_report  # matplotlib loads only here
 
     try:
-        return f"report: {write_report(out)}"
+        return f"report: {write_report(out, baseline)}"
     except Exception as exc:  # the records are stored: the page can be rebuilt later
         print(f"rapid-eval: warning: no report ({type(exc).__name__}: {exc}); "
               f"rapid-report {out} retries", file=sys.stderr)

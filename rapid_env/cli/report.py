@@ -1,4 +1,7 @@
-"""``rapid-report OUT``: rebuild ``OUT/report.html`` from a rapid-eval results store.
+"""``rapid-report OUT [--baseline AGENT]``: rebuild ``OUT/report.html`` and ``OUT/paired.csv``.
+
+Both come from a rapid-eval results store's records alone; ``--baseline`` picks the agent the
+paired comparison compares every other agent with (default: the sweep's first agent).
 
 matplotlib and the report's code load only after the flags parsed, so ``--help`` answers at once.
 """
@@ -23,19 +26,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``rapid-report OUT``: rebuild ``OUT/report.html`` and print its path."""
-    parser = _Parser(prog="rapid-report",
-                     description="Rebuild OUT/report.html from a rapid-eval results store.")
+    """Entry point of ``rapid-report OUT``: rebuild the report and paired.csv; print its path."""
+    parser = _Parser(prog="rapid-report", description="Rebuild OUT/report.html and "
+                     "OUT/paired.csv from a rapid-eval results store.")
     parser.add_argument("out", type=Path, help="the sweep's output folder (rapid-eval --out)")
+    parser.add_argument("--baseline", default=None, metavar="AGENT",
+                        help="the agent the paired comparison (the report and OUT/paired.csv) "
+                             "compares every other agent with (default: the sweep's first)")
     try:
         args = parser.parse_args(argv)
     except ReportUsageError as exc:
         print(f"rapid-report: error: {exc}", file=sys.stderr)
         return 2
-    from rapid_env.eval.report import REPORT, ReportError, write_report
+    from rapid_env.eval.paired import write_paired
+    from rapid_env.eval.report import REPORT, ReportError, read_store, sweep_agents, write_report
+    from rapid_env.eval.summary import dedupe
 
     try:
-        path = write_report(args.out)
+        path = write_report(args.out, args.baseline)  # checks --baseline first
+        manifest, raw, _ = read_store(args.out)
+        records, _ = dedupe(raw)
+        write_paired(records, args.out, args.baseline, sweep_agents(manifest, records))
     except ReportError as exc:
         print(f"rapid-report: error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-from rapid_env.eval.charts import Chart, Series, chart_size, render_png, sweep_charts
+from rapid_env.eval import chart_render
+from rapid_env.eval.charts import (
+    GROUP_HATCHES,
+    GROUP_MARKERS,
+    Chart,
+    Series,
+    agent_colors,
+    chart_size,
+    render_png,
+    sweep_charts,
+)
 from rapid_env.eval.summary import summarize, wilson_interval
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -54,7 +64,8 @@ def assert_png(data: bytes) -> None:
 def test_the_sweep_charts_and_their_shapes(rows: list[dict]) -> None:
     charts = by_name(sweep_charts(rows))
     assert set(charts) == {
-        "success_by_agent", "latency_breakdown_by_agent", "latency_p95_by_agent",
+        "success_by_agent", "success_heatmap", "latency_breakdown_by_agent",
+        "latency_p95_by_agent",
         "offload_rate_by_noise__wifi", "offload_rate_by_noise__5g-driving",
         "rms_jerk_by_agent", "stalls_by_agent", "success_vs_latency",
     }
@@ -140,7 +151,8 @@ def test_charts_are_skipped_when_the_rows_lack_their_fields() -> None:
     bare = [{k: v for k, v in r.items()
              if k in ("task", "agent", "noise", "link", "seed", "success", "fault")}
             for r in sweep_records()]
-    assert [c.name for c in sweep_charts(summarize(bare))] == ["success_by_agent"]
+    assert [c.name for c in sweep_charts(summarize(bare))] == ["success_by_agent",
+                                                               "success_heatmap"]
     no_stages = [{k: v for k, v in r.items() if not k.endswith("link_ms_mean")}
                  for r in sweep_records()]
     stacked = by_name(sweep_charts(summarize(no_stages)))["latency_breakdown_by_agent"]
@@ -184,8 +196,94 @@ def test_figures_grow_for_many_bars_and_long_labels(rows: list[dict]) -> None:
                  [Series("edge", cats, [1.0] * 20), Series("cloud", cats, [2.0] * 20)])
     width, height = chart_size(many)
     assert width > 7.0 and height > 4.0  # 20 slanted two-line labels
-    scatter = by_name(sweep_charts(rows))["success_vs_latency"]
-    assert chart_size(scatter) == (7.0, 4.0)
+    one_task = summarize([r for r in sweep_records() if r["task"] == "reach"])
+    scatter = by_name(sweep_charts(one_task))["success_vs_latency"]
+    assert chart_size(scatter)[0] == 7.0  # one task: one panel
     small, wide = render_png(scatter), render_png(many)
     assert_png(wide)
     assert int.from_bytes(wide[16:20], "big") > int.from_bytes(small[16:20], "big")  # px wide
+
+
+def test_one_colour_per_agent_in_every_chart(rows: list[dict]) -> None:
+    colors = agent_colors(AGENTS)
+    assert len(set(colors.values())) == len(AGENTS)
+    for chart in sweep_charts(rows, AGENTS):
+        assert chart.palette == colors, chart.name
+        for s in chart.series:
+            if chart.kind == "bar":  # x: the agents, in their colours; the group: a hatch
+                assert s.colors == [colors[str(a)] for a in s.x]
+            elif chart.kind == "stacked_bar":
+                assert s.colors == [colors[str(x).split(" · ")[0]] for x in s.x]
+            else:  # lines, points and heatmap columns are agents
+                assert s.color == colors[s.label], chart.name
+
+
+def test_noise_and_link_are_never_a_colour(rows: list[dict]) -> None:
+    charts = by_name(sweep_charts(rows))
+    bars = charts["success_by_agent"].series
+    assert len({tuple(s.colors or ()) for s in bars}) == 1  # every group: the same colours
+    assert [s.hatch for s in bars] == list(GROUP_HATCHES[:4])
+    points = charts["success_vs_latency"].series
+    by_group = {s.group: s.marker for s in points}
+    assert list(by_group.values()) == list(GROUP_MARKERS[:4])
+    assert {s.color for s in points if s.label == "rapid"} == {agent_colors(AGENTS)["rapid"]}
+
+
+def test_the_sweep_order_fixes_the_colours_of_a_subset(rows: list[dict]) -> None:
+    third = AGENTS[2]
+    subset = [r for r in rows if r["agent"] != "cloud-only"]
+    bars = by_name(sweep_charts(subset, AGENTS))["success_by_agent"].series[0]
+    assert bars.x == ["rapid", third]
+    assert bars.colors == [agent_colors(AGENTS)["rapid"], agent_colors(AGENTS)[third]]
+    # without the sweep's order, the first-seen order decides (the third agent moves up)
+    assert by_name(sweep_charts(subset))["success_by_agent"].series[0].colors == [
+        agent_colors(AGENTS)["rapid"], agent_colors(AGENTS)["cloud-only"]]
+
+
+def test_the_success_heatmap_is_a_task_by_agent_grid(rows: list[dict]) -> None:
+    heat = by_name(sweep_charts(rows))["success_heatmap"]
+    assert heat.kind == "heatmap"
+    assert [s.label for s in heat.series] == list(AGENTS)
+    recs = sweep_records()
+    for s in heat.series:
+        assert s.x == list(TASKS)
+        for task, rate, text in zip(s.x, s.y, s.texts or [], strict=True):
+            cell = [r for r in recs if r["agent"] == s.label and r["task"] == task]
+            k, n = sum(r["success"] for r in cell), len(cell)
+            assert rate == pytest.approx(k / n)
+            assert text == f"{k / n:.2f}\n{k}/{n}"
+    assert "pooled over 4 noise × link settings" in heat.title
+    assert_png(render_png(heat))
+
+
+def test_success_vs_latency_has_a_panel_per_task_and_latency_whiskers(rows: list[dict]) -> None:
+    scatter = by_name(sweep_charts(rows))["success_vs_latency"]
+    assert [s.facet for s in scatter.series][:: len(scatter.series) // 2] == list(TASKS)
+    first = scatter.series[0]
+    row = next(r for r in rows if (r["task"], r["agent"], r["noise"], r["link"]) == (
+        "reach", "rapid", "clean", "wifi"))
+    assert first.x == [row["latency_ms_mean"]]
+    assert first.x_low == [row["latency_ms_mean"] - row["latency_ms_mean_ci95"]]
+    one_panel = chart_size(Chart("s", "t", "scatter", "x", "success rate", [
+        Series("a", [1.0], [0.5], facet=None)]), 5.0, 3.0)
+    assert chart_size(scatter, 5.0, 3.0)[0] > one_panel[0]  # two panels side by side
+
+
+def test_coinciding_points_are_spread_apart() -> None:
+    offsets = chart_render._spread([(173.0, 1.0), (173.0, 1.0), (173.0, 0.5), (180.0, 1.0)])
+    assert offsets[0] < 0 < offsets[1] and offsets[0] == -offsets[1]  # two at one spot
+    assert offsets[2] == 0.0 and offsets[3] == 0.0  # alone where they are
+    assert chart_render._spread([(5.0, 1.0)] * 3)[1] == 0.0  # odd clusters keep the middle
+
+
+def test_a_zero_bar_is_drawn_with_its_label() -> None:
+    from matplotlib.figure import Figure
+
+    chart = Chart("z", "zeros", "bar", "agent", "stall ticks", [
+        Series("clean", ["rapid", "cloud-only"], [0.0, 2.0], colors=["#4477AA", "#EE6677"])])
+    ax = Figure().add_subplot()
+    chart_render._draw_bars(ax, chart, {"rapid": 0, "cloud-only": 1})
+    assert [t.get_text() for t in ax.texts] == ["0"]  # the zero bar, not the other
+    (line,) = ax.collections  # the short line at 0, in the agent's colour
+    assert tuple(line.get_colors()[0][:3]) == pytest.approx((0x44 / 255, 0x77 / 255, 0xAA / 255))
+    assert_png(render_png(chart))
