@@ -16,10 +16,10 @@ How cells are aggregated (each chart's title or axis label says which applies):
 * Success is **pooled** over tasks: total successes / total episodes with the Wilson 95 %
   interval of the pooled counts (equal to the mean of the cell rates when cells have equal
   episodes); rows without ``successes`` / ``episodes`` fall back to the mean of the rates.
-* Offloads per simulated second are computed from the row means: ``sum(offloads x episodes) /
-  sum(sim_time_s x episodes)`` over the tasks of a cell, i.e. total offloads over total simulated
-  seconds (what ``benchmarks/compare_report.py`` tabulates). Per second, not per episode, because
-  failing episodes run longer and so ask more often per episode.
+* Offloads per simulated second are total offloads over total simulated seconds over the tasks
+  of a cell, rebuilt from the row means and counts
+  (:func:`rapid_env.record_metrics.offload_rate_of_rows`, the one definition the report and
+  ``benchmarks/compare_report.py`` use too).
 
 A chart whose fields the rows lack (or hold only NaN/None for) is skipped; NaN and None values
 are left out of means and never drawn.
@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from rapid_env.eval.pooling import as_float
 from rapid_env.eval.summary import wilson_interval
+from rapid_env.record_metrics import offload_rate_of_rows
 
 __all__ = [
     "Chart",
@@ -143,16 +144,8 @@ def _pooled_success(rows: Sequence[Row]) -> tuple[float, float, float]:
 
 
 def _offload_rate(rows: Sequence[Row]) -> float:
-    """Total offloads over total simulated seconds, from the cell means and episode counts."""
-    offloads = seconds = 0.0
-    for row in rows:
-        per_episode, sim_s = as_float(row.get("offloads")), as_float(row.get("sim_time_s"))
-        n = as_float(row.get("episodes"))
-        n = n if math.isfinite(n) and n > 0 else 1.0
-        if math.isfinite(per_episode) and math.isfinite(sim_s):
-            offloads += per_episode * n
-            seconds += sim_s * n
-    return offloads / seconds if seconds > 0 else math.nan
+    """Total offloads over total simulated seconds (:func:`offload_rate_of_rows`), NaN if none."""
+    return as_float(offload_rate_of_rows(rows))
 
 
 def _bounds(values: list[tuple[float, float, float]]) -> tuple[list[float] | None, ...]:

@@ -11,6 +11,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rapid_env.record_metrics import escalation_rate, offload_rate, per_second
+
 Record = Mapping[str, Any]
 
 
@@ -75,15 +77,14 @@ def pooled_latency(records: Sequence[Record]) -> dict[str, Any]:
 
 def episode_stats(records: Sequence[Record]) -> dict[str, Any]:
     """What every row shows: episodes, success rate, offloads and requests per simulated second."""
-    sim_s = total(records, "sim_time_s")
     n = len(records)
     return {
         "episodes": n,
         "success": sum(bool(r.get("success")) for r in records) / n if n else None,
-        "offloads_per_s": ratio(total(records, "offloads"), sim_s),
-        "requests_per_s": ratio(total(records, "inferences"), sim_s),
-        "early_exits_per_s": ratio(total(records, "early_exits"), sim_s),
-        "escalation_rate": ratio(total(records, "offloads"), total(records, "inferences")),
+        "offloads_per_s": offload_rate(records),
+        "requests_per_s": per_second(records, "inferences"),
+        "early_exits_per_s": per_second(records, "early_exits"),
+        "escalation_rate": escalation_rate(records),
     }
 
 

@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 from rapid_env.eval.charts import Chart, render_png, sweep_charts
 from rapid_env.eval.pooling import as_float
 from rapid_env.eval.summary import CELL_KEYS, dedupe, parse_records, summarize
+from rapid_env.record_metrics import offload_rate_of_rows
 
 __all__ = ["REPORT", "ReportError", "main", "write_report"]
 
@@ -191,8 +192,7 @@ def _success(row: Mapping[str, Any]) -> str:
 
 
 def _offload_rate(row: Mapping[str, Any]) -> float:
-    offloads, seconds = as_float(row.get("offloads")), as_float(row.get("sim_time_s"))
-    return offloads / seconds if seconds > 0 else math.nan
+    return as_float(offload_rate_of_rows([row]))
 
 
 def _esc(value: Any) -> str:
@@ -422,7 +422,7 @@ def render_report(out: Path) -> str:
         "<h2>Summary</h2>",
         "<p class=meta>One row per task × agent × noise × link cell. Success: rate and Wilson "
         "95 % interval. Latency, stall ticks and RMS jerk: mean per episode ± the 95 % "
-        "t-interval half-width. Offloads / s: the cell's mean offloads over its mean "
+        "t-interval half-width. Offloads / s: the cell's total offloads over its total "
         "simulated seconds. Faults: episodes with a recorded fault. Every column, with its "
         "interval, is in <code>summary.csv</code>.</p>",
         f"<div class=scroll>{_summary_table(rows)}</div>" if rows
