@@ -136,9 +136,11 @@ FIELDS: tuple[Field, ...] = (
     _f("offloads", "int", "", "requests with at least one block in the cloud", "recorder"),
     _f("preemptions", "int", "", "requests that preempted one in flight", "recorder"),
     _f("refused_requests", "int", "", "requests the in-flight limit refused", "recorder"),
-    _f("lost_requests", "int", "", "requests whose chunk never arrived (lost on the link)",
+    _f("lost_requests", "int", "",
+       "requests given up at their deadline because a transfer was lost", "recorder"),
+    _f("stale_chunks", "int", "",
+       "chunks that arrived with nothing left to execute (the robot had moved past them)",
        "recorder"),
-    _f("stale_chunks", "int", "", "chunks that arrived too late to be used", "recorder"),
     _f("superseded_chunks", "int", "",
        "chunks dropped on arrival because a newer (or preempting) request was made after theirs",
        "recorder"),
@@ -474,7 +476,7 @@ def markdown() -> str:
                 "| --- | --- | --- | --- | --- | --- |"]
         for f in FIELDS:
             if f.source == source:
-                out.append(f"| `{f.name}` | {f.type} | {f.unit or '–'} | "
+                out.append(f"| `{f.name}` | {f.type.replace(' | ', ' or ')} | {f.unit or '–'} | "
                            f"{'yes' if f.wall_clock else ''} | {f.presence} | {f.doc} |")
         out.append("")
     out += ["## Fault kinds", "", "`fault` starts with one of these:", "",
