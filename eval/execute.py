@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class OracleJob(EpisodeJob):
     """An episode job whose worker also runs the redundancy oracle (``rapid-eval --oracle``).
