@@ -17,7 +17,8 @@ from typing import Any
 
 __all__ = [
     "DERIVED", "Derived", "escalation_rate", "offload_rate", "offload_rate_of_rows",
-    "per_second", "per_second_of_rows",
+    "per_second", "per_second_of_rows", "ratio", "redundant_share", "trigger_precision",
+    "trigger_recall",
 ]
 
 Record = Mapping[str, Any]
@@ -42,6 +43,16 @@ DERIVED: tuple[Derived, ...] = (
     Derived("requests per second", "1/s", "total `inferences` / total `sim_time_s`"),
     Derived("early exits per second", "1/s", "total `early_exits` / total `sim_time_s`"),
     Derived("escalation rate", "", "total `offloads` / total `inferences`"),
+    Derived("redundant share", "",
+            "(ticks - non-redundant ticks) / ticks: per episode `redundant_share_<tol>`, pooled "
+            "over a cell from `oracle_ticks` and `oracle_nonredundant_<tol>` "
+            "(`pooled_redundant_share_<tol>` in the summary)"),
+    Derived("trigger precision", "",
+            "hits / requests: per episode `trigger_precision_<tol>`, pooled from "
+            "`oracle_hits_<tol>` and `oracle_requests`"),
+    Derived("trigger recall", "",
+            "hits / non-redundant ticks: per episode `trigger_recall_<tol>`, pooled from "
+            "`oracle_hits_<tol>` and `oracle_nonredundant_<tol>`"),
 )
 """The derived metrics, for the generated docs."""
 
@@ -115,6 +126,26 @@ def escalation_rate(records: Sequence[Record]) -> float | None:
     offloads = sum(_num(r.get("offloads")) or 0.0 for r in records)
     requests = sum(_num(r.get("inferences")) or 0.0 for r in records)
     return offloads / requests if requests > 0 else None
+
+
+def ratio(part: float, whole: float) -> float | None:
+    """``part / whole``, or None when there is nothing to divide by (JSON's null, not NaN)."""
+    return part / whole if whole > 0 else None
+
+
+def redundant_share(ticks: float, nonredundant: float) -> float | None:
+    """Share of ticks on which a fresh plan would not have changed the action (the oracle's)."""
+    return ratio(ticks - nonredundant, ticks)
+
+
+def trigger_precision(hits: float, requests: float) -> float | None:
+    """Share of the decider's requests made on non-redundant ticks (``hits``)."""
+    return ratio(hits, requests)
+
+
+def trigger_recall(hits: float, nonredundant: float) -> float | None:
+    """Share of the non-redundant ticks on which the decider made a request."""
+    return ratio(hits, nonredundant)
 
 
 def _n(row: Record, key: str) -> float:
