@@ -199,8 +199,8 @@ def test_assemble_refuses_what_the_schema_does_not_declare(controller: Any) -> N
 def test_offload_rate_is_the_same_from_records_and_from_summary_rows() -> None:
     from rapid_env.eval.summary import summarize
 
-    head = {"agent": "a", "noise": "clean", "link": "wifi"}
-    records = [
+    head: dict[str, Any] = {"agent": "a", "noise": "clean", "link": "wifi"}
+    records: list[dict[str, Any]] = [
         {**head, "task": "reach", "seed": 0, "success": True, "offloads": 3, "inferences": 4,
          "sim_time_s": 1.5, "fault": None},
         {**head, "task": "reach", "seed": 1, "success": False, "offloads": 8, "inferences": 8,
