@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from rapid_env.eval.summary import dedupe, t_half_width, wilson_interval
+from rapid_env.record_metrics import offload_rate
 
 
 def load(paths: Iterable[Path]) -> list[dict[str, Any]]:
@@ -103,10 +104,6 @@ def paired_table(rs_by_agent: dict[str, list[dict[str, Any]]], reference: str) -
     return lines
 
 
-def _rate(rs: Sequence[dict[str, Any]], key: str) -> float:
-    """Total ``key`` over total simulated seconds."""
-    seconds = sum(float(r["sim_time_s"]) for r in rs if r.get("sim_time_s"))
-    return sum(float(r.get(key) or 0) for r in rs) / seconds if seconds else float("nan")
 
 
 def offload_by_noise(records: Sequence[dict[str, Any]], link: str) -> list[str]:
@@ -119,7 +116,8 @@ def offload_by_noise(records: Sequence[dict[str, Any]], link: str) -> list[str]:
         for noise in noises:
             rs = [r for r in records if r["agent"] == agent and r["noise"] == noise
                   and r["link"] == link]
-            cells.append(f"{_rate(rs, 'offloads'):.2f}" if rs else "")
+            rate = offload_rate(rs)
+            cells.append("" if not rs else "nan" if rate is None else f"{rate:.2f}")
         lines.append(f"| {agent} | " + " | ".join(cells) + " |")
     return lines
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from rapid_env.eval.pooling import as_float
 from rapid_env.eval.summary import wilson_interval
+from rapid_env.record_metrics import offload_rate_of_rows
 
 Row = Mapping[str, Any]
 
@@ -84,16 +85,12 @@ def pooled_success(rows: Sequence[Row]) -> tuple[float, float, float]:
 
 
 def offload_rate(rows: Sequence[Row]) -> float:
-    """Total offloads over total simulated seconds, from the cell means and episode counts."""
-    offloads = seconds = 0.0
-    for row in rows:
-        per_episode, sim_s = as_float(row.get("offloads")), as_float(row.get("sim_time_s"))
-        n = as_float(row.get("episodes"))
-        n = n if math.isfinite(n) and n > 0 else 1.0
-        if math.isfinite(per_episode) and math.isfinite(sim_s):
-            offloads += per_episode * n
-            seconds += sim_s * n
-    return offloads / seconds if seconds > 0 else math.nan
+    """Total offloads over total simulated seconds, from the cell means and episode counts.
+
+    The one definition is :func:`rapid_env.record_metrics.offload_rate_of_rows`; NaN if none.
+    """
+    rate = offload_rate_of_rows(rows)
+    return math.nan if rate is None else rate
 
 
 def bounds(

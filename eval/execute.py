@@ -22,10 +22,13 @@ from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.episode import run_episode
 from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob
+from rapid_env.record import EPISODE_ERROR, assemble, is_episode_error
 from rapid_env.serve.transport import is_remote, remote_controller
 
-EPISODE_ERROR = "episode_error"
-"""Prefix of the ``fault`` of a record whose episode could not run (a harness-side fault)."""
+__all__ = [
+    "EPISODE_ERROR", "EpisodeRunner", "OracleJob", "error_record", "is_episode_error",
+    "job_identity", "with_oracle",
+]
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,14 @@ def with_oracle(jobs: Sequence[EpisodeJob], tolerances: Sequence[float]) -> list
     ]
 
 
-def is_episode_error(record: dict[str, Any]) -> bool:
-    """Whether the record's episode could not run at all (exit code 3 territory)."""
-    fault = record.get("fault")
-    return isinstance(fault, str) and fault.startswith(EPISODE_ERROR)
+def job_identity(job: EpisodeJob) -> dict[str, Any]:
+    """The fields that open the job's record: its head (cell, seed, model setup) and its key."""
+    return {**job.head(), KEY_FIELD: job.key()}
+
+
+def error_record(job: EpisodeJob, why: str) -> dict[str, Any]:
+    """The record of a job whose episode could not run: ``fault`` is ``episode_error: <why>``."""
+    return assemble(job=job_identity(job), error=why)
 
 
 class EpisodeRunner:
@@ -102,7 +109,7 @@ class EpisodeRunner:
         An :class:`OracleJob` runs the redundancy oracle (:mod:`rapid_env.oracle`) too and adds
         its fields (``redundant_share_<tol>``, ``trigger_precision_<tol>``, ...).
         """
-        head = {**job.head(), KEY_FIELD: job.key()}
+        identity = job_identity(job)
         carried: object = getattr(job, "media_dir", None)  # a RecordedJob carries its folder
         if media_dir is None and isinstance(carried, str) and carried:
             media_dir = Path(carried)
@@ -125,12 +132,10 @@ class EpisodeRunner:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from a user's module too: record, go on
-            body = {"success": False, "faults": 1,
-                    "fault": f"{EPISODE_ERROR}: {type(exc).__name__}: {exc}"}
-            trace = None
-        record = {**head, **body}
+            return error_record(job, f"{type(exc).__name__}: {exc}")
+        record = assemble(job=identity, episode=body)
         if trace is not None and media_dir is not None:
-            record.update(_media(trace, record, media_dir))
+            record = assemble(job=identity, episode=body, media=_media(trace, record, media_dir))
         return record
 
     def _controller(self, cfg: EnvConfig, needs_image: bool) -> PartitionedController:

@@ -38,8 +38,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rapid_env import record_metrics
 from rapid_env.eval.execute import is_episode_error
-from rapid_env.eval.pooling import as_float, total
+from rapid_env.eval.pooling import as_float
 from rapid_env.eval.summary import _atomic_write, dedupe, t_half_width, wilson_interval
 
 __all__ = [
@@ -74,13 +75,12 @@ Record = Mapping[str, Any]
 
 
 def offload_rate(records: Sequence[Record]) -> float:
-    """Offloads per simulated second over ``records``: total offloads / total simulated seconds.
+    """Offloads per simulated second over ``records``; NaN when no simulated time was recorded.
 
-    One small function on purpose: it is the sweep's single definition of an offload rate here,
-    so it can point at a shared definition later. NaN when no simulated time was recorded.
+    The one definition is :func:`rapid_env.record_metrics.offload_rate`.
     """
-    seconds = total(records, "sim_time_s")
-    return total(records, "offloads") / seconds if seconds > 0 else math.nan
+    rate = record_metrics.offload_rate(records)
+    return math.nan if rate is None else rate
 
 
 def resolve_baseline(baseline: str | None, agents: Sequence[str]) -> str:

@@ -11,6 +11,16 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rapid_env.record_metrics import (
+    escalation_rate,
+    offload_rate,
+    per_second,
+    ratio,
+    redundant_share,
+    trigger_precision,
+    trigger_recall,
+)
+
 Record = Mapping[str, Any]
 
 
@@ -34,11 +44,6 @@ def num(value: Any) -> float | None:
 def total(records: Iterable[Record], key: str) -> float:
     """Sum of ``key`` over ``records`` (missing and non-finite values count 0)."""
     return sum(num(r.get(key)) or 0.0 for r in records)
-
-
-def ratio(part: float, whole: float) -> float | None:
-    """``part / whole``, or None when there is nothing to divide by."""
-    return part / whole if whole > 0 else None
 
 
 def pooled_latency(records: Sequence[Record]) -> dict[str, Any]:
@@ -75,15 +80,14 @@ def pooled_latency(records: Sequence[Record]) -> dict[str, Any]:
 
 def episode_stats(records: Sequence[Record]) -> dict[str, Any]:
     """What every row shows: episodes, success rate, offloads and requests per simulated second."""
-    sim_s = total(records, "sim_time_s")
     n = len(records)
     return {
         "episodes": n,
         "success": sum(bool(r.get("success")) for r in records) / n if n else None,
-        "offloads_per_s": ratio(total(records, "offloads"), sim_s),
-        "requests_per_s": ratio(total(records, "inferences"), sim_s),
-        "early_exits_per_s": ratio(total(records, "early_exits"), sim_s),
-        "escalation_rate": ratio(total(records, "offloads"), total(records, "inferences")),
+        "offloads_per_s": offload_rate(records),
+        "requests_per_s": per_second(records, "inferences"),
+        "early_exits_per_s": per_second(records, "early_exits"),
+        "escalation_rate": escalation_rate(records),
     }
 
 
@@ -100,11 +104,11 @@ def oracle_stats(records: Sequence[Record], tol: float) -> dict[str, Any]:
     return {
         "tolerance": tol,
         "oracle_ticks": int(ticks),
-        "redundant_share": ratio(ticks - nonred, ticks),
+        "redundant_share": redundant_share(ticks, nonred),
         "redundant_share_of_cached": ratio(ticks - nonred, cached),
-        "precision": ratio(hits, total(with_oracle, "oracle_requests")),
-        "recall": ratio(hits, nonred),
-        "precision_beyond_refill": ratio(b_hits, total(with_oracle,
-                                                       "oracle_beyond_refill_requests")),
-        "recall_beyond_refill": ratio(b_hits, b_nonred),
+        "precision": trigger_precision(hits, total(with_oracle, "oracle_requests")),
+        "recall": trigger_recall(hits, nonred),
+        "precision_beyond_refill": trigger_precision(
+            b_hits, total(with_oracle, "oracle_beyond_refill_requests")),
+        "recall_beyond_refill": trigger_recall(b_hits, b_nonred),
     }

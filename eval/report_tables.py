@@ -14,6 +14,7 @@ from typing import Any
 from rapid_env.eval.pooling import as_float
 from rapid_env.eval.rounding import ci_parts, fmt, signed
 from rapid_env.eval.summary import CELL_KEYS
+from rapid_env.record_metrics import offload_rate_of_rows
 
 __all__ = ["config_table", "paired_table", "plain", "summary_table"]
 
@@ -47,9 +48,12 @@ def _success(row: Mapping[str, Any]) -> str:
 
 
 def offload_rate(row: Mapping[str, Any]) -> float:
-    """A summary row's offloads per simulated second: its mean offloads / mean simulated s."""
-    offloads, seconds = as_float(row.get("offloads")), as_float(row.get("sim_time_s"))
-    return offloads / seconds if seconds > 0 else math.nan
+    """A summary row's offloads per simulated second; NaN if none.
+
+    The one definition is :func:`rapid_env.record_metrics.offload_rate_of_rows`.
+    """
+    rate = offload_rate_of_rows([row])
+    return math.nan if rate is None else rate
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -36,6 +36,7 @@ import numpy as np
 from scipy import stats
 
 from rapid_env.eval.pooling import oracle_stats
+from rapid_env.record import JOB_FIELDS, REQUIRED_FIELDS
 
 __all__ = [
     "CELL_KEYS",
@@ -54,48 +55,16 @@ __all__ = [
 CELL_KEYS: tuple[str, ...] = ("task", "agent", "noise", "link")
 """Fields that identify a cell of the sweep; one summary row per distinct combination."""
 
-EPISODE_FIELDS: tuple[str, ...] = (
-    "task",
-    "agent",
-    "noise",
-    "link",
-    "seed",
-    "policy",
-    "profile",
-    "edge",
-    "cloud",
-    "split",
-    "success",
-    "steps",
-    "sim_time_s",
-    "inferences",
-    "offloads",
-    "latency_ms_mean",
-    "latency_ms_p95",
-    "edge_ms_mean",
-    "uplink_ms_mean",
-    "cloud_ms_mean",
-    "downlink_ms_mean",
-    "edge_memory_gb",
-    "bytes_up",
-    "bytes_down",
-    "stall_steps",
-    "rms_jerk",
-    "ldlj",
-    "sparc",
-    "decision_model_ms",
-    "decision_overhead_pct",
-    "wall_time_s",
-    "fault",
-)
-"""Fields every episode record must carry (the evaluation contract); records may add more."""
+EPISODE_FIELDS: tuple[str, ...] = REQUIRED_FIELDS
+"""Fields every record of an episode that ran carries (the evaluation contract, declared in
+:mod:`rapid_env.record`, listed in docs/records.md); records may add the optional ones."""
 
 CONFIDENCE = 0.95
 """Two-sided confidence level of every interval in a summary row."""
 
-# Fields that are not averaged: the cell identity, the seed (an id, not a measurement), success
+# Fields that are not averaged: the job's identity (the seed is an id, not a measurement), success
 # (summarised as a proportion) and fault (a message, counted).
-_NOT_METRICS = frozenset((*CELL_KEYS, "seed", "success", "fault"))
+_NOT_METRICS = frozenset((*JOB_FIELDS, "success", "fault"))
 
 
 def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -255,7 +224,7 @@ def parse_records(text: str) -> tuple[list[dict[str, Any]], int]:
     return records, skipped
 
 
-IDENTITY_FIELDS: tuple[str, ...] = (*CELL_KEYS, "seed", "policy", "profile", "edge", "cloud")
+IDENTITY_FIELDS: tuple[str, ...] = tuple(k for k in JOB_FIELDS if k != "episode_key")
 """What identifies an episode in records that predate ``episode_key`` (older stores)."""
 
 

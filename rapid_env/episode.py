@@ -12,18 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from rapid_env.controller import PartitionedController
 from rapid_env.decision import Decider, bind_decider, model_overhead_s
+from rapid_env.record import WALL_CLOCK_FIELDS, assemble
 from rapid_env.seeding import episode_streams
 
 if TYPE_CHECKING:
     from rapid_env.oracle import RedundancyOracle
     from rapid_env.trace import EpisodeTrace
 
-WALL_CLOCK_FIELDS = (
-    "wall_time_s", "decision_cpu_us_mean", "decision_overhead_pct",
-    "measured_edge_ms_mean", "measured_rtt_ms_mean", "server_ms_mean",
-)
-"""Record fields measured on the wall clock: the only ones that differ between identical runs
-(the last three are None except over a real network, ``--links remote:``)."""
+__all__ = ["WALL_CLOCK_FIELDS", "overhead_fields", "run_episode"]
 
 
 def run_episode(
@@ -33,7 +29,10 @@ def run_episode(
     trace: EpisodeTrace | None = None,
     oracle: RedundancyOracle | None = None,
 ) -> dict[str, Any]:
-    """Run one episode to success or time limit; return its metrics (cell names not included).
+    """Run one episode to success or time limit; return its record (cell names not included).
+
+    The record is assembled by :func:`rapid_env.record.assemble`, which checks it against the
+    schema (docs/records.md); :data:`WALL_CLOCK_FIELDS` are the fields that differ between runs.
 
     ``trace`` (optional, :class:`rapid_env.trace.EpisodeTrace`) gets one row per tick; it only
     reads, so the record is the same with or without it.
@@ -66,13 +65,16 @@ def run_episode(
         obs = out.obs
         if out.terminated or out.truncated:
             break
-    record = controller.episode_metrics()
-    record["decision_cpu_us_mean"] = decide_ns / max(ticks, 1) / 1e3
-    record.update(overhead_fields(decide_ns / 1e9, model_overhead_s(decider), controller))
-    if oracle is not None:
-        record.update(oracle.fields())
-    record["wall_time_s"] = time.perf_counter() - wall0
-    return record
+    loop = {
+        "decision_cpu_us_mean": decide_ns / max(ticks, 1) / 1e3,
+        **overhead_fields(decide_ns / 1e9, model_overhead_s(decider), controller),
+    }
+    return assemble(
+        metrics=controller.episode_metrics(),
+        loop=loop,
+        oracle=None if oracle is None else oracle.fields(),
+        wall_time_s=time.perf_counter() - wall0,
+    )
 
 
 def overhead_fields(

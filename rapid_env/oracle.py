@@ -99,6 +99,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from rapid_env.policy import PolicyInput, run_policy
+from rapid_env.record_metrics import redundant_share, trigger_precision, trigger_recall
 
 if TYPE_CHECKING:
     from rapid_env.controller import PartitionedController
@@ -149,7 +150,7 @@ def precision_recall(
     hits = sum(bool(n) and bool(r) for n, r in zip(nonredundant, requested, strict=True))
     n_req = sum(bool(r) for r in requested)
     n_nr = sum(bool(n) for n in nonredundant)
-    return (hits / n_req if n_req else None, hits / n_nr if n_nr else None)
+    return trigger_precision(hits, n_req), trigger_recall(hits, n_nr)
 
 
 @dataclass(frozen=True)
@@ -270,9 +271,7 @@ class RedundancyOracle:
             name = tol_name(tol)
             nonred = [not r.redundant(tol) for r in rows]
             precision, recall = precision_recall(nonred, req)
-            out[f"redundant_share_{name}"] = (
-                (len(rows) - sum(nonred)) / len(rows) if rows else None
-            )
+            out[f"redundant_share_{name}"] = redundant_share(len(rows), sum(nonred))
             out[f"trigger_precision_{name}"] = precision
             out[f"trigger_recall_{name}"] = recall
             out[f"oracle_nonredundant_{name}"] = sum(nonred)

@@ -19,8 +19,8 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.util import Finalize
 from typing import Any
 
-from rapid_env.eval.execute import EPISODE_ERROR, EpisodeRunner
-from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob
+from rapid_env.eval.execute import EpisodeRunner, error_record
+from rapid_env.eval.jobs import EpisodeJob
 from rapid_env.link import TraceWarning
 
 MAX_ATTEMPTS = 3
@@ -125,5 +125,4 @@ class LocalBackend:
 
 
 def _died(job: EpisodeJob, attempts: int) -> dict[str, Any]:
-    return {**job.head(), KEY_FIELD: job.key(), "success": False, "faults": 1,
-            "fault": f"{EPISODE_ERROR}: worker process died {attempts} times running this episode"}
+    return error_record(job, f"worker process died {attempts} times running this episode")

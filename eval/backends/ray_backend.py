@@ -47,8 +47,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from rapid_env.eval.execute import EPISODE_ERROR, EpisodeRunner
-from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob
+from rapid_env.eval.execute import EpisodeRunner, error_record
+from rapid_env.eval.jobs import EpisodeJob
 
 MAX_RETRIES = 2
 """How often Ray reruns an episode whose worker process died (3 attempts in all, like local)."""
@@ -215,8 +215,7 @@ def _failed(job: EpisodeJob, exc: Exception, ray: Any) -> dict[str, Any]:
         reason = f"{type(cause).__name__}: {_first_line(cause)}"
     else:  # out of memory, node died, runtime env setup failed, cancelled, ...
         reason = f"ray {type(exc).__name__}: {_first_line(exc)}"
-    return {**job.head(), KEY_FIELD: job.key(), "success": False, "faults": 1,
-            "fault": f"{EPISODE_ERROR}: {reason}"}
+    return error_record(job, reason)
 
 
 def _interrupted(exc: Exception, ray: Any) -> bool:

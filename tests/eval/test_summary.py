@@ -58,6 +58,8 @@ def record(seed: int, **overrides: Any) -> dict[str, Any]:
         "wall_time_s": 0.1 * seed,
         "fault": None,
     }
+    # the schema's other fields, as null: they play no part in these tests
+    base.update({k: None for k in EPISODE_FIELDS if k not in base})
     base.update(overrides)
     return base
 

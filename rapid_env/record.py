@@ -1,0 +1,506 @@
+"""The episode record: every field declared once, and the one function that assembles a record.
+
+A record is the plain dict one episode leaves behind (a line of ``episodes.jsonl``, what
+:func:`rapid_env.episode.run_episode` returns). Several parts of the harness know part of it: the
+recorder counts what happened, the episode loop times the decider, the redundancy oracle scores
+the ticks, the sweep knows the job's identity, the media writer the files it wrote. Each part
+hands its fields to :func:`assemble`, which checks them against :data:`FIELDS` (an undeclared
+field, a field from the wrong part, a missing one or a value of the wrong type is a
+:class:`RecordError`) and returns the record. So the schema cannot drift from what is written,
+and ``docs/records.md`` is generated from it (``python -m rapid_env.record --markdown``).
+
+Fields that depend on a tolerance (the oracle's) are declared once as a *family* whose name holds
+``<tol>``: ``redundant_share_<tol>`` stands for ``redundant_share_0.05``, ``redundant_share_0.1``
+... (``<tol>`` is ``format(tol, "g")``).
+
+Wall-clock fields (:data:`WALL_CLOCK_FIELDS`) are measured on the host, so they differ between two
+runs of the same seed and configuration; every determinism check (the golden records, resume,
+backends) leaves exactly these out.
+
+This module imports only the standard library: command-line tools and the summary read the
+schema without loading MuJoCo, numpy or torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "EPISODE_ERROR", "FAULT_KINDS", "FAULT_KINDS_NOTE", "FIELDS", "JOB_FIELDS", "PRESENCE",
+    "REQUIRED_FIELDS", "SOURCES", "TOL", "WALL_CLOCK_FIELDS", "Field", "RecordError", "assemble",
+    "is_episode_error", "lookup", "markdown", "validate",
+]
+
+Source = Literal["job", "recorder", "loop", "oracle", "media"]
+Presence = Literal["always", "ran", "oracle", "oracle_refill", "media"]
+
+TOL = "<tol>"
+"""The placeholder of a family's name: a tolerance as ``format(tol, "g")``."""
+
+_TOL_RE = r"(?P<tol>\d[0-9.e+-]*)"  # 0.05, 0.1, 1e-05: starts with a digit, so never "beyond_..."
+
+SOURCES: dict[str, str] = {
+    "job": "the sweep's job (eval/execute.py): which cell, seed and model setup the episode ran",
+    "recorder": "the episode's recorder (rapid_env/recorder.py): what happened, counted as it "
+    "happened",
+    "loop": "the episode loop (rapid_env/episode.py): the decider's cost and the episode's wall "
+    "time",
+    "oracle": "the redundancy oracle (rapid_env/oracle.py, `rapid-eval --oracle`)",
+    "media": "the media writer (eval/media.py, `rapid-eval --videos N`)",
+}
+"""Who sets each field, in record order."""
+
+PRESENCE: dict[str, str] = {
+    "always": "in every record, also one whose episode could not run (the job's fields: in "
+    "every `rapid-eval` record, not in what `run_episode` returns)",
+    "ran": "in every record whose episode ran (not in an `episode_error` record)",
+    "oracle": "only with the oracle; a `<tol>` family once per tolerance",
+    "oracle_refill": "only with the oracle and the refill rule (`rapid-eval --oracle` has it)",
+    "media": "only for recorded episodes: `media`, or `media_error` when writing failed",
+}
+"""When a field is in a record."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One record field (or, with ``<tol>`` in its name, one field per oracle tolerance).
+
+    Attributes:
+        name: the key in the record; ``<tol>`` marks a family.
+        type: the JSON-side type (``int``, ``float | None`` ...); an ``int`` is accepted where
+            ``float`` is declared, as Python's typing does.
+        unit: the unit, ``""`` for a flag, a name or a plain count.
+        doc: one line for users.
+        source: who sets it (:data:`SOURCES`).
+        presence: when it is there (:data:`PRESENCE`).
+        wall_clock: measured on the host's clock: differs between identical runs.
+    """
+
+    name: str
+    type: str
+    unit: str
+    doc: str
+    source: Source
+    presence: Presence = "ran"
+    wall_clock: bool = False
+
+    @property
+    def family(self) -> bool:
+        """Whether the name stands for one field per tolerance."""
+        return TOL in self.name
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The regular expression of the keys this field covers."""
+        return re.compile(re.escape(self.name).replace(re.escape(TOL), _TOL_RE))
+
+    def key(self, tol: str) -> str:
+        """The family's key for tolerance name ``tol`` (``"0.05"``)."""
+        return self.name.replace(TOL, tol)
+
+
+def _f(name: str, type_: str, unit: str, doc: str, source: Source,
+       presence: Presence = "ran", wall_clock: bool = False) -> Field:
+    return Field(name, type_, unit, doc, source, presence, wall_clock)
+
+
+FIELDS: tuple[Field, ...] = (
+    # ------------------------------------------------------------------ job identity
+    _f("task", "str", "", "the Meta-World task", "job", "always"),
+    _f("agent", "str", "", "the decider, as its spec was given (`rapid`, `rapid(k=2)`)", "job",
+       "always"),
+    _f("noise", "str", "", "the visual noise scene", "job", "always"),
+    _f("link", "str", "", "the network link spec", "job", "always"),
+    _f("seed", "int", "", "the episode's seed (episode i of every cell uses seed + i)", "job",
+       "always"),
+    _f("policy", "str", "", "the policy that drives the robot", "job", "always"),
+    _f("profile", "str", "", "the cost profile the latencies are modelled from", "job", "always"),
+    _f("edge", "str", "", "the edge device", "job", "always"),
+    _f("cloud", "str", "", "the cloud device", "job", "always"),
+    _f("episode_key", "str", "", "16 hex digits identifying the job: resume and dedupe read it",
+       "job", "always"),
+    # ------------------------------------------------------------------ outcome
+    _f("success", "bool", "", "the task was solved (the episode ends there)", "recorder",
+       "always"),
+    _f("steps", "int", "ticks", "control ticks run", "recorder"),
+    _f("sim_time_s", "float", "s", "simulated seconds run", "recorder"),
+    _f("time_to_success_s", "float | None", "s",
+       "simulated time of the first success; null when never solved", "recorder"),
+    # ------------------------------------------------------------------ requests
+    _f("inferences", "int", "", "requests sent (edge-only or offloaded)", "recorder"),
+    _f("offloads", "int", "", "requests with at least one block in the cloud", "recorder"),
+    _f("preemptions", "int", "", "requests that preempted one in flight", "recorder"),
+    _f("refused_requests", "int", "", "requests the in-flight limit refused", "recorder"),
+    _f("lost_requests", "int", "",
+       "requests given up at their deadline because a transfer was lost", "recorder"),
+    _f("stale_chunks", "int", "",
+       "chunks that arrived with nothing left to execute (the robot had moved past them)",
+       "recorder"),
+    _f("superseded_chunks", "int", "",
+       "chunks dropped on arrival because a newer (or preempting) request was made after theirs",
+       "recorder"),
+    # ------------------------------------------------------------------ latency
+    _f("latency_ms_mean", "float | None", "ms",
+       "mean modelled latency of the delivered chunks (edge + uplink + cloud + downlink)",
+       "recorder"),
+    _f("latency_ms_p95", "float | None", "ms", "95th percentile of the same", "recorder"),
+    _f("latency_ms_std", "float | None", "ms",
+       "population std of the same (pools exactly over episodes with `latency_n`)", "recorder"),
+    _f("latency_n", "int", "", "delivered chunks behind the latency fields", "recorder"),
+    _f("edge_ms_mean", "float | None", "ms", "mean edge compute per delivered chunk", "recorder"),
+    _f("cloud_ms_mean", "float | None", "ms", "mean cloud compute per delivered chunk",
+       "recorder"),
+    _f("network_ms_mean", "float | None", "ms", "mean uplink + downlink time per delivered chunk",
+       "recorder"),
+    _f("uplink_ms_mean", "float | None", "ms", "mean uplink time per delivered chunk",
+       "recorder"),
+    _f("downlink_ms_mean", "float | None", "ms", "mean downlink time per delivered chunk",
+       "recorder"),
+    # ------------------------------------------------------------------ partition and bytes
+    _f("split", "int | None", "blocks",
+       "split point most requests used (0: all cloud, the profile's block count: all edge); "
+       "null without requests", "recorder"),
+    _f("edge_memory_gb", "float | None", "GB",
+       "edge memory the largest edge part used needs; null without requests", "recorder"),
+    _f("exec_bytes_up", "int", "B",
+       "bytes the executable model really serialised at the matching depth", "recorder"),
+    _f("bytes_up", "int", "B",
+       "uplink bytes of the full-size profile's boundary (what the simulated link carried)",
+       "recorder"),
+    _f("bytes_down", "int", "B", "downlink bytes (the action chunks)", "recorder"),
+    _f("retransmissions", "int", "", "link-layer retransmissions over all transfers",
+       "recorder"),
+    _f("lost_transfers", "int", "", "transfers that never arrived", "recorder"),
+    _f("stall_steps", "int", "ticks", "ticks the robot held because the chunk had run out",
+       "recorder"),
+    # ------------------------------------------------------------------ smoothness
+    _f("rms_jerk", "float | None", "m/s^3", "RMS end-effector jerk; null when undefined",
+       "recorder"),
+    _f("ldlj", "float | None", "", "log dimensionless jerk (higher is smoother)", "recorder"),
+    _f("sparc", "float | None", "", "spectral arc length (higher is smoother)", "recorder"),
+    # ------------------------------------------------------------------ faults
+    _f("faults", "int", "", "faults in the episode (see the fault kinds below)", "recorder",
+       "always"),
+    _f("early_exits", "int", "", "requests answered by an early exit on the edge", "recorder"),
+    _f("fault", "str | None", "",
+       "the episode's first fault (`<kind>: <detail>`, kinds below); null when none",
+       "recorder", "always"),
+    _f("clipped_actions", "int", "ticks", "ticks whose action left [-1, 1] and was clipped",
+       "recorder"),
+    # ------------------------------------------------------------------ measured remotely
+    _f("measured_edge_ms_mean", "float | None", "ms",
+       "edge part as measured over a real network (`--links remote:`); null otherwise",
+       "recorder", wall_clock=True),
+    _f("measured_rtt_ms_mean", "float | None", "ms",
+       "the remote call as the client saw it; null on a simulated link", "recorder",
+       wall_clock=True),
+    _f("server_ms_mean", "float | None", "ms",
+       "the server's own time per remote call; null on a simulated link", "recorder",
+       wall_clock=True),
+    # ------------------------------------------------------------------ the decider's cost
+    _f("decision_cpu_us_mean", "float", "us", "measured CPU time per `decide` call", "loop",
+       wall_clock=True),
+    _f("decision_model_ms", "float", "ms",
+       "modelled edge time of model passes the decider ran for its own signal", "loop"),
+    _f("decision_overhead_pct", "float | None", "%",
+       "decider CPU time + `decision_model_ms`, as a share of the episode's total modelled "
+       "inference latency; null without deliveries", "loop", wall_clock=True),
+    # ------------------------------------------------------------------ the oracle
+    _f("oracle_ticks", "int", "ticks", "ticks the oracle scored", "oracle", "oracle"),
+    _f("oracle_requests", "int", "", "ticks on which the decider asked for a plan", "oracle",
+       "oracle"),
+    _f("oracle_empty_ticks", "int", "ticks",
+       "ticks with an empty buffer (non-redundant by the rule)", "oracle", "oracle"),
+    _f("oracle_shadow_faults", "int", "", "shadow passes that faulted", "oracle", "oracle"),
+    _f("oracle_diff_median", "float | None", "action units",
+       "median distance of the shadow plan's first action from the buffered one", "oracle",
+       "oracle"),
+    _f("oracle_refill_due_ticks", "int", "ticks", "ticks on which the refill rule was due",
+       "oracle", "oracle_refill"),
+    _f("oracle_beyond_refill_requests", "int", "",
+       "requests on ticks where the refill rule was not due", "oracle", "oracle_refill"),
+    _f("redundant_share_<tol>", "float | None", "", "redundant ticks / ticks", "oracle",
+       "oracle"),
+    _f("trigger_precision_<tol>", "float | None", "", "requests on non-redundant ticks / requests",
+       "oracle", "oracle"),
+    _f("trigger_recall_<tol>", "float | None", "",
+       "non-redundant ticks with a request / non-redundant ticks", "oracle", "oracle"),
+    _f("oracle_nonredundant_<tol>", "int", "ticks",
+       "non-redundant ticks (pooled by the summaries)", "oracle", "oracle"),
+    _f("oracle_hits_<tol>", "int", "", "requests on non-redundant ticks (pooled)", "oracle",
+       "oracle"),
+    _f("trigger_precision_beyond_refill_<tol>", "float | None", "",
+       "precision over the ticks where the refill rule was not due", "oracle", "oracle_refill"),
+    _f("trigger_recall_beyond_refill_<tol>", "float | None", "",
+       "recall over the ticks where the refill rule was not due", "oracle", "oracle_refill"),
+    _f("oracle_beyond_refill_nonredundant_<tol>", "int", "ticks",
+       "non-redundant ticks where the refill rule was not due (pooled)", "oracle",
+       "oracle_refill"),
+    _f("oracle_beyond_refill_hits_<tol>", "int", "",
+       "requests on those ticks that were non-redundant (pooled)", "oracle", "oracle_refill"),
+    # ------------------------------------------------------------------ wall time, media
+    _f("wall_time_s", "float", "s", "host seconds the episode took", "loop", wall_clock=True),
+    _f("media", "dict[str, str]", "",
+       "the episode's `video`, `series` and `still`, relative to the sweep's folder", "media",
+       "media"),
+    _f("media_error", "str", "", "why the media could not be written", "media", "media"),
+)
+"""Every record field, in record order."""
+
+WALL_CLOCK_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.wall_clock)
+"""Fields measured on the wall clock: the only ones that differ between identical runs (the
+``measured_*`` and ``server_ms_mean`` ones are null except over a real network)."""
+
+JOB_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.source == "job")
+"""The job's identity, which opens every ``rapid-eval`` record."""
+
+REQUIRED_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in FIELDS if f.presence in ("always", "ran")
+)
+"""Fields of every ``rapid-eval`` record whose episode ran (the evaluation contract)."""
+
+EPISODE_ERROR = "episode_error"
+"""Prefix of the ``fault`` of a record whose episode could not run (a harness-side fault)."""
+
+FAULT_KINDS: dict[str, str] = {
+    "policy_error": "the policy raised (also `sys.exit` in a user's model); the robot holds, "
+    "the episode goes on",
+    "policy_bad_shape": "the policy's chunk had the wrong shape; the robot holds",
+    "policy_nonfinite_action": "the policy's chunk held NaN or inf; the robot holds",
+    "remote_error": "a request to `rapid-serve` failed (`--links remote:`), counted once per "
+    "request when it is sent; the request is lost",
+    "sim_diverged": "the simulator diverged (a non-finite state); the episode ends",
+    EPISODE_ERROR: "the episode could not run at all (a checkpoint that cannot be read, a "
+    "simulator that cannot start, a worker process that died): the record then has only the "
+    "job's identity, `success` false, `faults` 1 and this `fault`, and `rapid-eval` exits 3",
+}
+"""What ``fault`` starts with (:data:`FAULT_KINDS_NOTE` says which are data)."""
+
+FAULT_KINDS_NOTE = (
+    "Every kind but `episode_error` is data about the episode: the episode ran, it is counted "
+    "like any other, its first fault is kept in `fault` and all of them in `faults`. An "
+    "`episode_error` record is a fault of the harness: the sweep goes on, but the episode has no "
+    "measurements."
+)
+
+
+class RecordError(ValueError):
+    """A record that does not match the schema (a bug in whoever wrote the field)."""
+
+
+_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS if not f.family}
+_FAMILIES: tuple[Field, ...] = tuple(f for f in FIELDS if f.family)
+_PATTERNS: tuple[tuple[Field, re.Pattern[str]], ...] = tuple((f, f.pattern) for f in _FAMILIES)
+
+
+def lookup(key: str) -> tuple[Field, str | None] | None:
+    """The field declaring ``key`` and, for a family, the tolerance's name; None if undeclared."""
+    plain = _BY_NAME.get(key)
+    if plain is not None:
+        return plain, None
+    for field, pattern in _PATTERNS:
+        match = pattern.fullmatch(key)
+        if match is not None:
+            return field, match.group("tol")
+    return None
+
+
+def is_episode_error(record: Mapping[str, Any]) -> bool:
+    """Whether the record's episode could not run at all (``rapid-eval`` exit code 3)."""
+    fault = record.get("fault")
+    return isinstance(fault, str) and fault.startswith(EPISODE_ERROR)
+
+
+def assemble(
+    *,
+    job: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    loop: Mapping[str, Any] | None = None,
+    oracle: Mapping[str, Any] | None = None,
+    wall_time_s: float | None = None,
+    episode: Mapping[str, Any] | None = None,
+    error: str | None = None,
+    media: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record from its parts, checked against :data:`FIELDS`, in record order.
+
+    The episode loop assembles an episode's record from the recorder's ``metrics``, its own
+    ``loop`` fields, the ``oracle``'s and ``wall_time_s``; the sweep then assembles that
+    ``episode`` record with the ``job``'s identity and the ``media`` fields. A job whose episode
+    could not run gets ``error`` (the exception, as text) instead of an episode.
+
+    Args:
+        job: the job's identity (``task`` ... ``episode_key``).
+        metrics: the recorder's fields.
+        loop: the episode loop's fields (the decider's cost), without ``wall_time_s``.
+        oracle: the redundancy oracle's fields.
+        wall_time_s: the episode's host seconds (set last: it times the whole episode).
+        episode: a whole episode record (what :func:`rapid_env.episode.run_episode` returns);
+            instead of ``metrics``, ``loop``, ``oracle`` and ``wall_time_s``.
+        error: why the episode could not run: the record's ``fault`` is
+            ``"episode_error: <error>"``. Instead of an episode.
+        media: ``{"media": ...}`` or ``{"media_error": ...}``.
+
+    Raises:
+        RecordError: a field that is not declared, that the part may not set or that two parts
+            set, a missing field, or a value of the wrong type.
+    """
+    parts: list[tuple[str, Mapping[str, Any] | None, tuple[str, ...]]] = [("job", job, ("job",))]
+    if error is not None:
+        if any(p is not None for p in (metrics, loop, oracle, wall_time_s, episode)):
+            raise RecordError("a record has an episode or an error, not both")
+        parts.append(("error", {"success": False, "faults": 1,
+                                "fault": f"{EPISODE_ERROR}: {error}"}, ("recorder",)))
+    else:
+        parts += [
+            ("episode", episode, ("recorder", "loop", "oracle")),
+            ("metrics", metrics, ("recorder",)),
+            ("loop", loop, ("loop",)),
+            ("oracle", oracle, ("oracle",)),
+            ("wall_time_s", None if wall_time_s is None else {"wall_time_s": wall_time_s},
+             ("loop",)),
+        ]
+    parts.append(("media", media, ("media",)))
+    record: dict[str, Any] = {}
+    for part, values, sources in parts:
+        for key, value in (values or {}).items():
+            found = lookup(key)
+            if found is None:
+                raise RecordError(
+                    f"{part}: undeclared record field {key!r}; declare it in rapid_env/record.py"
+                )
+            if found[0].source not in sources:
+                raise RecordError(
+                    f"{part}: field {key!r} is set by the {found[0].source}, not by the {part}"
+                )
+            if key in record:
+                raise RecordError(f"{part}: field {key!r} is already set")
+            record[key] = value
+    validate(record)
+    return record
+
+
+def validate(record: Mapping[str, Any]) -> None:
+    """Check ``record`` against the schema: declared keys, complete parts, declared types.
+
+    What must be there follows from what is: a job's field brings every job field; a field of an
+    episode that ran brings every ``ran`` field; an oracle field brings every ``oracle`` field,
+    each ``<tol>`` family once for every tolerance any family names (the refill families with
+    ``oracle_refill_due_ticks``); ``media`` and ``media_error`` exclude each other.
+
+    Raises:
+        RecordError: naming the first field that is wrong.
+    """
+    present: dict[Field, set[str | None]] = {}
+    for key, value in record.items():
+        found = lookup(key)
+        if found is None:
+            raise RecordError(f"undeclared record field {key!r}; declare it in rapid_env/record.py")
+        field, tol = found
+        if not _type_ok(field.type, value):
+            raise RecordError(f"field {key!r} must be {field.type}, got {value!r}")
+        present.setdefault(field, set()).add(tol)
+    sources = {f.source for f in present}
+    presences = {f.presence for f in present}
+    need: set[Field] = {f for f in FIELDS if f.presence == "always" and f.source != "job"}
+    if "job" in sources:
+        need |= {f for f in FIELDS if f.source == "job"}
+    if "ran" in presences:
+        need |= {f for f in FIELDS if f.presence == "ran"}
+    if "oracle_refill" in presences:
+        presences.add("oracle")
+    tols = {t for f, ts in present.items() if f.family for t in ts if t is not None}
+    for group in ("oracle", "oracle_refill"):
+        if group in presences:
+            need |= {f for f in FIELDS if f.presence == group}
+    missing: list[str] = []
+    for f in FIELDS:
+        if f in need and f.family:
+            missing += [f.key(t) for t in sorted(tols) if t not in present.get(f, set())]
+        elif f in need and f not in present:
+            missing.append(f.name)
+    if missing:
+        raise RecordError(f"record lacks {missing}")
+    if "media" in record and "media_error" in record:
+        raise RecordError("a record has media or media_error, not both")
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "bool": (bool,), "int": (int,), "float": (float, int), "str": (str,), "None": (type(None),),
+    "dict[str, str]": (dict,),
+}
+
+
+def _type_ok(declared: str, value: object) -> bool:
+    """Whether ``value`` is of the declared type (bool is no int here: it is a flag)."""
+    for name in declared.split(" | "):
+        if isinstance(value, bool) and name != "bool":
+            continue
+        if isinstance(value, _TYPES[name]):
+            return True
+    return False
+
+
+def markdown() -> str:
+    """``docs/records.md``: every field, when it is there, and the fault kinds."""
+    from rapid_env.record_metrics import DERIVED
+
+    out = [
+        "# Episode records",
+        "",
+        "<!-- generated by `python -m rapid_env.record --markdown > docs/records.md`; edit "
+        "rapid_env/record.py, not this file -->",
+        "",
+        "One record per episode: a line of `OUT/episodes.jsonl`, what "
+        "`rapid_env.episode.run_episode` returns. Every field is declared once in "
+        "`rapid_env/record.py`, and every record is checked against it when it is assembled.",
+        "",
+        "**Wall-clock** fields are measured on the host: they differ between two runs of the "
+        "same seed and configuration, and every other field repeats bit for bit. Fields whose name "
+        "holds `<tol>` come once per oracle tolerance, `<tol>` written as `format(tol, \"g\")` "
+        "(`redundant_share_0.05`). Null (`None`) marks a value that is undefined for the episode.",
+        "",
+        "When a field is there:",
+        "",
+        *[f"- `{name}`: {text}" for name, text in PRESENCE.items()],
+        "",
+    ]
+    for source, text in SOURCES.items():
+        out += [f"## Set by {text}", "",
+                "| field | type | unit | wall-clock | when | meaning |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for f in FIELDS:
+            if f.source == source:
+                out.append(f"| `{f.name}` | {f.type.replace(' | ', ' or ')} | {f.unit or '–'} | "
+                           f"{'yes' if f.wall_clock else ''} | {f.presence} | {f.doc} |")
+        out.append("")
+    out += ["## Fault kinds", "", "`fault` starts with one of these:", "",
+            "| kind | meaning |", "| --- | --- |",
+            *[f"| `{kind}` | {text} |" for kind, text in FAULT_KINDS.items()], "",
+            FAULT_KINDS_NOTE, "",
+            "## Derived metrics", "",
+            "Computed from records (never stored in them), the same way everywhere "
+            "(`rapid_env/record_metrics.py`):", "",
+            "| metric | unit | definition |", "| --- | --- | --- |",
+            *[f"| {d.name} | {d.unit} | {d.doc} |" for d in DERIVED], ""]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rapid_env.record --markdown``: print docs/records.md."""
+    p = argparse.ArgumentParser(description="The episode record's schema.")
+    p.add_argument("--markdown", action="store_true", help="print docs/records.md")
+    args = p.parse_args(argv)
+    if not args.markdown:
+        p.error("nothing to do: pass --markdown")
+    sys.stdout.write(markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
