@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from rapid_env.cli.eval import main
 from rapid_env.episode import WALL_CLOCK_FIELDS
 from rapid_env.eval.backends import make_backend
-from rapid_env.cli.eval import main
 
 ARGS = ["--tasks", "reach", "--agents", "rapid", "--episodes", "4", "--policy", "expert",
         "--max-episode-s", "1", "--image-size", "16", "--wandb", "disabled", "--quiet"]
@@ -40,3 +40,14 @@ def test_more_workers_than_cores_is_bad_input():
         make_backend("local", 1000)
     with pytest.raises(ValueError, match="unknown backend 'slurm'; allowed: local, ray"):
         make_backend("slurm")
+
+
+def test_backends_are_a_registry_with_a_worker_check():
+    from rapid_env.eval.backends import BACKENDS, check_workers
+
+    assert list(BACKENDS) == ["local", "ray"]
+    check_workers("ray", 1000)  # a cluster's CPUs are not this machine's
+    with pytest.raises(ValueError, match="must be >= 1"):
+        check_workers("ray", 0)
+    with pytest.raises(ValueError, match=r"unknown backend 'rey'.*did you mean 'ray'\?$"):
+        make_backend("rey")
