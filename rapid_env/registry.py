@@ -377,6 +377,8 @@ class ConfigRegistry(Registry[T]):
             return False
         try:
             self.check(name)
+        except PluginError:
+            raise  # a broken plugin is reported, never read as "not registered"
         except ValueError:
             return False
         return True

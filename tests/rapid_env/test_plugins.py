@@ -142,3 +142,12 @@ def test_unknown_names_suggest_the_closest(monkeypatch):
         DECIDERS.check("rapdi")
     with pytest.raises(UnknownNameError, match=r"did you mean 'reach'\?$"):
         TASKS.check("reech")
+
+
+def test_a_broken_plugin_is_not_swallowed_by_in(tmp_path, monkeypatch, fresh_groups):
+    tag = uuid.uuid4().hex[:8]
+    (tmp_path / f"broken_{tag}.py").write_text("raise ImportError('no torch here')\n")
+    _dist(tmp_path, "rapid_env.deciders", f"broken_{tag}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match="ImportError: no torch here"):
+        "not-a-decider(x=1)" in DECIDERS  # noqa: B015
