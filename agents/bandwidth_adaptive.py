@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rapid_env.agents.refill import refill_due
-from rapid_env.decision import KEEP, DeciderContext, DeciderObservation, Decision
+from rapid_env.decision import KEEP, DeciderBase, DeciderContext, DeciderObservation, Decision
 
 if TYPE_CHECKING:
     from rapid_env.controller import CostPlanner
@@ -43,7 +43,7 @@ class BandwidthAdaptiveConfig:
             raise ValueError(f"hysteresis must be in [0, 1), got {self.hysteresis!r}")
 
 
-class BandwidthAdaptiveDecider:
+class BandwidthAdaptiveDecider(DeciderBase):
     """Refills on time at the split that is best for the current link estimate."""
 
     needs_image = False

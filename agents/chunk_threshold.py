@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rapid_env.decision import KEEP, DeciderObservation, Decision
+from rapid_env.decision import KEEP, DeciderBase, DeciderObservation, Decision
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ChunkThresholdConfig:
             raise ValueError(f"split must be None or >= 0, got {self.split!r}")
 
 
-class ChunkThresholdDecider:
+class ChunkThresholdDecider(DeciderBase):
     """Requests a chunk when the buffer's remaining fraction falls to a threshold."""
 
     needs_image = False

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rapid_env.agents.refill import refill_due
-from rapid_env.decision import KEEP, DeciderObservation, Decision
+from rapid_env.decision import KEEP, DeciderBase, DeciderObservation, Decision
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class FixedSplitConfig:
     """
 
 
-class FixedSplitDecider:
+class FixedSplitDecider(DeciderBase):
     """Refills the chunk buffer on time, always at one split point.
 
     ``where="edge"`` runs every block on the robot (no link traffic); ``where="cloud"`` ships the

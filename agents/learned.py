@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 import rapid_env
-from rapid_env.decision import DeciderObservation, Decision
+from rapid_env.decision import DeciderBase, DeciderObservation, Decision
 from rapid_env.features import FEATURE_NAMES, feature_vector
 from rapid_env.wrapper import COMPACT_ACTIONS, compact_decision, starved
 
@@ -166,7 +166,7 @@ class LearnedConfig:
     safety_refill: bool | None = None
 
 
-class LearnedDecider:
+class LearnedDecider(DeciderBase):
     """Chooses among :data:`~rapid_env.wrapper.COMPACT_ACTIONS` with a trained PPO actor.
 
     The learned policy decides when to ask (refill early, late, or preempt) and whether to force

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rapid_env.agents.refill import refill_due
-from rapid_env.decision import KEEP, DeciderObservation, Decision
+from rapid_env.decision import KEEP, DeciderBase, DeciderObservation, Decision
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class PeriodicConfig:
             raise ValueError(f"split must be None or >= 0, got {self.split!r}")
 
 
-class PeriodicDecider:
+class PeriodicDecider(DeciderBase):
     """Requests on a fixed tick schedule, plus the refill rule.
 
     A periodic request is sent whatever is in flight; when the controller's in-flight limit is

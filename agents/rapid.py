@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 
 from rapid_env.agents.refill import refill_due
-from rapid_env.decision import KEEP, DeciderContext, DeciderObservation, Decision
+from rapid_env.decision import KEEP, DeciderBase, DeciderContext, DeciderObservation, Decision
 from rapid_env.features import dtau_norms, floored_zscore, joint_speed, row_norms
 
 SplitChoice = int | Literal["edge", "cloud"] | None
@@ -281,7 +281,7 @@ def importance(obs: DeciderObservation, cfg: RapidConfig) -> float:
     return importance_parts(obs, cfg).score
 
 
-class RapidDecider:
+class RapidDecider(DeciderBase):
     """The kinematic, dual-threshold trigger with preemption and cooldown.
 
     Example:

@@ -5,6 +5,10 @@ plain name (today's behaviour and ``name``) and ``name(key=value,...)`` specs th
 fields of the name's preset (:mod:`rapid_env.specs`); the built decider's ``name`` is the spec as
 given, so records and logs say exactly what ran. Policies take no options (see
 ``docs/deciders.md``).
+
+Both registries read plugins: installed packages' entry points in the groups
+``rapid_env.deciders`` and ``rapid_env.policies`` are loaded the first time a name is missing
+(:mod:`rapid_env.plugins`, ``docs/plugging_in_a_policy.md``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from rapid_env.policy import Policy
 from rapid_env.registry import ConfigRegistry, Registry
 from rapid_env.tasks.suite import get_task
 
-DECIDERS: ConfigRegistry[Decider] = ConfigRegistry("agent")
+DECIDERS: ConfigRegistry[Decider] = ConfigRegistry("agent", plugin_group="rapid_env.deciders")
 
 
 def _rapid(config: RapidConfig, name: str) -> Decider:
@@ -49,15 +53,15 @@ for _variant, _preset in VARIANTS.items():
 DECIDERS.register_config("edge-only", FixedSplitConfig, _fixed("edge"))
 DECIDERS.register_config("cloud-only", FixedSplitConfig, _fixed("cloud"))
 DECIDERS.register_config("learned", LearnedConfig, _learned)
-# a folder written by rapid-train-decider --out (a path: never parsed as a spec)
-DECIDERS.register_prefix("sb3:", lambda path: LearnedDecider(path, name=f"sb3:{path}"))
 DECIDERS.register_config("static-split", StaticSplitConfig, StaticSplitDecider)
 DECIDERS.register_config("chunk-threshold", ChunkThresholdConfig, ChunkThresholdDecider)
 DECIDERS.register_config("periodic", PeriodicConfig, PeriodicDecider)
 DECIDERS.register_config("vision-entropy", VisionEntropyConfig, VisionEntropyDecider)
 DECIDERS.register_config("bandwidth-adaptive", BandwidthAdaptiveConfig, BandwidthAdaptiveDecider)
+# a folder written by rapid-train-decider --out (a path: never parsed as a spec)
+DECIDERS.register_prefix("sb3:", lambda path: LearnedDecider(path, name=f"sb3:{path}"))
 
-POLICIES: Registry[Policy] = Registry("policy")
+POLICIES: Registry[Policy] = Registry("policy", plugin_group="rapid_env.policies")
 """Robot policies by name. Every factory is called as ``factory(task, chunk_size=...,
 trust_checkpoint_code=...)``; only checkpoint loaders that can import code use the last one."""
 

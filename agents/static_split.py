@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rapid_env.agents.refill import refill_due
-from rapid_env.decision import KEEP, DeciderContext, DeciderObservation, Decision
+from rapid_env.decision import KEEP, DeciderBase, DeciderContext, DeciderObservation, Decision
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class StaticSplitConfig:
     """
 
 
-class StaticSplitDecider:
+class StaticSplitDecider(DeciderBase):
     """Refills on time, always at the split that is latency-optimal for the nominal link.
 
     The split is computed in :meth:`bind` (the runner calls it after ``reset``); an unbound

@@ -43,7 +43,7 @@ from typing import Literal
 import numpy as np
 
 from rapid_env.agents.refill import refill_due
-from rapid_env.decision import KEEP, DeciderContext, DeciderObservation, Decision
+from rapid_env.decision import KEEP, DeciderBase, DeciderContext, DeciderObservation, Decision
 from rapid_env.policy import PolicyInput
 
 Signal = Literal["image", "image+policy"]
@@ -158,7 +158,7 @@ class VisionEntropyConfig:
             raise ValueError(f"cooldown_s must be >= 0, got {self.cooldown_s!r}")
 
 
-class VisionEntropyDecider:
+class VisionEntropyDecider(DeciderBase):
     """Offloads to the cloud when the camera frame (or the policy) looks uncertain.
 
     Attributes:

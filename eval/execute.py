@@ -22,8 +22,11 @@ from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.episode import run_episode
 from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob
+from rapid_env.link import link_transport
+from rapid_env.observer import EpisodeObserver
 from rapid_env.record import EPISODE_ERROR, assemble, is_episode_error
-from rapid_env.serve.transport import is_remote, remote_controller
+from rapid_env.registry import import_plugin_module
+from rapid_env.serve import remote_link  # noqa: F401  (registers the remote: link)
 
 __all__ = [
     "EPISODE_ERROR", "EpisodeRunner", "OracleJob", "error_record", "is_episode_error",
@@ -78,24 +81,36 @@ class EpisodeRunner:
     episode; every episode resets it from its own seed streams, so a reused controller gives the
     same record as a fresh one (the golden-record test runs through this reuse).
 
-    A job whose link is ``remote:<host:port>`` gets a controller whose requests run the
-    policy's cloud half on that ``rapid-serve``
-    (:func:`~rapid_env.serve.transport.remote_controller`); its records are then measured on
-    the wall clock, not bit-deterministic.
+    A job whose link runs over a transport (its registry entry's
+    :class:`~rapid_env.link.LinkTransport`, e.g. ``remote:<host:port>``) gets the controller that
+    transport builds: for ``remote:``, requests run the policy's cloud half on that
+    ``rapid-serve``; its records are then measured on the wall clock, not bit-deterministic.
 
     Args:
         keep: how many built controllers to keep (least recently used ones are closed).
         token_file: the bearer token's file for ``remote:`` links (None: the file named by
             ``$RAPID_SERVE_TOKEN_FILE``, else ``$RAPID_SERVE_TOKEN``). Only the path is kept;
             the token is read when a remote controller is built and never enters a record.
+        imports: modules to import before the first job (``rapid-eval --import``): they
+            register the policies, deciders or tasks the jobs name. A worker process builds its
+            runner with them, so names registered by a user's module exist there too.
     """
 
-    def __init__(self, keep: int = 2, token_file: str | None = None) -> None:
+    def __init__(
+        self, keep: int = 2, token_file: str | None = None, imports: Sequence[str] = ()
+    ) -> None:
         self.keep = keep
         self.token_file = token_file
+        self.import_modules(imports)
         self._controllers: OrderedDict[tuple[EnvConfig, bool], PartitionedController] = (
             OrderedDict()
         )
+
+    @staticmethod
+    def import_modules(modules: Sequence[str]) -> None:
+        """Import each module (once per process) so that the names it registers exist here."""
+        for module in modules:
+            import_plugin_module(module)
 
     def run(self, job: EpisodeJob, media_dir: Path | None = None) -> dict[str, Any]:
         """The record of one job: its head, its key and the episode's fields (or the fault).
@@ -128,7 +143,8 @@ class EpisodeRunner:
                 from rapid_env.oracle import RedundancyOracle
 
                 oracle = RedundancyOracle(tolerances, refill_due=refill_due)
-            body = run_episode(controller, decider, job.seed, trace, oracle)
+            observers: list[EpisodeObserver] = [o for o in (trace, oracle) if o is not None]
+            body = run_episode(controller, decider, job.seed, observers=observers)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit from a user's module too: record, go on
@@ -146,8 +162,9 @@ class EpisodeRunner:
         while len(self._controllers) >= self.keep:
             _, old = self._controllers.popitem(last=False)
             _close(old)
-        if is_remote(cfg.link):
-            self._controllers[key] = remote_controller(cfg, needs_image, self.token_file)
+        transport = link_transport(cfg.link)
+        if transport is not None:  # remote:<host:port> and any other transport's link
+            self._controllers[key] = transport.controller(cfg, needs_image, self.token_file)
         else:
             self._controllers[key] = build_controller(cfg, needs_image)
         return self._controllers[key]

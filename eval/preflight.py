@@ -3,9 +3,10 @@
 A sweep that is going to fail should fail in the first second with one line, not after an hour
 as a table of zeros. So every name is checked against its registry, every noise and link spec is
 parsed (a trace file is read, memory-bounded), the policy is loaded once (a missing or broken
-checkpoint fails here) and every agent spec is built once (``sb3:<dir>`` loads its files). A
-``remote:<host:port>`` link is not parsed (the core does not know it): its server is asked once,
-with the token, what it runs (:func:`~rapid_env.serve.transport.check_remote`). A
+checkpoint fails here) and every agent spec is built once (``sb3:<dir>`` loads its files). A link
+that runs over a transport (its registry entry has a :class:`~rapid_env.link.LinkTransport`, as
+``remote:<host:port>`` has) is not simulated: its form is checked, then its ``preflight`` hook runs
+once with the built policy (``remote:`` asks its server, with the token, what it runs). A
 ``ValueError`` from here is bad input: ``rapid-eval`` exits 2 with its message.
 """
 
@@ -19,9 +20,9 @@ from typing import TypeVar
 from rapid_env.build import validate_core_names
 from rapid_env.compose import build_decider, build_policy, validate_names
 from rapid_env.eval.jobs import SweepSpec
-from rapid_env.link import parse_link
+from rapid_env.link import check_link, link_transport, parse_link
 from rapid_env.noise import parse_noise
-from rapid_env.serve.transport import check_remote, is_remote, remote_address
+from rapid_env.serve import remote_link  # noqa: F401  (registers the remote: link)
 
 T = TypeVar("T")
 
@@ -29,25 +30,26 @@ T = TypeVar("T")
 def preflight(spec: SweepSpec, token_file: str | None = None) -> None:
     """Raise ValueError for the first part of ``spec`` that cannot be built.
 
-    ``token_file`` is the bearer token's file for ``remote:`` links (None: ``$RAPID_SERVE_TOKEN``).
+    ``token_file`` is the bearer token's file for ``remote:`` links (None: ``$RAPID_SERVE_TOKEN``);
+    it is handed to every transport link's ``preflight`` hook.
     """
     validate_names(spec.base)
     for task in spec.tasks:
         validate_core_names(replace(spec.base, task=task))
     for noise in spec.noises:
         parse_noise(noise)
-    remote = [link for link in spec.links if is_remote(link)]
     for link in spec.links:
-        if link in remote:
-            remote_address(link)  # the form, before anything loads
-        else:
+        check_link(link)  # a transport's link: its form only, before anything loads
+        if link_transport(link) is None:
             parse_link(link, episode_s=spec.base.max_episode_s)  # warns on a dead trace
     for agent in spec.agents:
         _build(f"agent {agent!r}", partial(build_decider, agent))
     policy = _build(f"policy {spec.base.policy!r}", partial(build_policy, spec.base))
-    for link in remote:
-        _build(f"link {link!r}",
-               partial(check_remote, link, policy, spec.base.chunk_size, token_file))
+    for link in spec.links:
+        transport = link_transport(link)
+        if transport is not None:
+            _build(f"link {link!r}", partial(
+                transport.preflight, link, policy, spec.base.chunk_size, token_file))
 
 
 def _build(what: str, make: Callable[[], T]) -> T:

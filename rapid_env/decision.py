@@ -93,13 +93,13 @@ class DeciderObservation:
 
 @dataclass(frozen=True)
 class DeciderContext:
-    """What a decider may know before an episode starts, handed to its optional ``bind``.
+    """What a decider may know before an episode starts, handed to its ``bind``.
 
     This is the a-priori knowledge a deployed system has: the model's cost planner (profiled
     offline, as Neurosurgeon does), the link's *nominal* mean bandwidth and RTT (what a
     static planner is configured with; the live estimate is in each observation), and the policy
-    (for deciders that query its uncertainty; they must charge that model pass, see
-    :func:`model_overhead_s`).
+    (for deciders that query its uncertainty; they must charge that model pass to
+    :attr:`Decider.model_overhead_s`).
 
     Attributes:
         cost: the split planner (``n_blocks``, ``plan(k)``, ``best_split(bw, rtt)``).
@@ -119,33 +119,55 @@ class DeciderContext:
     policy_input: Callable[[], Any] | None = None
 
 
-def bind_decider(decider: object, context: DeciderContext) -> None:
-    """Give ``decider`` the episode context if it asks for one (an optional ``bind`` method)."""
-    bind = getattr(decider, "bind", None)
-    if bind is not None:
-        bind(context)
-
-
-def model_overhead_s(decider: object) -> float:
-    """Modelled edge seconds of model passes the decider ran this episode for its own signal.
-
-    A decider that needs a model pass to decide (e.g. the policy's action uncertainty) exposes
-    ``model_overhead_s``; deciders that only read proprioception cost none.
-    """
-    return float(getattr(decider, "model_overhead_s", 0.0))
-
-
 @runtime_checkable
 class Decider(Protocol):
-    """Chooses, every tick, whether to keep executing or to run the VLA (and where to split)."""
+    """Chooses, every tick, whether to keep executing or to run the VLA (and where to split).
+
+    Every hook the episode loop calls is part of the protocol, so a decider says in one place
+    what it takes part in; :class:`DeciderBase` gives the optional ones their defaults.
+
+    Attributes:
+        name: what records call it (the spec as given, e.g. ``rapid(high_threshold=6)``).
+        needs_image: whether it reads ``DeciderObservation.image`` (frames are rendered for it).
+        model_overhead_s: modelled edge seconds of model passes it ran this episode for its own
+            signal (e.g. the policy's action uncertainty); 0 for deciders that only read
+            proprioception. The runner reports it as ``decision_model_ms``.
+    """
 
     name: str
     needs_image: bool
+    model_overhead_s: float
 
     def reset(self, rng: np.random.Generator) -> None:
         """Start an episode; all randomness comes from ``rng``."""
         ...
 
+    def bind(self, context: DeciderContext) -> None:
+        """Take the episode's a-priori context (called after ``reset``, before the first tick)."""
+        ...
+
     def decide(self, obs: DeciderObservation) -> Decision:
         """Return this tick's decision."""
         ...
+
+
+class DeciderBase:
+    """Defaults for a :class:`Decider`'s optional parts; subclass it and write ``decide``.
+
+    A decider that needs nothing before the episode, reads no image and runs no model pass of
+    its own overrides only ``name``, ``reset`` and ``decide``.
+    """
+
+    name: str = "decider"
+    needs_image: bool = False
+    model_overhead_s: float = 0.0
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Start an episode; nothing to draw by default."""
+
+    def bind(self, context: DeciderContext) -> None:
+        """Ignore the episode's context (deciders that plan from the link or cost override it)."""
+
+    def decide(self, obs: DeciderObservation) -> Decision:
+        """Return this tick's decision (every decider writes its own)."""
+        raise NotImplementedError(f"{type(self).__name__}.decide")

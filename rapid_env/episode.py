@@ -8,10 +8,12 @@ measurement as ``rapid-eval``'s.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rapid_env.controller import PartitionedController
-from rapid_env.decision import Decider, bind_decider, model_overhead_s
+from rapid_env.decision import Decider
+from rapid_env.observer import EpisodeObserver
 from rapid_env.record import WALL_CLOCK_FIELDS, assemble
 from rapid_env.seeding import episode_streams
 
@@ -28,51 +30,60 @@ def run_episode(
     seed: int,
     trace: EpisodeTrace | None = None,
     oracle: RedundancyOracle | None = None,
+    observers: Sequence[EpisodeObserver] = (),
 ) -> dict[str, Any]:
     """Run one episode to success or time limit; return its record (cell names not included).
 
     The record is assembled by :func:`rapid_env.record.assemble`, which checks it against the
     schema (docs/records.md); :data:`WALL_CLOCK_FIELDS` are the fields that differ between runs.
 
-    ``trace`` (optional, :class:`rapid_env.trace.EpisodeTrace`) gets one row per tick; it only
-    reads, so the record is the same with or without it.
+    ``observers`` (:class:`~rapid_env.observer.EpisodeObserver`) watch the episode: each is told
+    of the reset, of every decision before it is applied, of every tick after it ran, and adds
+    its fields to the record at the end, in the order given. They only read, so every other field
+    is the same with or without them.
 
-    ``oracle`` (optional, :class:`rapid_env.oracle.RedundancyOracle`) runs the policy in a shadow
-    pass before every tick's decision is applied and adds its fields (``redundant_share_<tol>``,
-    ``trigger_precision_<tol>``, ...) to the record; every other field is the same without it.
+    ``trace`` and ``oracle`` are the two observers the harness ships, kept as keywords: ``trace``
+    (:class:`rapid_env.trace.EpisodeTrace`) gets one row per tick; ``oracle``
+    (:class:`rapid_env.oracle.RedundancyOracle`) runs the policy in a shadow pass before every
+    tick's decision is applied and adds its fields (``redundant_share_<tol>``,
+    ``trigger_precision_<tol>``, ...). They run after ``observers``.
     """
+    watching: list[EpisodeObserver] = [
+        o for o in (*observers, trace, oracle) if o is not None
+    ]
     wall0 = time.perf_counter()
     s = episode_streams(seed)
     obs = controller.reset(s.task_seed, s.noise, s.link, s.policy)
     decider.reset(s.decider)
-    bind_decider(decider, controller.context())
-    if trace is not None:
-        trace.begin(controller, decider)
-    if oracle is not None:
-        oracle.begin(controller)
+    decider.bind(controller.context())
+    for o in watching:
+        o.on_reset(controller, decider)
     decide_ns = 0
     ticks = 0
     while True:
         c0 = time.perf_counter_ns()
         decision = decider.decide(obs)
         decide_ns += time.perf_counter_ns() - c0
-        if oracle is not None:
-            oracle.observe(obs, decision)
+        for o in watching:
+            o.on_decision(obs, decision)
         out = controller.step(decision)
         ticks += 1
-        if trace is not None:
-            trace.record(obs, decision, out)
+        for o in watching:
+            o.on_tick(obs, decision, out)
         obs = out.obs
         if out.terminated or out.truncated:
             break
     loop = {
         "decision_cpu_us_mean": decide_ns / max(ticks, 1) / 1e3,
-        **overhead_fields(decide_ns / 1e9, model_overhead_s(decider), controller),
+        **overhead_fields(decide_ns / 1e9, float(decider.model_overhead_s), controller),
     }
+    observed: dict[str, Any] = {}
+    for o in watching:  # the oracle's fields; an observer adding fields declares them too
+        observed.update(o.on_end(controller))
     return assemble(
         metrics=controller.episode_metrics(),
         loop=loop,
-        oracle=None if oracle is None else oracle.fields(),
+        oracle=observed or None,
         wall_time_s=time.perf_counter() - wall0,
     )
 

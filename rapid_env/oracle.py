@@ -98,12 +98,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from rapid_env.observer import ObserverBase
 from rapid_env.policy import PolicyInput, run_policy
 from rapid_env.record_metrics import redundant_share, trigger_precision, trigger_recall
 
 if TYPE_CHECKING:
     from rapid_env.controller import PartitionedController
-    from rapid_env.decision import DeciderObservation, Decision
+    from rapid_env.decision import Decider, DeciderObservation, Decision
     from rapid_env.task import Task
 
 __all__ = [
@@ -180,8 +181,11 @@ class OracleTick:
         return self.distance is not None and self.distance < tol
 
 
-class RedundancyOracle:
+class RedundancyOracle(ObserverBase):
     """Runs the policy in a shadow pass at every tick and scores the decider's requests.
+
+    An :class:`~rapid_env.observer.EpisodeObserver`: its hooks are :meth:`begin`,
+    :meth:`observe` and :meth:`fields`.
 
     Args:
         tolerances: in action units, each > 0.
@@ -224,6 +228,19 @@ class RedundancyOracle:
         self.refill_due = refill_due
         self.ticks: list[OracleTick] = []
         self._controller: PartitionedController | None = None
+
+    # ------------------------------------------------------------------ the observer's calls
+    def on_reset(self, controller: PartitionedController, decider: Decider) -> None:
+        """Observer hook: :meth:`begin`."""
+        self.begin(controller)
+
+    def on_decision(self, obs: DeciderObservation, decision: Decision) -> None:
+        """Observer hook: :meth:`observe`."""
+        self.observe(obs, decision)
+
+    def on_end(self, controller: PartitionedController) -> dict[str, Any]:
+        """Observer hook: :meth:`fields`."""
+        return self.fields()
 
     # ------------------------------------------------------------------ the loop's three calls
     def begin(self, controller: PartitionedController) -> None:

@@ -1,16 +1,29 @@
 """Name -> factory registries shared by the CLI, the sweep runner, the wrapper and W&B config.
 
-One registry per kind of thing (tasks, noises, links, devices, profiles, deciders, policies) means
-every front end speaks the same names, and an unknown name fails the same way everywhere.
-:class:`ConfigRegistry` adds ``name(key=value,...)`` specs (:mod:`rapid_env.specs`) over a
+One registry per kind of thing (tasks, noises, links, devices, profiles, deciders, policies,
+backends) means every front end speaks the same names, and an unknown name fails the same way
+everywhere: one line naming the bad name, the allowed ones, and the closest match ("did you
+mean"). :class:`ConfigRegistry` adds ``name(key=value,...)`` specs (:mod:`rapid_env.specs`) over a
 registered config dataclass, for things users tune from the command line (the deciders).
+
+Every entry may carry *extras*: named hooks or facts about the thing beyond its factory (a
+``remote:`` link's transport, a backend's worker check), so code that must treat some names
+differently asks the registry entry instead of testing the name's spelling.
+
+A registry may name an entry-point group (``plugin_group``): the first time it is asked for a name
+it does not have, it loads that group's entry points (installed packages that register more
+names, :func:`load_plugin_group`) once and looks again; see ``docs/plugging_in_a_policy.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+import difflib
+import importlib
+import types
+from collections.abc import Callable, Iterator, Mapping
+from importlib import metadata
+from typing import Any, Generic, TypeVar
 
 from rapid_env.specs import SpecError, build_config, is_spec_name, parse_spec
 
@@ -18,13 +31,89 @@ T = TypeVar("T")
 
 
 class UnknownNameError(ValueError):
-    """Raised for a name that is not registered; the message lists the allowed names."""
+    """Raised for a name that is not registered; the message lists the allowed names.
 
-    def __init__(self, kind: str, name: str, allowed: list[str]) -> None:
+    The closest registered names (``difflib``) follow as "did you mean", since most unknown
+    names on a command line are typos of real ones.
+    """
+
+    def __init__(
+        self, kind: str, name: str, allowed: list[str], candidates: list[str] | None = None
+    ) -> None:
         self.kind = kind
         self.name = name
         self.allowed = allowed
-        super().__init__(f"unknown {kind} {name!r}; allowed: {', '.join(allowed)}")
+        pool = allowed if candidates is None else candidates
+        self.suggestions = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, self.suggestions))}?" if (
+            self.suggestions) else ""
+        super().__init__(f"unknown {kind} {name!r}; allowed: {', '.join(allowed)}{hint}")
+
+
+class PluginError(ValueError):
+    """A plugin (an entry point or an ``--import`` module) failed to load: one line naming it."""
+
+
+_LOADED_GROUPS: set[str] = set()
+
+
+def load_plugin_group(group: str) -> list[str]:
+    """Load every entry point of ``group`` once per process; return the names of those loaded.
+
+    An entry point is a module (importing it registers its names) or a callable (called with no
+    arguments, it registers them). The group is marked loaded before the first one runs, so a
+    plugin that asks a registry for a name does not load the group again.
+
+    Raises:
+        PluginError: a plugin could not be imported or its callable raised; the message names the
+            entry point and its distribution.
+    """
+    if group in _LOADED_GROUPS:
+        return []
+    _LOADED_GROUPS.add(group)
+    loaded = []
+    for ep in metadata.entry_points(group=group):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, types.ModuleType):
+                obj()
+        except Exception as exc:  # a plugin's own error of any type: one line naming it
+            raise PluginError(
+                f"plugin {ep.name!r} ({group} = {ep.value}, from {dist}) failed to load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        loaded.append(ep.name)
+    return loaded
+
+
+def import_plugin_module(module: str) -> None:
+    """Import ``module`` (found on ``sys.path`` / ``PYTHONPATH``) so that it registers its names.
+
+    Raises:
+        PluginError: the module cannot be imported; the message names it and the reason.
+    """
+    try:
+        importlib.import_module(module)
+    except Exception as exc:
+        raise PluginError(
+            f"--import {module}: {type(exc).__name__}: {exc} (is its folder on PYTHONPATH?)"
+        ) from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered name or ``prefix:`` family.
+
+    Attributes:
+        factory: builds the thing (a prefix family's factory gets the text after the prefix
+            first).
+        extras: named hooks or facts about the thing, beyond building it (see
+            :meth:`Registry.extra`).
+    """
+
+    factory: Callable[..., T]
+    extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Registry(Generic[T]):
@@ -37,31 +126,61 @@ class Registry(Generic[T]):
         0
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plugin_group: str | None = None) -> None:
         self.kind = kind
+        self.plugin_group = plugin_group
         self._factories: dict[str, Callable[..., T]] = {}
         self._prefixes: dict[str, Callable[..., T]] = {}
+        self._forms: dict[str, str] = {}
+        self._extras: dict[str, Mapping[str, Any]] = {}  # also the registration order
 
-    def register(self, name: str, factory: Callable[..., T]) -> None:
-        """Register ``factory`` under ``name``; registering a name twice is a bug."""
-        if name in self._factories:
+    def register(self, name: str, factory: Callable[..., T], **extras: Any) -> None:
+        """Register ``factory`` under ``name``; registering a name twice is a bug.
+
+        ``extras`` are kept with the entry (:meth:`extra`), e.g. a hook only some names have.
+        """
+        if name in self._extras:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._factories[name] = factory
+        self._extras[name] = dict(extras)
 
-    def register_prefix(self, prefix: str, factory: Callable[..., T]) -> None:
+    def add(self, name: str, **extras: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator form of :meth:`register`: ``@REG.add("name")`` above the factory."""
+
+        def decorate(factory: Callable[..., T]) -> Callable[..., T]:
+            self.register(name, factory, **extras)
+            return factory
+
+        return decorate
+
+    def register_prefix(
+        self, prefix: str, factory: Callable[..., T], form: str | None = None, **extras: Any
+    ) -> None:
         """Register a parametrised family: ``<prefix><arg>`` builds ``factory(arg, ...)``.
 
         For names that carry a value, such as a checkpoint path (``ckpt:/models/flow``).
+        ``form`` is how error messages and help spell the family (``constant:<Mbps>:<rtt_ms>``;
+        default ``<prefix><...>``).
         """
         if not prefix.endswith(":"):
             raise ValueError(f"prefix {prefix!r} must end with ':'")
-        if prefix in self._prefixes:
+        if prefix in self._extras:
             raise ValueError(f"{self.kind} prefix {prefix!r} is already registered")
         self._prefixes[prefix] = factory
+        self._forms[prefix] = form or f"{prefix}<...>"
+        self._extras[prefix] = dict(extras)
 
     def names(self) -> list[str]:
-        """The registered names in registration order, then ``<prefix><...>`` forms."""
-        return list(self._factories) + [f"{p}<...>" for p in self._prefixes]
+        """The registered names and ``prefix:`` families' forms, in registration order."""
+        return [self._forms.get(key, key) for key in self._extras]
+
+    def _candidates(self) -> list[str]:
+        """What a "did you mean" may suggest: plain names and bare prefixes."""
+        return list(self._factories) + list(self._prefixes)
+
+    def unknown(self, name: str) -> UnknownNameError:
+        """The error for ``name``: the allowed names and the closest ones."""
+        return UnknownNameError(self.kind, name, self.names(), self._candidates())
 
     def _prefix_of(self, name: str) -> str | None:
         for p in self._prefixes:
@@ -69,10 +188,24 @@ class Registry(Generic[T]):
                 return p
         return None
 
+    def _known(self, name: str) -> bool:
+        return name in self._factories or self._prefix_of(name) is not None
+
+    def _load_plugins(self) -> bool:
+        """Load this registry's plugin group if not loaded yet; True if that could add names."""
+        if self.plugin_group is None or self.plugin_group in _LOADED_GROUPS:
+            return False
+        load_plugin_group(self.plugin_group)
+        return True
+
+    def _has(self, name: str) -> bool:
+        """Whether ``name`` (plain or a prefix form) is registered; plugins load on a miss."""
+        return self._known(name) or (self._load_plugins() and self._known(name))
+
     def check(self, name: str) -> str:
         """Return ``name`` if registered, else raise :class:`UnknownNameError`."""
-        if name not in self._factories and self._prefix_of(name) is None:
-            raise UnknownNameError(self.kind, name, self.names())
+        if not self._has(name):
+            raise self.unknown(name)
         return name
 
     def create(self, name: str, *args: object, **kwargs: object) -> T:
@@ -80,17 +213,30 @@ class Registry(Generic[T]):
         if name in self._factories:
             return self._factories[name](*args, **kwargs)
         prefix = self._prefix_of(self.check(name))
-        assert prefix is not None
+        if prefix is None:  # a plain name a plugin registered just now
+            return self._factories[name](*args, **kwargs)
         return self._prefixes[prefix](name[len(prefix) :], *args, **kwargs)
+
+    def entry_key(self, name: str) -> str:
+        """The key ``name`` is registered under: itself, its prefix, or a spec's plain name."""
+        self.check(name)
+        return name if name in self._factories else self._prefix_of(name) or name
+
+    def extra(self, name: str, key: str, default: Any = None) -> Any:
+        """The extra ``key`` registered with the entry that ``name`` resolves to (or ``default``).
+
+        Raises:
+            UnknownNameError: the name is not registered.
+        """
+        return self._extras.get(self.entry_key(name), {}).get(key, default)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return name in self._factories or self._prefix_of(name) is not None
+        return self._has(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._factories)
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,8 +277,8 @@ class ConfigRegistry(Registry[T]):
         (('t', 1), ('t(n=3)', 3))
     """
 
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
+    def __init__(self, kind: str, plugin_group: str | None = None) -> None:
+        super().__init__(kind, plugin_group)
         self._configs: dict[str, ConfigEntry[T]] = {}
 
     def register_config(
@@ -141,6 +287,7 @@ class ConfigRegistry(Registry[T]):
         config_cls: type,
         factory: Callable[..., T],
         preset: object | None = None,
+        **extras: Any,
     ) -> None:
         """Register ``name`` built by ``factory(config, name=spec_text)`` from ``config_cls``.
 
@@ -149,6 +296,7 @@ class ConfigRegistry(Registry[T]):
             config_cls: a dataclass whose ``__post_init__`` validates its fields.
             factory: builds the thing from a config, receiving the spec text as ``name``.
             preset: a ``config_cls`` instance the name's overrides start from.
+            **extras: kept with the entry, as for :meth:`Registry.register`.
         """
         if not dataclasses.is_dataclass(config_cls):
             raise TypeError(f"{self.kind} {name!r}: config {config_cls!r} is not a dataclass")
@@ -161,7 +309,7 @@ class ConfigRegistry(Registry[T]):
         def plain(*args: object, **kwargs: object) -> T:
             return entry.factory(entry.base(), *args, name=name, **kwargs)
 
-        self.register(name, plain)
+        self.register(name, plain, **extras)
         self._configs[name] = entry
 
     def config_class(self, name: str) -> type | None:
@@ -172,8 +320,8 @@ class ConfigRegistry(Registry[T]):
     def _resolve(self, spec: str) -> tuple[str, ConfigEntry[T] | None, object | None]:
         """(name, entry, config) for a spec that is neither a plain name nor a prefix form."""
         name, overrides = parse_spec(spec)
-        if name not in self._factories:
-            raise UnknownNameError(self.kind, name, self.names())
+        if name not in self._factories and not (self._load_plugins() and name in self._factories):
+            raise self.unknown(name)
         entry = self._configs.get(name)
         if entry is None:
             if overrides:
@@ -209,6 +357,12 @@ class ConfigRegistry(Registry[T]):
         self._resolve(name)
         return name
 
+    def entry_key(self, name: str) -> str:
+        """The key ``name`` is registered under; a spec's is its plain name."""
+        if self._known(name):
+            return super().entry_key(name)
+        return self._resolve(name)[0]
+
     def create(self, name: str, *args: object, **kwargs: object) -> T:
         """Build the thing a plain name, a ``prefix:`` form or a ``name(k=v,...)`` spec names."""
         if name in self._factories or self._prefix_of(name) is not None:
@@ -223,6 +377,8 @@ class ConfigRegistry(Registry[T]):
             return False
         try:
             self.check(name)
+        except PluginError:
+            raise  # a broken plugin is reported, never read as "not registered"
         except ValueError:
             return False
         return True

@@ -52,9 +52,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rapid_env.observer import ObserverBase
+
 if TYPE_CHECKING:
     from rapid_env.controller import PartitionedController, TickOutcome
-    from rapid_env.decision import DeciderObservation, Decision
+    from rapid_env.decision import Decider, DeciderObservation, Decision
 
 __all__ = ["IMPORTANCE_FIELDS", "EpisodeTrace", "link_bandwidth_bps"]
 
@@ -68,8 +70,11 @@ _STAGES = (("latency_ms", "latency"), ("edge_ms", "edge"), ("up_ms", "up"),
            ("cloud_ms", "cloud"), ("down_ms", "down"))
 
 
-class EpisodeTrace:
+class EpisodeTrace(ObserverBase):
     """Collects one row per tick of an episode (see the module docstring for the fields).
+
+    An :class:`~rapid_env.observer.EpisodeObserver` (``run_episode(..., observers=[trace])``);
+    it adds no record fields.
 
     Args:
         frames: also keep the policy camera's frame at the start of every tick and after the
@@ -93,6 +98,15 @@ class EpisodeTrace:
         self._controller: PartitionedController | None = None
         self._decider: object = None
         self._delivered = 0
+
+    # ------------------------------------------------------------------ the observer's calls
+    def on_reset(self, controller: PartitionedController, decider: Decider) -> None:
+        """Observer hook: :meth:`begin`."""
+        self.begin(controller, decider)
+
+    def on_tick(self, obs: DeciderObservation, decision: Decision, outcome: TickOutcome) -> None:
+        """Observer hook: :meth:`record`."""
+        self.record(obs, decision, outcome)
 
     # ------------------------------------------------------------------ the loop's two calls
     def begin(self, controller: PartitionedController, decider: object) -> None:

@@ -40,7 +40,7 @@ from gymnasium import spaces
 
 from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController, TickOutcome
-from rapid_env.decision import KEEP, Decider, Decision, bind_decider
+from rapid_env.decision import KEEP, Decider, Decision
 from rapid_env.features import FEATURE_NAMES, feature_vector
 from rapid_env.seeding import episode_streams
 
@@ -147,7 +147,7 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
         info: dict[str, Any] = {"seed": ep_seed}
         if self.decider is not None:
             self.decider.reset(s.decider)
-            bind_decider(self.decider, self.controller.context())
+            self.decider.bind(self.controller.context())
             info["decider_action"] = self.action_for(self.decider.decide(obs))
         return feature_vector(obs), info
 

@@ -47,7 +47,8 @@ MT10: tuple[TaskSpec, ...] = (
     TaskSpec("window-close", "window-close-v3", "slide the window closed"),
 )
 
-TASKS: Registry[TaskSpec] = Registry("task")
+TASKS: Registry[TaskSpec] = Registry("task", plugin_group="rapid_env.tasks")
+"""Tasks by name: MT10, then any a plugin registers (entry-point group ``rapid_env.tasks``)."""
 for _spec in MT10:
     TASKS.register(_spec.name, lambda _s=_spec: _s)
 

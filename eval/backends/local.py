@@ -28,10 +28,11 @@ MAX_ATTEMPTS = 3
 
 _RUNNER: EpisodeRunner | None = None
 _TOKEN_FILE: str | None = None  # remote: links' token file path, set by the pool's initializer
+_IMPORTS: tuple[str, ...] = ()  # --import modules, set by the pool's initializer
 
 
-def _init_worker(token_file: str | None = None) -> None:
-    global _TOKEN_FILE
+def _init_worker(token_file: str | None = None, imports: tuple[str, ...] = ()) -> None:
+    global _TOKEN_FILE, _IMPORTS
     # One core per worker: torch's intra-op pool and Mesa's llvmpipe rasteriser would otherwise
     # each start a thread per core in every worker and fight over the cores.
     os.environ.setdefault("LP_NUM_THREADS", "1")
@@ -40,6 +41,7 @@ def _init_worker(token_file: str | None = None) -> None:
     torch.set_num_threads(1)
     _TOKEN_FILE = token_file
     warnings.simplefilter("ignore", TraceWarning)  # the sweep's preflight said it, once
+    _IMPORTS = imports
 
 
 def _warm() -> int:
@@ -53,7 +55,7 @@ def _warm() -> int:
 def _run_job(job: EpisodeJob) -> dict[str, Any]:
     global _RUNNER
     if _RUNNER is None:
-        _RUNNER = EpisodeRunner(token_file=_TOKEN_FILE)
+        _RUNNER = EpisodeRunner(token_file=_TOKEN_FILE, imports=_IMPORTS)
         # close the renderers while the worker is whole, before the EGL library's own exit
         # handlers: otherwise MuJoCo's __del__ prints EGL tracebacks as the worker exits
         Finalize(_RUNNER, _RUNNER.close, exitpriority=100)
@@ -65,11 +67,14 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, workers: int, token_file: str | None = None) -> None:
+    def __init__(
+        self, workers: int, token_file: str | None = None, imports: Sequence[str] = ()
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
         self.token_file = token_file
+        self.imports = tuple(imports)  # --import modules: each spawned worker imports them
         self._pool: ProcessPoolExecutor | None = None
         self.warm()
 
@@ -84,7 +89,7 @@ class LocalBackend:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = ProcessPoolExecutor(
             self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-            initargs=(self.token_file,),
+            initargs=(self.token_file, self.imports),
         )
         return self._pool
 

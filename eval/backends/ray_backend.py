@@ -68,14 +68,20 @@ _RUNNER: EpisodeRunner | None = None
 """The episode runner of this Ray worker process (kept between tasks: controllers are reused)."""
 
 
-def _run_episode(job: EpisodeJob) -> dict[str, Any]:
-    """The Ray task: one episode's record, run by this worker process's cached runner."""
+def _run_episode(job: EpisodeJob, imports: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The Ray task: one episode's record, run by this worker process's cached runner.
+
+    ``imports`` (``--import`` modules) travel with every task, so a worker of a cluster this
+    process did not start imports them too (importing twice is free).
+    """
     global _RUNNER
     if _RUNNER is None:
         import torch
 
         torch.set_num_threads(1)
-        _RUNNER = EpisodeRunner()
+        _RUNNER = EpisodeRunner(imports=imports)
+    else:
+        _RUNNER.import_modules(imports)
     return _RUNNER.run(job)
 
 
@@ -110,6 +116,8 @@ class RayBackend:
         token_file: ``remote:`` links' token file: its *path* reaches the workers as
             ``RAPID_SERVE_TOKEN_FILE`` (the file must exist at that path on every node that
             runs such episodes; otherwise set ``RAPID_SERVE_TOKEN`` on the nodes themselves).
+        imports: ``--import`` modules; every task carries them and its worker imports them
+            before building the episode (each must be importable on every node).
 
     Raises:
         ValueError: Ray is not installed, ``workers < 1``, or no cluster answers at ``address``.
@@ -123,6 +131,7 @@ class RayBackend:
         workers: int = 1,
         runtime_env: dict[str, Any] | None = None,
         token_file: str | None = None,
+        imports: Sequence[str] = (),
     ) -> None:
         if workers < 1:
             raise ValueError(f"--workers {workers} must be >= 1")
@@ -134,6 +143,7 @@ class RayBackend:
         self._ray = ray
         self.address = address
         self.workers = workers
+        self.imports = tuple(imports)
         self._connected = False  # ray.init was this backend's: close() shuts down / disconnects
         env = dict(runtime_env or {})
         env["env_vars"] = {**worker_env(), **env.get("env_vars", {})}
@@ -187,7 +197,7 @@ class RayBackend:
         while todo or running:
             while todo and len(running) < TASKS_PER_CPU * self.cluster_cpus():
                 job = todo.pop()
-                running[self._task.remote(job)] = job
+                running[self._task.remote(job, self.imports)] = job
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
                 job = running.pop(ref)

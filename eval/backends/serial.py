@@ -14,8 +14,8 @@ class SerialBackend:
 
     name = "local"
 
-    def __init__(self, token_file: str | None = None) -> None:
-        self._runner = EpisodeRunner(token_file=token_file)
+    def __init__(self, token_file: str | None = None, imports: Sequence[str] = ()) -> None:
+        self._runner = EpisodeRunner(token_file=token_file, imports=imports)
 
     def run(self, jobs: Sequence[EpisodeJob]) -> Iterator[dict[str, Any]]:
         """Yield each job's record as soon as its episode ends."""

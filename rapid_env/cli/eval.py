@@ -34,11 +34,11 @@ from rapid_env.eval.runner import run_sweep
 from rapid_env.eval.store import OpenMode, ResultsStore, StoreError
 from rapid_env.eval.summary import summarize, write_summary
 from rapid_env.eval.table import format_table
-from rapid_env.link import LINK_FORMS
+from rapid_env.link import LINKS
 from rapid_env.oracle import DEFAULT_TOLERANCES
-from rapid_env.serve.transport import REMOTE_FORM
+from rapid_env.plugins import import_modules, load_plugins
 from rapid_env.specs import SpecError, split_specs
-from rapid_env.tasks.suite import TASKS
+from rapid_env.tasks.suite import MT10, TASKS
 from rapid_env.wandb_mode import PROJECT
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_EPISODE_ERRORS, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -99,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=_csv, default=("clean",),
                    help="comma-separated noise specs: clean or <name>:<severity 1-5>")
     p.add_argument("--links", type=_csv, default=_csv(DEFAULT_LINKS),
-                   help="comma-separated link specs: " + ", ".join((*LINK_FORMS, REMOTE_FORM))
-                        + " (the policy's cloud half on a rapid-serve there; docs/serve.md)")
+                   help="comma-separated link specs: " + ", ".join(LINKS.names())
+                        + " (remote: the policy's cloud half on a rapid-serve there; "
+                          "docs/serve.md)")
     p.add_argument("--token-file", default=None, metavar="FILE",
                    help="remote: links: the file holding rapid-serve's bearer token (default: "
                         "$RAPID_SERVE_TOKEN); its path, never the token, reaches the workers")
@@ -149,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None,
                    help="ray backend: cluster address (auto, ray://host:port); default: start "
                         "a local Ray cluster")
+    p.add_argument("--import", dest="imports", type=_csv, action="append", default=[],
+                   metavar="MODULE",
+                   help="import MODULE (on PYTHONPATH) before the sweep is planned, here and in "
+                        "every worker, so the policies, deciders or tasks it registers can be "
+                        "named (repeatable or comma-separated; docs/plugging_in_a_policy.md)")
     p.add_argument("--trust-checkpoint-code", action="store_true",
                    help="allow a checkpoint folder to name code to import (hf: adapter files)")
     store = p.add_mutually_exclusive_group()
@@ -203,6 +209,7 @@ class Invocation:
     oracle: tuple[float, ...] = ()
     token_file: str | None = None  # a path; the token itself is read where a client is built
     baseline: str | None = None  # None: the sweep's first agent
+    imports: tuple[str, ...] = ()  # --import modules, imported again in every worker
 
 
 def parse_spec(argv: Sequence[str] | None) -> Invocation:
@@ -212,7 +219,10 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     next, in :func:`main`, once the backend's workers are warming up.
     """
     args = build_parser().parse_args(argv)
-    tasks = tuple(TASKS.names()) if args.tasks == ("mt10",) else args.tasks
+    imports = tuple(dict.fromkeys(m for group in args.imports for m in group))
+    load_plugins()  # installed packages' entry points: a broken one fails here, named
+    import_modules(imports)  # before any name is checked: they register names
+    tasks = tuple(t.name for t in MT10) if args.tasks == ("mt10",) else args.tasks
     for t in tasks:
         TASKS.check(t)
     if args.episodes < 1:
@@ -239,7 +249,7 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
                       args.workers, args.address, mode, command, wandb_group=args.group,
                       wandb_tags=args.tags, wandb_job_type=args.job_type,
                       report=not args.no_report, videos=args.videos, oracle=args.oracle,
-                      token_file=_abs(args.token_file),
+                      token_file=_abs(args.token_file), imports=imports,
                       baseline=args.baseline and resolve_baseline(args.baseline, args.agents))
 
 
@@ -253,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend: Backend | None = None
     try:
         # the backend first: local workers warm up (imports, model) while preflight runs here
-        backend = make_backend(inv.backend, inv.workers, inv.address, token_file=inv.token_file)
+        backend = make_backend(inv.backend, inv.workers, inv.address, token_file=inv.token_file,
+                               imports=inv.imports)
         preflight(inv.spec, token_file=inv.token_file)
     except ValueError as exc:
         if backend is not None:

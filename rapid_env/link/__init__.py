@@ -17,7 +17,9 @@ Modules, one job each:
 * :mod:`~rapid_env.link.models` -- :class:`IdealLink`, :class:`ConstantLink`, :class:`TraceLink`;
 * :mod:`~rapid_env.link.presets` -- :class:`LinkPreset` and :data:`PRESETS` (``wifi``, ``4g``, ...);
 * :mod:`~rapid_env.link.spec` -- spec strings: :data:`LINKS`, :data:`LINK_FORMS`,
-  :func:`parse_link` (``ideal``, ``constant:<Mbps>:<rtt_ms>``, presets, ``trace:<path>...``);
+  :func:`parse_link` (``ideal``, ``constant:<Mbps>:<rtt_ms>``, presets, ``trace:<path>...``), and
+  links over a transport the core does not simulate (:func:`register_transport_link`,
+  :func:`link_transport`);
 * :mod:`~rapid_env.link.estimator` -- :class:`LinkEstimator`, what a decider may know of the link.
 
 Every public name is re-exported here: import from ``rapid_env.link``.
@@ -31,7 +33,15 @@ from rapid_env.link.latency import Latency
 from rapid_env.link.loss import GilbertElliott, GilbertElliottChannel
 from rapid_env.link.models import ConstantLink, IdealLink, Reliability, TraceEnd, TraceLink
 from rapid_env.link.presets import PRESETS, LinkPreset
-from rapid_env.link.spec import LINK_FORMS, LINKS, parse_link
+from rapid_env.link.spec import (
+    LINK_FORMS,
+    LINKS,
+    LinkTransport,
+    check_link,
+    link_transport,
+    parse_link,
+    register_transport_link,
+)
 from rapid_env.link.traces import (
     CARRIERS_5G,
     MTU_BYTES,
@@ -67,19 +77,23 @@ __all__ = [
     "Link",
     "LinkEstimator",
     "LinkPreset",
+    "LinkTransport",
     "Reliability",
     "TraceEnd",
     "TraceLink",
     "TraceWarning",
     "TransferResult",
     "bundled",
+    "check_link",
     "implausibility",
+    "link_transport",
     "load_5gophers",
     "load_mahimahi",
     "load_rtt_samples",
     "load_trace",
     "load_tsv",
     "parse_link",
+    "register_transport_link",
     "sniff_format",
     "warn_if_implausible",
 ]

@@ -7,11 +7,19 @@
   :data:`~rapid_env.link.presets.PRESETS`);
 * ``trace:<path>[:scale[:rtt_ms]]`` -- a user's TSV / mahimahi / 5Gophers throughput file, rates
   times ``scale``, the same trace both ways, base RTT ``rtt_ms`` (default 40 ms).
+
+A link the core does not simulate (``remote:<host:port>``, a real network to a ``rapid-serve``)
+is registered by the layer that runs it with :func:`register_transport_link`: its entry carries a
+:class:`LinkTransport` (how to check its form, what to ask before a sweep, how to build its
+controller), and every front end asks :func:`link_transport` instead of testing the spelling.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from rapid_env.link.base import Link
 from rapid_env.link.latency import Latency
@@ -19,8 +27,6 @@ from rapid_env.link.models import ConstantLink, IdealLink, TraceLink
 from rapid_env.link.presets import PRESETS
 from rapid_env.link.traces import load_trace, warn_if_implausible
 from rapid_env.registry import Registry
-
-LINK_FORMS = ("ideal", "constant:<Mbps>:<rtt_ms>", *PRESETS, "trace:<path>[:scale[:rtt_ms]]")
 
 
 def _constant(arg: str) -> Link:
@@ -73,10 +79,63 @@ def _trace(arg: str) -> Link:
 
 LINKS: Registry[Link] = Registry("link")
 LINKS.register("ideal", IdealLink)
+LINKS.register_prefix("constant:", _constant, form="constant:<Mbps>:<rtt_ms>")
 for _name, _preset in PRESETS.items():
     LINKS.register(_name, _preset.build)
-LINKS.register_prefix("constant:", _constant)
-LINKS.register_prefix("trace:", _trace)
+LINKS.register_prefix("trace:", _trace, form="trace:<path>[:scale[:rtt_ms]]")
+
+LINK_FORMS = tuple(LINKS.names())
+"""The forms of the links the core simulates (``LINKS.names()`` adds registered transports')."""
+
+
+@dataclass(frozen=True)
+class LinkTransport:
+    """The hooks of a link that runs over a transport the core does not simulate.
+
+    Attributes:
+        check: ``check(spec)`` raises ValueError for a malformed spec, before anything loads.
+        preflight: ``preflight(spec, policy, chunk_size, token_file)``, once before a sweep with
+            the built policy (e.g. asks the server what it runs); ValueError when it cannot work.
+        controller: ``controller(cfg, needs_image, token_file)`` builds the episode controller
+            whose requests go over this transport.
+    """
+
+    check: Callable[[str], Any]
+    preflight: Callable[[str, Any, int, Any], None]
+    controller: Callable[[Any, bool, Any], Any]
+
+
+def register_transport_link(prefix: str, transport: LinkTransport, form: str) -> None:
+    """Register the ``prefix`` family of links served by ``transport`` (e.g. ``remote:``)."""
+
+    def not_simulated(arg: str) -> Link:
+        raise ValueError(f"link {prefix}{arg!s} is not simulated: it runs over its transport "
+                         "(rapid-eval runs it; see docs/serve.md)")
+
+    LINKS.register_prefix(prefix, not_simulated, form=form, transport=transport)
+
+
+def link_transport(spec: str) -> LinkTransport | None:
+    """The transport hooks of ``spec``'s registry entry (None: a simulated link).
+
+    Raises:
+        UnknownNameError: the spec names no registered link.
+    """
+    transport: LinkTransport | None = LINKS.extra(spec, "transport")
+    return transport
+
+
+def check_link(spec: str) -> None:
+    """Raise ValueError unless ``spec`` builds.
+
+    A simulated link is built (a trace file is read); a transport's link has its form checked by
+    its ``check`` hook, without connecting anywhere.
+    """
+    transport = link_transport(spec)
+    if transport is None:
+        parse_link(spec)
+    else:
+        transport.check(spec)
 
 
 def parse_link(spec: str, episode_s: float | None = None) -> Link:
@@ -87,8 +146,6 @@ def parse_link(spec: str, episode_s: float | None = None) -> Link:
     warns with a :class:`~rapid_env.link.traces.TraceWarning` naming it: run as it is, such a
     link is dead and its episodes only stall.
     """
-    if spec not in LINKS:
-        raise ValueError(f"unknown link {spec!r}; allowed: {', '.join(LINK_FORMS)}")
     link = LINKS.create(spec)
     if spec.startswith("trace:") and isinstance(link, TraceLink):
         warn_if_implausible(link.down, spec, episode_s)

@@ -45,6 +45,7 @@ from rapid_env.noise.scene import SCENE_CLASSES, SCENE_NAMES, SceneDisturbance
 from rapid_env.noise.sensor import SENSOR_NAMES, SensorFault
 from rapid_env.noise.spec import (
     NOISE_NAMES,
+    NOISES,
     PIXEL_NAMES,
     PRESETS,
     Clean,
@@ -55,6 +56,7 @@ from rapid_env.noise.spec import (
 
 __all__ = [
     "CORRUPTIONS",
+    "NOISES",
     "NOISE_NAMES",
     "PIXEL_NAMES",
     "PRESETS",

@@ -11,13 +11,16 @@ A scenario combines three kinds of part, each ``<name>:<severity 1-5>``, joined 
 
 Order per frame: scene edits while rendering, then pixel corruptions, then sensor faults. Spec
 strings: ``clean``, a preset (``standard``, ``visual-noise``, ``interference``, see ``PRESETS``) or
-parts such as ``gaussian_noise:3+camera_shake:2``. Every draw comes from the episode's noise stream,
+parts such as ``gaussian_noise:3+camera_shake:2`` (a part may also be written
+``gaussian_noise(severity=3)``, the spec grammar of every other registry). Every name is in the
+registry :data:`NOISES`. Every draw comes from the episode's noise stream,
 so the same seed gives the same noise, and changing the noise never changes the task layout.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -25,6 +28,8 @@ import numpy as np
 from rapid_env.noise.corruptions import CORRUPTIONS, PixelCorruption, check_severity
 from rapid_env.noise.scene import SCENE_CLASSES, SCENE_NAMES, SceneDisturbance
 from rapid_env.noise.sensor import SENSOR_NAMES, SensorFault
+from rapid_env.registry import Registry
+from rapid_env.specs import parse_spec
 
 if TYPE_CHECKING:
     from rapid_env.task import Task
@@ -117,11 +122,34 @@ class Scenario:
         return image
 
 
+NOISES: Registry[Any] = Registry("noise")
+"""Every noise name: whole scenarios (``clean`` and the presets: extra ``scenario``, the parts they
+stand for) and parts (extra ``layer``: ``pixels``, ``scene`` or ``sensors``; the factory takes the
+severity). Register a name here and every front end accepts it."""
+
+NOISES.register("clean", lambda: parse_noise("clean"), scenario="clean")
+for _preset, _body in PRESETS.items():
+    NOISES.register(_preset, lambda name=_preset: parse_noise(name), scenario=_body)
+for _name in PIXEL_NAMES:
+    NOISES.register(_name, partial(PixelCorruption, _name), layer="pixels")
+for _name in SCENE_NAMES:
+    NOISES.register(_name, partial(SCENE_CLASSES[_name], _name), layer="scene")
+for _name in SENSOR_NAMES:
+    NOISES.register(_name, partial(SensorFault, _name), layer="sensors")
+
+
 def _parse_part(part: str) -> tuple[str, int]:
-    allowed = ", ".join(["clean", *PRESETS, *NOISE_NAMES])
-    name, sep, sev = part.partition(":")
-    if name not in NOISE_NAMES:
-        raise ValueError(f"unknown noise {name!r}; allowed: {allowed}")
+    """``<name>:<severity>`` or ``<name>(severity=<n>)`` -> (name, severity)."""
+    if "(" in part:
+        name, overrides = parse_spec(part)
+        sev = overrides.pop("severity", "")
+        sep = ":" if not overrides else ""
+    else:
+        name, sep, sev = part.partition(":")
+    NOISES.check(name)
+    if NOISES.extra(name, "layer") is None:
+        raise ValueError(f"noise {name!r} is a whole scenario; it takes no severity and cannot "
+                         "be joined with '+'")
     if not sep or not sev.strip().lstrip("-").isdigit():
         raise ValueError(f"malformed noise {part!r}; expected <name>:<severity 1-5>")
     severity = int(sev)
@@ -131,7 +159,9 @@ def _parse_part(part: str) -> tuple[str, int]:
 
 def parse_noise(spec: str) -> Scenario:
     """Build a scenario from its spec; a bad spec raises naming it and the allowed names."""
-    body = PRESETS.get(spec, spec)
+    named = spec in NOISES
+    scenario = NOISES.extra(spec, "scenario") if named else None
+    body = spec if scenario is None else scenario
     out = Scenario(spec)
     if body == "clean":
         return out
@@ -139,10 +169,5 @@ def parse_noise(spec: str) -> Scenario:
         raise ValueError(f"malformed noise {spec!r}; expected parts like fog:3 joined with '+'")
     for part in body.split("+"):
         name, severity = _parse_part(part.strip())
-        if name in SCENE_CLASSES:
-            out.scene.append(SCENE_CLASSES[name](name, severity))
-        elif name in SENSOR_NAMES:
-            out.sensors.append(SensorFault(name, severity))
-        else:
-            out.pixels.append(PixelCorruption(name, severity))
+        getattr(out, NOISES.extra(name, "layer")).append(NOISES.create(name, severity))
     return out

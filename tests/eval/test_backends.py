@@ -40,3 +40,14 @@ def test_more_workers_than_cores_is_bad_input():
         make_backend("local", 1000)
     with pytest.raises(ValueError, match="unknown backend 'slurm'; allowed: local, ray"):
         make_backend("slurm")
+
+
+def test_backends_are_a_registry_with_a_worker_check():
+    from rapid_env.eval.backends import BACKENDS, check_workers
+
+    assert list(BACKENDS) == ["local", "ray"]
+    check_workers("ray", 1000)  # a cluster's CPUs are not this machine's
+    with pytest.raises(ValueError, match="must be >= 1"):
+        check_workers("ray", 0)
+    with pytest.raises(ValueError, match=r"unknown backend 'rey'.*did you mean 'ray'\?$"):
+        make_backend("rey")

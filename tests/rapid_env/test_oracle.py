@@ -9,7 +9,7 @@ import pytest
 
 from rapid_env.compose import build_controller, build_decider
 from rapid_env.config import EnvConfig
-from rapid_env.decision import KEEP, Decision
+from rapid_env.decision import KEEP, DeciderBase, Decision
 from rapid_env.episode import WALL_CLOCK_FIELDS, run_episode
 from rapid_env.oracle import (
     RedundancyOracle,
@@ -119,7 +119,7 @@ def test_empty_buffer_is_non_redundant_unless_compared_with_the_hold(reach_task)
 
 
 def test_run_episode_counts_the_first_tick_as_non_redundant(reach_task):
-    class RefillWhenLow:
+    class RefillWhenLow(DeciderBase):
         name, needs_image = "refill-when-low", False
 
         def reset(self, rng):
@@ -294,7 +294,7 @@ def test_the_identity_check_has_teeth():
 def test_off_by_default_adds_nothing(reach_task):
     c = make(reach_task, 0.0, OnPlan())
 
-    class Keep:
+    class Keep(DeciderBase):
         name, needs_image = "keep", False
 
         def reset(self, rng):

@@ -17,7 +17,7 @@ from rapid_env.build import GIB, assemble_controller
 from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.cost import build_cost_model
-from rapid_env.decision import KEEP, DeciderObservation, Decision
+from rapid_env.decision import KEEP, DeciderBase, DeciderObservation, Decision
 from rapid_env.eval.jobs import EpisodeJob
 from rapid_env.link import IdealLink, parse_link
 from rapid_env.noise import Clean
@@ -61,7 +61,7 @@ def test_an_early_exit_needs_an_infer_decision():
     assert Decision("infer", escalate=False).escalate is False
 
 
-class ReplayTriggers:
+class ReplayTriggers(DeciderBase):
     """Asks at every refill; escalates when the next entry of a fixed trigger sequence is 1."""
 
     name = "replay"

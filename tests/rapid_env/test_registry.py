@@ -78,3 +78,40 @@ def test_registry_errors():
         r.register_config("u", Cfg, lambda cfg, name: (name, cfg), preset=Empty())
     with pytest.raises(ValueError, match="cannot be written in a spec"):
         r.register_config("u v", Cfg, lambda cfg, name: (name, cfg))
+
+
+# --------------------------------------------------------------- one style for every registry
+
+
+def test_extras_forms_order_and_the_decorator() -> None:
+    r: Registry[str] = Registry("thing")
+
+    @r.add("deco", colour="red")
+    def _deco() -> str:
+        return "built"
+
+    r.register_prefix("file:", lambda arg: arg, form="file:<path>", colour="blue")
+    r.register("plain", lambda: "p")
+    assert r.names() == ["deco", "file:<path>", "plain"]  # registration order, forms as given
+    assert r.create("deco") == "built"
+    assert r.extra("deco", "colour") == "red" and r.extra("file:/x", "colour") == "blue"
+    assert r.extra("plain", "colour", "none") == "none"
+    with pytest.raises(UnknownNameError):
+        r.extra("other", "colour")
+    with pytest.raises(ValueError, match="already registered"):
+        r.register("file:", lambda: "x")
+
+
+def test_unknown_names_say_did_you_mean() -> None:
+    r = _registry()
+    with pytest.raises(UnknownNameError, match=r"allowed: t, t-slow, plain, file:<\.\.\.>; "
+                                               r"did you mean 'plain'\?$") as info:
+        r.check("plian")
+    assert info.value.suggestions == ["plain"]
+    with pytest.raises(UnknownNameError, match=r"did you mean 'file:'\?$"):
+        r.check("fille:")
+    with pytest.raises(UnknownNameError, match=r"did you mean 't-slow'\?$"):
+        r.create("t-slw(n=2)")  # a spec's name is matched too
+    with pytest.raises(UnknownNameError, match=r"allowed: t, t-slow, plain, file:<\.\.\.>$"):
+        r.check("zzzzzz")  # nothing close: no guess
+    assert r.extra("t(n=2)", "missing") is None

@@ -48,3 +48,19 @@ def test_trace_spec_with_path_and_scale(tmp_path):
 def test_bad_specs(spec, needle):
     with pytest.raises(ValueError, match=needle):
         parse_link(spec)
+
+
+def test_transport_links_are_registry_entries_with_hooks():
+    from rapid_env.link import LINKS, check_link, link_transport
+    from rapid_env.serve import remote_link
+
+    assert "remote:<host:port>" in LINKS.names()
+    assert link_transport("remote:127.0.0.1:50051") is remote_link.REMOTE_TRANSPORT
+    assert link_transport("wifi") is None and link_transport("constant:1:2") is None
+    check_link("remote:127.0.0.1:50051")  # the form only: nothing connects
+    with pytest.raises(ValueError, match="expected remote:<host:port>"):
+        check_link("remote:nohost")
+    with pytest.raises(ValueError, match="is not simulated"):
+        parse_link("remote:127.0.0.1:50051")
+    with pytest.raises(ValueError, match=r"did you mean 'wifi'\?$"):
+        check_link("wiffi")

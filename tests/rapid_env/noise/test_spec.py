@@ -52,3 +52,26 @@ def test_specs_presets_and_errors() -> None:
         parse_noise("lighting:2+")
     with pytest.raises(ValueError, match="unknown noise 'shake'; allowed: clean, standard"):
         parse_noise("shake:2")
+
+
+def test_the_registry_spellings_and_suggestions() -> None:
+    from rapid_env.noise import NOISES
+
+    img = np.random.default_rng(0).integers(40, 200, (16, 16, 3), dtype=np.uint8)
+    a = parse_noise("fog(severity=3)+frame_drop:2")
+    b = parse_noise("fog:3+frame_drop(severity=2)")
+    assert (a.pixels, a.sensors[0].severity) == (b.pixels, 2)
+    np.testing.assert_array_equal(a.pixels[0](img, np.random.default_rng(1)),
+                                  parse_noise("fog:3")(img, np.random.default_rng(1)))
+    assert NOISES.extra("fog", "layer") == "pixels"
+    assert NOISES.extra("lighting", "layer") == "scene"
+    assert NOISES.extra("frame_drop", "layer") == "sensors"
+    assert NOISES.extra("visual-noise", "scenario") == PRESETS["visual-noise"]
+    with pytest.raises(ValueError, match=r"unknown noise 'fogg'.*; did you mean 'fog'\?$"):
+        parse_noise("fogg:2")
+    with pytest.raises(ValueError, match="'clean' is a whole scenario"):
+        parse_noise("clean:2")
+    with pytest.raises(ValueError, match=r"malformed noise 'fog\(sev=2\)'"):
+        parse_noise("fog(sev=2)")
+    with pytest.raises(ValueError, match="severity 9 out of range"):
+        parse_noise("fog(severity=9)")
