@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,39 +29,17 @@ from rapid_env.registry import import_plugin_module
 from rapid_env.serve import remote_link  # noqa: F401  (registers the remote: link)
 
 __all__ = [
-    "EPISODE_ERROR", "EpisodeRunner", "OracleJob", "error_record", "is_episode_error",
+    "EPISODE_ERROR", "EpisodeRunner", "error_record", "is_episode_error",
     "job_identity", "with_oracle",
 ]
 
 
-@dataclass(frozen=True)
-class OracleJob(EpisodeJob):
-    """An episode job whose worker also runs the redundancy oracle (``rapid-eval --oracle``).
-
-    Same key and head as the plain job, so every backend runs it; the record gets the oracle's
-    fields (:mod:`rapid_env.oracle`) on top of the plain episode's, which it leaves unchanged.
-    ``media_dir`` is carried over from a :class:`~rapid_env.eval.media.RecordedJob`.
-
-    Attributes:
-        oracle: the tolerances (action units); empty: no oracle.
-        media_dir: where the episode's media go (empty: none).
-    """
-
-    oracle: tuple[float, ...] = ()
-    media_dir: str = ""
-
-
 def with_oracle(jobs: Sequence[EpisodeJob], tolerances: Sequence[float]) -> list[EpisodeJob]:
-    """``jobs`` turned into :class:`OracleJob` with ``tolerances`` (none: ``jobs`` as they are)."""
+    """``jobs`` with the oracle option set to ``tolerances`` (none: ``jobs`` as they are)."""
     tols = tuple(float(t) for t in tolerances)
     if not tols:
         return list(jobs)
-    base = {f.name for f in fields(EpisodeJob)}
-    return [
-        OracleJob(**{n: getattr(job, n) for n in base}, oracle=tols,
-                  media_dir=str(getattr(job, "media_dir", "") or ""))
-        for job in jobs
-    ]
+    return [replace(job, oracle=tols) for job in jobs]
 
 
 def job_identity(job: EpisodeJob) -> dict[str, Any]:
@@ -115,19 +93,18 @@ class EpisodeRunner:
     def run(self, job: EpisodeJob, media_dir: Path | None = None) -> dict[str, Any]:
         """The record of one job: its head, its key and the episode's fields (or the fault).
 
-        With ``media_dir`` (or a :class:`~rapid_env.eval.media.RecordedJob`, which carries its
-        own), the episode is traced and its video, series and still are written under that
-        folder (:mod:`rapid_env.eval.media`); the record then also has ``media``, their paths
-        relative to the folder's parent (``OUT``), or ``media_error`` if writing failed. Every
-        other field is the one the episode has without media.
+        With ``media_dir`` (or a job whose ``media_dir`` option is set), the episode is traced
+        and its video, series and still are written under that folder
+        (:mod:`rapid_env.eval.media`); the record then also has ``media``, their paths relative
+        to the folder's parent (``OUT``), or ``media_error`` if writing failed. Every other
+        field is the one the episode has without media.
 
-        An :class:`OracleJob` runs the redundancy oracle (:mod:`rapid_env.oracle`) too and adds
-        its fields (``redundant_share_<tol>``, ``trigger_precision_<tol>``, ...).
+        A job with ``oracle`` tolerances runs the redundancy oracle (:mod:`rapid_env.oracle`) too
+        and adds its fields (``redundant_share_<tol>``, ``trigger_precision_<tol>``, ...).
         """
         identity = job_identity(job)
-        carried: object = getattr(job, "media_dir", None)  # a RecordedJob carries its folder
-        if media_dir is None and isinstance(carried, str) and carried:
-            media_dir = Path(carried)
+        if media_dir is None and job.media_dir:
+            media_dir = Path(job.media_dir)
         trace = None
         oracle = None
         try:
@@ -137,12 +114,11 @@ class EpisodeRunner:
                 from rapid_env.trace import EpisodeTrace
 
                 trace = EpisodeTrace(frames=True)
-            tolerances = getattr(job, "oracle", ())
-            if tolerances:
+            if job.oracle:
                 from rapid_env.agents.refill import refill_due
                 from rapid_env.oracle import RedundancyOracle
 
-                oracle = RedundancyOracle(tolerances, refill_due=refill_due)
+                oracle = RedundancyOracle(job.oracle, refill_due=refill_due)
             observers: list[EpisodeObserver] = [o for o in (trace, oracle) if o is not None]
             body = run_episode(controller, decider, job.seed, observers=observers)
         except KeyboardInterrupt:

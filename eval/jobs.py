@@ -65,11 +65,24 @@ class SweepSpec:
 
 @dataclass(frozen=True)
 class EpisodeJob:
-    """One episode of a sweep: what to build, which decider, which seed."""
+    """One episode of a sweep: what to build, which decider, which seed, and what else to record.
+
+    ``cell``, ``seed`` and ``config`` determine the record and its key. The options only add to
+    a record and leave the key, the head and every other field alone, so every backend runs every
+    job the same way and a store resumes it:
+
+    Attributes:
+        oracle: redundancy-oracle tolerances in action units (``rapid-eval --oracle``); the
+            record gets the oracle's fields (:mod:`rapid_env.oracle`); empty: no oracle.
+        media_dir: absolute folder for the episode's video, per-tick series and still
+            (``rapid-eval --videos``, :mod:`rapid_env.eval.media`); empty: no media.
+    """
 
     cell: Cell
     seed: int
     config: EnvConfig
+    oracle: tuple[float, ...] = ()
+    media_dir: str = ""
 
     @property
     def agent(self) -> str:

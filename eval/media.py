@@ -32,7 +32,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from rapid_env.trace import EpisodeTrace
 
 __all__ = [
-    "MEDIA_DIR", "MEDIA_FIELD", "RecordedJob", "compose_frame", "load_series", "media_for",
+    "MEDIA_DIR", "MEDIA_FIELD", "compose_frame", "load_series", "media_for",
     "media_paths", "safe_name", "with_media", "write_media", "write_video",
 ]
 
@@ -85,21 +85,10 @@ COLOURS = {
 
 
 # ---------------------------------------------------------------------- jobs and paths
-@dataclass(frozen=True)
-class RecordedJob(EpisodeJob):
-    """An episode job whose worker also writes its media under ``media_dir`` (absolute).
-
-    Same key, head and record as the plain job: only where media go is added, so every backend
-    that runs :class:`~rapid_env.eval.jobs.EpisodeJob` runs this one too.
-    """
-
-    media_dir: str = ""
-
-
 def with_media(
     jobs: Sequence[EpisodeJob], spec: SweepSpec, videos: int, media_dir: Path
 ) -> list[EpisodeJob]:
-    """``jobs`` with the first ``videos`` seeds of every cell turned into :class:`RecordedJob`."""
+    """``jobs`` with the first ``videos`` seeds of every cell given the ``media_dir`` option."""
     if videos < 0:
         raise ValueError(f"--videos {videos} must be >= 0")
     if videos == 0:
@@ -107,8 +96,7 @@ def with_media(
     root = str(Path(media_dir).resolve())
     last = spec.seed + videos
     return [
-        RecordedJob(**{f.name: getattr(job, f.name) for f in fields(job)}, media_dir=root)
-        if job.seed < last and not isinstance(job, RecordedJob) else job
+        replace(job, media_dir=root) if job.seed < last and not job.media_dir else job
         for job in jobs
     ]
 

@@ -85,7 +85,7 @@ def run_sweep(
             the files and each such record gets a ``media`` field. Only episodes run now are
             recorded (a resumed one keeps what it had). 0: nothing is traced or rendered.
         oracle: run the redundancy oracle (:mod:`rapid_env.oracle`) with these tolerances in
-            every episode run now (:class:`~rapid_env.eval.execute.OracleJob`); their records
+            every episode run now (the jobs' ``oracle`` option); their records
             get the oracle's fields. The policy then runs at every tick, so episodes are slower.
             Episodes already in the store are not rerun (they keep the fields they have).
     """

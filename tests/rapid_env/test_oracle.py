@@ -309,10 +309,11 @@ def test_off_by_default_adds_nothing(reach_task):
 
 # ---------------------------------------------------------------------- the rapid-eval hook
 def test_rapid_eval_oracle_flag_and_job(tmp_path):
+    from dataclasses import replace
+
     from rapid_env.cli.eval import parse_spec
-    from rapid_env.eval.execute import EpisodeRunner, OracleJob, with_oracle
+    from rapid_env.eval.execute import EpisodeRunner, with_oracle
     from rapid_env.eval.jobs import SweepSpec, plan
-    from rapid_env.eval.media import RecordedJob
 
     base = ["--tasks", "reach", "--agents", "rapid", "--out", str(tmp_path / "o")]
     assert parse_spec(base).oracle == ()
@@ -325,9 +326,9 @@ def test_rapid_eval_oracle_flag_and_job(tmp_path):
                      seed=1000, base=EnvConfig(policy="expert", image_size=32,
                                                max_episode_s=1.0))
     job = plan(spec)[0]
-    recorded = RecordedJob(job.cell, job.seed, job.config, media_dir="/tmp/v")
+    recorded = replace(job, media_dir="/tmp/v")
     marked = with_oracle([job, recorded], (0.1,))
-    assert all(isinstance(j, OracleJob) and j.oracle == (0.1,) for j in marked)
+    assert all(j.oracle == (0.1,) for j in marked)
     assert [j.key() for j in marked] == [job.key(), recorded.key()]
     assert [j.media_dir for j in marked] == ["", "/tmp/v"]
     assert with_oracle([job], ()) == [job]
