@@ -222,11 +222,11 @@ def paired_rows(
 def write_paired(
     records: Iterable[Record], out_dir: Path, baseline: str | None = None,
     agents: Sequence[str] | None = None,
-) -> Path:
-    """Write ``out_dir/paired.csv`` (:func:`paired_rows`, NaN as an empty cell); its path.
+) -> list[dict[str, Any]]:
+    """Write ``out_dir/paired.csv`` (:func:`paired_rows`, NaN as an empty cell); return the rows.
 
     A sweep of one agent has nothing to compare: the file then holds the header alone. Replaced
-    atomically, like ``summary.csv``.
+    atomically, like ``summary.csv``. The rows are returned for the W&B sweep run's table.
     """
     rows = paired_rows(records, baseline, agents)
     buffer = io.StringIO()
@@ -235,6 +235,5 @@ def write_paired(
     for row in rows:
         writer.writerow({k: "" if isinstance(v, float) and not math.isfinite(v) else v
                          for k, v in row.items()})
-    path = Path(out_dir) / PAIRED_CSV
-    _atomic_write(path, buffer.getvalue())
-    return path
+    _atomic_write(Path(out_dir) / PAIRED_CSV, buffer.getvalue())
+    return rows

@@ -53,7 +53,11 @@ def headline(tables: Mapping[str, Any]) -> dict[str, float]:
 
 
 def log_tables(mode: str | None, out: Path, tables: Mapping[str, Any], group: str) -> str | None:
-    """Log the tables as one W&B run; print and return where to see it (None when disabled)."""
+    """Log the tables as one W&B run; print and return where to see it (None when disabled).
+
+    The run goes to ``$WANDB_PROJECT`` / ``$WANDB_ENTITY`` when set (through
+    :func:`~rapid_env.wandb_mode.start_run`, like the five sweeps' runs), else to ``rapid-env``.
+    """
     resolved = resolve_mode(mode)
     run = start_run(resolved, out, job_type="paper-tables", config=dict(tables.get("meta", {})),
                     name=f"{out.name}-tables", group=group)

@@ -5,15 +5,16 @@ layouts, the same noise draws and the same link draws, and differences between c
 deciders' doing. :func:`run_sweep` opens the store (:mod:`rapid_env.eval.store`), hands the
 episodes it does not hold yet to a backend (:mod:`rapid_env.eval.backends`) and stores each
 record the moment it arrives, so a crash or Ctrl-C loses at most the episodes in progress and
-the same command resumes.
+the same command resumes. Whoever watches a sweep (a progress bar, a W&B logger) does so through
+one :class:`SweepObserver`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rapid_env.episode import WALL_CLOCK_FIELDS, overhead_fields, run_episode
 from rapid_env.eval.backends import Backend, make_backend
@@ -22,9 +23,39 @@ from rapid_env.eval.jobs import Cell, EpisodeJob, SweepSpec, cells, plan
 from rapid_env.eval.store import OpenMode, ResultsStore
 
 __all__ = [
-    "WALL_CLOCK_FIELDS", "Cell", "SweepResult", "SweepSpec", "cells", "iter_sweep",
-    "overhead_fields", "plan", "run_episode", "run_sweep",
+    "EXIT_FAILED", "EXIT_INTERRUPTED", "WALL_CLOCK_FIELDS", "Cell", "SweepObserver", "SweepResult",
+    "SweepSpec", "cells", "iter_sweep", "overhead_fields", "plan", "run_episode", "run_sweep",
 ]
+
+EXIT_INTERRUPTED = 130
+"""The exit code :meth:`SweepObserver.on_close` gets when the sweep stopped on Ctrl-C."""
+EXIT_FAILED = 1
+"""The exit code :meth:`SweepObserver.on_close` gets when the sweep stopped on an error."""
+
+
+class SweepObserver(Protocol):
+    """What watches a sweep as it runs: one object, so its parts share state without closures.
+
+    :func:`run_sweep` calls :meth:`on_open` once, :meth:`on_record` per new record and
+    :meth:`on_close` exactly once at the end, also when a call before it raised.
+    """
+
+    def on_open(self, store: ResultsStore, pending: list[EpisodeJob]) -> None:
+        """The store is open and ``pending`` are the jobs to run; no episode has run yet.
+
+        The place to report a resume, set up logging and write run ids into
+        ``store.manifest`` (then ``store.write_manifest()``).
+        """
+
+    def on_record(self, record: dict[str, Any]) -> None:
+        """A new record, already stored (flushed to ``episodes.jsonl``)."""
+
+    def on_close(self, exit_code: int) -> None:
+        """The sweep stopped and the store is closed.
+
+        ``exit_code``: 0 when every pending job was run, :data:`EXIT_INTERRUPTED` on Ctrl-C,
+        :data:`EXIT_FAILED` on any other error (which :func:`run_sweep` then raises).
+        """
 
 
 def iter_sweep(spec: SweepSpec) -> Iterator[dict[str, Any]]:
@@ -59,11 +90,10 @@ class SweepResult:
 def run_sweep(
     spec: SweepSpec,
     out_dir: Path,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
+    observer: SweepObserver | None = None,
     workers: int = 1,
     backend: Backend | None = None,
     mode: OpenMode = "resume",
-    on_open: Callable[[ResultsStore, list[EpisodeJob]], None] | None = None,
     manifest_extra: Mapping[str, Any] | None = None,
     videos: int = 0,
     oracle: tuple[float, ...] = (),
@@ -73,12 +103,11 @@ def run_sweep(
     Args:
         spec: the sweep.
         out_dir: the results store's folder.
-        on_record: called with each new record after it is stored.
+        observer: told when the store is open (with the pending jobs), of each new record after
+            it is stored, and when the sweep stops (:class:`SweepObserver`).
         workers: local worker processes, when no ``backend`` is given.
         backend: where the episodes run (default: the local backend with ``workers``).
         mode: how to treat a store that holds a sweep already (:class:`ResultsStore`).
-        on_open: called once the store is open, with the store and the pending jobs (to report
-            a resume, set up logging, ...), before any episode runs.
         manifest_extra: written into the manifest as it is (e.g. the command line).
         videos: record media (video, per-tick series, still) of the first ``videos`` seeds of
             every cell into ``out_dir/videos/`` (:mod:`rapid_env.eval.media`); the workers write
@@ -105,18 +134,25 @@ def run_sweep(
     ran = 0
     owned = backend is None
     backend = backend or make_backend("local", workers)
+    exit_code = EXIT_FAILED
     try:
-        if on_open is not None:
-            on_open(store, pending)
+        if observer is not None:
+            observer.on_open(store, pending)
         for record in backend.run(pending):
             if store.append(record):
                 ran += 1
-                if on_record is not None:
-                    on_record(record)
+                if observer is not None:
+                    observer.on_record(record)
+        exit_code = 0
+    except KeyboardInterrupt:
+        exit_code = EXIT_INTERRUPTED
+        raise
     finally:
         store.close()
         if owned:
             backend.close()
+        if observer is not None:
+            observer.on_close(exit_code)
     records = store.ordered(jobs)
     return SweepResult(
         records=records,

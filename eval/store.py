@@ -3,7 +3,9 @@
 ``OUT/`` holds:
 
 * ``manifest.json`` -- the resolved sweep (its lists, the base environment, every cell's full
-  configuration), the package versions, the git commit, the W&B run id, and when it was started;
+  configuration), the package versions, the git commit, the W&B run ids (``wandb_run_id``: the
+  sweep-level run; ``wandb_runs``: one per cell, by ``agent|task|noise|link``), and when it was
+  started;
 * ``episodes.jsonl`` -- one JSON record per finished episode, keyed by ``episode_key`` (the
   digest of the cell's full configuration and the seed, :mod:`rapid_env.eval.jobs`), appended,
   flushed and fsynced before the next episode is handed out.
@@ -35,6 +37,8 @@ FORMAT = "rapid-env-sweep/1"
 MANIFEST = "manifest.json"
 EPISODES = "episodes.jsonl"
 OpenMode = Literal["resume", "overwrite", "extend"]
+WANDB_KEYS: tuple[str, ...] = ("wandb_run_id", "wandb_runs")
+"""Manifest keys kept across reopening: the sweep run's id and the cells' run ids."""
 _PACKAGES = ("rapid-env", "torch", "transformers", "mujoco", "metaworld", "gymnasium", "numpy")
 
 
@@ -117,7 +121,7 @@ class ResultsStore:
         if old is not None:
             self._check_compatible(old, new, mode)
             new["created"] = old.get("created", new["created"])
-            for key in ("wandb_run_id",):
+            for key in WANDB_KEYS:  # a resumed or extended sweep logs into the same runs
                 if key in old:
                     new[key] = old[key]
         self.manifest = new
@@ -162,7 +166,7 @@ class ResultsStore:
             path.unlink(missing_ok=True)
 
     def write_manifest(self) -> None:
-        """Write the manifest atomically (it changes when the W&B run id becomes known)."""
+        """Write the manifest atomically (it changes when the W&B run ids are assigned)."""
         tmp = self.manifest_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.manifest, indent=2, default=str) + "\n", encoding="utf-8")
         os.replace(tmp, self.manifest_path)

@@ -1,27 +1,31 @@
-"""Weights & Biases logging for a sweep: one W&B run per ``rapid-eval`` invocation.
+"""Weights & Biases logging for a sweep: one run per cell, one sweep-level run, in one group.
 
-What a run holds (docs/wandb.md has the full list):
+What a sweep leaves (docs/wandb.md has the full list):
 
-* **config**: the manifest's sweep (every task, agent, noise, link, the episode count, the first
-  seed, the full environment), the backend and the worker count;
-* **history**: one step per episode, every numeric field under ``episode/`` (success as 0/1);
-* **summary**: sweep aggregates under ``sweep/`` (episodes, cells, success rate, mean latency,
-  faults, episode errors), the mean of every ``episode/`` metric (``define_metric``, not the last
-  episode's value) and each cell's success rate under ``success_rate/<task>/<agent>/...``;
-* at the end: an ``episodes`` and a ``summary`` table, every chart of
-  :func:`rapid_env.eval.charts.sweep_charts` twice (a native W&B chart on a table under
-  ``charts/<name>``, the same chart as an image under ``figures/<name>``), and the store's files
-  (manifest, episodes, summary, report.html) as one ``sweep-results`` artifact.
+* **a run per cell** (agent x task x noise x link), named ``agent|task|noise|link``, job type
+  ``--job-type`` (default ``eval``): a *flat* config (``agent``, ``task``, ``noise``, ``link``,
+  ``policy``, ``control_hz``, ..., :func:`~rapid_env.eval.wandb_tables.cell_config`), so W&B's
+  Runs table groups by agent and filters by task; a history of that cell's episodes only (every
+  numeric field under ``episode/``, against ``episode``, the episode's index in the cell); a
+  summary holding the cell's summary row (``success_rate``, ``latency_ms_mean``, ..., from
+  :func:`rapid_env.eval.summary.summarize`, the function behind the printed table); and, for
+  recorded episodes, one ``videos`` table (a ``wandb.Video`` per episode) and one ``series`` table
+  (every tick of every recorded episode), so the run's keys stay bounded however many episodes
+  are recorded;
+* **a sweep-level run** (job type ``sweep-summary``): the sweep's lists in a flat config, the
+  ``episodes`` and ``summary`` tables, the comparison charts (``charts/<name>`` native,
+  ``figures/<name>`` images), ``report.html`` (as W&B HTML) and the results store's files as one
+  ``sweep-results`` artifact, and the ``sweep/*`` aggregates.
 
-Offline is the default whenever no API key is configured, so a sweep on a laptop, a CI runner or
-an air-gapped cluster never blocks on a login prompt or a network timeout; the run folder can be
-uploaded later with ``wandb sync OUT/wandb/offline-run-*`` (the command is printed when the run
-closes). ``disabled`` writes nothing at all. The mode is decided by :mod:`rapid_env.wandb_mode`
-(re-exported here), which the trainers in ``agents/`` share.
+A cell's run opens with the cell's first new episode and closes as soon as the cell holds all its
+seeds, so only a few runs are open at once even in an MT10 sweep. Run ids live in the store's
+manifest (``wandb_runs``: one per cell, ``wandb_run_id``: the sweep run), so a resumed sweep logs
+into the runs it started.
 
-``wandb`` is imported lazily, inside the logger, because importing it costs about a second and
-pulls in a lot; nothing that does not log should pay for it. ``WANDB_SILENT`` is set so that
-wandb's banners do not interleave with the harness's own progress output.
+Offline is the default whenever no API key is configured (:mod:`rapid_env.wandb_mode`), so a sweep
+never blocks on a login prompt; ``wandb sync OUT/wandb/offline-run-*`` uploads every run later.
+``disabled`` writes nothing and never imports wandb, which is imported lazily because it costs
+about a second.
 """
 
 from __future__ import annotations
@@ -29,20 +33,38 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
+import secrets
+import string
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rapid_env.eval.execute import is_episode_error
-from rapid_env.eval.summary import CELL_KEYS, union_columns
+from rapid_env.eval.media import load_series, media_for
+from rapid_env.eval.summary import CELL_KEYS, summarize, union_columns
+from rapid_env.eval.wandb_tables import (
+    SWEEP_JOB_TYPE,
+    artifact_name,
+    cell_config,
+    cell_name,
+    cell_summary,
+    chart_table,
+    finite,
+    scalar,
+    sweep_config,
+    table_cell,
+    table_row_fields,
+)
 from rapid_env.wandb_mode import (
     MODES,
     Mode,
     api_key_configured,
+    resolve_entity,
     resolve_mode,
+    resolve_project,
     start_run,
     sync_hint,
 )
@@ -53,9 +75,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ARTIFACT_FILES",
     "ARTIFACT_TYPE",
+    "CELL_RUNS_KEY",
     "CONFIG_FILE",
     "MODES",
-    "WandbLogger",
+    "SWEEP_JOB_TYPE",
+    "SWEEP_RUN_KEY",
+    "SweepLogger",
     "api_key_configured",
     "artifact_name",
     "chart_table",
@@ -63,283 +88,275 @@ __all__ = [
 ]
 
 CONFIG_FILE = "rapid_env_config.json"
-"""Name of the plain-JSON copy of the run config written into the run's ``files/`` folder."""
+"""Name of the plain-JSON copy of a run's config written into the run's ``files/`` folder."""
 
 ARTIFACT_TYPE = "sweep-results"
-"""W&B artifact type of the results store's files, logged when a sweep finishes."""
+"""W&B artifact type of the results store's files, logged by the sweep run when a sweep ends."""
 
 ARTIFACT_FILES: tuple[str, ...] = (
     "manifest.json", "episodes.jsonl", "summary.json", "summary.csv", "report.html"
 )
 """Files of the results store that go into the artifact (those that exist when it closes)."""
 
+REPORT_FILE = "report.html"
+"""The sweep's HTML report, logged as ``report`` (W&B HTML) on the sweep run when present."""
 
-def _scalar(value: Any) -> float | int | None:
-    """Return a loggable scalar (bools as 0/1) or None for text, lists and missing values."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value
-    try:  # numpy scalars, without importing numpy here
-        item = value.item()
-    except AttributeError:
-        return None
-    return _scalar(item) if isinstance(item, bool | int | float) else None
+CELL_RUNS_KEY = "wandb_runs"
+"""Manifest key: ``{"agent|task|noise|link": run id}``, one W&B run per cell."""
 
+SWEEP_RUN_KEY = "wandb_run_id"
+"""Manifest key of the sweep-level run's id (the key the single run of a sweep used before)."""
 
-def _cell(value: Any) -> Any:
-    """Table cells: keep numbers, text and None; anything else becomes its JSON text."""
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    scalar = _scalar(value)
-    if scalar is not None:
-        return scalar
-    return json.dumps(value, default=str)
+VIDEO_COLUMNS: tuple[str, ...] = ("task", "agent", "noise", "link", "seed", "success", "video",
+                                  "still")
+"""Columns of a cell run's ``videos`` table."""
+
+_ID_CHARS = string.ascii_lowercase + string.digits
 
 
-def _finite(value: Any) -> float | None:
-    """A finite float, or None for None, NaN, infinities and anything that is not a number."""
-    scalar = _scalar(value)
-    if scalar is None or isinstance(value, bool):
-        return None
-    number = float(scalar)
-    return number if math.isfinite(number) else None
-
-
-def artifact_name(out_dir: Path) -> str:
-    """The artifact's name: the out folder's name with characters W&B refuses replaced by '-'."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(out_dir).resolve().name).strip("-.")
-    return (name or "sweep")[:128]
-
-
-def _column_names(chart: Chart, fixed: Sequence[str]) -> tuple[str, str]:
-    """Column names for x and y: the chart's axis labels (W&B titles axes by column name)."""
-    x = chart.x_label.strip() or "x"
-    y = chart.y_label.strip() or "y"
-    if x in fixed:
-        x = f"{x} (x)"
-    if y in fixed or y == x:
-        y = f"{y} (y)"
-    return x, y
-
-
-def chart_table(chart: Chart) -> tuple[list[str], list[list[Any]], dict[str, str]]:
-    """The rows of one chart as a table: ``(columns, data, roles)``.
-
-    Every point is one row, with its series and its interval, so the data is in the table even
-    where W&B's preset cannot draw it (error bars, stacked stages). ``roles`` maps what the
-    chart needs (``x``, ``y``, ``label``, ``series``, ``step``) to a column name:
-
-    * ``bar``: ``x, series, y, low, high, label`` (label: ``x`` alone for one series, ``x | series``
-      for several, so grouped bars stay apart in W&B's one-series bar preset);
-    * ``stacked_bar``: ``x, stage, y, label`` (label ``x``: the stages of a bar stack up);
-    * ``scatter``: ``series, x, y, low, high``;
-    * ``line``: ``series, x, step, y, low, high`` (step: x itself when every x is a number, else
-      the position of x among the categories, in first-seen order).
-    """
-    several = len(chart.series) > 1
-    if chart.kind == "stacked_bar":
-        x, y = _column_names(chart, ("stage", "label"))
-        columns = [x, "stage", y, "label"]
-        data = [
-            [_cell(xv), s.label, _finite(yv), str(xv)]
-            for s in chart.series
-            for xv, yv in zip(s.x, s.y, strict=False)
-        ]
-        return columns, data, {"x": x, "y": y, "label": "label", "series": "stage"}
-    if chart.kind == "bar":
-        x, y = _column_names(chart, ("series", "low", "high", "label"))
-        columns = [x, "series", y, "low", "high", "label"]
-        data = []
-        for s in chart.series:
-            for i, (xv, yv) in enumerate(zip(s.x, s.y, strict=False)):
-                label = f"{xv} | {s.label}" if several else str(xv)
-                data.append([_cell(xv), s.label, _finite(yv), _bound(s.low, i),
-                             _bound(s.high, i), label])
-        return columns, data, {"x": x, "y": y, "label": "label", "series": "series"}
-    if chart.kind == "line":
-        x, y = _column_names(chart, ("series", "step", "low", "high"))
-        points = [v for s in chart.series for v in s.x]
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in points)
-        order: dict[str, int] = {}
-        for s in chart.series:
-            for v in s.x:
-                order.setdefault(str(v), len(order))
-        columns = ["series", x, "step", y, "low", "high"]
-        data = [
-            [s.label, _cell(xv), float(xv) if numeric else order[str(xv)], _finite(yv),
-             _bound(s.low, i), _bound(s.high, i)]
-            for s in chart.series
-            for i, (xv, yv) in enumerate(zip(s.x, s.y, strict=False))
-        ]
-        return columns, data, {"x": x, "y": y, "series": "series", "step": "step"}
-    # scatter (and anything newer: points with their series)
-    x, y = _column_names(chart, ("series", "low", "high"))
-    columns = ["series", x, y, "low", "high"]
-    data = [
-        [s.label, _cell(xv), _finite(yv), _bound(s.low, i), _bound(s.high, i)]
-        for s in chart.series
-        for i, (xv, yv) in enumerate(zip(s.x, s.y, strict=False))
-    ]
-    return columns, data, {"x": x, "y": y, "series": "series"}
-
-
-def _bound(values: Sequence[float] | None, i: int) -> float | None:
-    return _finite(values[i]) if values is not None and i < len(values) else None
+def new_run_id() -> str:
+    """A fresh W&B run id (8 lowercase letters and digits, the form wandb makes itself)."""
+    return "".join(secrets.choice(_ID_CHARS) for _ in range(8))
 
 
 def _warn(message: str) -> None:
     print(f"rapid-eval: W&B: {message}", file=sys.stderr)
 
 
-class WandbLogger:
-    """One W&B run for one sweep: a scalar point per episode; tables, charts, artifact at the end.
+@dataclass
+class _Cell:
+    """One cell's records and, while it is open, its W&B run."""
 
-    Per episode (:meth:`log_episode`): every numeric field (success as 0/1) under ``episode/``,
-    with the episode index as the W&B step, so curves over a sweep are readable live online; the
-    run summary keeps each one's mean over the sweep. At the end (:meth:`finish`): an
-    ``episodes`` table (one row per record, every field), a ``summary`` table (one row per task x
-    agent x noise x link cell), the sweep's charts (``charts/<name>`` and ``figures/<name>``),
-    the sweep aggregates in the summary and the store's files as an artifact; then the run
-    closes and the line to find it (its URL, or the ``wandb sync`` command) goes to stderr.
+    name: str
+    parts: dict[str, str]
+    expected: int
+    records: list[dict[str, Any]] = field(default_factory=list)
+    run: Any = None
 
-    Runs land in ``out_dir/wandb/`` (``dir=out_dir``), next to episodes.jsonl and summary.*, so a
-    results folder is self-contained. A plain-JSON copy of the config is also written to the run's
-    ``files/`` folder, because offline runs keep the config only inside the binary ``.wandb`` log.
-    In 'disabled' mode wandb is not even imported and nothing is written.
 
-    Usable as a context manager: leaving the block on an exception closes the run marked failed
-    (exit code 1), so a crashed sweep still leaves a readable, syncable run.
+class SweepLogger:
+    """The W&B runs of one sweep: a run per cell and a sweep-level run, in one group.
+
+    Use: :meth:`open` with the store's manifest (assigns and keeps the run ids, opens the sweep
+    run), :meth:`preload` the records a resumed store holds, :meth:`log_episode` each new record
+    (opens its cell's run, logs it, closes the run once the cell is complete), :meth:`finish` with
+    the sweep's summary rows (closes what is open, logs the sweep-level tables, charts, report and
+    artifact). Runs land in ``out_dir/wandb/``, next to the store, so a results folder is
+    self-contained. In 'disabled' mode wandb is not imported and nothing is written.
+
+    Usable as a context manager: leaving the block on an exception closes every run marked failed
+    (exit code 1), so a crashed sweep still leaves readable, syncable runs.
     """
 
     def __init__(
         self,
         mode: Mode | str | None,
-        project: str,
-        config: Mapping[str, Any],
         out_dir: Path,
-        name: str | None = None,
-        run_id: str | None = None,
+        *,
+        project: str | None = None,
+        entity: str | None = None,
         group: str | None = None,
         tags: Sequence[str] = (),
         job_type: str | None = "eval",
+        extra_config: Mapping[str, Any] | None = None,
     ) -> None:
         self.mode: str = resolve_mode(mode)
-        self.project = project
-        self.config: dict[str, Any] = dict(config)
+        self.project = resolve_project(project)
+        self.entity = resolve_entity(entity)
         self.out_dir = Path(out_dir)
-        self.name = name
+        self.group = group or self.out_dir.resolve().name
+        """The W&B group of every run of the sweep (default: the results folder's name)."""
+        self.tags = tuple(tags)
+        self.job_type = job_type
+        self.extra_config = dict(extra_config or {})
+        self.manifest: dict[str, Any] = {}
+        self._cells: dict[str, _Cell] = {}
         self._records: list[dict[str, Any]] = []
         self._run: Any = None
         self._wandb: Any = None
+        self._opened = False
         self._finished = False
         self.url: str | None = None
-        """The run's web page (online runs only)."""
-        if self.mode == "disabled":
-            return
-        self._run = start_run(self.mode, self.out_dir, job_type=job_type, config=self.config,
-                              name=name, group=group, tags=tags, run_id=run_id, project=project)
+        """The sweep run's web page (online runs only)."""
+
+    # ------------------------------------------------------------------ opening
+    @property
+    def enabled(self) -> bool:
+        """False in 'disabled' mode: nothing is logged, no id is assigned."""
+        return self.mode != "disabled"
+
+    def open(self, manifest: dict[str, Any]) -> bool:
+        """Set up the sweep's cells from its manifest and open the sweep-level run.
+
+        Gives every cell without a run id one (``manifest["wandb_runs"]``) and the sweep run one
+        (``manifest["wandb_run_id"]``), in ``manifest`` itself; returns True when it added any, so
+        the caller writes the manifest before an episode runs and a crash still resumes into the
+        same runs. Ids are assigned up front, so no manifest write is needed while episodes run.
+        """
+        if self._opened:
+            raise RuntimeError("open() twice")
+        self._opened = True
+        self.manifest = manifest
+        episodes = int(manifest["sweep"]["episodes"])
+        for entry in manifest.get("cells", ()):
+            task, noise, link, agent = entry["cell"]
+            parts = {"task": task, "agent": agent, "noise": noise, "link": link}
+            name = cell_name(parts)
+            self._cells[name] = _Cell(name, parts, episodes)
+        if not self.enabled:
+            return False
+        changed = False
+        ids = manifest.setdefault(CELL_RUNS_KEY, {})
+        for name in self._cells:
+            if not ids.get(name):
+                ids[name] = new_run_id()
+                changed = True
+        if not manifest.get(SWEEP_RUN_KEY):
+            manifest[SWEEP_RUN_KEY] = new_run_id()
+            changed = True
+        self._run = self._start(
+            SWEEP_JOB_TYPE, sweep_config(manifest, self.extra_config),
+            f"sweep|{self.out_dir.resolve().name}", manifest[SWEEP_RUN_KEY],
+        )
         import wandb  # already imported by start_run
 
         self._wandb = wandb
         self.url = self._run.url if self.mode == "online" else None
-        # the summary holds each episode metric's mean over the sweep, not the last episode's
-        self._run.define_metric("episode/*", summary="mean")
-        self._write_config_copy()
+        return changed
+
+    def _start(self, job_type: str | None, config: dict[str, Any], name: str,
+               run_id: str) -> Any:
+        run = start_run(self.mode, self.out_dir, job_type=job_type, config=config, name=name,
+                        group=self.group, tags=self.tags, run_id=run_id, project=self.project,
+                        entity=self.entity)
+        # a plain-JSON copy of the config: offline runs keep it only inside the binary log
+        files_dir = Path(run.dir)
+        files_dir.mkdir(parents=True, exist_ok=True)
+        (files_dir / CONFIG_FILE).write_text(
+            json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
+        return run
 
     @property
     def run_id(self) -> str | None:
-        """The W&B run id (kept in the store's manifest so a resumed sweep logs into it)."""
+        """The sweep-level run's id (None when disabled or not open)."""
         return None if self._run is None else str(self._run.id)
 
-    def preload(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Records a resumed sweep already holds: in the final tables, not logged again."""
-        if self._records:
-            raise RuntimeError("preload() before the first log_episode()")
-        self._records.extend(dict(r) for r in records)
+    @property
+    def run_ids(self) -> dict[str, str]:
+        """Every cell's run id, by ``agent|task|noise|link`` (from the manifest)."""
+        return dict(self.manifest.get(CELL_RUNS_KEY, {})) if self.enabled else {}
 
     @property
     def run_dir(self) -> Path | None:
-        """Run folder (``out_dir/wandb/<offline-|>run-...``), or None when disabled."""
-        if self._run is None:
-            return None
-        return Path(self._run.dir).parent
+        """The sweep run's folder (``out_dir/wandb/<offline-|>run-...``), or None when disabled."""
+        return None if self._run is None else Path(self._run.dir).parent
 
-    def _write_config_copy(self) -> None:
-        """Write the config as plain JSON under files/, readable without any wandb tooling."""
-        files_dir = Path(self._run.dir)
-        files_dir.mkdir(parents=True, exist_ok=True)
-        path = files_dir / CONFIG_FILE
-        # Files written into run.dir are uploaded at the end of an online run and by `wandb sync`.
-        path.write_text(json.dumps(self.config, indent=2, sort_keys=True, default=str) + "\n")
+    def preload(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Take the records a resumed store holds (summaries and tables, not history again)."""
+        if self._records:
+            raise RuntimeError("preload() before the first log_episode()")
+        for record in records:
+            rec = dict(record)
+            self._records.append(rec)
+            self._cell_of(rec).records.append(rec)
 
-    def log_episode(
-        self, record: Mapping[str, Any], media: Mapping[str, Path] | None = None
-    ) -> None:
-        """Remember the record for the final table and log its numeric fields as one step.
+    def _cell_of(self, record: Mapping[str, Any]) -> _Cell:
+        name = cell_name(record)
+        cell = self._cells.get(name)
+        if cell is None:  # a record of a cell the manifest does not list: give it a run too
+            parts = {k: str(record[k]) for k in CELL_KEYS}
+            episodes = int(self.manifest.get("sweep", {}).get("episodes", 1))
+            cell = self._cells[name] = _Cell(name, parts, episodes)
+            if self.enabled:
+                self.manifest.setdefault(CELL_RUNS_KEY, {}).setdefault(name, new_run_id())
+        return cell
 
-        ``media`` (from :func:`rapid_env.eval.media.media_for`) adds the recorded episode's video
-        (``media/video``), still (``media/still``) and per-tick series: a table and a line plot
-        keyed by simulated time (``series/<cell>/seed<k>``).
-        """
+    # ------------------------------------------------------------------ episodes
+    def log_episode(self, record: Mapping[str, Any]) -> None:
+        """Log one new record in its cell's run; close that run once the cell is complete."""
         if self._finished:
-            raise RuntimeError("log_episode() after finish(): the W&B run is already closed")
-        self._records.append(dict(record))
-        if self._run is None:
+            raise RuntimeError("log_episode() after finish(): the W&B runs are already closed")
+        rec = dict(record)
+        self._records.append(rec)
+        cell = self._cell_of(rec)
+        cell.records.append(rec)
+        if not self.enabled:
             return
-        scalars: dict[str, Any] = {}
-        for key, value in record.items():
-            scalar = _scalar(value)
-            if scalar is not None:
-                scalars[f"episode/{key}"] = scalar
-        scalars["episode/faulted"] = int(record.get("fault") is not None)
-        if media:
-            try:
-                scalars.update(self._media_items(record, media))
-            except Exception as exc:  # noqa: BLE001 - a broken media file must not end a sweep
-                print(f"rapid-env: W&B media for one episode skipped ({exc})", file=sys.stderr)
-        self._run.log(scalars, step=len(self._records) - 1)
+        if cell.run is None:
+            cell.run = self._open_cell(cell)
+        values: dict[str, Any] = {"episode": len(cell.records) - 1}
+        for key, value in rec.items():
+            number = scalar(value)
+            if number is not None:
+                values[f"episode/{key}"] = number
+        values["episode/faulted"] = int(rec.get("fault") is not None)
+        cell.run.log(values)
+        if len(cell.records) >= cell.expected:
+            self._close_cell(cell, 0)
 
-    def _media_items(
-        self, record: Mapping[str, Any], media: Mapping[str, Path]
-    ) -> dict[str, Any]:
-        """W&B objects for one recorded episode's files."""
+    def _open_cell(self, cell: _Cell) -> Any:
+        run = self._start(self.job_type, cell_config(self.manifest, cell.parts, self.extra_config),
+                          cell.name, self.manifest[CELL_RUNS_KEY][cell.name])
+        # history against the episode's index in the cell; no per-episode means in the summary:
+        # the summary holds the cell's summary row instead
+        run.define_metric("episode", summary="none")
+        run.define_metric("episode/*", step_metric="episode", summary="none")
+        return run
+
+    def _close_cell(self, cell: _Cell, exit_code: int) -> None:
+        """Summary row, videos and series tables of the cell; finish its run."""
+        run, cell.run = cell.run, None
+        try:
+            rows = summarize(cell.records)
+            if rows:
+                values = cell_summary(rows[0])
+                values["episode_errors"] = sum(is_episode_error(r) for r in cell.records)
+                run.summary.update(values)
+            logged = self._media_tables(cell.records)
+            if logged:
+                run.log(logged)
+        except Exception as exc:  # noqa: BLE001 - the cell's history is logged: keep it
+            _warn(f"summary or media of {cell.name} left out ({type(exc).__name__}: {exc})")
+        finally:
+            run.finish(exit_code=exit_code)
+
+    def _media_tables(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """``videos`` (a row per recorded episode) and ``series`` (a row per tick) tables."""
         wandb = self._wandb
-        label = "/".join(str(record.get(k)) for k in CELL_KEYS) + f"/seed{record.get('seed')}"
-        caption = f"{label}: success {bool(record.get('success'))}"
-        items: dict[str, Any] = {}
-        if "video" in media:
-            fmt = "gif" if media["video"].suffix == ".gif" else "mp4"
-            items["media/video"] = wandb.Video(str(media["video"]), caption=caption, format=fmt)
-        if "still" in media:
-            items["media/still"] = wandb.Image(str(media["still"]), caption=caption)
-        if "series" in media:
-            from rapid_env.eval.media import load_series
+        videos: list[list[Any]] = []
+        series_rows: list[dict[str, Any]] = []
+        for record in records:
+            media = media_for(record, self.out_dir) if record.get("media") else {}
+            if not media:
+                continue
+            try:
+                caption = f"{cell_name(record)} seed {record.get('seed')}"
+                video = still = None
+                if "video" in media:
+                    fmt = "gif" if media["video"].suffix == ".gif" else "mp4"
+                    video = wandb.Video(str(media["video"]), caption=caption, format=fmt)
+                if "still" in media:
+                    still = wandb.Image(str(media["still"]), caption=caption)
+                videos.append([record.get(k) for k in VIDEO_COLUMNS[:4]]
+                              + [record.get("seed"), bool(record.get("success")), video, still])
+                if "series" in media:
+                    series_rows.extend(_series_rows(record, media["series"]))
+            except Exception as exc:  # noqa: BLE001 - a broken media file must not end a sweep
+                _warn(f"media of one episode left out ({type(exc).__name__}: {exc})")
+        logged: dict[str, Any] = {}
+        if videos:
+            logged["videos"] = wandb.Table(columns=list(VIDEO_COLUMNS), data=videos,
+                                           allow_mixed_types=True)
+        if series_rows:
+            logged["series"] = self._table(series_rows)
+        return logged
 
-            series = load_series(media["series"])["series"]
-            t = [float(v) for v in series.get("t", [])]
-            numeric = [k for k, vs in series.items() if k != "t" and len(vs) == len(t)
-                       and all(v is None or isinstance(v, int | float) for v in vs)]
-            rows = [[t[i], *[series[k][i] for k in numeric]] for i in range(len(t))]
-            table = wandb.Table(columns=["t", *numeric], data=rows, allow_mixed_types=True)
-            items[f"series_table/{label}"] = table
-            shown = [k for k in ("score", "chunk_remaining", "in_flight", "latency_ms",
-                                 "est_bandwidth_mbps", "ee_speed") if k in numeric]
-            if shown and t:
-                ys = [[float(v) if v is not None else float("nan") for v in series[k]]
-                      for k in shown]
-                items[f"series/{label}"] = wandb.plot.line_series(
-                    xs=t, ys=ys, keys=shown, title=f"per-tick series: {label}",
-                    xname="simulated time (s)",
-                )
-        return items
-
+    # ------------------------------------------------------------------ the end
     def _table(self, rows: Sequence[Mapping[str, Any]]) -> Any:
-        """Build a wandb.Table; mixed types allowed since a column may hold None and numbers."""
-        columns = union_columns(rows)
-        data = [[_cell(row.get(c)) for c in columns] for row in rows]
+        """A wandb.Table; mixed types allowed since a column may hold None and numbers."""
+        flat = [table_row_fields(r) for r in rows]
+        columns = union_columns(flat)
+        data = [[table_cell(row.get(c)) for c in columns] for row in flat]
         return self._wandb.Table(columns=columns, data=data, allow_mixed_types=True)
 
     def _native_chart(self, chart: Chart) -> Any:
@@ -392,10 +409,10 @@ class WandbLogger:
         return logged
 
     def _aggregates(self, summary_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """Sweep-level numbers for the run summary, over every record (resumed ones included)."""
+        """Sweep-level numbers for the sweep run's summary, over every record (resumed too)."""
         records = self._records
         ran = [r for r in records if not is_episode_error(r)]
-        latencies = [v for r in ran if (v := _finite(r.get("latency_ms_mean"))) is not None]
+        latencies = [v for r in ran if (v := finite(r.get("latency_ms_mean"))) is not None]
         aggregates: dict[str, Any] = {
             "sweep/episodes": len(records),
             "sweep/cells": len(summary_rows),
@@ -407,10 +424,9 @@ class WandbLogger:
             "sweep/episode_errors": len(records) - len(ran),
         }
         for row in summary_rows:
-            rate = _finite(row.get("success_rate"))
+            rate = finite(row.get("success_rate"))
             if rate is not None:
-                cell = "/".join(str(row.get(k)) for k in CELL_KEYS)
-                aggregates[f"success_rate/{cell}"] = rate
+                aggregates[f"success_rate/{cell_name(row)}"] = rate
         return aggregates
 
     def _artifact(self) -> Any:
@@ -422,43 +438,63 @@ class WandbLogger:
             artifact_name(self.out_dir),
             type=ARTIFACT_TYPE,
             description=f"rapid-eval results store {self.out_dir}",
-            metadata={"episodes": len(self._records), "out": str(self.out_dir)},
+            metadata={"episodes": len(self._records), "out": str(self.out_dir),
+                      "runs": self.run_ids},
         )
         for path in files:
             artifact.add_file(str(path), name=path.name)
         return artifact
+
+    def _report(self) -> Any:
+        path = self.out_dir / REPORT_FILE
+        if not path.is_file():
+            return None
+        return self._wandb.Html(path.read_text(encoding="utf-8"), inject=False)
 
     def finish(
         self,
         summary_rows: Sequence[Mapping[str, Any]],
         exit_code: int = 0,
         teardown: bool = True,
+        paired_rows: Sequence[Mapping[str, Any]] = (),
     ) -> None:
-        """Log tables, charts, sweep aggregates and the results artifact; close the run.
+        """Close the open cell runs; log the sweep run's tables, charts, report and artifact.
 
-        Charts and the artifact are logged only for a sweep that ended normally (``exit_code``
-        0); an interrupted one is resumed later and logs them then. Safe to call twice (the
-        second call does nothing) and in 'disabled' mode.
+        ``paired_rows`` (:func:`rapid_env.eval.paired.paired_rows`, what ``paired.csv`` holds)
+        become the sweep run's ``paired`` table: Δ success with its CI per cell against the
+        baseline, on the same seeds.
 
-        ``teardown`` (default True) also shuts down wandb's background service, and that is what
-        makes the run folder complete when this returns: with wandb 0.31, ``run.finish()`` alone
-        can return before the offline ``.wandb`` log is written (seen as a 7-byte file, for the
-        first run of a process). It finishes *every* wandb run of the process, so pass False if
-        other code in the same process keeps a run open; the log is then complete at exit.
+        Charts, the report and the artifact are logged only for a sweep that ended normally
+        (``exit_code`` 0); an interrupted one closes its runs as failed and logs them when it is
+        resumed. Safe to call twice (the second call does nothing) and in 'disabled' mode.
+
+        ``teardown`` (default True) also shuts down wandb's background service, which is what
+        makes the run folders complete when this returns (with wandb 0.31, ``run.finish()`` alone
+        can return before the offline ``.wandb`` log is written). It finishes *every* wandb run
+        of the process, so pass False if other code in the same process keeps a run open.
         """
         if self._finished:
             return
         self._finished = True
-        if self._run is None:
+        if not self.enabled:
             return
         try:
+            for cell in self._cells.values():
+                if cell.run is not None:
+                    self._close_cell(cell, exit_code)
+            if self._run is None:
+                return
             logged: dict[str, Any] = {}
             if self._records:
                 logged["episodes"] = self._table(self._records)
             if summary_rows:
                 logged["summary"] = self._table(summary_rows)
+            if paired_rows:
+                logged["paired"] = self._table(paired_rows)
                 if exit_code == 0:
                     logged.update(self._charts(summary_rows))
+            if exit_code == 0 and (report := self._report()) is not None:
+                logged["report"] = report
             if logged:
                 self._run.log(logged)
             if self._records or summary_rows:
@@ -471,16 +507,24 @@ class WandbLogger:
             self._close(exit_code, teardown)
 
     def _close(self, exit_code: int, teardown: bool) -> None:
-        """Finish the run and, if asked, wait for wandb's service to write everything out."""
-        run_dir = self.run_dir
+        """Finish every open run and, if asked, wait for wandb's service to write everything."""
+        for cell in self._cells.values():  # open only when finish() failed or never ran
+            if cell.run is not None:
+                cell.run.finish(exit_code=exit_code or 1)
+                cell.run = None
+        if self._run is None:
+            return
+        run_dir, url = self.run_dir, self.url
         self._run.finish(exit_code=exit_code)
         if teardown:
             self._wandb.teardown()
-        hint = sync_hint(self.mode, run_dir, self.url)
-        if hint:
-            print(f"rapid-eval: {hint}", file=sys.stderr)
+        if self.mode == "offline" and run_dir is not None:
+            print(f"rapid-eval: W&B runs of group {self.group!r} saved offline; upload them with: "
+                  f"wandb sync {run_dir.parent}/offline-run-*", file=sys.stderr)
+        elif (hint := sync_hint(self.mode, run_dir, url)) is not None:
+            print(f"rapid-eval: {hint} (group {self.group!r})", file=sys.stderr)
 
-    def __enter__(self) -> WandbLogger:
+    def __enter__(self) -> SweepLogger:
         return self
 
     def __exit__(
@@ -489,11 +533,22 @@ class WandbLogger:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Close the run if finish() was not reached; mark it failed when leaving on an error."""
-        if not self._finished:
-            if exc_type is None:
-                self.finish([])
-            else:
-                self._finished = True
-                if self._run is not None:
-                    self._close(1, teardown=True)
+        """Close the runs if finish() was not reached; mark them failed on an error."""
+        if self._finished:
+            return
+        if exc_type is None:
+            self.finish([])
+        else:  # close only: logging more could fail the same way and hide the error
+            self._finished = True
+            if self.enabled:
+                self._close(1, teardown=True)
+
+
+def _series_rows(record: Mapping[str, Any], path: Path) -> list[dict[str, Any]]:
+    """One row per tick of a recorded episode: its seed, ``t`` and every numeric series."""
+    series = load_series(path)["series"]
+    t = series.get("t", [])
+    numeric = [k for k, vs in series.items() if k != "t" and len(vs) == len(t)
+               and all(v is None or isinstance(v, int | float) for v in vs)]
+    return [{"seed": record.get("seed"), "t": t[i], **{k: series[k][i] for k in numeric}}
+            for i in range(len(t))]

@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
-    "MODES", "PROJECT", "Mode", "api_key_configured", "finish_run", "resolve_mode", "start_run",
-    "sync_hint",
+    "MODES", "PROJECT", "Mode", "api_key_configured", "finish_run", "resolve_entity",
+    "resolve_mode", "resolve_project", "start_run", "sync_hint",
 ]
 
 PROJECT = "rapid-env"
-"""The W&B project every run of this harness goes to."""
+"""The W&B project a run goes to when neither a flag nor ``$WANDB_PROJECT`` names one."""
+
+_BAD_NAME_CHARS = frozenset('/\\#?%:')
+"""Characters W&B refuses in a project or entity name (it would fail at upload, hours later)."""
 
 Mode = Literal["offline", "online", "disabled"]
 MODES: tuple[str, ...] = ("offline", "online", "disabled")
@@ -91,6 +94,42 @@ def resolve_mode(requested: str | None) -> str:
     return mode
 
 
+def _checked_name(value: str, what: str, source: str) -> str:
+    """``value`` stripped, or ValueError naming it when W&B would refuse it as a ``what``."""
+    name = value.strip()
+    bad = sorted(_BAD_NAME_CHARS.intersection(name))
+    if not name or bad or len(name) > 128:
+        raise ValueError(
+            f"{source} {value!r} is not a W&B {what} name; allowed: 1-128 characters, none of "
+            + " ".join(sorted(_BAD_NAME_CHARS))
+        )
+    return name
+
+
+def resolve_project(flag: str | None = None) -> str:
+    """The W&B project: ``flag`` (``--project``), else ``$WANDB_PROJECT``, else :data:`PROJECT`.
+
+    wandb reads ``$WANDB_PROJECT`` itself only when no project is passed; deciding it here means
+    every command (sweeps, trainers, rapid-paper) honours it the same way and a bad name fails at
+    once, not at upload. Raises ``ValueError`` naming a name W&B would refuse.
+    """
+    if flag is not None:
+        return _checked_name(flag, "project", "--project")
+    env = os.environ.get("WANDB_PROJECT", "")
+    return _checked_name(env, "project", "WANDB_PROJECT") if env.strip() else PROJECT
+
+
+def resolve_entity(flag: str | None = None) -> str | None:
+    """The W&B entity (user or team): ``flag`` (``--entity``), else ``$WANDB_ENTITY``, else None.
+
+    None lets W&B use the account's default entity. Raises ``ValueError`` naming a bad name.
+    """
+    if flag is not None:
+        return _checked_name(flag, "entity", "--entity")
+    env = os.environ.get("WANDB_ENTITY", "")
+    return _checked_name(env, "entity", "WANDB_ENTITY") if env.strip() else None
+
+
 def sync_hint(mode: str, run_dir: Path | str | None, url: str | None) -> str | None:
     """The line to print when a run closes: where to see it online, or how to upload it.
 
@@ -114,13 +153,18 @@ def start_run(
     group: str | None = None,
     tags: Sequence[str] = (),
     run_id: str | None = None,
-    project: str = PROJECT,
+    project: str | None = None,
+    entity: str | None = None,
 ) -> Any:
-    """A W&B run in ``out/wandb/`` (project :data:`PROJECT`); None when ``mode`` is disabled.
+    """A W&B run in ``out/wandb/``; None when ``mode`` is disabled.
 
-    ``mode`` is already resolved (:func:`resolve_mode`); wandb is imported only here. A
-    ``run_id`` resumes that run (a resumed sweep logs into the run it started). Every command's
-    run is made here, so they share the quiet console, the new-run-per-call rule and the folder.
+    ``mode`` is already resolved (:func:`resolve_mode`); wandb is imported only here. ``project``
+    and ``entity`` go through :func:`resolve_project` / :func:`resolve_entity` (so
+    ``$WANDB_PROJECT`` / ``$WANDB_ENTITY`` count when no flag names them). A ``run_id`` resumes
+    that run, or starts a run with that id (``resume="allow"``), so a resumed sweep logs into the
+    runs it started. Every command's run is made here, so they share the quiet console, the
+    several-runs-per-process rule (``reinit="create_new"``: a sweep holds one run per cell open
+    beside its sweep run) and the folder.
     """
     if mode == "disabled":
         return None
@@ -130,7 +174,8 @@ def start_run(
     out.mkdir(parents=True, exist_ok=True)
     return wandb.init(
         mode=mode,  # type: ignore[arg-type]
-        project=project,
+        project=resolve_project(project),
+        entity=resolve_entity(entity),
         job_type=job_type or None,
         name=name,
         config=config,

@@ -3,8 +3,9 @@
 Writes into ``OUT/`` (a results store, :mod:`rapid_env.eval.store`): ``manifest.json`` (the
 resolved sweep), ``episodes.jsonl`` (one JSON line per finished episode, keyed), then
 ``summary.json`` and ``summary.csv`` (one row per task x agent x noise x link cell, rebuilt from
-every stored record); logs one W&B run (offline when no API key is configured) and prints the
-summary table. Rerunning the same command into the same ``OUT`` resumes.
+every stored record); logs one W&B run per cell and a sweep-level run, in one group (offline
+when no API key is configured), and prints the summary table. Rerunning the same command into the
+same ``OUT`` resumes.
 
 Exit codes: 0 every episode ran (a policy's own faults are data: counted in the ``faults``
 column); 2 bad input, before any episode (one line naming the bad value and the allowed ones);
@@ -27,7 +28,6 @@ from rapid_env.config import ControlConfig, EnvConfig
 from rapid_env.eval.backends import BACKENDS, Backend, check_workers, make_backend
 from rapid_env.eval.execute import is_episode_error
 from rapid_env.eval.jobs import EpisodeJob, SweepSpec, plan
-from rapid_env.eval.media import media_for
 from rapid_env.eval.paired import resolve_baseline, write_paired
 from rapid_env.eval.preflight import preflight
 from rapid_env.eval.runner import run_sweep
@@ -39,7 +39,7 @@ from rapid_env.oracle import DEFAULT_TOLERANCES
 from rapid_env.plugins import import_modules, load_plugins
 from rapid_env.specs import SpecError, split_specs
 from rapid_env.tasks.suite import MT10, TASKS
-from rapid_env.wandb_mode import PROJECT
+from rapid_env.wandb_mode import PROJECT, resolve_entity, resolve_project
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_EPISODE_ERRORS, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
                         + "; several times slower; docs/paper.md#redundancy-oracle)")
     p.add_argument("--wandb", choices=("offline", "online", "disabled"), default=None,
                    help="W&B mode (default: offline unless an API key is configured)")
+    p.add_argument("--project", default=None,
+                   help=f"W&B project (default: $WANDB_PROJECT, else {PROJECT})")
+    p.add_argument("--entity", default=None,
+                   help="W&B entity, a user or team (default: $WANDB_ENTITY, else your account's "
+                        "default)")
     p.add_argument("--group", default=None, help="W&B run group (e.g. the study this sweep is in)")
     p.add_argument("--tags", type=_tags, default=(), help="comma-separated W&B run tags")
     p.add_argument("--job-type", default="eval", help="W&B job type (default eval)")
@@ -210,6 +215,8 @@ class Invocation:
     token_file: str | None = None  # a path; the token itself is read where a client is built
     baseline: str | None = None  # None: the sweep's first agent
     imports: tuple[str, ...] = ()  # --import modules, imported again in every worker
+    wandb_project: str | None = None  # None: $WANDB_PROJECT, else the default project
+    wandb_entity: str | None = None  # None: $WANDB_ENTITY, else the account's default
 
 
 def parse_spec(argv: Sequence[str] | None) -> Invocation:
@@ -241,6 +248,8 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     spec = SweepSpec(tasks=tasks, agents=args.agents, noises=args.noise, links=args.links,
                      episodes=args.episodes, seed=args.seed, base=base)
     check_workers(args.backend, args.workers)
+    resolve_project(args.project)  # a name W&B would refuse fails now, not after the sweep
+    resolve_entity(args.entity)
     out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     _check_out(out)
     mode: OpenMode = "overwrite" if args.overwrite else "extend" if args.extend else "resume"
@@ -250,7 +259,8 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
                       wandb_tags=args.tags, wandb_job_type=args.job_type,
                       report=not args.no_report, videos=args.videos, oracle=args.oracle,
                       token_file=_abs(args.token_file), imports=imports,
-                      baseline=args.baseline and resolve_baseline(args.baseline, args.agents))
+                      baseline=args.baseline and resolve_baseline(args.baseline, args.agents),
+                      wandb_project=args.project, wandb_entity=args.entity)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -280,14 +290,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend.close()
 
 
-def _run(inv: Invocation, backend: Backend) -> int:
-    """Run the sweep into its store with progress and W&B; summarise; choose the exit code."""
-    from rapid_env.eval.wandb_log import WandbLogger
-    from rapid_env.progress import Progress
+class SweepWatcher:
+    """What ``rapid-eval`` shows and logs while a sweep runs: the progress bar and the W&B runs.
 
-    state: dict[str, Any] = {}
+    The :class:`~rapid_env.eval.runner.SweepObserver` of :func:`_run`; after a normal end
+    :meth:`finish` publishes the summary rows (and the report) to the sweep-level W&B run.
+    """
 
-    def on_open(store: ResultsStore, pending: list[EpisodeJob]) -> None:
+    def __init__(self, inv: Invocation) -> None:
+        self.inv = inv
+        self.bar: Any = None
+        self.logger: Any = None
+
+    def on_open(self, store: ResultsStore, pending: list[EpisodeJob]) -> None:
+        """Report a resume, open the W&B runs (ids into the manifest), start the bar."""
+        from rapid_env.eval.wandb_log import SweepLogger
+        from rapid_env.progress import Progress
+
+        inv = self.inv
         total = inv.spec.n_episodes()
         done = total - len(pending)
         if store.dropped_torn_line:
@@ -295,47 +315,57 @@ def _run(inv: Invocation, backend: Backend) -> int:
                   file=sys.stderr)
         if done:
             print(f"rapid-eval: resuming: {done} of {total} episodes done", file=sys.stderr)
-        config = {"sweep": store.manifest["sweep"], "out": str(inv.out),
-                  "backend": inv.backend, "workers": inv.workers}
-        logger = WandbLogger(inv.wandb, PROJECT, config, inv.out, name=inv.out.name,
-                             run_id=store.manifest.get("wandb_run_id"), group=inv.wandb_group,
-                             tags=inv.wandb_tags, job_type=inv.wandb_job_type)
-        logger.preload(store.ordered(plan(inv.spec)))  # ordered() skips what is not stored
-        if logger.run_id and store.manifest.get("wandb_run_id") != logger.run_id:
-            store.manifest["wandb_run_id"] = logger.run_id
-            store.write_manifest()
-        bar = Progress(total=total, desc="rapid-eval", initial=done, quiet=inv.quiet)
+        extra = {"out": str(inv.out), "backend": inv.backend, "workers": inv.workers,
+                 "videos": inv.videos, "oracle": list(inv.oracle)}
+        self.logger = SweepLogger(
+            inv.wandb, inv.out, project=inv.wandb_project, entity=inv.wandb_entity,
+            group=inv.wandb_group, tags=inv.wandb_tags, job_type=inv.wandb_job_type,
+            extra_config=extra,
+        )
+        if self.logger.open(store.manifest):
+            store.write_manifest()  # the runs' ids, before any episode: a crash resumes into them
+        self.logger.preload(store.ordered(plan(inv.spec)))  # ordered() skips what is not stored
+        self.bar = Progress(total=total, desc="rapid-eval", initial=done, quiet=inv.quiet)
         stored = list(store.records.values())
-        bar.record(successes=sum(bool(r.get("success")) for r in stored),
-                   errors=sum(is_episode_error(r) for r in stored))
-        state.update(logger=logger, bar=bar)
+        self.bar.record(successes=sum(bool(r.get("success")) for r in stored),
+                        errors=sum(is_episode_error(r) for r in stored))
 
-    def on_record(record: dict[str, Any]) -> None:
-        media = media_for(record, inv.out) if record.get("media") else None
-        state["logger"].log_episode(record, media)
-        state["bar"].update(success=bool(record.get("success")), error=is_episode_error(record))
-        if inv.verbose:
-            state["bar"].write(_episode_line(record))
+    def on_record(self, record: dict[str, Any]) -> None:
+        """Log the episode in its cell's run and move the bar."""
+        self.logger.log_episode(record)
+        self.bar.update(success=bool(record.get("success")), error=is_episode_error(record))
+        if self.inv.verbose:
+            self.bar.write(_episode_line(record))
 
+    def on_close(self, exit_code: int) -> None:
+        """Close the bar; a sweep that stopped early closes its W&B runs as failed now."""
+        if self.bar is not None:
+            self.bar.close()
+        if exit_code and self.logger is not None:
+            self.logger.finish([], exit_code=exit_code)
+
+    def finish(self, rows: list[dict[str, Any]], paired: list[dict[str, Any]]) -> None:
+        """Publish the summary and paired rows, charts, report and store to the sweep run."""
+        if self.logger is not None:
+            self.logger.finish(rows, paired_rows=paired)
+
+
+def _run(inv: Invocation, backend: Backend) -> int:
+    """Run the sweep into its store with progress and W&B; summarise; choose the exit code."""
+    watcher = SweepWatcher(inv)
     try:
-        result = run_sweep(inv.spec, inv.out, on_record=on_record, backend=backend,
-                           mode=inv.mode, on_open=on_open,
+        result = run_sweep(inv.spec, inv.out, watcher, backend=backend, mode=inv.mode,
                            manifest_extra={"command": inv.command}, videos=inv.videos,
                            oracle=inv.oracle)
     except KeyboardInterrupt:
-        _close(state, exit_code=1)
         print(f"\nrapid-eval: interrupted; every finished episode is in "
               f"{inv.out / 'episodes.jsonl'}; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BaseException:
-        _close(state, exit_code=1)
-        raise
-    state["bar"].close()
     rows = summarize(result.records)
     write_summary(rows, inv.out)
-    write_paired(result.records, inv.out, inv.baseline, inv.spec.agents)
+    paired = write_paired(result.records, inv.out, inv.baseline, inv.spec.agents)
     report_line = _write_report(inv.out, inv.baseline) if inv.report else ""
-    state["logger"].finish(rows)
+    watcher.finish(rows, paired)
     print(format_table(rows))
     print(f"\nwrote {inv.out / 'episodes.jsonl'}, {inv.out / 'summary.json'}, "
           f"{inv.out / 'summary.csv'}, {inv.out / 'paired.csv'} ({result.ran} episodes run now, "
@@ -359,13 +389,6 @@ def _write_report(out: Path, baseline: str | None = None) -> str:
         print(f"rapid-eval: warning: no report ({type(exc).__name__}: {exc}); "
               f"rapid-report {out} retries", file=sys.stderr)
         return ""
-
-
-def _close(state: dict[str, Any], exit_code: int) -> None:
-    if "bar" in state:
-        state["bar"].close()
-    if "logger" in state:
-        state["logger"].finish([], exit_code=exit_code)
 
 
 def _episode_line(record: dict[str, Any]) -> str:

@@ -112,14 +112,16 @@ def test_positive_correlation_narrows_the_interval() -> None:
 
 
 def test_paired_csv(tmp_path: Path) -> None:
-    path = write_paired(records(), tmp_path, "base")
+    returned = write_paired(records(), tmp_path, "base")
+    path = tmp_path / "paired.csv"
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert path.name == "paired.csv" and len(rows) == 1
+    assert len(rows) == 1 and len(returned) == 1 and returned[0]["agent"] == rows[0]["agent"]
     assert list(rows[0]) == list(PAIRED_COLUMNS)
     assert float(rows[0]["d_success"]) == pytest.approx(0.2)
     one_agent = [r for r in records() if r["agent"] == "base"]
-    header_only = write_paired(one_agent, tmp_path).read_text()
+    assert write_paired(one_agent, tmp_path) == []
+    header_only = path.read_text()
     assert header_only == ",".join(PAIRED_COLUMNS) + "\n"
 
 

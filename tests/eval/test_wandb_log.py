@@ -1,9 +1,10 @@
-"""The W&B run of a sweep and of the trainers, read back from the offline run folder.
+"""The W&B runs of a sweep and of the trainers, read back from the offline run folders.
 
 Offline runs keep config, summary, artifacts and history only in the binary ``run-<id>.wandb``
 log (no ``wandb-summary.json`` or ``config.yaml`` is written offline); :func:`log_records` reads
 it (a LevelDB-style log of 32 KiB blocks holding protobuf ``Record`` messages), so the tests
-check what ``wandb sync`` would upload.
+check what ``wandb sync`` would upload: the run's project, entity, group, name and job type (its
+``run`` record), its config, its history and its summary.
 """
 
 from __future__ import annotations
@@ -18,27 +19,34 @@ from typing import Any
 import pytest
 
 from rapid_env import wandb_mode
-from rapid_env.eval import wandb_log
+from rapid_env.eval import wandb_log, wandb_tables
 from rapid_env.eval.charts import Chart, Series
+from rapid_env.eval.jobs import SweepSpec
+from rapid_env.eval.store import make_manifest
 from rapid_env.eval.summary import summarize
 from rapid_env.eval.wandb_log import (
     ARTIFACT_TYPE,
     CONFIG_FILE,
-    WandbLogger,
+    SWEEP_JOB_TYPE,
+    SweepLogger,
     api_key_configured,
     artifact_name,
     chart_table,
     resolve_mode,
 )
 
+SMALL = ["--episodes", "1", "--policy", "expert", "--image-size", "16", "--max-episode-s", "0.5",
+         "--quiet", "--wandb", "offline", "--no-report"]
+
 
 @pytest.fixture(autouse=True)
 def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Isolate from the machine: no key, an empty home, no netrc, no inherited mode."""
+    """Isolate from the machine: no key, an empty home, no netrc, no inherited mode or project."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "NETRC", "WANDB_BASE_URL", "WANDB_DIR"):
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "NETRC", "WANDB_BASE_URL", "WANDB_DIR",
+                "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
     return home
 
@@ -47,7 +55,7 @@ def episode(seed: int, **overrides: Any) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "task": "reach",
         "agent": "rapid",
-        "noise": "none",
+        "noise": "clean",
         "link": "wifi",
         "seed": seed,
         "success": seed != 1,
@@ -68,6 +76,12 @@ def episode(seed: int, **overrides: Any) -> dict[str, Any]:
     }
     rec.update(overrides)
     return rec
+
+
+def manifest(agents: tuple[str, ...] = ("rapid",), episodes: int = 4) -> dict[str, Any]:
+    """A real manifest of a reach x ``agents`` sweep on the wifi link (the store's own)."""
+    spec = SweepSpec(tasks=("reach",), agents=agents, links=("wifi",), episodes=episodes)
+    return make_manifest(spec)
 
 
 def test_resolve_mode_without_key(capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,52 +119,46 @@ def test_resolve_mode_env_default_and_bad_value(monkeypatch: pytest.MonkeyPatch)
         resolve_mode("shared")
 
 
+def test_project_and_entity_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert wandb_mode.resolve_project(None) == wandb_mode.PROJECT == "rapid-env"
+    assert wandb_mode.resolve_entity(None) is None
+    monkeypatch.setenv("WANDB_PROJECT", "x")
+    monkeypatch.setenv("WANDB_ENTITY", "team-e")
+    assert wandb_mode.resolve_project(None) == "x"
+    assert wandb_mode.resolve_project("y") == "y"  # the flag wins over the variable
+    assert wandb_mode.resolve_entity(None) == "team-e"
+    assert wandb_mode.resolve_entity("me") == "me"
+    with pytest.raises(ValueError, match=r"--project 'a/b' is not a W&B project name"):
+        wandb_mode.resolve_project("a/b")
+    monkeypatch.setenv("WANDB_PROJECT", "bad:name")
+    with pytest.raises(ValueError, match="WANDB_PROJECT 'bad:name'"):
+        wandb_mode.resolve_project(None)
+
+
 def test_disabled_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    logger = WandbLogger("disabled", project="p", config={"a": 1}, out_dir=out, name=None)
+    logger = SweepLogger("disabled", out)
+    m = manifest()
+    assert logger.open(m) is False
+    assert "wandb_runs" not in m and "wandb_run_id" not in m  # no ids for runs never made
     logger.log_episode(episode(0))
     logger.finish(summarize([episode(0)]))
     logger.finish([])  # idempotent
-    assert logger.run_dir is None
+    assert logger.run_dir is None and logger.run_ids == {}
     assert not out.exists()
 
 
-def test_offline_run_writes_a_real_run_folder(tmp_path: Path) -> None:
-    out = tmp_path / "results"
-    config = {"tasks": ["reach-v3"], "agents": ["rapid"], "seeds": 3, "marker": "cfg-9f3a1c"}
-    records = [episode(s) for s in range(3)]
-    with WandbLogger(
-        "online", project="rapid-env-test", config=config, out_dir=out, name="unit"
-    ) as logger:
-        assert logger.mode == "offline"  # no key: fell back
-        for rec in records:
-            logger.log_episode(rec)
-        logger.finish(summarize(records))
-    run_dir = logger.run_dir
-    assert run_dir is not None and run_dir.parent == out / "wandb"
-    assert run_dir.name.startswith("offline-run-")
-    (log_file,) = run_dir.glob("*.wandb")
-    raw = log_file.read_bytes()
-    assert b"cfg-9f3a1c" in raw  # the config went into the run's own log
-    assert b"latency_ms_mean" in raw
-    copy = json.loads((run_dir / "files" / CONFIG_FILE).read_text())
-    assert copy == config
-    tables = list((run_dir / "files" / "media" / "table").glob("*.table.json"))
-    names = sorted(p.name.split("_")[0] for p in tables)
-    assert names == ["episodes", "summary"]
-    episodes_table = json.loads(
-        next(p for p in tables if p.name.startswith("episodes")).read_text()
-    )
-    assert len(episodes_table["data"]) == 3
-    assert "fault" in episodes_table["columns"]
-
-
-def test_exception_inside_block_closes_run(tmp_path: Path) -> None:
+def test_exception_inside_block_closes_every_run(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"):
-        with WandbLogger("offline", project="p", config={}, out_dir=tmp_path, name=None) as lg:
-            lg.log_episode(episode(0))
+        with SweepLogger("offline", tmp_path) as lg:
+            lg.open(manifest())
+            lg.log_episode(episode(0))  # opens the cell's run
             raise RuntimeError("boom")
-    assert lg.run_dir is not None and list(lg.run_dir.glob("*.wandb"))
+    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(list(r.glob("*.wandb")) for r in runs)
+    for run_dir in runs:
+        exits = of_kind(log_records(run_dir), "exit")
+        assert exits and exits[-1].exit_code == 1  # marked failed
     with pytest.raises(RuntimeError, match="after finish"):
         lg.log_episode(episode(1))
 
@@ -158,11 +166,38 @@ def test_exception_inside_block_closes_run(tmp_path: Path) -> None:
 def test_scalar_conversion() -> None:
     import numpy as np
 
-    assert wandb_log._scalar(True) == 1
-    assert wandb_log._scalar(np.float32(2.5)) == 2.5
-    assert wandb_log._scalar("text") is None
-    assert wandb_log._scalar(None) is None
-    assert math.isnan(wandb_log._scalar(float("nan")))  # type: ignore[arg-type]
+    assert wandb_tables.scalar(True) == 1
+    assert wandb_tables.scalar(np.float32(2.5)) == 2.5
+    assert wandb_tables.scalar("text") is None
+    assert wandb_tables.scalar(None) is None
+    assert math.isnan(wandb_tables.scalar(float("nan")))  # type: ignore[arg-type]
+
+
+def test_flat_cell_config_summary_and_table_rows() -> None:
+    m = manifest(agents=("rapid", "cloud-only"), episodes=3)
+    config = wandb_tables.cell_config(
+        m, {"task": "reach", "agent": "cloud-only", "noise": "clean", "link": "wifi"},
+        {"backend": "local"})
+    assert list(config)[:4] == ["agent", "task", "noise", "link"]
+    assert (config["agent"], config["task"], config["noise"], config["link"]) == (
+        "cloud-only", "reach", "clean", "wifi")
+    for key in ("policy", "profile", "edge", "cloud", "control_hz", "chunk_size", "image_size",
+                "max_episode_s", "hold_policy", "align"):
+        assert key in config, key
+    assert not any(isinstance(v, dict) for v in config.values())  # flat: the UI groups on it
+    assert (config["episodes"], config["seed_first"], config["backend"]) == (3, 0, "local")
+    assert config["cell"] == "cloud-only|reach|clean|wifi"
+    sweep = wandb_tables.sweep_config(m)
+    assert sweep["agents"] == ["rapid", "cloud-only"] and sweep["cells"] == 2
+    assert "task" not in sweep and "noise" not in sweep  # the base env's are only the first ones
+
+    (row,) = summarize([episode(0), episode(1)])
+    values = wandb_tables.cell_summary(row)
+    assert values["success_rate"] == 0.5 and values["latency_ms_mean"] == 42.5
+    assert "sparc" not in values  # NaN: left out
+    assert not [k for k in values if k.endswith("_nan")] and "task" not in values
+    fields = wandb_tables.table_row_fields({"seed": 1, "media": {"video": "videos/a/seed1.mp4"}})
+    assert fields == {"seed": 1, "media.video": "videos/a/seed1.mp4"}
 
 
 # --------------------------------------------------------------------------- reading a run back
@@ -222,12 +257,44 @@ def run_config(records: list[Any]) -> dict[str, Any]:
     return config
 
 
+def run_dirs(out: Path) -> list[Path]:
+    return sorted((out / "wandb").glob("offline-run-*"))
+
+
 def one_run_dir(out: Path) -> Path:
-    (run_dir,) = (out / "wandb").glob("offline-run-*")
+    (run_dir,) = run_dirs(out)
     return run_dir
 
 
-# --------------------------------------------------------------------------- the sweep's run
+def the_run(run_dir: Path) -> Any:
+    (run,) = of_kind(log_records(run_dir), "run")
+    return run
+
+
+def by_name(out: Path) -> dict[str, Path]:
+    """Each run folder of a sweep by its run's display name."""
+    return {the_run(d).display_name: d for d in run_dirs(out)}
+
+
+def history(records: list[Any]) -> list[dict[str, Any]]:
+    rows = []
+    for h in of_kind(records, "history"):
+        rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                     for item in h.item})
+    return rows
+
+
+def staged_table(run_dir: Path, key: str) -> tuple[dict[str, Any], list[str]]:
+    """The ``run_table`` artifact of a logged table: its JSON (as uploaded) and its file paths."""
+    run_id = the_run(run_dir).run_id
+    (artifact,) = [a for a in of_kind(log_records(run_dir), "artifact")
+                   if a.type == "run_table" and a.name == f"run-{run_id}-{key}"]
+    paths = {c.path: c.local_path for c in artifact.manifest.contents}
+    (table,) = [p for p in paths if p.endswith(".table.json")]
+    return json.loads(Path(paths[table]).read_text()), sorted(paths)
+
+
+# --------------------------------------------------------------------------- the sweep's runs
 def test_mode_resolution_lives_in_the_utility_layer() -> None:
     assert wandb_log.resolve_mode is wandb_mode.resolve_mode
     assert wandb_log.api_key_configured is wandb_mode.api_key_configured
@@ -238,111 +305,205 @@ def test_mode_resolution_lives_in_the_utility_layer() -> None:
     assert wandb_mode.sync_hint("disabled", None, None) is None
 
 
-def test_small_sweep_leaves_charts_images_tables_artifact_and_full_config(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_sweep_leaves_a_run_per_cell_and_a_sweep_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The issue's check: images, chart tables for >= 5 charts, an artifact, every task."""
+    """2 agents x 2 tasks: four cell runs with flat keys, one sweep run, one group, project x."""
     from rapid_env.cli.eval import main
 
+    monkeypatch.setenv("WANDB_PROJECT", "x")
     out = tmp_path / "sweep-7"
     assert main([
-        "--tasks", "reach,push", "--agents", "rapid,edge-only", "--episodes", "1",
-        "--image-size", "16", "--max-episode-s", "1", "--quiet", "--wandb", "offline",
-        "--group", "study-a", "--tags", "smoke, ci,,smoke", "--job-type", "eval-smoke",
-        "--out", str(out),
+        "--tasks", "reach,push", "--agents", "rapid,edge-only", "--episodes", "2",
+        "--policy", "expert", "--image-size", "16", "--max-episode-s", "0.5", "--quiet",
+        "--wandb", "offline",
+        "--tags", "smoke, ci,,smoke", "--job-type", "eval-smoke", "--out", str(out),
     ]) == 0
-    run_dir = one_run_dir(out)
-    media = run_dir / "files" / "media"
+    runs = by_name(out)
+    cells = {f"{a}|{t}|clean|constant:20:40" for a in ("rapid", "edge-only")
+             for t in ("reach", "push")}
+    assert set(runs) == cells | {"sweep|sweep-7"}
+    manifest_ = json.loads((out / "manifest.json").read_text())
+    rows = {(r["task"], r["agent"]): r for r in json.loads((out / "summary.json").read_text())}
+    for name, run_dir in runs.items():
+        records = log_records(run_dir)
+        (run,) = of_kind(records, "run")
+        assert (run.project, run.run_group, list(run.tags)) == ("x", "sweep-7", ["smoke", "ci"])
+        if name not in cells:
+            continue
+        agent, task = name.split("|")[:2]
+        assert run.job_type == "eval-smoke"
+        assert run.run_id == manifest_["wandb_runs"][name]  # kept for a resume
+        config = run_config(records)
+        assert (config["agent"], config["task"], config["noise"]) == (agent, task, "clean")
+        assert (config["episodes"], config["seed_first"], config["image_size"]) == (2, 1000, 16)
+        steps = [h for h in history(records) if "episode" in h]
+        assert [h["episode"] for h in steps] == [0, 1]  # this cell's episodes, and only those
+        assert sorted(h["episode/seed"] for h in steps) == [1000, 1001]
+        summary = final_summary(records)
+        row = rows[(task, agent)]
+        assert summary["success_rate"] == row["success_rate"]  # the printed table's numbers
+        finite = {k: v for k, v in row.items() if isinstance(v, int | float)
+                  and math.isfinite(v) and not k.endswith("_nan")}
+        assert {"steps", "sim_time_s", "stall_steps"} <= set(finite)
+        assert {k: summary[k] for k in finite} == pytest.approx(finite)
+        assert not [k for k in summary if k.startswith("episode/") or k == "episode"]
+
+    sweep_dir = runs["sweep|sweep-7"]
+    records = log_records(sweep_dir)
+    (run,) = of_kind(records, "run")
+    assert run.job_type == SWEEP_JOB_TYPE and run.run_id == manifest_["wandb_run_id"]
+    config = run_config(records)
+    assert config["tasks"] == ["reach", "push"] and config["agents"] == ["rapid", "edge-only"]
+    assert (config["backend"], config["workers"], config["cells"]) == ("local", 1, 4)
+    summary = final_summary(records)
+    assert summary["sweep/episodes"] == 8 and summary["sweep/cells"] == 4
+    assert summary["sweep/episode_errors"] == 0
+    media = sweep_dir / "files" / "media"
     images = sorted(p.name.split("_")[0] for p in (media / "images" / "figures").glob("*.png"))
     chart_tables = list((media / "table" / "charts").glob("*.table.json"))
-    assert images and "success" in images
-    assert len(chart_tables) >= 5
+    assert images and "success" in images and len(chart_tables) >= 5
     success = json.loads(next(p for p in chart_tables if p.name.startswith("success_by_agent"))
                          .read_text())
     assert {"low", "high", "series", "label"} <= set(success["columns"])
-    breakdown = json.loads(next(p for p in chart_tables if p.name.startswith("latency_breakdown"))
-                           .read_text())
-    assert "stage" in breakdown["columns"]
-
-    records = log_records(run_dir)
+    assert list((media / "html").glob("report_*.html"))  # report.html, viewable in W&B
     (artifact,) = [a for a in of_kind(records, "artifact") if a.type == ARTIFACT_TYPE]
     assert artifact.name == "sweep-7"
     assert {c.path for c in artifact.manifest.contents} >= {
-        "manifest.json", "episodes.jsonl", "summary.json", "summary.csv"}
-
-    config = run_config(records)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert config["sweep"] == manifest["sweep"]
-    assert config["sweep"]["tasks"] == ["reach", "push"]
-    assert config["sweep"]["agents"] == ["rapid", "edge-only"]
-    assert config["backend"] == "local" and config["workers"] == 1
-    (run,) = of_kind(records, "run")
-    assert (run.run_group, list(run.tags), run.job_type) == ("study-a", ["smoke", "ci"],
-                                                            "eval-smoke")
-
-    summary = final_summary(records)
-    assert summary["sweep/episodes"] == 4 and summary["sweep/cells"] == 4
-    assert summary["sweep/episode_errors"] == 0
-    assert 0.0 <= summary["sweep/success_rate"] <= 1.0 and summary["sweep/latency_ms_mean"] > 0
-    assert set(summary["episode/success"]) == {"mean"}  # the sweep's mean, not the last episode
-    assert f"wandb sync {run_dir}" in capsys.readouterr().err
+        "manifest.json", "episodes.jsonl", "summary.json", "summary.csv", "report.html"}
+    assert f"wandb sync {out / 'wandb'}/offline-run-*" in capsys.readouterr().err
 
 
-def test_summary_holds_sweep_aggregates_and_means(tmp_path: Path) -> None:
+def test_project_flag_overrides_the_variable_and_entity_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rapid_env.cli.eval import main
+
+    monkeypatch.setenv("WANDB_PROJECT", "x")
+    out = tmp_path / "p"
+    assert main(["--tasks", "reach", "--agents", "rapid", *SMALL, "--project", "y",
+                 "--entity", "team-z", "--group", "study-a", "--out", str(out)]) == 0
+    runs = [the_run(d) for d in run_dirs(out)]
+    assert len(runs) == 2
+    assert {(r.project, r.entity, r.run_group) for r in runs} == {("y", "team-z", "study-a")}
+
+
+def test_a_bad_project_name_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rapid_env.cli.eval import main
+
+    assert main(["--tasks", "reach", "--agents", "rapid", *SMALL, "--project", "a/b",
+                 "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--project 'a/b'" in err
+    assert not (tmp_path / "bad" / "wandb").exists()
+
+
+def test_a_resumed_sweep_logs_into_the_same_runs(tmp_path: Path) -> None:
+    """--extend to a second seed: the cell's and the sweep's runs are reopened by their ids."""
+    from rapid_env.cli.eval import main
+
+    out = tmp_path / "r"
+    argv = ["--tasks", "reach", "--agents", "rapid", *SMALL, "--out", str(out)]
+    assert main(argv) == 0
+    first = json.loads((out / "manifest.json").read_text())
+    before = {d.name for d in run_dirs(out)}
+    assert main([*argv[:argv.index("--episodes")], "--episodes", "2",
+                 *argv[argv.index("--episodes") + 2:], "--extend"]) == 0
+    second = json.loads((out / "manifest.json").read_text())
+    assert second["wandb_runs"] == first["wandb_runs"]
+    assert second["wandb_run_id"] == first["wandb_run_id"]
+    new = [d for d in run_dirs(out) if d.name not in before]
+    ids = {the_run(d).run_id for d in new}
+    assert ids == {first["wandb_run_id"], *first["wandb_runs"].values()}
+    (cell_dir,) = [d for d in new if the_run(d).run_id != first["wandb_run_id"]]
+    records = log_records(cell_dir)
+    assert [h["episode"] for h in history(records) if "episode" in h] == [1]  # the new seed
+    assert final_summary(records)["episodes"] == 2  # the stored seed counts in the summary
+
+
+def test_cell_summary_and_sweep_aggregates(tmp_path: Path) -> None:
     records = [episode(s) for s in range(3)]
     records.append(episode(3, success=False, latency_ms_mean=None,
                            fault="episode_error: RuntimeError: boom"))
-    logger = WandbLogger("offline", project="p", config={}, out_dir=tmp_path, name="agg")
+    logger = SweepLogger("offline", tmp_path, group="g")
+    logger.open(manifest())
     for rec in records:
         logger.log_episode(rec)
     logger.finish(summarize(records))
-    assert logger.run_dir is not None
-    summary = final_summary(log_records(logger.run_dir))
+    runs = by_name(tmp_path)
+    cell = final_summary(log_records(runs["rapid|reach|clean|wifi"]))
+    assert cell["success_rate"] == pytest.approx(0.5) and cell["episodes"] == 4
+    assert cell["faults"] == 2 and cell["episode_errors"] == 1
+    assert cell["latency_ms_mean"] == pytest.approx(42.5)
+    summary = final_summary(log_records(runs[f"sweep|{tmp_path.name}"]))
     assert summary["sweep/episodes"] == 4
     assert summary["sweep/cells"] == 1
     assert summary["sweep/success_rate"] == pytest.approx(2 / 3)  # errors did not run: left out
     assert summary["sweep/latency_ms_mean"] == pytest.approx(42.5)
     assert summary["sweep/faults"] == 2 and summary["sweep/episode_errors"] == 1
-    assert summary["episode/success"] == {"mean": pytest.approx(0.5)}
-    assert summary["episode/latency_ms_mean"] == {"mean": pytest.approx(42.5)}
-    assert summary["success_rate/reach/rapid/none/wifi"] == pytest.approx(0.5)
+    assert summary["success_rate/rapid|reach|clean|wifi"] == pytest.approx(0.5)
     # no store files in out_dir: no artifact, and nothing else breaks
-    assert not [a for a in of_kind(log_records(logger.run_dir), "artifact")
+    assert not [a for a in of_kind(log_records(runs[f"sweep|{tmp_path.name}"]), "artifact")
                 if a.type == ARTIFACT_TYPE]
+    copy = json.loads((runs["rapid|reach|clean|wifi"] / "files" / CONFIG_FILE).read_text())
+    assert copy["agent"] == "rapid" and copy["link"] == "wifi"
 
 
-def test_group_tags_and_job_type_reach_wandb_init(
+def test_group_tags_job_type_and_ids_reach_wandb_init(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import wandb
 
-    seen: dict[str, Any] = {}
+    seen: list[dict[str, Any]] = []
 
     class FakeRun:
-        id, url, dir = "abc", None, str(tmp_path / "wandb" / "run" / "files")
+        url = None
+
+        def __init__(self, run_id: str) -> None:
+            self.id, self.dir = run_id, str(tmp_path / "wandb" / run_id / "files")
 
         def define_metric(self, *args: Any, **kwargs: Any) -> None:
             pass
 
+        def log(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
     def fake_init(**kwargs: Any) -> FakeRun:
-        seen.update(kwargs)
-        return FakeRun()
+        seen.append(kwargs)
+        return FakeRun(kwargs["id"])
 
     monkeypatch.setattr(wandb, "init", fake_init)
-    WandbLogger("offline", "p", {"k": 1}, tmp_path, name="n", group="g", tags=("a", "b"),
-                job_type="eval-x")
-    assert (seen["group"], seen["tags"], seen["job_type"]) == ("g", ["a", "b"], "eval-x")
-    WandbLogger("offline", "p", {}, tmp_path)
-    assert (seen["group"], seen["tags"], seen["job_type"]) == (None, None, "eval")
+    m = manifest()
+    logger = SweepLogger("offline", tmp_path / "out-9", group="g", tags=("a", "b"),
+                         job_type="eval-x", project="p", entity="e")
+    assert logger.open(m) is True
+    assert m["wandb_run_id"] and m["wandb_runs"]
+    logger.log_episode(episode(0))
+    sweep, cell = seen
+    assert (sweep["group"], sweep["tags"], sweep["job_type"]) == ("g", ["a", "b"], SWEEP_JOB_TYPE)
+    assert (cell["group"], cell["job_type"], cell["name"]) == ("g", "eval-x",
+                                                             "rapid|reach|clean|wifi")
+    assert sweep["id"] == m["wandb_run_id"]
+    assert cell["id"] == m["wandb_runs"]["rapid|reach|clean|wifi"]
+    assert sweep["resume"] == cell["resume"] == "allow"
+    assert {(k["project"], k["entity"]) for k in seen} == {("p", "e")}
+    again = SweepLogger("offline", tmp_path / "out-9")
+    assert again.open(m) is False  # the ids are kept: nothing to write
+    assert seen[-1]["group"] == "out-9"  # default group: the results folder's name
 
 
-def test_cli_flags_for_the_run() -> None:
+def test_cli_flags_for_the_runs() -> None:
     from rapid_env.cli.eval import build_parser
 
-    args = build_parser().parse_args(["--group", "g", "--tags", "a, b,,a"])
+    args = build_parser().parse_args(["--group", "g", "--tags", "a, b,,a", "--project", "p",
+                                      "--entity", "e"])
     assert (args.group, args.tags, args.job_type) == ("g", ("a", "b"), "eval")
+    assert (args.project, args.entity) == ("p", "e")
     args = build_parser().parse_args([])
-    assert (args.group, args.tags, args.job_type) == (None, (), "eval")
+    assert (args.group, args.tags, args.job_type, args.project, args.entity) == (
+        None, (), "eval", None, None)
 
 
 def _chart(kind: str, n_series: int = 1, x: list[Any] | None = None) -> Chart:
@@ -384,7 +545,8 @@ def test_a_chart_that_fails_does_not_lose_the_run(
 
     monkeypatch.setattr(charts, "render_png", broken)
     records = [episode(s) for s in range(2)]
-    with WandbLogger("offline", project="p", config={}, out_dir=tmp_path, name=None) as logger:
+    with SweepLogger("offline", tmp_path) as logger:
+        logger.open(manifest(episodes=2))
         for rec in records:
             logger.log_episode(rec)
         logger.finish(summarize(records))
@@ -393,6 +555,55 @@ def test_a_chart_that_fails_does_not_lose_the_run(
     assert list((media / "table" / "charts").glob("*.table.json"))  # native charts still there
     assert not (media / "images").exists()
     assert "no renderer" in capsys.readouterr().err
+
+
+def test_videos_land_in_one_table_per_cell_run(tmp_path: Path) -> None:
+    """--videos 2: one ``videos`` table (wandb.Video cells) and one ``series`` table per cell."""
+    from rapid_env.cli.eval import main
+
+    out = tmp_path / "vid"
+    assert main([
+        "--tasks", "reach", "--agents", "rapid", "--episodes", "2", "--policy", "expert",
+        "--image-size", "16", "--max-episode-s", "0.5", "--quiet", "--wandb", "offline",
+        "--videos", "2", "--no-report", "--out", str(out),
+    ]) == 0
+    runs = by_name(out)
+    cell_dir = runs["rapid|reach|clean|constant:20:40"]
+    table, paths = staged_table(cell_dir, "videos")
+    assert table["columns"] == ["task", "agent", "noise", "link", "seed", "success", "video",
+                                "still"]
+    assert [row[4] for row in table["data"]] == [1000, 1001]
+    assert {row[6]["_type"] for row in table["data"]} == {"video-file"}
+    assert {row[7]["_type"] for row in table["data"]} == {"image-file"}
+    assert len([p for p in paths if p.endswith((".mp4", ".gif"))]) == 2
+    series, _ = staged_table(cell_dir, "series")
+    assert series["columns"][:2] == ["seed", "t"] and {r[0] for r in series["data"]} == {1000,
+                                                                                        1001}
+    # bounded keys: the episode's numbers and the two tables, nothing per recorded episode
+    keys = {k.split("/")[0] for h in history(log_records(cell_dir)) for k in h}
+    assert keys == {"_runtime", "_step", "_timestamp", "episode", "videos", "series"}
+    # the sweep run's episodes table: media as relative paths, one column per file, no JSON text
+    (episodes,) = (runs["sweep|vid"] / "files" / "media" / "table").glob("episodes_*.table.json")
+    data = json.loads(episodes.read_text())
+    column = data["columns"].index("media.video")
+    assert "media" not in data["columns"]
+    assert all(row[column].startswith("videos/") for row in data["data"])
+
+
+def test_start_run_honours_the_variables_for_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trainers and rapid-paper's tables run go through start_run: the variables count there."""
+    from rapid_env.eval.paper_wandb import log_tables
+
+    monkeypatch.setenv("WANDB_PROJECT", "x")
+    monkeypatch.setenv("WANDB_ENTITY", "team-e")
+    run = wandb_mode.start_run("offline", tmp_path / "t", job_type="train-vla", config={},
+                               name="t")
+    wandb_mode.finish_run(run, "offline", "rapid-train")
+    assert log_tables("offline", tmp_path / "paper", {"meta": {"quick": True}}, group="g")
+    for run_dir in [*run_dirs(tmp_path / "t"), *run_dirs(tmp_path / "paper")]:
+        assert (the_run(run_dir).project, the_run(run_dir).entity) == ("x", "team-e")
 
 
 # --------------------------------------------------------------------------- the trainers' runs
@@ -452,18 +663,3 @@ def test_trainers_disabled_write_no_run(tmp_path: Path) -> None:
     assert imported or "wandb" not in sys.modules
 
 
-def test_videos_reach_the_offline_run(tmp_path: Path) -> None:
-    """--videos 1: the episode video, its still and its per-tick series land in the W&B run."""
-    from rapid_env.cli.eval import main
-
-    out = tmp_path / "vid"
-    assert main([
-        "--tasks", "reach", "--agents", "rapid", "--episodes", "1", "--policy", "expert",
-        "--image-size", "16", "--max-episode-s", "0.5", "--quiet", "--wandb", "offline",
-        "--videos", "1", "--no-report", "--out", str(out),
-    ]) == 0
-    media = one_run_dir(out) / "files" / "media"
-    videos = list((media / "videos").rglob("*.mp4")) + list((media / "videos").rglob("*.gif"))
-    assert videos, sorted(str(p.relative_to(media)) for p in media.rglob("*"))
-    assert list((media / "images" / "media").glob("*.png"))
-    assert [p for p in (media / "table").rglob("*.table.json") if "series" in str(p)]
