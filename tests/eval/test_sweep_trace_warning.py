@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rapid_env.eval.cli import main
+from rapid_env.cli.eval import main
 from rapid_env.link import TraceWarning
 
 
