@@ -20,7 +20,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     def _get_help_string(self, action: argparse.Action) -> str | None:
         # a default already spelled out in the text, or one that says nothing, is not repeated
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+        default = action.default
+        if "default" in text or default is None or default is False or default == argparse.SUPPRESS:
+            return text
+        if isinstance(default, list | tuple) and not default:
             return text
         return super()._get_help_string(action)
 
@@ -37,10 +40,14 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def examples_epilog(examples: Sequence[str]) -> str | None:
+    """The ``examples:`` block that ends every command's help (None: no examples)."""
+    return ("examples:\n" + "\n".join(f"  {e}" for e in examples)) if examples else None
+
+
 def make_parser(prog: str, description: str, examples: Sequence[str] = ()) -> Parser:
     """A parser in the house style: description, defaults shown, examples as the epilog."""
-    epilog = ("examples:\n" + "\n".join(f"  {e}" for e in examples)) if examples else None
-    return Parser(prog=prog, description=description, epilog=epilog,
+    return Parser(prog=prog, description=description, epilog=examples_epilog(examples),
                   formatter_class=HelpFormatter)
 
 
@@ -48,7 +55,7 @@ def add_subparser(
     sub: argparse._SubParsersAction, name: str, help_text: str, examples: Sequence[str] = ()
 ) -> argparse.ArgumentParser:
     """A subcommand in the same style as :func:`make_parser`."""
-    epilog = ("examples:\n" + "\n".join(f"  {e}" for e in examples)) if examples else None
     parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=help_text, description=help_text, epilog=epilog, formatter_class=HelpFormatter)
+        name, help=help_text, description=help_text, epilog=examples_epilog(examples),
+        formatter_class=HelpFormatter)
     return parser

@@ -22,36 +22,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from rapid_env.config import ControlConfig, EnvConfig
-from rapid_env.eval.backends import BACKENDS, Backend, check_workers, make_backend
-from rapid_env.eval.execute import is_episode_error
-from rapid_env.eval.jobs import EpisodeJob, SweepSpec, plan
-from rapid_env.eval.paired import resolve_baseline, write_paired
-from rapid_env.eval.preflight import preflight
-from rapid_env.eval.runner import run_sweep
-from rapid_env.eval.store import OpenMode, ResultsStore, StoreError
-from rapid_env.eval.summary import summarize, write_summary
-from rapid_env.eval.table import format_table
-from rapid_env.link import LINKS
-from rapid_env.oracle import DEFAULT_TOLERANCES
-from rapid_env.plugins import import_modules, load_plugins
-from rapid_env.specs import SpecError, split_specs
-from rapid_env.tasks.suite import MT10, TASKS
-from rapid_env.wandb_mode import PROJECT, resolve_entity, resolve_project
+from rapid_env.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_EPISODE_ERRORS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    make_parser,
+)
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_EPISODE_ERRORS, EXIT_INTERRUPTED = 0, 2, 3, 130
+if TYPE_CHECKING:  # the sweep's machinery loads after the flags parse: --help stays instant
+    from rapid_env.eval.backends import Backend
+    from rapid_env.eval.jobs import EpisodeJob, SweepSpec
+    from rapid_env.eval.store import OpenMode, ResultsStore
+    from rapid_env.eval.wandb_log import SweepLogger
+    from rapid_env.progress import Progress
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_EPISODE_ERRORS", "EXIT_INTERRUPTED", "EXIT_OK", "Invocation",
+           "build_parser", "main", "parse_spec"]
 
 DEFAULT_TASKS = "mt10"
 DEFAULT_AGENTS = "rapid,edge-only,cloud-only"
 DEFAULT_LINKS = "constant:20:40"
+HELD_OUT_SEEDS = range(1000, 100_000)
+"""Evaluation seeds: 0-999 train and tune deciders (``rapid-train-decider``, ``tune_rapid.py``),
+100000 and up are the VLA families' demonstrations (``rapid-train collect``)."""
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line, exit code 2 (through :func:`main`): scripts read the message, not a usage."""
-        raise ValueError(message)
+EXAMPLES = (
+    "rapid-eval --tasks reach,push --agents rapid,cloud-only --episodes 5 --out runs/mine",
+    "rapid-eval --tasks mt10 --agents 'rapid(high_threshold=6),periodic' "
+    "--noise clean,gaussian_noise:3 --links wifi,5g-driving --workers 2 --out runs/study",
+    "rapid-eval --policy expert --links trace:my.mahi --videos 2 --oracle --baseline cloud-only",
+    "rapid-eval --import mypkg.mypolicy --policy my-policy --agents rapid --out runs/plugin",
+)
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -63,6 +67,8 @@ def _csv(text: str) -> tuple[str, ...]:
 
 def _agent_specs(text: str) -> tuple[str, ...]:
     """Split ``--agents`` at top-level commas: ``rapid(high_threshold=6,cooldown_s=0.1)`` is one."""
+    from rapid_env.specs import SpecError, split_specs
+
     try:
         items = split_specs(text)
     except SpecError as exc:
@@ -89,92 +95,132 @@ def _tags(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    p = _Parser(prog="rapid-eval", description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--tasks", type=_csv, default=_csv(DEFAULT_TASKS),
-                   help="comma-separated task names, or mt10 for all ten (default mt10)")
-    p.add_argument("--agents", type=_agent_specs, default=_agent_specs(DEFAULT_AGENTS),
+    """The command line, in groups: what runs, the model and robot, output, where, W&B."""
+    p = make_parser("rapid-eval", (__doc__ or "").splitlines()[0].replace("``", ""), EXAMPLES)
+    _sweep_flags(p.add_argument_group("what to run"))
+    _model_flags(p.add_argument_group("the policy, its cost model and the robot"))
+    _output_flags(p)
+    _backend_flags(p.add_argument_group("where episodes run"))
+    _wandb_flags(p.add_argument_group("Weights & Biases"))
+    return p
+
+
+def _sweep_flags(g: argparse._ArgumentGroup) -> None:
+    from rapid_env.link import LINKS
+    from rapid_env.serve import remote_link  # noqa: F401  (registers the remote: link form)
+
+    g.add_argument("--tasks", type=_csv, default=_csv(DEFAULT_TASKS),
+                   help="comma-separated task names, or mt10 for all ten (default: mt10)")
+    g.add_argument("--agents", type=_agent_specs, default=_agent_specs(DEFAULT_AGENTS),
                    help="comma-separated deciders, each a name or name(key=value,...) "
-                        f"(default {DEFAULT_AGENTS})")
-    p.add_argument("--noise", type=_csv, default=("clean",),
-                   help="comma-separated noise specs: clean or <name>:<severity 1-5>")
-    p.add_argument("--links", type=_csv, default=_csv(DEFAULT_LINKS),
+                        f"(default: {DEFAULT_AGENTS})")
+    g.add_argument("--noise", type=_csv, default=("clean",),
+                   help="comma-separated noise specs: clean, a preset, or <name>:<severity 1-5> "
+                        "(default: clean)")
+    g.add_argument("--links", type=_csv, default=_csv(DEFAULT_LINKS),
                    help="comma-separated link specs: " + ", ".join(LINKS.names())
-                        + " (remote: the policy's cloud half on a rapid-serve there; "
-                          "docs/serve.md)")
-    p.add_argument("--token-file", default=None, metavar="FILE",
-                   help="remote: links: the file holding rapid-serve's bearer token (default: "
-                        "$RAPID_SERVE_TOKEN); its path, never the token, reaches the workers")
-    p.add_argument("--episodes", type=int, default=3, help="paired seeds per cell")
-    p.add_argument("--seed", type=int, default=1000,
-                   help="first episode seed (0-999 are reserved for training and tuning)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<time>)")
-    p.add_argument("--videos", type=int, default=0, metavar="N",
-                   help="record the first N seeds of every cell: video, per-tick series and a "
-                        "still under OUT/videos/ (default 0: none; docs/videos.md)")
-    p.add_argument("--oracle", type=_tolerances, nargs="?", default=(),
-                   const=DEFAULT_TOLERANCES, metavar="TOLS",
-                   help="run the redundancy oracle: the policy also runs at every tick in a "
-                        "shadow pass (not executed, not charged) and each record gets "
-                        "redundant_share_<tol>, trigger_precision_<tol>, trigger_recall_<tol> "
-                        "(tolerances in action units, default "
-                        + ",".join(format(t, "g") for t in DEFAULT_TOLERANCES)
-                        + "; several times slower; docs/paper.md#redundancy-oracle)")
-    p.add_argument("--wandb", choices=("offline", "online", "disabled"), default=None,
-                   help="W&B mode (default: offline unless an API key is configured)")
-    p.add_argument("--project", default=None,
-                   help=f"W&B project (default: $WANDB_PROJECT, else {PROJECT})")
-    p.add_argument("--entity", default=None,
-                   help="W&B entity, a user or team (default: $WANDB_ENTITY, else your account's "
-                        "default)")
-    p.add_argument("--group", default=None, help="W&B run group (e.g. the study this sweep is in)")
-    p.add_argument("--tags", type=_tags, default=(), help="comma-separated W&B run tags")
-    p.add_argument("--job-type", default="eval", help="W&B job type (default eval)")
-    p.add_argument(
-        "--policy", default="chunk-regress",
-        help="robot policy: ar-token, flow, chunk-regress (default), expert, ckpt:<dir>, hf:<dir>",
-    )
-    p.add_argument("--profile", default="openvla-7b", help="full-size architecture cost profile")
-    p.add_argument("--edge", default="jetson-agx-orin", help="edge device")
-    p.add_argument("--cloud", default="a100", help="cloud device")
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--control-hz", type=float, default=20.0)
-    p.add_argument("--chunk-size", type=int, default=8)
-    p.add_argument("--max-episode-s", type=float, default=10.0)
-    p.add_argument("--edge-budget-gib", type=float, default=None, metavar="GIB",
-                   help="fixed memory-bounded partition: the edge holds the deepest prefix of "
-                        "blocks that fits in GIB GiB (the paper's regime: 2.4 RAPID, 4.7 the "
-                        "vision-triggered baseline); default: the planner's split per request")
-    p.add_argument("--hold-policy", choices=("hold", "repeat_last"), default="hold")
-    p.add_argument("--align", choices=("executed", "time"), default="executed")
-    p.add_argument("--workers", type=int, default=1,
-                   help="local backend: worker processes, one episode per job (default 1, at "
-                        "most this machine's cores); ray backend: CPUs for a local Ray cluster")
-    p.add_argument("--backend", choices=BACKENDS, default="local",
-                   help="where episodes run: local (default) or ray")
-    p.add_argument("--address", default=None,
-                   help="ray backend: cluster address (auto, ray://host:port); default: start "
-                        "a local Ray cluster")
-    p.add_argument("--import", dest="imports", type=_csv, action="append", default=[],
+                        + f" (remote: the policy's cloud half on a rapid-serve there; "
+                          f"docs/serve.md) (default: {DEFAULT_LINKS})")
+    g.add_argument("--episodes", type=int, default=3, help="paired seeds per cell")
+    g.add_argument("--seed", type=int, default=1000,
+                   help="first episode seed; held-out seeds are 1000-99999 (0-999 train and tune "
+                        "deciders, 100000+ are the VLAs' demos: a warning says so)")
+    g.add_argument("--import", dest="imports", type=_csv, action="append", default=[],
                    metavar="MODULE",
                    help="import MODULE (on PYTHONPATH) before the sweep is planned, here and in "
                         "every worker, so the policies, deciders or tasks it registers can be "
                         "named (repeatable or comma-separated; docs/plugging_in_a_policy.md)")
-    p.add_argument("--trust-checkpoint-code", action="store_true",
+
+
+def _model_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--policy", default="chunk-regress",
+                   help="robot policy: ar-token, flow, chunk-regress, expert, ckpt:<dir>, "
+                        "hf:<dir>, or a name a plugin registers")
+    g.add_argument("--profile", default="openvla-7b",
+                   help="full-size architecture whose cost the simulated latency follows")
+    g.add_argument("--edge", default="jetson-agx-orin", help="edge device")
+    g.add_argument("--cloud", default="a100", help="cloud device")
+    g.add_argument("--image-size", type=int, default=64, help="camera image side in pixels")
+    g.add_argument("--control-hz", type=float, default=20.0,
+                   help="control rate; must divide Meta-World's 80 Hz")
+    g.add_argument("--chunk-size", type=int, default=8, help="actions per policy chunk")
+    g.add_argument("--max-episode-s", type=float, default=10.0,
+                   help="simulated seconds before an episode is truncated")
+    g.add_argument("--edge-budget-gib", type=float, default=None, metavar="GIB",
+                   help="fixed memory-bounded partition: the edge holds the deepest prefix of "
+                        "blocks that fits in GIB GiB (the paper's regime: 2.4 RAPID, 4.7 the "
+                        "vision-triggered baseline); default: the planner's split per request")
+    g.add_argument("--hold-policy", choices=("hold", "repeat_last"), default="hold",
+                   help="what the robot does while no action is buffered")
+    g.add_argument("--align", choices=("executed", "time"), default="executed",
+                   help="how an arriving chunk is aligned to the actions already executed")
+    g.add_argument("--trust-checkpoint-code", action="store_true",
                    help="allow a checkpoint folder to name code to import (hf: adapter files)")
-    store = p.add_mutually_exclusive_group()
+    g.add_argument("--token-file", default=None, metavar="FILE",
+                   help="remote: links: the file holding rapid-serve's bearer token (default: "
+                        "$RAPID_SERVE_TOKEN); its path, never the token, reaches the workers")
+
+
+def _output_flags(p: argparse.ArgumentParser) -> None:
+    from rapid_env.oracle import DEFAULT_TOLERANCES
+
+    g = p.add_argument_group("results: the store in --out, report, videos, oracle")
+    g.add_argument("--out", type=Path, default=None,
+                   help="output folder, a results store; the same command resumes it "
+                        "(default: runs/<time>)")
+    store = g.add_mutually_exclusive_group()
     store.add_argument("--overwrite", action="store_true",
                        help="start afresh when --out holds records (they are deleted)")
     store.add_argument("--extend", action="store_true",
                        help="add tasks, agents, noises, links or episodes to the sweep in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
-    p.add_argument("--verbose", action="store_true", help="also one line per finished episode")
-    p.add_argument("--no-report", action="store_true",
-                   help="do not write OUT/report.html (rapid-report OUT writes it later)")
-    p.add_argument("--baseline", default=None, metavar="AGENT",
+    g.add_argument("--videos", type=int, default=0, metavar="N",
+                   help="record the first N seeds of every cell: video, per-tick series and a "
+                        "still under OUT/videos/ (default: 0, none; docs/videos.md)")
+    g.add_argument("--oracle", type=_tolerances, nargs="?", default=(),
+                   const=DEFAULT_TOLERANCES, metavar="TOLS",
+                   help="run the redundancy oracle: the policy also runs at every tick in a "
+                        "shadow pass (not executed, not charged) and each record gets "
+                        "redundant_share_<tol>, trigger_precision_<tol>, trigger_recall_<tol> "
+                        "(tolerances in action units; default when given alone: "
+                        + ",".join(format(t, "g") for t in DEFAULT_TOLERANCES)
+                        + "; several times slower; docs/paper.md#redundancy-oracle)")
+    g.add_argument("--baseline", default=None, metavar="AGENT",
                    help="the agent that OUT/paired.csv and the report compare every other "
                         "agent with, seed by seed (default: the first of --agents)")
-    return p
+    g.add_argument("--no-report", action="store_true",
+                   help="do not write OUT/report.html (rapid-report OUT writes it later)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    g.add_argument("--verbose", action="store_true", help="also one line per finished episode")
+
+
+def _backend_flags(g: argparse._ArgumentGroup) -> None:
+    from rapid_env.eval.backends import BACKENDS
+
+    g.add_argument("--backend", choices=BACKENDS.names(), default="local",
+                   help="local worker processes, or a Ray cluster")
+    g.add_argument("--workers", type=int, default=1,
+                   help="local backend: worker processes, one episode per job (at most this "
+                        "machine's cores); ray backend: CPUs for a local Ray cluster")
+    g.add_argument("--address", default=None,
+                   help="ray backend: cluster address (auto, ray://host:port); default: start "
+                        "a local Ray cluster")
+
+
+def _wandb_flags(g: argparse._ArgumentGroup) -> None:
+    from rapid_env.wandb_mode import MODES, PROJECT
+
+    g.add_argument("--wandb", choices=MODES, default=None,
+                   help="W&B mode (default: offline unless an API key is configured)")
+    g.add_argument("--project", default=None,
+                   help=f"W&B project (default: $WANDB_PROJECT, else {PROJECT})")
+    g.add_argument("--entity", default=None,
+                   help="W&B entity, a user or team (default: $WANDB_ENTITY, else your account's "
+                        "default)")
+    g.add_argument("--group", default=None,
+                   help="W&B run group holding the sweep's runs (default: the --out folder's "
+                        "name)")
+    g.add_argument("--tags", type=_tags, default=(), help="comma-separated W&B run tags")
+    g.add_argument("--job-type", default="eval", help="W&B job type of the cell runs")
 
 
 def _abs(path: str | None) -> str | None:
@@ -226,6 +272,14 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     next, in :func:`main`, once the backend's workers are warming up.
     """
     args = build_parser().parse_args(argv)
+    from rapid_env.config import ControlConfig, EnvConfig
+    from rapid_env.eval.backends import check_workers
+    from rapid_env.eval.jobs import SweepSpec
+    from rapid_env.eval.paired import resolve_baseline
+    from rapid_env.plugins import import_modules, load_plugins
+    from rapid_env.tasks.suite import MT10, TASKS
+    from rapid_env.wandb_mode import resolve_entity, resolve_project
+
     imports = tuple(dict.fromkeys(m for group in args.imports for m in group))
     load_plugins()  # installed packages' entry points: a broken one fails here, named
     import_modules(imports)  # before any name is checked: they register names
@@ -236,6 +290,7 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
         raise ValueError(f"--episodes {args.episodes} must be >= 1")
     if args.seed < 0:
         raise ValueError(f"--seed {args.seed} must be >= 0")
+    _warn_reserved_seeds(args.seed, args.episodes)
     if args.videos < 0:
         raise ValueError(f"--videos {args.videos} must be >= 0")
     base = EnvConfig(
@@ -263,6 +318,19 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
                       wandb_project=args.project, wandb_entity=args.entity)
 
 
+def _warn_reserved_seeds(seed: int, episodes: int) -> None:
+    """One line on stderr when the sweep's seeds leave the held-out range.
+
+    A result on a training seed flatters the policy or decider trained on it.
+    """
+    last = seed + episodes - 1
+    if seed < HELD_OUT_SEEDS.start or last >= HELD_OUT_SEEDS.stop:
+        print(f"rapid-eval: warning: seeds {seed}-{last} are outside the held-out range "
+              f"{HELD_OUT_SEEDS.start}-{HELD_OUT_SEEDS.stop - 1} (0-999 train and tune deciders, "
+              f"{HELD_OUT_SEEDS.stop}+ are the VLAs' demos): results on them are not held-out",
+              file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rapid-eval``."""
     try:
@@ -270,6 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"rapid-eval: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from rapid_env.eval.backends import make_backend
+    from rapid_env.eval.preflight import preflight
+    from rapid_env.eval.store import StoreError
+
     backend: Backend | None = None
     try:
         # the backend first: local workers warm up (imports, model) while preflight runs here
@@ -299,13 +371,15 @@ class SweepWatcher:
 
     def __init__(self, inv: Invocation) -> None:
         self.inv = inv
-        self.bar: Any = None
-        self.logger: Any = None
+        self.bar: Progress | None = None
+        self.logger: SweepLogger | None = None
 
     def on_open(self, store: ResultsStore, pending: list[EpisodeJob]) -> None:
         """Report a resume, open the W&B runs (ids into the manifest), start the bar."""
+        from rapid_env.eval.jobs import plan
         from rapid_env.eval.wandb_log import SweepLogger
         from rapid_env.progress import Progress
+        from rapid_env.record import is_episode_error
 
         inv = self.inv
         total = inv.spec.n_episodes()
@@ -317,21 +391,24 @@ class SweepWatcher:
             print(f"rapid-eval: resuming: {done} of {total} episodes done", file=sys.stderr)
         extra = {"out": str(inv.out), "backend": inv.backend, "workers": inv.workers,
                  "videos": inv.videos, "oracle": list(inv.oracle)}
-        self.logger = SweepLogger(
+        self.logger = logger = SweepLogger(
             inv.wandb, inv.out, project=inv.wandb_project, entity=inv.wandb_entity,
             group=inv.wandb_group, tags=inv.wandb_tags, job_type=inv.wandb_job_type,
             extra_config=extra,
         )
-        if self.logger.open(store.manifest):
+        if logger.open(store.manifest):
             store.write_manifest()  # the runs' ids, before any episode: a crash resumes into them
-        self.logger.preload(store.ordered(plan(inv.spec)))  # ordered() skips what is not stored
-        self.bar = Progress(total=total, desc="rapid-eval", initial=done, quiet=inv.quiet)
+        logger.preload(store.ordered(plan(inv.spec)))  # ordered() skips what is not stored
+        self.bar = bar = Progress(total=total, desc="rapid-eval", initial=done, quiet=inv.quiet)
         stored = list(store.records.values())
-        self.bar.record(successes=sum(bool(r.get("success")) for r in stored),
-                        errors=sum(is_episode_error(r) for r in stored))
+        bar.record(successes=sum(bool(r.get("success")) for r in stored),
+                   errors=sum(is_episode_error(r) for r in stored))
 
     def on_record(self, record: dict[str, Any]) -> None:
         """Log the episode in its cell's run and move the bar."""
+        from rapid_env.record import is_episode_error
+
+        assert self.logger is not None and self.bar is not None, "on_open comes first"
         self.logger.log_episode(record)
         self.bar.update(success=bool(record.get("success")), error=is_episode_error(record))
         if self.inv.verbose:
@@ -352,6 +429,11 @@ class SweepWatcher:
 
 def _run(inv: Invocation, backend: Backend) -> int:
     """Run the sweep into its store with progress and W&B; summarise; choose the exit code."""
+    from rapid_env.eval.paired import write_paired
+    from rapid_env.eval.runner import run_sweep
+    from rapid_env.eval.summary import summarize, write_summary
+    from rapid_env.eval.table import format_table
+
     watcher = SweepWatcher(inv)
     try:
         result = run_sweep(inv.spec, inv.out, watcher, backend=backend, mode=inv.mode,

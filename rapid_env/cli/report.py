@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from rapid_env.cli.common import HelpFormatter, examples_epilog
+
 
 class ReportUsageError(ValueError):
     """A bad flag: one line, exit code 2."""
@@ -28,7 +30,12 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rapid-report OUT``: rebuild the report and paired.csv; print its path."""
     parser = _Parser(prog="rapid-report", description="Rebuild OUT/report.html and "
-                     "OUT/paired.csv from a rapid-eval results store.")
+                     "OUT/paired.csv from a rapid-eval results store.",
+                     formatter_class=HelpFormatter, epilog=examples_epilog((
+                         "rapid-report runs/mine",
+                         "rapid-report runs/mine --baseline cloud-only",
+                         "rapid-report docs/results/comparison-wifi   # a shipped store",
+                     )))
     parser.add_argument("out", type=Path, help="the sweep's output folder (rapid-eval --out)")
     parser.add_argument("--baseline", default=None, metavar="AGENT",
                         help="the agent the paired comparison (the report and OUT/paired.csv) "

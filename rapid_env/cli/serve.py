@@ -24,6 +24,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from rapid_env.cli.common import HelpFormatter, examples_epilog
 from rapid_env.serve.config import (
     LOOPBACK,
     SERVABLE,
@@ -45,6 +46,12 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="rapid-serve",
         description="Serve the cloud half of a split policy over gRPC (docs/serve.md).",
+        formatter_class=HelpFormatter,
+        epilog=examples_epilog((
+            "rapid-serve --token-file token.txt                 # chunk-regress on 127.0.0.1:50051",
+            "rapid-serve --policy flow --port 0 --token-file token.txt --max-seconds 600",
+            "rapid-serve --token-file token.txt --tls-cert c.pem --tls-key k.pem --host 0.0.0.0",
+        )),
     )
     ap.add_argument("--policy", default="chunk-regress",
                     help=f"a policy with a split runtime: {', '.join(SERVABLE)}")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rapid_env.agents.train_decider.settings import DEFAULT_TASKS, TRAIN_SEEDS, PPOSettings
+from rapid_env.cli.common import HelpFormatter, examples_epilog
 from rapid_env.wandb_mode import MODES, finish_run, resolve_mode
 
 if TYPE_CHECKING:
@@ -31,37 +32,51 @@ PROG = "rapid-train-decider"
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``rapid-train-decider``."""
+    from rapid_env.config import EnvConfig  # standard library and numpy only: --help stays fast
+
     ppo = PPOSettings()
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n")[0], formatter_class=HelpFormatter,
+        epilog=examples_epilog((
+            "rapid-train-decider --timesteps 20000 --out runs/my-decider",
+            "rapid-train-decider --tasks reach,push --link wifi --timesteps 150000 --seed 1",
+            "rapid-eval --agents sb3:runs/my-decider,rapid --tasks reach   # evaluate it",
+        )),
+    )
     p.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
                    help=f"comma-separated training tasks (default {','.join(DEFAULT_TASKS)})")
     p.add_argument("--timesteps", type=int, default=150_000, help="PPO environment ticks")
     p.add_argument("--seed", type=int, default=0, help="seeds PPO and the training-seed draws")
     p.add_argument("--out", default="runs/learned-decider",
                    help="output folder (the shipped decider is rapid_env/data/deciders/learned)")
-    p.add_argument("--w-success", type=float, default=None, help="reward per success")
-    p.add_argument("--w-latency", type=float, default=None,
-                   help="cost per second of delivered-chunk latency")
-    p.add_argument("--w-jerk", type=float, default=None,
-                   help="cost per (m/s^3)^2 of mean squared end-effector jerk per tick")
-    p.add_argument("--w-bytes", type=float, default=None, help="cost per MB on the link")
-    p.add_argument("--w-stall", type=float, default=None, help="cost per stalled tick")
+    r = p.add_argument_group("reward weights (default: RewardConfig's, docs/learned_decider.md)")
+    r.add_argument("--w-success", type=float, default=None, help="reward per success (10)")
+    r.add_argument("--w-latency", type=float, default=None,
+                   help="cost per second of delivered-chunk latency (1)")
+    r.add_argument("--w-jerk", type=float, default=None,
+                   help="cost per (m/s^3)^2 of mean squared end-effector jerk per tick (1e-05)")
+    r.add_argument("--w-bytes", type=float, default=None, help="cost per MB on the link (0.01)")
+    r.add_argument("--w-stall", type=float, default=None, help="cost per stalled tick (0.05)")
     p.add_argument("--eval-episodes", type=int, default=10, help="held-out seeds per task")
     p.add_argument("--eval-seed", type=int, default=TRAIN_SEEDS, help="first evaluation seed")
     p.add_argument("--eval-tasks", default=None, help="evaluation tasks (default: --tasks)")
     p.add_argument("--baselines", default="rapid",
                    help="comma-separated deciders evaluated on the same seeds ('' for none)")
-    p.add_argument("--link", default=None)
-    p.add_argument("--noise", default=None)
-    p.add_argument("--policy", default=None)
-    p.add_argument("--profile", default=None)
-    p.add_argument("--max-episode-s", type=float, default=None,
-                   help="episode time limit in training and evaluation")
-    p.add_argument("--n-steps", type=int, default=ppo.n_steps, help="PPO rollout ticks per task")
-    p.add_argument("--batch-size", type=int, default=ppo.batch_size)
-    p.add_argument("--n-epochs", type=int, default=ppo.n_epochs)
-    p.add_argument("--lr", type=float, default=ppo.learning_rate)
-    p.add_argument("--ent-coef", type=float, default=ppo.ent_coef)
+    env = EnvConfig()
+    e = p.add_argument_group("the environment of training and evaluation")
+    e.add_argument("--link", default=None, help=f"link spec (default: {env.link})")
+    e.add_argument("--noise", default=None, help=f"noise spec (default: {env.noise})")
+    e.add_argument("--policy", default=None, help=f"robot policy (default: {env.policy})")
+    e.add_argument("--profile", default=None, help=f"cost profile (default: {env.profile})")
+    e.add_argument("--max-episode-s", type=float, default=None,
+                   help=f"episode time limit in training and evaluation "
+                        f"(default: {env.max_episode_s:g})")
+    g = p.add_argument_group("PPO")
+    g.add_argument("--n-steps", type=int, default=ppo.n_steps, help="PPO rollout ticks per task")
+    g.add_argument("--batch-size", type=int, default=ppo.batch_size, help="PPO minibatch size")
+    g.add_argument("--n-epochs", type=int, default=ppo.n_epochs, help="PPO epochs per rollout")
+    g.add_argument("--lr", type=float, default=ppo.learning_rate, help="Adam learning rate")
+    g.add_argument("--ent-coef", type=float, default=ppo.ent_coef, help="entropy bonus weight")
     p.add_argument("--no-safety-refill", action="store_true",
                    help="let the policy starve the robot (no forced request when starved)")
     p.add_argument("--quiet", action="store_true",
