@@ -7,7 +7,9 @@ every stored record); logs one W&B run (offline when no API key is configured) a
 summary table. Rerunning the same command into the same ``OUT`` resumes.
 
 Exit codes: 0 every episode ran (a policy's own faults are data: counted in the ``faults``
-column); 2 bad input, before any episode (one line naming the bad value and the allowed ones);
+column); 2 bad input, before any episode (one line naming the bad value and the allowed ones), or
+a store that cannot be used (another process has it open, it holds another sweep, the disk is
+full: one line saying what to do);
 3 the sweep finished but some episodes could not run (``episode_error`` records); 130
 interrupted (Ctrl-C): everything finished is stored, rerun the same command to resume.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +34,14 @@ from rapid_env.eval.media import media_for
 from rapid_env.eval.paired import resolve_baseline, write_paired
 from rapid_env.eval.preflight import preflight
 from rapid_env.eval.runner import run_sweep
-from rapid_env.eval.store import OpenMode, ResultsStore, StoreError
+from rapid_env.eval.store import (
+    OpenMode,
+    ResultsStore,
+    StoreError,
+    full_message,
+    is_disk_full,
+    stored_count,
+)
 from rapid_env.eval.summary import summarize, write_summary
 from rapid_env.eval.table import format_table
 from rapid_env.link import LINK_FORMS
@@ -107,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=3, help="paired seeds per cell")
     p.add_argument("--seed", type=int, default=1000,
                    help="first episode seed (0-999 are reserved for training and tuning)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<time>)")
+    p.add_argument("--out", type=_out_dir, default=None,
+                   help="output folder, a results store (default runs/<time>)")
     p.add_argument("--videos", type=int, default=0, metavar="N",
                    help="record the first N seeds of every cell: video, per-tick series and a "
                         "still under OUT/videos/ (default 0: none; docs/videos.md)")
@@ -171,12 +182,20 @@ def _abs(path: str | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().resolve())
 
 
+def _out_dir(text: str) -> Path:
+    """``--out``: a non-empty path (an unset shell variable must not mean this folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is empty; give a folder (an unset shell variable?), e.g. --out runs/x")
+    return Path(text)
+
+
 def _check_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # a probe of its own: two commands on one --out must not delete each other's
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise ValueError(f"--out {str(out)!r} is not writable ({exc.strerror})") from None
 
@@ -262,8 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return _run(inv, backend)
-    except StoreError as exc:
+    except StoreError as exc:  # another sweep, locked by another process, disk full, ...
         print(f"rapid-eval: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        path = Path(exc.filename) if exc.filename else inv.out
+        print(f"rapid-eval: error: {full_message(path, stored_count(inv.out))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
         backend.close()
@@ -282,6 +307,8 @@ def _run(inv: Invocation, backend: Backend) -> int:
         if store.dropped_torn_line:
             print("rapid-eval: dropped a torn last line of episodes.jsonl (a crash mid-write)",
                   file=sys.stderr)
+        for problem in store.problems:  # damaged or untrusted lines: named, not counted
+            print(f"rapid-eval: {problem}", file=sys.stderr)
         if done:
             print(f"rapid-eval: resuming: {done} of {total} episodes done", file=sys.stderr)
         config = {"sweep": store.manifest["sweep"], "out": str(inv.out),
