@@ -8,8 +8,9 @@
   run id, and when it was started;
 * ``episodes.jsonl`` -- one JSON record per finished episode, keyed by ``episode_key`` (the
   digest of the cell's full configuration and the seed, :mod:`rapid_env.eval.jobs`) and sealed by
-  ``record_digest`` (SHA-256 of the record's canonical JSON without that field), appended,
-  flushed and fsynced before the next episode is handed out;
+  ``record_digest`` (SHA-256 of the record's canonical JSON without that field and the
+  wall-clock fields, :func:`record_digest`), appended, flushed and fsynced before the next
+  episode is handed out;
 * ``.lock`` -- the holder's pid and command line while a process has the store open.
 
 **One writer.** Opening takes an exclusive ``flock`` on ``OUT/.lock`` (released by
@@ -62,6 +63,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
+from rapid_env.episode import WALL_CLOCK_FIELDS
 from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob, SweepSpec, identity_key, plan
 from rapid_env.eval.summary import scan_records
 from rapid_env.oracle import tol_name
@@ -73,6 +75,7 @@ LOCK = ".lock"
 DIGEST_FIELD = "record_digest"
 """The record field that seals a stored record (:func:`record_digest`)."""
 DIGEST_ALGORITHM = "sha256"
+_UNSEALED = frozenset((DIGEST_FIELD, *WALL_CLOCK_FIELDS))
 OWNED: tuple[str, ...] = (
     MANIFEST, f"{MANIFEST}.tmp", EPISODES, "summary.json", "summary.csv", "paired.csv",
     "report.html", "videos", "wandb",
@@ -164,12 +167,15 @@ def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 # ------------------------------------------------------------------------ trusting records
 def record_digest(record: Mapping[str, Any]) -> str:
-    """SHA-256 of the record's canonical JSON (sorted keys, no spaces), ``record_digest`` left out.
+    """SHA-256 of the record's canonical JSON (sorted keys, no spaces), less what is not sealed.
 
     Canonical, so the digest survives a JSON round trip: what :meth:`ResultsStore.append` seals
-    is what a reader recomputes from the line, and a hand edit of any field breaks it.
+    is what a reader recomputes from the line, and a hand edit of a sealed field breaks it.
+    Left out: the digest itself and the wall-clock fields
+    (:data:`~rapid_env.episode.WALL_CLOCK_FIELDS`, this machine's timings, not the episode's),
+    so the same seed and configuration give the same digest, as they give the same record.
     """
-    body = {k: v for k, v in record.items() if k != DIGEST_FIELD}
+    body = {k: v for k, v in record.items() if k not in _UNSEALED}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
     return hashlib.sha256(text.encode()).hexdigest()
 

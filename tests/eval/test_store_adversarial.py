@@ -266,6 +266,9 @@ def test_a_torn_last_line_is_cut_and_its_episode_rerun(store: Path, capsys):
     assert rapid_eval([*SWEEP, "--out", str(store)]) == 0
     assert "dropped a torn last line" in capsys.readouterr().err
     assert keys(store) == [json.loads(row)["episode_key"] for row in rows]
+    # the rerun episode is sealed as before: the digest leaves the wall-clock fields out
+    assert [json.loads(x)[DIGEST_FIELD] for x in lines(store)] == [
+        json.loads(x)[DIGEST_FIELD] for x in rows]
 
 
 # ------------------------------------------------------------ resuming with more to record
