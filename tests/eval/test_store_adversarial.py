@@ -23,7 +23,7 @@ import pytest
 from rapid_env.cli.eval import main as rapid_eval
 from rapid_env.cli.report import main as rapid_report
 from rapid_env.eval import store as store_module
-from rapid_env.eval.store import DIGEST_FIELD, LOCK, ResultsStore, StoreLocked
+from rapid_env.eval.store import DIGEST_FIELD, ResultsStore, StoreLocked
 
 SWEEP = ["--tasks", "reach", "--agents", "rapid,cloud-only", "--noise", "clean", "--links",
          "ideal", "--episodes", "2", "--max-episode-s", "1", "--policy", "expert",
@@ -91,8 +91,8 @@ def test_a_second_rapid_eval_on_the_same_out_exits_2_naming_the_first(tmp_path: 
 
 
 def test_the_lock_names_its_holder_and_goes_with_it(tmp_path: Path):
-    from rapid_env.eval.jobs import SweepSpec
     from rapid_env.config import EnvConfig
+    from rapid_env.eval.jobs import SweepSpec
 
     spec = SweepSpec(tasks=("reach",), agents=("rapid",), episodes=1, seed=1000,
                      base=EnvConfig(policy="expert", image_size=16, max_episode_s=1.0))
