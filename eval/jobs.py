@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -63,6 +64,16 @@ class SweepSpec:
         )
 
 
+def identity_key(identity: Mapping[str, Any]) -> str:
+    """16 hex digits of SHA-256 of the canonical JSON of an episode's identity.
+
+    A module function, not only :meth:`EpisodeJob.key`, so a reader that has only a manifest's
+    plain-data cell configurations (:mod:`rapid_env.eval.store`) computes the same keys.
+    """
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class EpisodeJob:
     """One episode of a sweep: what to build, which decider, which seed, and what else to record.
@@ -94,9 +105,8 @@ class EpisodeJob:
         return {"env": self.config.to_dict(), "agent": self.agent, "seed": self.seed}
 
     def key(self) -> str:
-        """A stable digest of :meth:`identity` (16 hex digits of SHA-256 of canonical JSON)."""
-        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """A stable digest of :meth:`identity` (:func:`identity_key`)."""
+        return identity_key(self.identity())
 
     def head(self) -> dict[str, Any]:
         """The fields that open every record: the cell, the seed and the model setup."""

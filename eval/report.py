@@ -35,7 +35,8 @@ from rapid_env.eval.charts import Chart, render_png, sweep_charts
 from rapid_env.eval.execute import is_episode_error
 from rapid_env.eval.paired import paired_rows, resolve_baseline
 from rapid_env.eval.report_tables import config_table, esc, paired_table, plain, summary_table
-from rapid_env.eval.summary import dedupe, parse_records, summarize
+from rapid_env.eval.store import read_records
+from rapid_env.eval.summary import dedupe, summarize
 
 __all__ = ["REPORT", "ReportError", "read_store", "sweep_agents", "write_report"]
 
@@ -70,7 +71,11 @@ class ReportError(ValueError):
 
 # ---------------------------------------------------------------------------------- reading
 def read_store(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
-    """The manifest ({} when absent), the records in file order, and unreadable lines skipped."""
+    """The manifest ({} when absent), the trusted records in file order, and lines skipped.
+
+    Skipped: lines that are damaged, torn or not to be trusted
+    (:func:`rapid_env.eval.store.read_records` names each).
+    """
     episodes = out / "episodes.jsonl"
     if not episodes.is_file():
         raise ReportError(f"{out} holds no episodes.jsonl: not a rapid-eval results store")
@@ -79,11 +84,11 @@ def read_store(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     if manifest_path.is_file():
         try:
             loaded = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ReportError(f"{manifest_path} is unreadable ({exc})") from None
         manifest = loaded if isinstance(loaded, dict) else {}
-    records, skipped = parse_records(episodes.read_text(encoding="utf-8"))
-    return manifest, records, skipped
+    records, problems = read_records(out, manifest)
+    return manifest, records, len(problems)
 
 
 def sweep_agents(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> list[str]:

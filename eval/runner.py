@@ -20,7 +20,7 @@ from rapid_env.episode import WALL_CLOCK_FIELDS, overhead_fields, run_episode
 from rapid_env.eval.backends import Backend, make_backend
 from rapid_env.eval.execute import EpisodeRunner, is_episode_error, with_oracle
 from rapid_env.eval.jobs import Cell, EpisodeJob, SweepSpec, cells, plan
-from rapid_env.eval.store import OpenMode, ResultsStore
+from rapid_env.eval.store import OpenMode, Recorded, ResultsStore
 
 __all__ = [
     "EXIT_FAILED", "EXIT_INTERRUPTED", "WALL_CLOCK_FIELDS", "Cell", "SweepObserver", "SweepResult",
@@ -112,16 +112,18 @@ def run_sweep(
         videos: record media (video, per-tick series, still) of the first ``videos`` seeds of
             every cell into ``out_dir/videos/`` (:mod:`rapid_env.eval.media`); the workers write
             the files and each such record gets a ``media`` field. Only episodes run now are
-            recorded (a resumed one keeps what it had). 0: nothing is traced or rendered.
+            recorded, so a resume that asks for videos of stored episodes is refused
+            (:class:`~rapid_env.eval.store.StoreError`). 0: nothing is traced or rendered.
         oracle: run the redundancy oracle (:mod:`rapid_env.oracle`) with these tolerances in
             every episode run now (the jobs' ``oracle`` option); their records
             get the oracle's fields. The policy then runs at every tick, so episodes are slower.
-            Episodes already in the store are not rerun (they keep the fields they have).
+            Episodes already in the store are not rerun, so a resume that adds tolerances to
+            stored episodes is refused (:class:`~rapid_env.eval.store.StoreError`).
     """
     if videos < 0:
         raise ValueError(f"--videos {videos} must be >= 0")
     store = ResultsStore(out_dir)
-    store.open(spec, mode, manifest_extra)
+    store.open(spec, mode, manifest_extra, Recorded(tuple(oracle), videos))
     jobs = plan(spec)
     pending = store.pending(jobs)
     resumed = len(jobs) - len(pending)

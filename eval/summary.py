@@ -45,6 +45,7 @@ __all__ = [
     "EPISODE_FIELDS",
     "dedupe",
     "parse_records",
+    "scan_records",
     "episode_identity",
     "summarize",
     "t_half_width",
@@ -200,28 +201,66 @@ def _pooled_oracle(members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def parse_records(text: str) -> tuple[list[dict[str, Any]], int]:
-    """The JSON object lines of ``episodes.jsonl`` text in file order, and the lines skipped.
+LineProblem = tuple[int, str]
+"""A line of ``episodes.jsonl`` that holds no usable record: its 1-based number and why."""
 
-    For readers that must not touch the store (the report, ``rapid-paper``): a torn last line
-    from a crash, or any line that is not a JSON object, is skipped and counted, never repaired
+
+def scan_records(
+    data: str | bytes,
+) -> tuple[list[tuple[int, dict[str, Any]]], list[LineProblem]]:
+    """The JSON object lines of ``episodes.jsonl`` with their line numbers, and the bad lines.
+
+    The one tolerant reader of a store's records, for the store itself
+    (:class:`~rapid_env.eval.store.ResultsStore`) and for the readers that must not touch it
+    (the report, ``rapid-paper``), so all of them skip and name the same lines. It never raises:
+    a line that is not valid UTF-8, not JSON, or JSON but not an object (an array, a number) is
+    a problem with its line number, and so is a torn last line (no newline, not parseable: a
+    crash mid-write, which the store cuts when it reopens). A complete object on an unterminated
+    last line is a record (a file written by hand, or shipped without its final newline).
+
+    Args:
+        data: the file's bytes (decoded line by line, so one bad byte costs one line) or text.
+    """
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape")
+    lines = raw.split(b"\n")
+    terminated = len(lines) - 1  # the part after the last newline is not a terminated line
+    records: list[tuple[int, dict[str, Any]]] = []
+    problems: list[LineProblem] = []
+    for index, chunk in enumerate(lines):
+        number = index + 1
+        if not chunk.strip():
+            continue
+        torn = index >= terminated
+        try:
+            record = json.loads(chunk.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            problems.append((number, f"not UTF-8 text (byte {exc.start + 1})"))
+            continue
+        except json.JSONDecodeError as exc:
+            problems.append((number, "torn last line (a crash mid-write)" if torn
+                             else f"not JSON ({exc.msg}, column {exc.colno})"))
+            continue
+        if not isinstance(record, dict):
+            problems.append((number, f"a JSON {_json_kind(record)}, not a record (an object)"))
+            continue
+        records.append((number, record))
+    return records, problems
+
+
+def _json_kind(value: Any) -> str:
+    kinds = ((list, "array"), (str, "string"), (bool, "boolean"), (int | float, "number"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "null")
+
+
+def parse_records(data: str | bytes) -> tuple[list[dict[str, Any]], int]:
+    """The JSON object lines of ``episodes.jsonl`` in file order, and the lines skipped.
+
+    For readers that must not touch the store (the report, ``rapid-paper``): every line
+    :func:`scan_records` finds no record in is skipped and counted, never repaired
     (:class:`~rapid_env.eval.store.ResultsStore` cuts a torn line when it reopens the store).
     """
-    records: list[dict[str, Any]] = []
-    skipped = 0
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            skipped += 1
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-        else:
-            skipped += 1
-    return records, skipped
+    records, problems = scan_records(data)
+    return [record for _, record in records], len(problems)
 
 
 IDENTITY_FIELDS: tuple[str, ...] = tuple(k for k in JOB_FIELDS if k != "episode_key")

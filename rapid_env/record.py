@@ -36,8 +36,8 @@ __all__ = [
     "is_episode_error", "lookup", "markdown", "validate",
 ]
 
-Source = Literal["job", "recorder", "loop", "oracle", "media"]
-Presence = Literal["always", "ran", "oracle", "oracle_refill", "media"]
+Source = Literal["job", "recorder", "loop", "oracle", "media", "store"]
+Presence = Literal["always", "ran", "oracle", "oracle_refill", "media", "stored"]
 
 TOL = "<tol>"
 """The placeholder of a family's name: a tolerance as ``format(tol, "g")``."""
@@ -52,6 +52,7 @@ SOURCES: dict[str, str] = {
     "time",
     "oracle": "the redundancy oracle (rapid_env/oracle.py, `rapid-eval --oracle`)",
     "media": "the media writer (eval/media.py, `rapid-eval --videos N`)",
+    "store": "the results store (eval/store.py), as it appends the line to `episodes.jsonl`",
 }
 """Who sets each field, in record order."""
 
@@ -62,6 +63,8 @@ PRESENCE: dict[str, str] = {
     "oracle": "only with the oracle; a `<tol>` family once per tolerance",
     "oracle_refill": "only with the oracle and the refill rule (`rapid-eval --oracle` has it)",
     "media": "only for recorded episodes: `media`, or `media_error` when writing failed",
+    "stored": "in every line of `episodes.jsonl` (a store written before it existed: none); "
+    "never in a record in memory",
 }
 """When a field is in a record."""
 
@@ -249,6 +252,10 @@ FIELDS: tuple[Field, ...] = (
        "the episode's `video`, `series` and `still`, relative to the sweep's folder", "media",
        "media"),
     _f("media_error", "str", "", "why the media could not be written", "media", "media"),
+    # ------------------------------------------------------------------ the stored line
+    _f("record_digest", "str", "", "SHA-256 (64 hex digits) of the line's canonical JSON without "
+       "this field and the wall-clock fields: a line edited by hand is reported, not summarised",
+       "store", "stored"),
 )
 """Every record field, in record order."""
 

@@ -8,7 +8,9 @@ when no API key is configured), and prints the summary table. Rerunning the same
 same ``OUT`` resumes.
 
 Exit codes: 0 every episode ran (a policy's own faults are data: counted in the ``faults``
-column); 2 bad input, before any episode (one line naming the bad value and the allowed ones);
+column); 2 bad input, before any episode (one line naming the bad value and the allowed ones), or
+a store that cannot be used (another process has it open, it holds another sweep, the disk is
+full: one line saying what to do);
 3 the sweep finished but some episodes could not run (``episode_error`` records); 130
 interrupted (Ctrl-C): everything finished is stored, rerun the same command to resume.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -165,7 +168,7 @@ def _output_flags(p: argparse.ArgumentParser) -> None:
     from rapid_env.oracle import DEFAULT_TOLERANCES
 
     g = p.add_argument_group("results: the store in --out, report, videos, oracle")
-    g.add_argument("--out", type=Path, default=None,
+    g.add_argument("--out", type=_out_dir, default=None,
                    help="output folder, a results store; the same command resumes it "
                         "(default: runs/<time>)")
     store = g.add_mutually_exclusive_group()
@@ -228,12 +231,20 @@ def _abs(path: str | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().resolve())
 
 
+def _out_dir(text: str) -> Path:
+    """``--out``: a non-empty path (an unset shell variable must not mean this folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is empty; give a folder (an unset shell variable?), e.g. --out runs/x")
+    return Path(text)
+
+
 def _check_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # a probe of its own: two commands on one --out must not delete each other's
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise ValueError(f"--out {str(out)!r} is not writable ({exc.strerror})") from None
 
@@ -355,8 +366,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return _run(inv, backend)
-    except StoreError as exc:
+    except StoreError as exc:  # another sweep, locked by another process, disk full, ...
         print(f"rapid-eval: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        from rapid_env.eval.store import full_message, is_disk_full, stored_count
+
+        if not is_disk_full(exc):
+            raise
+        path = Path(exc.filename) if exc.filename else inv.out
+        print(f"rapid-eval: error: {full_message(path, stored_count(inv.out))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
         backend.close()
@@ -387,6 +406,8 @@ class SweepWatcher:
         if store.dropped_torn_line:
             print("rapid-eval: dropped a torn last line of episodes.jsonl (a crash mid-write)",
                   file=sys.stderr)
+        for problem in store.problems:  # damaged or untrusted lines: named, not counted
+            print(f"rapid-eval: {problem}", file=sys.stderr)
         if done:
             print(f"rapid-eval: resuming: {done} of {total} episodes done", file=sys.stderr)
         extra = {"out": str(inv.out), "backend": inv.backend, "workers": inv.workers,

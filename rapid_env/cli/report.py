@@ -1,7 +1,10 @@
 """``rapid-report OUT [--baseline AGENT]``: rebuild ``OUT/report.html`` and ``OUT/paired.csv``.
 
 Both come from a rapid-eval results store's records alone; ``--baseline`` picks the agent the
-paired comparison compares every other agent with (default: the sweep's first agent).
+paired comparison compares every other agent with (default: the sweep's first agent). A line of
+``episodes.jsonl`` that is damaged (not UTF-8, not a JSON object, torn) or not to be trusted (its
+``record_digest`` or ``episode_key`` does not match, :mod:`rapid_env.eval.store`) is named on
+stderr with its line number and left out; the exit code stays 0.
 
 matplotlib and the report's code load only after the flags parsed, so ``--help`` answers at once.
 """
@@ -47,11 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from rapid_env.eval.paired import write_paired
     from rapid_env.eval.report import REPORT, ReportError, read_store, sweep_agents, write_report
+    from rapid_env.eval.store import read_records
     from rapid_env.eval.summary import dedupe
 
     try:
-        path = write_report(args.out, args.baseline)  # checks --baseline first
-        manifest, raw, _ = read_store(args.out)
+        manifest, _, _ = read_store(args.out)
+        raw, problems = read_records(args.out, manifest)
+        for problem in problems:  # damaged or untrusted lines: named, left out of the report
+            print(f"rapid-report: {problem}", file=sys.stderr)
+        path = write_report(args.out, args.baseline)
         records, _ = dedupe(raw)
         write_paired(records, args.out, args.baseline, sweep_agents(manifest, records))
     except ReportError as exc:

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rapid_env.config import EnvConfig
@@ -93,3 +94,43 @@ def test_records_without_a_manifest_are_not_adopted(tmp_path: Path):
 
 def test_differences_reads_nested_fields():
     assert differences({"a": {"b": 1}, "c": [1]}, {"a": {"b": 2}, "c": [1]}) == ["a.b: 1 -> 2"]
+
+
+def test_a_manifest_gives_the_keys_the_plan_gives():
+    from rapid_env.eval.store import expected_keys, make_manifest, manifest_keys
+
+    manifest = json.loads(json.dumps(make_manifest(SPEC), default=str))  # as a reader sees it
+    assert manifest_keys(manifest) == expected_keys(plan(SPEC))
+    assert manifest_keys({"sweep": {}}) is None and manifest_keys({}) is None
+
+
+def test_the_owned_names_are_the_files_a_sweep_writes():
+    from rapid_env.eval.media import MEDIA_DIR
+    from rapid_env.eval.paired import PAIRED_CSV
+    from rapid_env.eval.report import REPORT
+    from rapid_env.eval.store import OWNED
+
+    assert {MEDIA_DIR, PAIRED_CSV, REPORT, "summary.json", "summary.csv"} <= set(OWNED)
+
+
+def test_scan_records_names_every_bad_line():
+    from rapid_env.eval.summary import parse_records, scan_records
+
+    data = b'{"a": 1}\n[1]\n\n{"b": \xff}\nnope\n7\n{"c": 2}\n{"d": 3'
+    records, problems = scan_records(data)
+    assert [n for n, _ in records] == [1, 7]
+    assert [(n, why.split(" ")[0]) for n, why in problems] == [
+        (2, "a"), (4, "not"), (5, "not"), (6, "a"), (8, "torn")]
+    assert "not UTF-8" in problems[1][1] and "JSON array" in problems[0][1]
+    assert scan_records(b'{"a": 1}\n{"b": 2}')[0][-1] == (2, {"b": 2})  # complete, unterminated
+    assert parse_records(data.decode("utf-8", "replace")) == ([{"a": 1}, {"c": 2}], 5)
+
+
+def test_a_digest_seals_every_field_but_the_wall_clock():
+    from rapid_env.eval.store import record_digest
+
+    record = {"episode_key": "k", "success": True, "wall_time_s": 1.5, "x": np.float64(0.1)}
+    seal = record_digest(record)
+    assert record_digest(json.loads(json.dumps({**record, "x": 0.1}))) == seal
+    assert record_digest({**record, "wall_time_s": 9.0, "record_digest": "zz"}) == seal
+    assert record_digest({**record, "success": False}) != seal
