@@ -25,8 +25,9 @@ from typing import Any, NoReturn
 
 from rapid_env.config import ControlConfig, EnvConfig
 from rapid_env.eval.backends import BACKENDS, Backend, check_workers, make_backend
+from rapid_env.eval.backends.ray_backend import check_local_cpus
 from rapid_env.eval.execute import is_episode_error
-from rapid_env.eval.jobs import EpisodeJob, SweepSpec, plan
+from rapid_env.eval.jobs import MAX_EPISODES, MAX_SEED, EpisodeJob, SweepSpec, plan
 from rapid_env.eval.media import media_for
 from rapid_env.eval.paired import resolve_baseline, write_paired
 from rapid_env.eval.preflight import preflight
@@ -205,6 +206,21 @@ class Invocation:
     baseline: str | None = None  # None: the sweep's first agent
 
 
+def _check_counts(args: argparse.Namespace) -> None:
+    """The counts' bounds, named by their flags (the sweep's own check says it in API terms)."""
+    if not 1 <= args.episodes <= MAX_EPISODES:
+        raise ValueError(f"--episodes {args.episodes}; allowed: 1..{MAX_EPISODES} (paired seeds "
+                         "per cell; more change no comparison)")
+    if not 0 <= args.seed <= MAX_SEED - args.episodes + 1:
+        raise ValueError(f"--seed {args.seed}; allowed: 0..{MAX_SEED - args.episodes + 1} "
+                         f"(the last episode's seed, seed + episodes - 1, at most {MAX_SEED})")
+    if not 0 <= args.videos <= args.episodes:
+        raise ValueError(f"--videos {args.videos}; allowed: 0..{args.episodes} (--episodes: the "
+                         "first N seeds of every cell are recorded)")
+    if args.backend == "ray" and args.address is None:
+        check_local_cpus(args.workers)
+
+
 def parse_spec(argv: Sequence[str] | None) -> Invocation:
     """Parse and check the flags; raise ValueError naming the bad value and the allowed ones.
 
@@ -215,12 +231,7 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     tasks = tuple(TASKS.names()) if args.tasks == ("mt10",) else args.tasks
     for t in tasks:
         TASKS.check(t)
-    if args.episodes < 1:
-        raise ValueError(f"--episodes {args.episodes} must be >= 1")
-    if args.seed < 0:
-        raise ValueError(f"--seed {args.seed} must be >= 0")
-    if args.videos < 0:
-        raise ValueError(f"--videos {args.videos} must be >= 0")
+    _check_counts(args)
     base = EnvConfig(
         task=tasks[0], policy=args.policy, profile=args.profile, edge=args.edge,
         cloud=args.cloud, image_size=args.image_size, control_hz=args.control_hz,
