@@ -38,7 +38,9 @@ with a plain TCP connect of at most :data:`CONNECT_TIMEOUT_S` (Ray's own connect
 minutes, holding Ctrl-C off meanwhile), and ``ray.init`` itself is given up after
 :data:`INIT_TIMEOUT_S` (it runs in a helper thread, so Ctrl-C and SIGTERM act at once). A local
 cluster shares this process's fate: Ray starts its head processes with a parent-death signal on
-Linux (``kernel_fate_share``), so a ``kill -9`` of the sweep takes the cluster with it.
+Linux (``kernel_fate_share``), and the agents its raylet starts (which outlive a killed raylet)
+are killed by a :class:`~rapid_env.eval.backends.lifeline.Reaper`, so a ``kill -9`` of the sweep
+takes the whole cluster with it.
 
 The workers get ``MUJOCO_GL`` and ``WANDB_MODE`` (this process's values, else ``egl`` and
 ``offline``) through the job's ``runtime_env``; that is one environment for every task of the job,
@@ -56,6 +58,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from rapid_env.eval.backends.lifeline import Reaper
 from rapid_env.eval.execute import EPISODE_ERROR, EpisodeRunner
 from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob
 
@@ -235,6 +238,7 @@ class RayBackend:
         self.address = address
         self.workers = workers
         self._connected = False  # ray.init was this backend's: close() shuts down / disconnects
+        self._reaper: Reaper | None = None  # a local cluster's: kills its leftovers if we die
         env = dict(runtime_env or {})
         env["env_vars"] = {**worker_env(), **env.get("env_vars", {})}
         if token_file is not None:
@@ -247,6 +251,7 @@ class RayBackend:
                     address="local", num_cpus=workers, include_dashboard=False,
                     log_to_driver=False, logging_level=logging.ERROR, runtime_env=env,
                 )
+                self._reaper = Reaper()  # the raylet's agents outlive a killed driver otherwise
             else:
                 probe_address(address)
                 try:
@@ -306,6 +311,9 @@ class RayBackend:
         if self._connected and self._ray.is_initialized():
             self._ray.shutdown()  # stops a cluster ray.init started; a joined one keeps running
         self._connected = False
+        if self._reaper is not None:
+            self._reaper.release()
+            self._reaper = None
 
 
 def _failed(job: EpisodeJob, exc: Exception, ray: Any) -> dict[str, Any]:

@@ -271,6 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             backend.close()
         print(f"rapid-eval: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C while joining a cluster or loading: nothing ran yet
+        if backend is not None:
+            backend.close()
+        print("rapid-eval: interrupted before any episode ran", file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:
         return _run(inv, backend)
     except StoreError as exc:
