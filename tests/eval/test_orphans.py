@@ -100,3 +100,117 @@ def test_sigkill_of_the_parent_takes_every_worker_with_it(tmp_path):
             proc.wait()
         for pid in _alive(tree):  # never leave a failed test's processes behind
             os.kill(pid, signal.SIGKILL)
+
+
+WATCHED_CHILD = '''
+import multiprocessing as mp
+import os
+import time
+
+from rapid_env.eval.backends.lifeline import die_with_parent
+
+
+def child(parent_pid):
+    die_with_parent(parent_pid, use_pdeathsig=False)  # the watcher thread alone
+    time.sleep(600)
+
+
+if __name__ == "__main__":
+    p = mp.get_context("spawn").Process(target=child, args=(os.getpid(),))
+    p.start()
+    print("CHILD", p.pid, flush=True)
+    time.sleep(600)
+'''
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def test_without_the_kernel_signal_the_watcher_alone_ends_an_orphan(tmp_path):
+    """Where PR_SET_PDEATHSIG is unavailable (or not safe to use), the watcher thread suffices."""
+    script = tmp_path / "parent.py"
+    script.write_text(WATCHED_CHILD)
+    proc = subprocess.Popen([sys.executable, str(script)], env=_env(), stdout=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    tree: dict[int, int] = {}
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("CHILD"), line
+        time.sleep(1.0)  # let the child run die_with_parent
+        tree = _descendants(proc.pid)
+        assert int(line.split()[1]) in tree
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        survivors = _alive(tree)
+        gone_by = time.monotonic() + GONE_WITHIN_S
+        while survivors and time.monotonic() < gone_by:
+            time.sleep(0.2)
+            survivors = _alive(tree)
+        assert survivors == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in _alive(tree):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_whose_parent_is_already_gone_exits_at_once():
+    from rapid_env.eval.backends.lifeline import EXIT_ORPHANED
+
+    code = ("from rapid_env.eval.backends.lifeline import die_with_parent; "
+            "die_with_parent(1); print('survived')")  # pid 1 is not this process's parent
+    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == EXIT_ORPHANED and "survived" not in proc.stdout
+
+
+REAPED_PARENT = '''
+import subprocess
+import sys
+import time
+
+from rapid_env.eval.backends.lifeline import Reaper
+
+helper = subprocess.Popen(["sleep", "600"])  # stands for a process someone else started for us
+reaper = Reaper()
+time.sleep(1.5)  # the reaper has read the tree
+reaper_pid = reaper.pid
+if sys.argv[1] == "release":
+    reaper.release()
+print("READY", helper.pid, reaper_pid, flush=True)
+time.sleep(600)
+'''
+
+
+@pytest.mark.parametrize("how", ["kill", "release"])
+def test_a_reaper_kills_what_its_unreleased_parent_left(tmp_path, how):
+    script = tmp_path / "parent.py"
+    script.write_text(REAPED_PARENT)
+    proc = subprocess.Popen([sys.executable, str(script), how], env=_env(),
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    tree: dict[int, int] = {}
+    try:
+        assert proc.stdout is not None
+        _, helper, reaper = proc.stdout.readline().split()
+        tree = {int(helper): _stat(int(helper))[2]}  # type: ignore[index]
+        if how == "release":
+            assert _stat(int(reaper)) is None or _stat(int(reaper))[1] == "Z"  # type: ignore[index]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        survivors = _alive(tree)
+        gone_by = time.monotonic() + GONE_WITHIN_S
+        while survivors and time.monotonic() < gone_by:
+            time.sleep(0.2)
+            survivors = _alive(tree)
+        # released: the parent said it cleaned up, so the helper is left alone
+        assert survivors == ([] if how == "kill" else [int(helper)])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in _alive(tree):
+            os.kill(pid, signal.SIGKILL)
