@@ -214,9 +214,9 @@ def _check_counts(args: argparse.Namespace) -> None:
     if not 0 <= args.seed <= MAX_SEED - args.episodes + 1:
         raise ValueError(f"--seed {args.seed}; allowed: 0..{MAX_SEED - args.episodes + 1} "
                          f"(the last episode's seed, seed + episodes - 1, at most {MAX_SEED})")
-    if not 0 <= args.videos <= args.episodes:
-        raise ValueError(f"--videos {args.videos}; allowed: 0..{args.episodes} (--episodes: the "
-                         "first N seeds of every cell are recorded)")
+    if not 0 <= args.videos <= MAX_EPISODES:
+        raise ValueError(f"--videos {args.videos}; allowed: 0..{MAX_EPISODES} (the first N seeds "
+                         "of every cell are recorded; N >= --episodes records them all)")
     if args.backend == "ray" and args.address is None:
         check_local_cpus(args.workers)
 

@@ -54,8 +54,8 @@ HZ = "allowed: [80, 40, 20, 16, 10, 8, 5, 4, 2, 1] (Hz, 1 to 80)"
         (["--seed", str(MAX_SEED), "--episodes", "3"], f"allowed: 0..{MAX_SEED - 2} (the last "
                                                        "episode's seed"),
         (["--seed", "99999999999999999999999"], "--seed 99999999999999999999999; allowed"),
-        (["--videos", "-1"], "--videos -1; allowed: 0..1"),
-        (["--videos", "5"], "--videos 5; allowed: 0..1 (--episodes"),
+        (["--videos", "-1"], f"--videos -1; allowed: 0..{MAX_EPISODES}"),
+        (["--videos", "1000000"], f"--videos 1000000; allowed: 0..{MAX_EPISODES}"),
         (["--workers", "0"], "--workers 0; allowed: 1.."),
         (["--workers", "100000"], "--workers 100000; allowed: 1.."),
         (["--backend", "ray", "--workers", "100000"], "--workers 100000; allowed: 1.."),
