@@ -204,7 +204,8 @@ class RayBackend:
         address: ``None`` to start a local cluster, or the address of a running cluster:
             ``auto``, ``host:port``, ``ray://host:port``. Unused when this process is connected
             to Ray already: that connection is used.
-        workers: CPUs of a local cluster this backend starts; ignored for an existing cluster.
+        workers: CPUs of a local cluster this backend starts (1 .. this machine's cores);
+            ignored for an existing cluster.
         runtime_env: more of the job's ``runtime_env`` (``working_dir``, ``py_modules``, a
             ``worker_process_setup_hook``, ...); its ``env_vars`` are added to
             :func:`worker_env`'s. Not applied to a Ray connection this process already had.
@@ -213,7 +214,10 @@ class RayBackend:
             runs such episodes; otherwise set ``RAPID_SERVE_TOKEN`` on the nodes themselves).
 
     Raises:
-        ValueError: Ray is not installed, ``workers < 1``, or no cluster answers at ``address``.
+        ValueError: Ray is not installed, ``workers`` is out of range, ``address`` is malformed,
+            nothing accepts a TCP connection there within :data:`CONNECT_TIMEOUT_S`, or
+            ``ray.init`` fails or has not joined within :data:`INIT_TIMEOUT_S` (its thread is
+            then left to Ray's own retries; this process should not use Ray afterwards).
     """
 
     name = "ray"
