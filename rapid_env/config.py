@@ -16,6 +16,12 @@ from rapid_env.tasks.limits import DEFAULT_CAMERA, image_shape, mw_steps_per_tic
 MAX_CHUNK_SIZE = 256
 MAX_EPISODE_S = 3600.0
 """One simulated hour: an upper bound that catches a typo (seconds given as milliseconds)."""
+MAX_IN_FLIGHT = 64
+"""Requests in flight at once: far above any decider's use (2), low enough to bound the queue."""
+MAX_REQUEST_TIMEOUT_S = 60.0
+"""A lost request is given up within a simulated minute (an episode is seconds long)."""
+MAX_PROPRIO_WINDOW_S = 60.0
+"""The longest proprioception history a decider may ask for (the task keeps a few seconds)."""
 
 HoldPolicy = Literal["hold", "repeat_last"]
 Align = Literal["executed", "time"]
@@ -48,11 +54,17 @@ class ControlConfig:
             raise ValueError(f"hold_policy={self.hold_policy!r}; allowed: hold, repeat_last")
         if self.align not in ("executed", "time"):
             raise ValueError(f"align={self.align!r}; allowed: executed, time")
-        if self.max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
-        if not self.request_timeout_s > 0:
-            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
-
+        if not _int_in(self.max_in_flight, 1, MAX_IN_FLIGHT):
+            raise ValueError(
+                f"max_in_flight={self.max_in_flight!r}; allowed: an int in 1..{MAX_IN_FLIGHT}"
+            )
+        for name, hi in (("request_timeout_s", MAX_REQUEST_TIMEOUT_S),
+                         ("proprio_window_s", MAX_PROPRIO_WINDOW_S)):
+            value = getattr(self, name)
+            if not _number_in(value, 0.0, hi) or value == 0:
+                raise ValueError(
+                    f"{name}={value!r}; allowed: a finite number of seconds in (0, {hi:g}]"
+                )
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,11 @@ class EnvConfig:
     """Everything that defines an episode besides the seed and the decider.
 
     Numbers are checked here, so a bad one fails when the configuration is made, before any
-    episode (names are checked against their registries when the parts are built).
+    episode (names are checked against their registries when the parts are built). This is the
+    one check for every path in: ``rapid-eval``'s flags, ``gym.make("rapid_env/Rapid-v0", ...)``
+    keywords and :func:`dataclasses.replace` all build an ``EnvConfig``. Every number must be
+    finite and within its range; ``max_episode_s`` must hold at least one control tick, so an
+    episode never runs past the time it was given.
 
     Attributes:
         trust_checkpoint_code: allow a checkpoint folder to name code to import (the
@@ -108,6 +124,11 @@ class EnvConfig:
             raise ValueError(
                 f"max_episode_s={self.max_episode_s!r}; allowed: a finite number of seconds in "
                 f"(0, {MAX_EPISODE_S:g}]"
+            )
+        if self.max_episode_s * self.control_hz < 1 - 1e-9:
+            raise ValueError(
+                f"max_episode_s={self.max_episode_s!r} is shorter than one control tick at "
+                f"control_hz={self.control_hz!r}; allowed: >= {1 / self.control_hz:g} s"
             )
         if not isinstance(self.trust_checkpoint_code, bool):
             raise ValueError(

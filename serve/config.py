@@ -7,8 +7,9 @@ check its flags, and answer ``--help``, before the heavy modules load.
 from __future__ import annotations
 
 import logging
+import math
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 log = logging.getLogger("rapid_env.serve")
@@ -22,6 +23,62 @@ LOOPBACK = ("127.0.0.1", "::1", "[::1]", "localhost")
 
 class UsageError(Exception):
     """A start-up problem the user must fix (``rapid-serve`` exits 2 with the message)."""
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""``--log-level`` values (any case)."""
+
+MAX_REQUEST_MB = 2047.0
+"""gRPC keeps message sizes in a signed 32-bit int: the largest request is just under 2 GiB."""
+
+BOUNDS: dict[str, tuple[str, type, float, float, bool]] = {
+    # field: (flag, type, low, high, None allowed)
+    "port": ("--port", int, 0, 65535, False),
+    "max_request_mb": ("--max-request-mb", float, 1e-3, MAX_REQUEST_MB, False),
+    "deadline_s": ("--deadline-s", float, 1e-3, 3600.0, False),
+    "workers": ("--workers", int, 1, 256, False),
+    "max_concurrent": ("--max-concurrent", int, 1, 65536, True),
+    "max_requests": ("--max-requests", int, 1, 10**9, True),
+    "max_seconds": ("--max-seconds", float, 1e-3, 366 * 86400.0, True),  # a year
+    "grace_s": ("--grace-s", float, 0.0, 600.0, False),
+    "chunk_size": ("--chunk-size", int, 1, 256, False),
+}
+"""Every number ``rapid-serve`` takes: its flag, kind and closed range (finite, always).
+
+The ranges catch typos and unit slips; none is near what a real deployment uses. ``chunk_size``
+matches the environment's own bound (:data:`rapid_env.config.MAX_CHUNK_SIZE`)."""
+
+TORCH_THREADS = ("--torch-threads", int, 1, 1024, True)
+"""``--torch-threads``: not a :class:`ServeConfig` field (it is set on torch), checked alike."""
+
+
+def check_number(flag: str, kind: type, low: float, high: float, optional: bool,
+                 value: object) -> None:
+    """:class:`UsageError` naming ``flag`` and its range unless ``value`` is in it (and finite)."""
+    if value is None and optional:
+        return
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        what = f"an int in {_num(low)}..{_num(high)}"
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)  # type: ignore[arg-type]
+        what = f"a finite number in {_num(low)}..{_num(high)}"
+    if not ok or not low <= value <= high:  # type: ignore[operator]
+        raise UsageError(f"{flag} {value}; allowed: {what}" + (" (or leave it out)" if optional
+                                                               else ""))
+
+
+def _num(x: float) -> str:
+    """A bound as people write it: 31622400, not 3.16224e+07; 0.001 as it is."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def check_log_level(name: str) -> int:
+    """The :mod:`logging` level ``name`` stands for; :class:`UsageError` for another name."""
+    if str(name).upper() not in LOG_LEVELS:
+        raise UsageError(f"--log-level {name}; allowed: {', '.join(LOG_LEVELS)}")
+    return int(getattr(logging, str(name).upper()))
 
 
 def default_chunk_size() -> int:
@@ -50,6 +107,12 @@ class ServeConfig:
     max_seconds: float | None = None
     grace_s: float = 2.0
     chunk_size: int = field(default_factory=default_chunk_size)
+
+    def __post_init__(self) -> None:
+        """Check every number against :data:`BOUNDS` (one :class:`UsageError` naming the flag)."""
+        for f in fields(self):
+            if f.name in BOUNDS:
+                check_number(*BOUNDS[f.name], getattr(self, f.name))
 
     @property
     def max_request_bytes(self) -> int:

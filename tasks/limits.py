@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 __all__ = [
-    "DEFAULT_CAMERA", "IMAGE_SIZE_RANGE", "MW_STEP_HZ", "image_shape", "mw_steps_per_tick",
+    "CONTROL_HZ_ALLOWED", "DEFAULT_CAMERA", "IMAGE_SIZE_RANGE", "MW_STEP_HZ", "image_shape",
+    "mw_steps_per_tick",
 ]
 
 MW_STEP_HZ = 80.0  # Meta-World: 5 substeps x 2.5 ms
@@ -31,14 +32,32 @@ IMAGE_SIZE_RANGE = (16, 1024)
 above 1024 one frame costs more memory and time than any VLA input uses."""
 
 
+CONTROL_HZ_ALLOWED = (80, 40, 20, 16, 10, 8, 5, 4, 2, 1)
+"""Control rates the suite runs at: 1 to 80 Hz, each a whole number of Meta-World steps per tick.
+
+Below 1 Hz one tick would hold an action for seconds (an episode of ``max_episode_s`` = 1 would
+run one 100 s tick at 0.01 Hz); above 80 Hz a tick would be shorter than one Meta-World step.
+"""
+
+
 def mw_steps_per_tick(control_hz: float) -> int:
-    """Meta-World steps per control tick; ``control_hz`` must divide 80 Hz evenly."""
-    allowed = [80, 40, 20, 16, 10, 8, 5, 4, 2, 1]
-    ok = isinstance(control_hz, int | float) and math.isfinite(control_hz) and control_hz > 0
-    n = MW_STEP_HZ / control_hz if ok else 0.0
-    if not ok or abs(n - round(n)) > 1e-9:
-        raise ValueError(f"control_hz={control_hz!r} must divide 80 Hz evenly; allowed: {allowed}")
-    return int(round(n))
+    """Meta-World steps per control tick; ``control_hz`` must be one of :data:`CONTROL_HZ_ALLOWED`.
+
+    This is the one check of the control rate: :class:`rapid_env.config.EnvConfig` (the CLI flag,
+    ``gym.make`` keywords) and the task env both call it.
+    """
+    ok = (
+        isinstance(control_hz, int | float)
+        and not isinstance(control_hz, bool)
+        and math.isfinite(control_hz)
+        and any(abs(control_hz - hz) <= 1e-9 * hz for hz in CONTROL_HZ_ALLOWED)
+    )
+    if not ok:
+        raise ValueError(
+            f"control_hz={control_hz!r} must divide 80 Hz evenly; allowed: "
+            f"{list(CONTROL_HZ_ALLOWED)} (Hz, 1 to 80)"
+        )
+    return int(round(MW_STEP_HZ / control_hz))
 
 
 def image_shape(image_size: object) -> tuple[int, int]:

@@ -227,8 +227,13 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
 
         Returns Meta-World's info dict for the end of the tick (with ``success`` and ``reward``).
         The controller calls this and renders a frame only when something reads it.
+
+        Raises:
+            ValueError: ``action`` is not an array of the action space's shape (4,) or holds a
+                NaN or an infinity (checked before MuJoCo sees it: a NaN mocap target makes
+                the simulation diverge a few steps later, far from its cause).
         """
-        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        a = np.clip(self._checked_action(action), -1.0, 1.0)
         mw, m, d = self.mw, self.model, self.data
         t0 = self.tick * self.tick_dt
         k = 0
@@ -255,6 +260,22 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         info["sim_time_s"] = self.sim_time
         self.last_info = info
         return info
+
+    def _checked_action(self, action: object) -> np.ndarray:
+        """``action`` as a float64 array of the action space's shape, all finite; ValueError."""
+        shape = self.action_space.shape
+        allowed = f"allowed: an array of shape {shape} (xyz delta, gripper effort), finite"
+        try:
+            a = np.asarray(action, dtype=np.float64) if action is not None else None
+        except (TypeError, ValueError):
+            a = None
+        if a is None:
+            raise ValueError(f"action={action!r} is not a numeric array; {allowed}")
+        if a.shape != shape:
+            raise ValueError(f"action of shape {a.shape}; {allowed}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action={a.tolist()} is not finite; {allowed}")
+        return a
 
     def step(
         self, action: np.ndarray

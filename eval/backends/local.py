@@ -5,7 +5,9 @@ worker busy. Workers are started with ``spawn`` (MuJoCo's EGL context and torch'
 not survive ``fork``) and run one torch thread each (the small models run fastest on one thread, and
 N workers then use N cores). A worker that dies (killed, out of memory) breaks the pool; the jobs
 that were in flight are handed to a fresh pool, up to :data:`MAX_ATTEMPTS` times each, so a crash
-costs a retry of those episodes, nothing else.
+costs a retry of those episodes, nothing else. A parent that dies (``kill -9``, the OOM killer)
+takes its workers with it (:mod:`rapid_env.eval.backends.lifeline`): no orphan keeps a model
+and a renderer in memory.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.util import Finalize
 from typing import Any
 
+from rapid_env.eval.backends.lifeline import die_with_parent, started_from_main_thread
 from rapid_env.eval.execute import EpisodeRunner, error_record
 from rapid_env.eval.jobs import EpisodeJob
 from rapid_env.link import TraceWarning
@@ -31,8 +34,13 @@ _TOKEN_FILE: str | None = None  # remote: links' token file path, set by the poo
 _IMPORTS: tuple[str, ...] = ()  # --import modules, set by the pool's initializer
 
 
-def _init_worker(token_file: str | None = None, imports: tuple[str, ...] = ()) -> None:
+def _init_worker(
+    token_file: str | None = None, imports: tuple[str, ...] = (), parent_pid: int | None = None,
+    pdeathsig: bool = False,
+) -> None:
     global _TOKEN_FILE, _IMPORTS
+    if parent_pid is not None:  # first: a parent already gone must not leave this one behind
+        die_with_parent(parent_pid, use_pdeathsig=pdeathsig)
     # One core per worker: torch's intra-op pool and Mesa's llvmpipe rasteriser would otherwise
     # each start a thread per core in every worker and fight over the cores.
     os.environ.setdefault("LP_NUM_THREADS", "1")
@@ -89,7 +97,7 @@ class LocalBackend:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = ProcessPoolExecutor(
             self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-            initargs=(self.token_file, self.imports),
+            initargs=(self.token_file, self.imports, os.getpid(), started_from_main_thread()),
         )
         return self._pool
 

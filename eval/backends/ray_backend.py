@@ -33,6 +33,15 @@ Where it runs:
 * either way, a process already connected to Ray (``ray.init`` called by the caller) uses that
   connection as it is, and :meth:`RayBackend.close` leaves it open.
 
+Joining never waits without bound: a ``host:port`` or ``ray://host:port`` address is first probed
+with a plain TCP connect of at most :data:`CONNECT_TIMEOUT_S` (Ray's own connect retries for
+minutes, holding Ctrl-C off meanwhile), and ``ray.init`` itself is given up after
+:data:`INIT_TIMEOUT_S` (it runs in a helper thread, so Ctrl-C and SIGTERM act at once). A local
+cluster shares this process's fate: Ray starts its head processes with a parent-death signal on
+Linux (``kernel_fate_share``), and the agents its raylet starts (which outlive a killed raylet)
+are killed by a :class:`~rapid_env.eval.backends.lifeline.Reaper`, so a ``kill -9`` of the sweep
+takes the whole cluster with it.
+
 The workers get ``MUJOCO_GL`` and ``WANDB_MODE`` (this process's values, else ``egl`` and
 ``offline``) through the job's ``runtime_env``; that is one environment for every task of the job,
 so workers are shared by all its tasks (a per-task ``runtime_env`` would put its tasks in a worker
@@ -43,10 +52,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
+from rapid_env.eval.backends.lifeline import Reaper
 from rapid_env.eval.execute import EpisodeRunner, error_record
 from rapid_env.eval.jobs import EpisodeJob
 
@@ -61,6 +73,14 @@ RESOURCE_REFRESH_S = 10.0
 
 WORKER_ENV_DEFAULTS = {"MUJOCO_GL": "egl", "WANDB_MODE": "offline"}
 """Variables every worker process gets (this process's value, else the default)."""
+
+CONNECT_TIMEOUT_S = 5.0
+"""How long the TCP probe of a cluster address waits for the port to answer."""
+
+INIT_TIMEOUT_S = 45.0
+"""How long ``ray.init`` may take to join a cluster whose port answered (then: exit 2)."""
+
+T = TypeVar("T")
 
 NEEDS_RAY = "--backend ray needs Ray: pip install 'rapid-env[ray]' (or `make install`)"
 
@@ -97,6 +117,87 @@ def _import_ray() -> Any:
     return ray
 
 
+def check_local_cpus(workers: int) -> None:
+    """ValueError unless ``workers`` CPUs suit a local cluster: 1 .. this machine's cores.
+
+    Ray accepts any CPU count it is told, and this backend keeps two tasks per CPU in flight, so
+    an unbounded count would submit a whole sweep at once on a machine that runs a few.
+    """
+    cores = os.cpu_count() or 1
+    if not 1 <= workers <= cores:
+        raise ValueError(
+            f"--workers {workers}; allowed: 1..{cores} (this machine's cores) for a local Ray "
+            "cluster; give --address to join a larger one"
+        )
+
+
+def probe_address(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """ValueError unless ``host:port`` (or ``ray://host:port``) accepts a TCP connection.
+
+    ``auto`` is left to Ray (it names no port). Ctrl-C interrupts the probe like any socket call.
+    """
+    if address == "auto":
+        return
+    rest = address.removeprefix("ray://")
+    host, sep, port_text = rest.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(
+            f"--address {address}; allowed: auto, host:port or ray://host:port (port 1..65535)"
+        )
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        why = (f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError)
+               else exc.strerror or str(exc))
+        raise ValueError(f"--address {address}: no Ray cluster answers there ({why})") from None
+
+
+def _bounded(seconds: float, what: str, call: Callable[[], T]) -> T:
+    """``call()`` in a helper thread; ValueError if it has not returned within ``seconds``.
+
+    ``ray.init`` blocks in Ray's C++ client for about 40 s per connection attempt, and Python
+    sees Ctrl-C or SIGTERM only when it returns. Here the calling thread waits in short joins,
+    so a signal is handled at once and the wait is bounded; a thread left behind is a daemon
+    and does not hold the process at exit.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    quiet = _DropOffThreadWarning()
+    worker_log = logging.getLogger("ray._private.worker")
+    worker_log.addFilter(quiet)
+    thread = threading.Thread(target=run, name="ray-init", daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + seconds
+        while thread.is_alive() and time.monotonic() < deadline:
+            thread.join(0.1)
+    finally:
+        worker_log.removeFilter(quiet)
+    if thread.is_alive():
+        raise ValueError(f"{what}: no answer within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+class _DropOffThreadWarning(logging.Filter):
+    """Drops Ray's note that a driver started off the main thread sets no SIGTERM handler.
+
+    The process keeps Python's own SIGTERM handling, which ends it at once: what is wanted.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def worker_env() -> dict[str, str]:
     """The environment variables the job's worker processes get."""
     return {name: os.environ.get(name, default) for name, default in WORKER_ENV_DEFAULTS.items()}
@@ -109,7 +210,8 @@ class RayBackend:
         address: ``None`` to start a local cluster, or the address of a running cluster:
             ``auto``, ``host:port``, ``ray://host:port``. Unused when this process is connected
             to Ray already: that connection is used.
-        workers: CPUs of a local cluster this backend starts; ignored for an existing cluster.
+        workers: CPUs of a local cluster this backend starts (1 .. this machine's cores);
+            ignored for an existing cluster.
         runtime_env: more of the job's ``runtime_env`` (``working_dir``, ``py_modules``, a
             ``worker_process_setup_hook``, ...); its ``env_vars`` are added to
             :func:`worker_env`'s. Not applied to a Ray connection this process already had.
@@ -120,7 +222,10 @@ class RayBackend:
             before building the episode (each must be importable on every node).
 
     Raises:
-        ValueError: Ray is not installed, ``workers < 1``, or no cluster answers at ``address``.
+        ValueError: Ray is not installed, ``workers`` is out of range, ``address`` is malformed,
+            nothing accepts a TCP connection there within :data:`CONNECT_TIMEOUT_S`, or
+            ``ray.init`` fails or has not joined within :data:`INIT_TIMEOUT_S` (its thread is
+            then left to Ray's own retries; this process should not use Ray afterwards).
     """
 
     name = "ray"
@@ -133,7 +238,9 @@ class RayBackend:
         token_file: str | None = None,
         imports: Sequence[str] = (),
     ) -> None:
-        if workers < 1:
+        if address is None:
+            check_local_cpus(workers)
+        elif workers < 1:
             raise ValueError(f"--workers {workers} must be >= 1")
         if address is None:
             # A cluster of this machine alone talks over loopback, never over the machine's
@@ -145,6 +252,7 @@ class RayBackend:
         self.workers = workers
         self.imports = tuple(imports)
         self._connected = False  # ray.init was this backend's: close() shuts down / disconnects
+        self._reaper: Reaper | None = None  # a local cluster's: kills its leftovers if we die
         env = dict(runtime_env or {})
         env["env_vars"] = {**worker_env(), **env.get("env_vars", {})}
         if token_file is not None:
@@ -157,10 +265,13 @@ class RayBackend:
                     address="local", num_cpus=workers, include_dashboard=False,
                     log_to_driver=False, logging_level=logging.ERROR, runtime_env=env,
                 )
+                self._reaper = Reaper()  # the raylet's agents outlive a killed driver otherwise
             else:
+                probe_address(address)
                 try:
-                    ray.init(address=address, log_to_driver=False,
-                             logging_level=logging.WARNING, runtime_env=env)
+                    _bounded(INIT_TIMEOUT_S, f"--address {address}: joining a Ray cluster",
+                             lambda: ray.init(address=address, log_to_driver=False,
+                                              logging_level=logging.WARNING, runtime_env=env))
                 except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
                     raise ValueError(
                         f"--address {address}: cannot join a Ray cluster there "
@@ -214,6 +325,9 @@ class RayBackend:
         if self._connected and self._ray.is_initialized():
             self._ray.shutdown()  # stops a cluster ray.init started; a joined one keeps running
         self._connected = False
+        if self._reaper is not None:
+            self._reaper.release()
+            self._reaper = None
 
 
 def _failed(job: EpisodeJob, exc: Exception, ray: Any) -> dict[str, Any]:

@@ -276,6 +276,24 @@ class Invocation:
     wandb_entity: str | None = None  # None: $WANDB_ENTITY, else the account's default
 
 
+def _check_counts(args: argparse.Namespace) -> None:
+    """The counts' bounds, named by their flags (the sweep's own check says it in API terms)."""
+    from rapid_env.eval.backends.ray_backend import check_local_cpus
+    from rapid_env.eval.jobs import MAX_EPISODES, MAX_SEED
+
+    if not 1 <= args.episodes <= MAX_EPISODES:
+        raise ValueError(f"--episodes {args.episodes}; allowed: 1..{MAX_EPISODES} (paired seeds "
+                         "per cell; more change no comparison)")
+    if not 0 <= args.seed <= MAX_SEED - args.episodes + 1:
+        raise ValueError(f"--seed {args.seed}; allowed: 0..{MAX_SEED - args.episodes + 1} "
+                         f"(the last episode's seed, seed + episodes - 1, at most {MAX_SEED})")
+    if not 0 <= args.videos <= MAX_EPISODES:
+        raise ValueError(f"--videos {args.videos}; allowed: 0..{MAX_EPISODES} (the first N seeds "
+                         "of every cell are recorded; N >= --episodes records them all)")
+    if args.backend == "ray" and args.address is None:
+        check_local_cpus(args.workers)
+
+
 def parse_spec(argv: Sequence[str] | None) -> Invocation:
     """Parse and check the flags; raise ValueError naming the bad value and the allowed ones.
 
@@ -297,13 +315,8 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     tasks = tuple(t.name for t in MT10) if args.tasks == ("mt10",) else args.tasks
     for t in tasks:
         TASKS.check(t)
-    if args.episodes < 1:
-        raise ValueError(f"--episodes {args.episodes} must be >= 1")
-    if args.seed < 0:
-        raise ValueError(f"--seed {args.seed} must be >= 0")
+    _check_counts(args)
     _warn_reserved_seeds(args.seed, args.episodes)
-    if args.videos < 0:
-        raise ValueError(f"--videos {args.videos} must be >= 0")
     base = EnvConfig(
         task=tasks[0], policy=args.policy, profile=args.profile, edge=args.edge,
         cloud=args.cloud, image_size=args.image_size, control_hz=args.control_hz,
@@ -364,6 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             backend.close()
         print(f"rapid-eval: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C while joining a cluster or loading: nothing ran yet
+        if backend is not None:
+            backend.close()
+        print("rapid-eval: interrupted before any episode ran", file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:
         return _run(inv, backend)
     except StoreError as exc:  # another sweep, locked by another process, disk full, ...

@@ -26,10 +26,14 @@ from typing import TYPE_CHECKING
 
 from rapid_env.cli.common import HelpFormatter, examples_epilog
 from rapid_env.serve.config import (
+    BOUNDS,
     LOOPBACK,
     SERVABLE,
+    TORCH_THREADS,
     ServeConfig,
     UsageError,
+    check_log_level,
+    check_number,
     default_chunk_size,
     read_bytes,
     read_token_file,
@@ -87,20 +91,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from(args: argparse.Namespace) -> ServeConfig:
-    """The parsed flags checked and turned into a :class:`ServeConfig` (:class:`UsageError`)."""
+    """The parsed flags checked and turned into a :class:`ServeConfig` (:class:`UsageError`).
+
+    Every number is checked against its range (:data:`~rapid_env.serve.config.BOUNDS`) before
+    the token file is read or anything loads.
+    """
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
     chunk_size = default_chunk_size() if args.chunk_size is None else args.chunk_size
-    for flag, value, low in (
-        ("--workers", args.workers, 1),
-        ("--max-request-mb", args.max_request_mb, 1e-3),
-        ("--deadline-s", args.deadline_s, 1e-6),
-        ("--chunk-size", chunk_size, 1),
-    ):
-        if value < low:
-            raise UsageError(f"{flag} must be >= {low}, got {value}")
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be in 0..65535, got {args.port}")
+    flags = {**vars(args), "chunk_size": chunk_size}
+    for name, bound in BOUNDS.items():
+        check_number(*bound, flags[name])
+    check_number(*TORCH_THREADS, args.torch_threads)
+    check_log_level(args.log_level)
     return ServeConfig(
         policy=args.policy,
         token=read_token_file(args.token_file),
@@ -120,14 +123,13 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
     )
 
 
-def _start(args: argparse.Namespace) -> tuple[RunningServer, int]:
+def _start(args: argparse.Namespace, config: ServeConfig) -> tuple[RunningServer, int]:
     """Load the policy and start serving it: the running server and its torch thread count."""
     import torch
 
     from rapid_env.serve.lifecycle import start
     from rapid_env.serve.model import load_cloud_model
 
-    config = config_from(args)
     cloud = load_cloud_model(config.policy, config.chunk_size, config.parallel_forward)
     threads = args.torch_threads or max(1, (os.cpu_count() or 1) // config.workers)
     torch.set_num_threads(threads)
@@ -156,8 +158,13 @@ def _announce(running: RunningServer, threads: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``rapid-serve``: 0 after a graceful stop, 2 on a usage error."""
     args = parser().parse_args(argv)
+    try:
+        config = config_from(args)  # every flag checked before anything loads
+    except UsageError as e:
+        print(f"rapid-serve: {e}", file=sys.stderr)
+        return 2
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=check_log_level(args.log_level),
         format="%(asctime)s rapid-serve %(levelname)s %(message)s",
     )
     stop = threading.Event()  # set by SIGTERM/SIGINT, from now on (loading takes seconds)
@@ -168,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        running, threads = _start(args)
+        running, threads = _start(args, config)
     except UsageError as e:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
