@@ -489,10 +489,10 @@ class SweepLogger:
                 logged["episodes"] = self._table(self._records)
             if summary_rows:
                 logged["summary"] = self._table(summary_rows)
-            if paired_rows:
-                logged["paired"] = self._table(paired_rows)
                 if exit_code == 0:
                     logged.update(self._charts(summary_rows))
+            if paired_rows:
+                logged["paired"] = self._table(paired_rows)
             if exit_code == 0 and (report := self._report()) is not None:
                 logged["report"] = report
             if logged:

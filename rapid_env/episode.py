@@ -77,13 +77,13 @@ def run_episode(
         "decision_cpu_us_mean": decide_ns / max(ticks, 1) / 1e3,
         **overhead_fields(decide_ns / 1e9, float(decider.model_overhead_s), controller),
     }
-    observed: dict[str, Any] = {}
-    for o in watching:  # the oracle's fields; an observer adding fields declares them too
+    observed: dict[str, Any] = {}  # the oracle's fields, and any declared with record.declare
+    for o in watching:
         observed.update(o.on_end(controller))
     return assemble(
         metrics=controller.episode_metrics(),
         loop=loop,
-        oracle=observed or None,
+        observers=observed or None,
         wall_time_s=time.perf_counter() - wall0,
     )
 

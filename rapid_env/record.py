@@ -33,11 +33,11 @@ from typing import Any, Literal
 __all__ = [
     "EPISODE_ERROR", "FAULT_KINDS", "FAULT_KINDS_NOTE", "FIELDS", "JOB_FIELDS", "PRESENCE",
     "REQUIRED_FIELDS", "SOURCES", "TOL", "WALL_CLOCK_FIELDS", "Field", "RecordError", "assemble",
-    "is_episode_error", "lookup", "markdown", "validate",
+    "declare", "is_episode_error", "lookup", "markdown", "observer_field", "validate",
 ]
 
-Source = Literal["job", "recorder", "loop", "oracle", "media", "store"]
-Presence = Literal["always", "ran", "oracle", "oracle_refill", "media", "stored"]
+Source = Literal["job", "recorder", "loop", "oracle", "media", "store", "observer"]
+Presence = Literal["always", "ran", "oracle", "oracle_refill", "media", "stored", "observer"]
 
 TOL = "<tol>"
 """The placeholder of a family's name: a tolerance as ``format(tol, "g")``."""
@@ -53,6 +53,8 @@ SOURCES: dict[str, str] = {
     "oracle": "the redundancy oracle (rapid_env/oracle.py, `rapid-eval --oracle`)",
     "media": "the media writer (eval/media.py, `rapid-eval --videos N`)",
     "store": "the results store (eval/store.py), as it appends the line to `episodes.jsonl`",
+    "observer": "an episode observer of your own (rapid_env/observer.py), which declares its "
+    "fields with `rapid_env.record.declare`",
 }
 """Who sets each field, in record order."""
 
@@ -65,6 +67,7 @@ PRESENCE: dict[str, str] = {
     "media": "only for recorded episodes: `media`, or `media_error` when writing failed",
     "stored": "in every line of `episodes.jsonl` (a store written before it existed: none); "
     "never in a record in memory",
+    "observer": "only when the observer that declared it watched the episode",
 }
 """When a field is in a record."""
 
@@ -305,6 +308,32 @@ _FAMILIES: tuple[Field, ...] = tuple(f for f in FIELDS if f.family)
 _PATTERNS: tuple[tuple[Field, re.Pattern[str]], ...] = tuple((f, f.pattern) for f in _FAMILIES)
 
 
+def declare(*fields: Field) -> None:
+    """Declare the fields an observer of your own adds to a record (source ``observer``).
+
+    The harness's fields are :data:`FIELDS`; an :class:`~rapid_env.observer.EpisodeObserver`
+    written outside this package adds its own through its ``on_end`` and declares them here once,
+    at import, so a record still holds declared fields only. Declaring the same field again is a
+    no-op; a name the schema already uses for something else is refused.
+
+    Raises:
+        RecordError: a field whose source or presence is not ``observer``, or whose name is taken.
+    """
+    for field in fields:
+        if field.source != "observer" or field.presence != "observer" or field.family:
+            raise RecordError(f"declare {field.name!r} with source and presence 'observer' "
+                              "(and no <tol> family)")
+        known = _BY_NAME.get(field.name) or (lookup(field.name) or (None,))[0]
+        if known is not None and known != field:
+            raise RecordError(f"record field {field.name!r} is already declared")
+        _BY_NAME[field.name] = field
+
+
+def observer_field(name: str, type_: str, unit: str, doc: str) -> Field:
+    """A :class:`Field` for :func:`declare`: set by an observer, present when it watched."""
+    return Field(name, type_, unit, doc, "observer", "observer")
+
+
 def lookup(key: str) -> tuple[Field, str | None] | None:
     """The field declaring ``key`` and, for a family, the tolerance's name; None if undeclared."""
     plain = _BY_NAME.get(key)
@@ -329,6 +358,7 @@ def assemble(
     metrics: Mapping[str, Any] | None = None,
     loop: Mapping[str, Any] | None = None,
     oracle: Mapping[str, Any] | None = None,
+    observers: Mapping[str, Any] | None = None,
     wall_time_s: float | None = None,
     episode: Mapping[str, Any] | None = None,
     error: str | None = None,
@@ -346,6 +376,8 @@ def assemble(
         metrics: the recorder's fields.
         loop: the episode loop's fields (the decider's cost), without ``wall_time_s``.
         oracle: the redundancy oracle's fields.
+        observers: the fields the episode's observers add: the oracle's, and those of observers
+            of your own (each declared with :func:`declare`).
         wall_time_s: the episode's host seconds (set last: it times the whole episode).
         episode: a whole episode record (what :func:`rapid_env.episode.run_episode` returns);
             instead of ``metrics``, ``loop``, ``oracle`` and ``wall_time_s``.
@@ -359,16 +391,17 @@ def assemble(
     """
     parts: list[tuple[str, Mapping[str, Any] | None, tuple[str, ...]]] = [("job", job, ("job",))]
     if error is not None:
-        if any(p is not None for p in (metrics, loop, oracle, wall_time_s, episode)):
+        if any(p is not None for p in (metrics, loop, oracle, observers, wall_time_s, episode)):
             raise RecordError("a record has an episode or an error, not both")
         parts.append(("error", {"success": False, "faults": 1,
                                 "fault": f"{EPISODE_ERROR}: {error}"}, ("recorder",)))
     else:
         parts += [
-            ("episode", episode, ("recorder", "loop", "oracle")),
+            ("episode", episode, ("recorder", "loop", "oracle", "observer")),
             ("metrics", metrics, ("recorder",)),
             ("loop", loop, ("loop",)),
             ("oracle", oracle, ("oracle",)),
+            ("observer", observers, ("oracle", "observer")),  # the oracle is an observer
             ("wall_time_s", None if wall_time_s is None else {"wall_time_s": wall_time_s},
              ("loop",)),
         ]

@@ -367,6 +367,10 @@ def test_a_sweep_leaves_a_run_per_cell_and_a_sweep_run(
                          .read_text())
     assert {"low", "high", "series", "label"} <= set(success["columns"])
     assert list((media / "html").glob("report_*.html"))  # report.html, viewable in W&B
+    (paired,) = list((media / "table").glob("paired_*.table.json"))  # paired.csv, in W&B too
+    paired_table = json.loads(paired.read_text())
+    assert {"agent", "baseline", "n_pairs", "d_success"} <= set(paired_table["columns"])
+    assert len(paired_table["data"]) == 2  # edge-only vs rapid, on each task
     (artifact,) = [a for a in of_kind(records, "artifact") if a.type == ARTIFACT_TYPE]
     assert artifact.name == "sweep-7"
     assert {c.path for c in artifact.manifest.contents} >= {

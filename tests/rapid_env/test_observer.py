@@ -13,6 +13,7 @@ from rapid_env.decision import KEEP, Decider, DeciderBase, DeciderContext, Decis
 from rapid_env.episode import WALL_CLOCK_FIELDS, run_episode
 from rapid_env.observer import EpisodeObserver, ObserverBase
 from rapid_env.oracle import RedundancyOracle
+from rapid_env.record import RecordError, declare, observer_field
 from rapid_env.trace import EpisodeTrace
 
 CFG = EnvConfig(task="reach", policy="expert", link="wifi", image_size=32, max_episode_s=2.0)
@@ -25,8 +26,12 @@ def controller() -> Any:
     c.task.close()
 
 
+declare(observer_field("observed_ticks", "int", "ticks", "ticks the test observer saw"),
+        observer_field("observer_saw", "str", "", "the decider the test observer saw"))
+
+
 class Counter(ObserverBase):
-    """Counts the calls, checks their order, and adds two fields."""
+    """Counts the calls, checks their order, and adds two (declared) fields."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -60,6 +65,17 @@ def test_observers_see_every_tick_and_add_only_their_fields(controller) -> None:
     assert watched["observer_saw"] == "rapid"
     extra = {"observed_ticks", "observer_saw"}
     assert {k: v for k, v in _plain(watched).items() if k not in extra} == _plain(plain)
+
+
+def test_an_undeclared_observer_field_is_refused(controller) -> None:
+    class Sloppy(ObserverBase):
+        def on_end(self, controller) -> dict[str, Any]:
+            return {"not_declared_anywhere": 1}
+
+    with pytest.raises(RecordError, match="not_declared_anywhere"):
+        run_episode(controller, build_decider("rapid"), 1000, observers=[Sloppy()])
+    with pytest.raises(RecordError, match="already declared"):
+        declare(observer_field("success", "bool", "", "a harness field's name"))
 
 
 def test_trace_and_oracle_are_observers_and_the_old_keywords_still_work(controller) -> None:

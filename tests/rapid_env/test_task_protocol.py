@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rapid_env.controller import ControlConfig, PartitionedController
-from rapid_env.decision import KEEP, Decision
+from rapid_env.decision import KEEP, DeciderBase, Decision
 from rapid_env.episode import WALL_CLOCK_FIELDS, run_episode
 from rapid_env.link import IdealLink, parse_link
 from rapid_env.noise import Clean, parse_noise
@@ -49,7 +49,7 @@ print(json.dumps({"record": record, "heavy": heavy}))
 """
 
 
-class Always:
+class Always(DeciderBase):
     """A decider that asks for a fresh chunk at every tick (the oracle's requests are all ticks)."""
 
     name = "always"
