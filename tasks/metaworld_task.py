@@ -57,6 +57,29 @@ __all__ = [
 ]
 
 
+def _make_metaworld(env_key: str) -> Any:
+    """A Meta-World v3 env that draws a fresh layout per seed and never ends an episode itself."""
+    mw = ALL_V3_ENVIRONMENTS[env_key]()
+    mw._freeze_rand_vec = False
+    mw.seeded_rand_vec = True
+    mw._set_task_called = True
+    mw._partially_observable = False  # only the expert reads the goal, never the policy
+    mw.max_path_length = 1 << 30  # we keep time ourselves
+    return mw
+
+
+def _observation_space(image_hw: tuple[int, int], proprio: spaces.Box) -> spaces.Dict:
+    """The task env's observation: camera image, proprioception, instruction (never the goal)."""
+    h, w = image_hw
+    return spaces.Dict(
+        {
+            "image": spaces.Box(0, 255, (h, w, 3), np.uint8),
+            "proprio": proprio,
+            "instruction": spaces.Text(INSTRUCTION_MAX_LEN, charset=_CHARSET),
+        }
+    )
+
+
 class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
     """One MT10 task with camera, proprioception and an instruction.
 
@@ -102,13 +125,7 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         self.metadata = {**self.metadata, "render_fps": int(hz) if hz.is_integer() else hz}
         self.max_ticks = int(np.ceil(max_episode_s * control_hz))
 
-        mw = ALL_V3_ENVIRONMENTS[self.spec_task.env_key]()
-        mw._freeze_rand_vec = False
-        mw.seeded_rand_vec = True
-        mw._set_task_called = True
-        mw._partially_observable = False  # only the expert reads the goal, never the policy
-        mw.max_path_length = 1 << 30  # we keep time ourselves
-        self.mw = mw
+        self.mw = mw = _make_metaworld(self.spec_task.env_key)
         self.model: mujoco.MjModel = mw.model
         self.data: mujoco.MjData = mw.data
         self.model.opt.jacobian = mujoco.mjtJacobian.mjJAC_DENSE  # efc_J rows read below
@@ -131,15 +148,8 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
 
         self.scene = MetaWorldScene(self)
 
-        h, w = self.image_hw
         self.proprio_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
-        self.observation_space = spaces.Dict(
-            {
-                "image": spaces.Box(0, 255, (h, w, 3), np.uint8),
-                "proprio": self.proprio_space,
-                "instruction": spaces.Text(INSTRUCTION_MAX_LEN, charset=_CHARSET),
-            }
-        )
+        self.observation_space = _observation_space(self.image_hw, self.proprio_space)
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
 
     # ------------------------------------------------------------------ lifecycle
