@@ -316,7 +316,6 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     for t in tasks:
         TASKS.check(t)
     _check_counts(args)
-    _warn_reserved_seeds(args.seed, args.episodes)
     base = EnvConfig(
         task=tasks[0], policy=args.policy, profile=args.profile, edge=args.edge,
         cloud=args.cloud, image_size=args.image_size, control_hz=args.control_hz,
@@ -333,6 +332,7 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     _check_out(out)
     mode: OpenMode = "overwrite" if args.overwrite else "extend" if args.extend else "resume"
     command = shlex.join(["rapid-eval", *(sys.argv[1:] if argv is None else argv)])
+    _warn_reserved_seeds(args.seed, args.episodes)  # last: a refused command says one line
     return Invocation(spec, out, args.wandb, args.quiet, args.verbose, args.backend,
                       args.workers, args.address, mode, command, wandb_group=args.group,
                       wandb_tags=args.tags, wandb_job_type=args.job_type,

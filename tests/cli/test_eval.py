@@ -268,3 +268,13 @@ def test_progress_bar_under_a_terminal(tmp_path):
     plain = subprocess.run([*argv, "--out", str(tmp_path / "plain")], capture_output=True,
                            text=True, timeout=120)
     assert "rapid-eval: 2/2 episodes (100.0%)" in plain.stderr and "\r" not in plain.stderr
+
+
+def test_seeds_outside_the_held_out_range_warn_once(tmp_path, capsys):
+    from rapid_env.cli.eval import parse_spec
+
+    parse_spec(["--tasks", "reach", "--agents", "rapid", "--seed", "5", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert err.count("warning: seeds 5-7 are outside the held-out range 1000-99999") == 1
+    parse_spec(["--tasks", "reach", "--agents", "rapid", "--out", str(tmp_path)])
+    assert capsys.readouterr().err == ""
