@@ -289,3 +289,19 @@ def test_a_server_dying_mid_sweep_makes_episodes_invalid_and_a_rerun_completes_t
     assert sorted(latest) == sorted({r["episode_key"] for r in first})  # each key once, valid
     for r in valid:  # the episodes that were valid did not run again
         assert latest[r["episode_key"]]["record_digest"] == r["record_digest"]
+
+
+def test_the_report_says_how_many_episodes_its_numbers_rest_on() -> None:
+    from rapid_env.eval.report_tables import summary_table, validity_line
+    from rapid_env.eval.wandb_tables import cell_summary
+
+    gone = "remote_error: ServerUnavailable: UNAVAILABLE: x"
+    recs = [rec(0), rec(1, invalid=gone), rec(2, invalid="episode_error: OSError: y")]
+    line = validity_line(recs)
+    assert "1 valid of 3 episodes" in line and "<code>remote_error</code>" in line
+    assert "<code>episode_error</code>" in line
+    assert validity_line([rec(0)]) == ""
+    rows = summarize(recs)
+    assert "1 valid of 3" in summary_table(rows)
+    values = cell_summary(rows[0])
+    assert (values["episodes"], values["valid"], values["invalid"]) == (3, 1, 2)
