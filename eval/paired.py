@@ -6,8 +6,9 @@ baseline B here?" is answered best by pairing A's episode with B's episode *of t
 and looking at the differences, which cancels the seed-to-seed spread both share. One row per
 task x noise x link cell and non-baseline agent holds:
 
-* ``n_pairs``: seeds where both agents have a record that ran (an ``episode_error`` record on
-  either side drops the pair; ``unpaired`` counts the agent's episodes left without a partner);
+* ``n_pairs``: seeds where both agents have a valid record (an invalid one on either side, an
+  infrastructure fault such as an ``episode_error`` or a server gone mid-sweep, drops the pair;
+  ``unpaired`` counts the agent's episodes left without a partner);
 * ``d_success`` with ``d_success_lo`` / ``d_success_hi``: the mean paired difference of the
   success flags (agent minus baseline) and its 95 % interval by **Newcombe's hybrid score
   method for paired proportions** (Newcombe 1998, method 10): the two Wilson intervals of the
@@ -39,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from rapid_env import record_metrics
-from rapid_env.eval.execute import is_episode_error
 from rapid_env.eval.pooling import as_float
 from rapid_env.eval.summary import _atomic_write, dedupe, t_half_width, wilson_interval
+from rapid_env.record import invalid_reason
 
 __all__ = [
     "PAIRED_COLUMNS",
@@ -132,10 +133,10 @@ def newcombe_paired_interval(
 
 
 def _by_seed(records: Iterable[Record]) -> dict[str, Record]:
-    """The records that ran, keyed by seed (the first record of a seed kept)."""
+    """The valid records, keyed by seed (the first record of a seed kept)."""
     out: dict[str, Record] = {}
     for r in records:
-        if not is_episode_error(dict(r)):
+        if invalid_reason(r) is None:
             out.setdefault(repr(r.get("seed")), r)
     return out
 
@@ -188,7 +189,8 @@ def paired_rows(
     """One paired-comparison row per task x noise x link cell and non-baseline agent.
 
     Args:
-        records: episode records (duplicates are counted once, episode errors are excluded).
+        records: episode records (duplicates are counted once, a valid copy first; invalid
+            episodes are excluded).
         baseline: the agent every other is compared with; None: the first agent.
         agents: the agents' order for the rows and the default baseline (the sweep's order);
             None: the order they first appear in ``records``.

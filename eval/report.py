@@ -32,9 +32,15 @@ from typing import Any
 from rapid_env.config import EnvConfig
 from rapid_env.eval import report_media
 from rapid_env.eval.charts import Chart, render_png, sweep_charts
-from rapid_env.eval.execute import is_episode_error
 from rapid_env.eval.paired import paired_rows, resolve_baseline
-from rapid_env.eval.report_tables import config_table, esc, paired_table, plain, summary_table
+from rapid_env.eval.report_tables import (
+    config_table,
+    esc,
+    paired_table,
+    plain,
+    summary_table,
+    validity_line,
+)
 from rapid_env.eval.store import read_records
 from rapid_env.eval.summary import dedupe, summarize
 
@@ -264,10 +270,9 @@ def _meta(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any]], cel
     if isinstance(expected, int) and expected != len(records):
         meta.append(f"<span class=warn>{len(records)} of the {expected} planned: the sweep "
                     "has not finished (rerun its command to resume)</span>")
-    errors = sum(1 for r in records if is_episode_error(dict(r)))
-    if errors:
-        meta.append(f"<span class=warn>{errors} episode(s) could not run "
-                    "(<code>episode_error</code>)</span>")
+    validity = validity_line(records)
+    if validity:
+        meta.append(validity)
     if dropped:
         meta.append(f"<span class=warn>{dropped} duplicated record(s) counted once</span>")
     if skipped:

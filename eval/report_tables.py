@@ -14,9 +14,11 @@ from typing import Any
 from rapid_env.eval.pooling import as_float
 from rapid_env.eval.rounding import ci_parts, fmt, signed
 from rapid_env.eval.summary import CELL_KEYS
+from rapid_env.eval.table import episodes_cell
+from rapid_env.record import invalid_reason
 from rapid_env.record_metrics import offload_rate_of_rows
 
-__all__ = ["config_table", "paired_table", "plain", "summary_table"]
+__all__ = ["config_table", "paired_table", "plain", "summary_table", "validity_line"]
 
 
 def esc(value: Any) -> str:
@@ -68,7 +70,7 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
         faults = int(fault_count) if math.isfinite(fault_count) else 0
         body.append(
             "<tr>" + "".join(f"<td>{esc(row.get(k))}</td>" for k in CELL_KEYS)
-            + f"<td class=n>{esc(row.get('episodes'))}</td>"
+            + f"<td class=n>{esc(episodes_cell(row))}</td>"
             + f"<td class=n>{_success(row)}</td>"
             + f"<td class=n>{_pm(row, 'latency_ms_mean')}</td>"
             + f"<td class=n>{fmt(row.get('latency_ms_p95'))}</td>"
@@ -78,6 +80,23 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
             + f"<td class=n{' bad' if faults else ''}>{faults}</td></tr>"
         )
     return f"<table class=summary><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def validity_line(records: Sequence[Mapping[str, Any]]) -> str:
+    """``"n valid of N episodes"`` (HTML) and, with invalid ones, their reasons' kinds.
+
+    Invalid episodes (infrastructure faults, :func:`~rapid_env.record.invalid_reason`) are left
+    out of every number of the report; the line says how many the numbers rest on. Empty when
+    every episode is valid.
+    """
+    reasons = [why for r in records if (why := invalid_reason(r)) is not None]
+    if not reasons:
+        return ""
+    kinds = dict.fromkeys(why.split(":", 1)[0] for why in reasons)
+    return (f"<span class=warn>{len(records) - len(reasons)} valid of {len(records)} episodes: "
+            f"{len(reasons)} invalid (infrastructure: "
+            f"{', '.join(f'<code>{esc(k)}</code>' for k in kinds)}), left out of every number "
+            "below; rerun the sweep's command to run them again</span>")
 
 
 def _d_success(row: Mapping[str, Any]) -> tuple[str, bool]:

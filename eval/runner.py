@@ -12,7 +12,7 @@ one :class:`SweepObserver`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from rapid_env.eval.backends import Backend, make_backend
 from rapid_env.eval.execute import EpisodeRunner, is_episode_error, with_oracle
 from rapid_env.eval.jobs import Cell, EpisodeJob, SweepSpec, cells, plan
 from rapid_env.eval.store import OpenMode, Recorded, ResultsStore
+from rapid_env.record import invalid_reason
 
 __all__ = [
     "EXIT_FAILED", "EXIT_INTERRUPTED", "WALL_CLOCK_FIELDS", "Cell", "SweepObserver", "SweepResult",
@@ -75,9 +76,13 @@ class SweepResult:
     Attributes:
         records: every stored record of the sweep, in the serial order (cell, then seed).
         ran: episodes run by this invocation.
-        resumed: episodes that were already in the store.
+        resumed: episodes that were already in the store (valid ones: an invalid record is
+            run again).
         episode_errors: stored records whose episode could not run (harness faults).
         complete: every episode of the sweep has a record.
+        invalid: the stored records that are invalid (infrastructure faults, ``episode_error``
+            ones included, :func:`~rapid_env.record.invalid_reason`): ``rapid-eval`` exits 3,
+            and the same command runs them again.
     """
 
     records: list[dict[str, Any]]
@@ -85,6 +90,7 @@ class SweepResult:
     resumed: int
     episode_errors: int
     complete: bool
+    invalid: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_sweep(
@@ -98,7 +104,7 @@ def run_sweep(
     videos: int = 0,
     oracle: tuple[float, ...] = (),
 ) -> SweepResult:
-    """Run the episodes of ``spec`` that ``out_dir`` does not hold yet; return all of them.
+    """Run the episodes of ``spec`` that ``out_dir`` holds no valid record of; return all of them.
 
     Args:
         spec: the sweep.
@@ -162,4 +168,5 @@ def run_sweep(
         resumed=resumed,
         episode_errors=sum(is_episode_error(r) for r in records),
         complete=len(records) == len(jobs),
+        invalid=[r for r in records if invalid_reason(r) is not None],
     )

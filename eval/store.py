@@ -38,6 +38,12 @@ records are accepted without a digest, but their keys are checked all the same. 
 leave half a line at the end of ``episodes.jsonl``; it is cut off on open, and a duplicated key
 is never loaded twice.
 
+**Invalid episodes run again.** A record whose episode an infrastructure fault spoiled (its
+``invalid`` field: the server gone, a worker dead, a broken checkpoint) is stored like any other,
+but it does not count as done: the same command runs its job again and appends the new record,
+and a valid record for the key replaces the invalid one (on reading, a valid copy wins; of
+invalid copies the last).
+
 **Disk full.** A record that does not fit is cut back off the file and the manifest is written
 through a temporary file (fsynced, then renamed; removed on failure), so the store stays
 resumable; the error (:class:`StoreFull`) says how many episodes are stored.
@@ -68,6 +74,7 @@ from rapid_env.episode import WALL_CLOCK_FIELDS
 from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob, SweepSpec, identity_key, plan
 from rapid_env.eval.summary import scan_records
 from rapid_env.oracle import tol_name
+from rapid_env.record import invalid_reason
 
 FORMAT = "rapid-env-sweep/1"
 MANIFEST = "manifest.json"
@@ -456,8 +463,8 @@ class ResultsStore:
         ones have. Both are refused with what to do instead.
         """
         had = self._stored_recorded(old, spec)
-        stored = [job for job in jobs if job.key() in self.records]
-        todo = [job for job in jobs if job.key() not in self.records]
+        stored = [job for job in jobs if self.done(job.key())]
+        todo = [job for job in jobs if not self.done(job.key())]
         if not stored:
             return new
         fix = ("a resume runs only the missing episodes: use --overwrite to run every episode "
@@ -579,7 +586,9 @@ class ResultsStore:
     ) -> dict[str, dict[str, Any]]:
         """The trusted records by key; a torn last line is cut off, every bad line named.
 
-        Later duplicates of a key are ignored (the first copy counts).
+        Which copy of a key counts: a valid one over an invalid one, the first of valid ones,
+        the last of invalid ones (:func:`~rapid_env.eval.summary.dedupe`'s rule), so a rerun's
+        valid record replaces the invalid try it ran again.
         """
         records: dict[str, dict[str, Any]] = {}
         self.problems = []
@@ -592,7 +601,9 @@ class ResultsStore:
         self.problems = [_problem_line(self.episodes_path, n, why)
                          for n, why in sorted([*bad, *distrusted])]
         for _, record in good:
-            records.setdefault(record[KEY_FIELD], record)
+            key = record[KEY_FIELD]
+            if key not in records or invalid_reason(records[key]) is not None:
+                records[key] = record
         return records
 
     def _mend_tail(self, data: bytes) -> bytes:
@@ -627,20 +638,34 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ using
     def pending(self, jobs: Iterable[EpisodeJob]) -> list[EpisodeJob]:
-        """The jobs whose record is not stored yet, in the given order."""
-        return [job for job in jobs if job.key() not in self.records]
+        """The jobs without a valid stored record, in the given order.
+
+        An invalid record (an infrastructure fault: :func:`~rapid_env.record.invalid_reason`)
+        is not done: its job runs again, and its new record replaces it (:meth:`append`).
+        """
+        return [job for job in jobs if not self.done(job.key())]
+
+    def done(self, key: str) -> bool:
+        """Whether ``key`` has a valid stored record (an invalid one runs again)."""
+        record = self.records.get(key)
+        return record is not None and invalid_reason(record) is None
+
+    def invalid(self) -> list[dict[str, Any]]:
+        """The stored records that are invalid (their episodes run again on a rerun)."""
+        return [r for r in self.records.values() if invalid_reason(r) is not None]
 
     def append(self, record: dict[str, Any]) -> bool:
-        """Store one record, sealed with its digest and fsynced; False for a known key.
+        """Store one record, sealed with its digest and fsynced; False for a key already done.
 
-        A known key writes nothing.
+        A key with a valid record writes nothing; a key with an invalid one (a rerun) appends
+        the new record, which replaces the old one now and whenever the store is read again.
 
         Raises:
             StoreFull: the disk is full; the partial line is cut off again, so the store holds
                 exactly the records stored before and a rerun resumes.
         """
         key = record[KEY_FIELD]
-        if key in self.records:
+        if self.done(key):
             return False
         if self._fd is None:
             raise StoreError(f"{self.out}: the store is not open")

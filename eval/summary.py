@@ -14,6 +14,9 @@ Choices and why:
 - Non-finite values (NaN smoothness from a too-short path, a None latency from an episode that
   never inferred) are left out of the mean and CI *and counted* in ``<metric>_nan``; they are
   never silently dropped.
+- Invalid episodes (an infrastructure fault: the server gone, a worker dead, a broken
+  checkpoint; :data:`rapid_env.record.FAULT_KINDS_NOTE`) are counted in ``invalid`` and left out
+  of everything else: comparing deciders on episodes the infrastructure failed compares nothing.
 - Output is deterministic: cells keep first-seen order, columns keep first-seen order, and sums
   use :func:`math.fsum` (exactly rounded), so the numbers do not depend on the order in which
   parallel workers finished their episodes. Wall-clock fields are aggregated like any other
@@ -36,7 +39,7 @@ import numpy as np
 from scipy import stats
 
 from rapid_env.eval.pooling import oracle_stats
-from rapid_env.record import JOB_FIELDS, REQUIRED_FIELDS
+from rapid_env.record import JOB_FIELDS, REQUIRED_FIELDS, invalid_reason
 
 __all__ = [
     "CELL_KEYS",
@@ -64,8 +67,8 @@ CONFIDENCE = 0.95
 """Two-sided confidence level of every interval in a summary row."""
 
 # Fields that are not averaged: the job's identity (the seed is an id, not a measurement), success
-# (summarised as a proportion) and fault (a message, counted).
-_NOT_METRICS = frozenset((*JOB_FIELDS, "success", "fault"))
+# (summarised as a proportion), fault (a message, counted) and invalid (a reason, counted).
+_NOT_METRICS = frozenset((*JOB_FIELDS, "success", "fault", "invalid"))
 
 
 def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -127,12 +130,15 @@ def _metric_keys(records: Sequence[Mapping[str, Any]]) -> list[str]:
 def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Aggregate episode records into one row per ``CELL_KEYS`` cell, in first-seen order.
 
-    Each row holds, in this order: the four cell keys; ``episodes`` (records in the cell);
-    ``seeds`` (distinct seeds, so a duplicated episode shows up as ``seeds < episodes``);
-    ``successes``, ``success_rate``, ``success_ci_low``, ``success_ci_high`` (Wilson 95 %);
-    ``faults`` (episodes whose ``fault`` is not None); then for every numeric field ``m`` found in
-    any record: ``m`` (mean over the finite values), ``m_ci95`` (t half-width, nan below 2 finite
-    values) and ``m_nan`` (values that were missing, None or non-finite and so left out).
+    Each row holds, in this order: the four cell keys; ``episodes`` (records in the cell, valid
+    or not); ``valid`` and ``invalid`` (episodes with an infrastructure fault,
+    :func:`~rapid_env.record.invalid_reason`); ``seeds`` (distinct seeds, so a duplicated episode
+    shows up as ``seeds < episodes``); over the **valid** episodes only: ``successes``,
+    ``success_rate``, ``success_ci_low``, ``success_ci_high`` (Wilson 95 %; NaN without a valid
+    episode), ``faults`` (valid episodes whose ``fault`` is not None: policy faults), then for
+    every numeric field ``m`` found in any record: ``m`` (mean over the finite values), ``m_ci95``
+    (t half-width, nan below 2 finite values) and ``m_nan`` (episodes whose value was left out:
+    invalid, or missing, None or non-finite; so ``episodes - m_nan`` values make the mean).
 
     Raises ``ValueError`` naming the record and the field when a cell key or ``success`` is
     missing or malformed, because a mis-recorded episode would otherwise land in a wrong cell,
@@ -154,15 +160,18 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
     metrics = _metric_keys(records)
     rows: list[dict[str, Any]] = []
-    for cell, members in cells.items():
+    for cell, everyone in cells.items():
+        members = [r for r in everyone if invalid_reason(r) is None]
         n = len(members)
         successes = sum(_as_bool(r["success"], i) for i, r in enumerate(members))
         low, high = wilson_interval(successes, n)
         row: dict[str, Any] = dict(zip(CELL_KEYS, cell, strict=True))
-        row["episodes"] = n
-        row["seeds"] = len({repr(r.get("seed")) for r in members})
+        row["episodes"] = len(everyone)
+        row["valid"] = n
+        row["invalid"] = len(everyone) - n
+        row["seeds"] = len({repr(r.get("seed")) for r in everyone})
         row["successes"] = successes
-        row["success_rate"] = successes / n
+        row["success_rate"] = successes / n if n else math.nan
         row["success_ci_low"] = low
         row["success_ci_high"] = high
         row["faults"] = sum(1 for r in members if r.get("fault") is not None)
@@ -174,7 +183,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     finite.append(float(value))
             row[key] = math.fsum(finite) / len(finite) if finite else math.nan
             row[f"{key}_ci95"] = t_half_width(finite)
-            row[f"{key}_nan"] = n - len(finite)
+            row[f"{key}_nan"] = len(everyone) - len(finite)  # invalid ones are left out too
         row.update(_pooled_oracle(members))
         rows.append(row)
     return rows
@@ -276,17 +285,27 @@ def episode_identity(record: Mapping[str, Any]) -> str:
 
 
 def dedupe(records: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
-    """The records with each episode once (the first copy kept), and how many were dropped."""
-    seen: set[str] = set()
+    """The records with each episode once, and how many duplicates were dropped.
+
+    Which copy counts: a valid one over an invalid one (a rerun replaces an episode the
+    infrastructure failed), the first of several valid ones, the last of invalid ones (the
+    latest try says why it is still invalid); only copies of a valid record count as dropped,
+    since a rerun is meant to leave invalid tries behind. The kept copy takes the place of the
+    episode's first record, so cells and rows keep their first-seen order.
+    """
+    slot: dict[str, int] = {}
     unique: list[Mapping[str, Any]] = []
     dropped = 0
     for record in records:
         key = episode_identity(record)
-        if key in seen:
-            dropped += 1
+        if key not in slot:
+            slot[key] = len(unique)
+            unique.append(record)
             continue
-        seen.add(key)
-        unique.append(record)
+        if invalid_reason(unique[slot[key]]) is not None:
+            unique[slot[key]] = record  # a rerun of an invalid episode: expected, not counted
+        else:
+            dropped += 1
     return unique, dropped
 
 

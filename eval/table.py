@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["DEFAULT_COLUMNS", "format_table", "format_value"]
+__all__ = ["DEFAULT_COLUMNS", "episodes_cell", "format_table", "format_value"]
 
 DEFAULT_COLUMNS: tuple[str, ...] = (
     "task",
@@ -49,6 +49,18 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def episodes_cell(row: Mapping[str, Any]) -> Any:
+    """A row's episodes: ``"2 valid of 3"`` when some were invalid, else the count.
+
+    Success and latency rest on the valid episodes only (:func:`~rapid_env.eval.summary.summarize`),
+    so a cell with invalid ones says so where its count is read.
+    """
+    episodes, valid = row.get("episodes"), row.get("valid")
+    if isinstance(valid, int) and isinstance(episodes, int) and valid != episodes:
+        return f"{valid} valid of {episodes}"
+    return episodes
+
+
 def _is_numeric(values: Sequence[Any]) -> bool:
     """Return True when every present value is a number: such columns are right-aligned."""
     present = [v for v in values if v is not None]
@@ -62,7 +74,8 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
 
     ``columns`` defaults to :data:`DEFAULT_COLUMNS`. A column that no row has is left out rather
     than printed empty (a sweep without a network link has no ``offloads``); a value missing from
-    one row prints as ``-``. Numbers are right-aligned, text left-aligned. With no rows the
+    one row prints as ``-``. ``episodes`` reads ``n valid of N`` in a row with invalid episodes
+    (:func:`episodes_cell`). Numbers are right-aligned, text left-aligned. With no rows the
     result is the header and rule only (or an empty string when no column survives), so callers
     can always print it. The returned string has no trailing newline.
     """
@@ -70,7 +83,8 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
     shown = [c for c in wanted if any(c in row for row in rows)] if rows else wanted
     if not shown:
         return ""
-    raw = {c: [row.get(c) for row in rows] for c in shown}
+    raw = {c: [episodes_cell(row) if c == "episodes" else row.get(c) for row in rows]
+           for c in shown}
     cells = {c: [format_value(v) for v in raw[c]] for c in shown}
     widths = {c: max([len(c), *(len(s) for s in cells[c])]) for c in shown}
     right = {c: _is_numeric(raw[c]) for c in shown}
@@ -81,4 +95,9 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
 
     lines = [line({c: c for c in shown}), "  ".join("-" * widths[c] for c in shown)]
     lines.extend(line({c: cells[c][i] for c in shown}) for i in range(len(rows)))
+    total = sum(r["episodes"] for r in rows if isinstance(r.get("episodes"), int))
+    valid = sum(r["valid"] for r in rows if isinstance(r.get("valid"), int))
+    if any(isinstance(r.get("valid"), int) for r in rows) and valid != total:
+        lines.append(f"{valid} valid of {total} episodes: the invalid ones (infrastructure "
+                     "faults) are left out of success and latency")
     return "\n".join(lines)

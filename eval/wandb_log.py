@@ -58,6 +58,7 @@ from rapid_env.eval.wandb_tables import (
     table_cell,
     table_row_fields,
 )
+from rapid_env.record import invalid_reason
 from rapid_env.wandb_mode import (
     MODES,
     Mode,
@@ -411,7 +412,7 @@ class SweepLogger:
     def _aggregates(self, summary_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Sweep-level numbers for the sweep run's summary, over every record (resumed too)."""
         records = self._records
-        ran = [r for r in records if not is_episode_error(r)]
+        ran = [r for r in records if invalid_reason(r) is None]  # valid: what results rest on
         latencies = [v for r in ran if (v := finite(r.get("latency_ms_mean"))) is not None]
         aggregates: dict[str, Any] = {
             "sweep/episodes": len(records),
@@ -420,8 +421,10 @@ class SweepLogger:
                 sum(bool(r.get("success")) for r in ran) / len(ran) if ran else None
             ),
             "sweep/latency_ms_mean": math.fsum(latencies) / len(latencies) if latencies else None,
-            "sweep/faults": sum(1 for r in records if r.get("fault") is not None),
-            "sweep/episode_errors": len(records) - len(ran),
+            "sweep/faults": sum(1 for r in ran if r.get("fault") is not None),
+            "sweep/episode_errors": sum(is_episode_error(r) for r in records),
+            "sweep/valid": len(ran),
+            "sweep/invalid": len(records) - len(ran),
         }
         for row in summary_rows:
             rate = finite(row.get("success_rate"))

@@ -100,6 +100,9 @@ def cell_summary(row: Mapping[str, Any]) -> dict[str, Any]:
     The numbers, flat (``success_rate``, ``success_ci_low``, ``latency_ms_mean``,
     ``latency_ms_mean_ci95``, ...); non-finite ones and the ``<metric>_nan`` counts of missing
     values are left out, so the Runs table shows one column per metric and its interval.
+    ``episodes``, ``valid`` and ``invalid`` are always there (a row from before ``invalid``
+    existed: every episode valid), so a cell whose numbers rest on fewer episodes than it ran
+    shows it beside them.
     """
     out: dict[str, Any] = {}
     for key, value in row.items():
@@ -108,7 +111,18 @@ def cell_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         number = scalar(value)
         if number is not None and math.isfinite(float(number)):
             out[key] = number
-    return out
+    counts = validity_counts(row)
+    return {**out, **counts} if counts else out
+
+
+def validity_counts(row: Mapping[str, Any]) -> dict[str, int]:
+    """A summary row's ``episodes``, ``valid`` and ``invalid``; empty without ``episodes``."""
+    episodes = row.get("episodes")
+    if not isinstance(episodes, int) or isinstance(episodes, bool):
+        return {}
+    valid = row.get("valid")
+    valid = valid if isinstance(valid, int) and not isinstance(valid, bool) else episodes
+    return {"episodes": episodes, "valid": valid, "invalid": episodes - valid}
 
 
 def table_row_fields(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,13 +36,15 @@ from rapid_env.decision import DeciderContext, DeciderObservation, Decision
 from rapid_env.delivery import InFlight, Outcome, Request
 from rapid_env.link import Link, LinkEstimator
 from rapid_env.noise import ImageNoise
-from rapid_env.policy import Policy, PolicyInput, run_policy
+from rapid_env.policy import Policy, PolicyInput, PolicyResult, run_policy
+from rapid_env.record import NONFINITE_FIRST, infrastructure_fault, is_nonfinite
 from rapid_env.recorder import EpisodeRecorder, TickDelta, tick_jerk
 from rapid_env.task import Task
 from rapid_env.transport import (
     CostPlanner,
     RemotePolicyTransport,
     SimulatedTransport,
+    TimedRequest,
     Transport,
     early_exit,
 )
@@ -134,6 +136,8 @@ class PartitionedController:
         self._last_action = np.zeros(self.task.action_space.shape, dtype=np.float32)
         self._last_request_t = -math.inf
         self._last_latency = math.nan
+        self.invalid: str | None = None
+        self._finite_chunk = False
         self.camera.next_tick()
 
     def step(self, decision: Decision) -> TickOutcome:
@@ -219,6 +223,7 @@ class PartitionedController:
         ))
         offload = decision.escalate and split < self.cost.n_blocks
         self.recorder.request(split, offload, timed, result.exec_bytes)
+        self._classify(result, timed)
         self._last_request_t = t
         self._events.append(f"request:split={split}")
         if timed.fault is not None:  # lost on the way: one fault now, a loss at its deadline
@@ -249,6 +254,26 @@ class PartitionedController:
             if out.result == "stale":
                 rec.count("stale_chunks")
             self._events.append("arrive")
+
+    def _classify(self, result: PolicyResult, timed: TimedRequest) -> None:
+        """Mark the episode invalid at its first infrastructure fault (:mod:`rapid_env.record`).
+
+        Decided when the request is made, where the policy's output is known: a non-finite chunk
+        before any finite one is a broken checkpoint, not the policy's behaviour, and a remote
+        error of the infrastructure (the server gone, the harness's deadline) says nothing about
+        the decider. Every other fault stays data (``faults``), and the episode valid.
+        """
+        if result.chunk is not None:
+            self._finite_chunk = True
+        if self.invalid is not None:
+            return
+        fault = result.fault or timed.fault
+        if fault is None:
+            return
+        if is_nonfinite(fault) and not self._finite_chunk:
+            self.invalid = f"{NONFINITE_FIRST}: {fault}"
+        elif infrastructure_fault(fault):
+            self.invalid = fault
 
     def _fault(self, what: str) -> None:
         self.recorder.record_fault(what)
@@ -319,5 +344,13 @@ class PartitionedController:
         return [tr.record() for tr in self.recorder.timeline]
 
     def episode_metrics(self) -> dict[str, Any]:
-        """Per-episode metrics (no wall-clock fields): success, latency, bytes, smoothness."""
-        return self.recorder.episode_metrics(self.task, self.cost)
+        """Per-episode metrics (no wall-clock fields): success, latency, bytes, smoothness.
+
+        The recorder's, with ``invalid`` after ``fault``: the controller classifies the faults.
+        """
+        out: dict[str, Any] = {}
+        for key, value in self.recorder.episode_metrics(self.task, self.cost).items():
+            out[key] = value
+            if key == "fault":
+                out["invalid"] = self.invalid
+        return out

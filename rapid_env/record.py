@@ -31,9 +31,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
-    "EPISODE_ERROR", "FAULT_KINDS", "FAULT_KINDS_NOTE", "FIELDS", "JOB_FIELDS", "PRESENCE",
-    "REQUIRED_FIELDS", "SOURCES", "TOL", "WALL_CLOCK_FIELDS", "Field", "RecordError", "assemble",
-    "declare", "is_episode_error", "lookup", "markdown", "observer_field", "validate",
+    "EPISODE_ERROR", "FAULT_KINDS", "FAULT_KINDS_NOTE", "FIELDS", "INFRA_REMOTE_CODES",
+    "INFRA_REMOTE_ERRORS", "JOB_FIELDS", "NONFINITE_FIRST", "PRESENCE", "REQUIRED_FIELDS",
+    "SOURCES", "TOL", "WALL_CLOCK_FIELDS", "Field", "RecordError", "assemble", "declare",
+    "infrastructure_fault", "invalid_reason", "is_episode_error", "is_nonfinite", "lookup",
+    "markdown", "observer_field", "validate",
 ]
 
 Source = Literal["job", "recorder", "loop", "oracle", "media", "store", "observer"]
@@ -196,6 +198,10 @@ FIELDS: tuple[Field, ...] = (
     _f("fault", "str | None", "",
        "the episode's first fault (`<kind>: <detail>`, kinds below); null when none",
        "recorder", "always"),
+    _f("invalid", "str | None", "",
+       "why the episode is invalid (an infrastructure fault, see the fault kinds below: "
+       "left out of success rates and latencies, and run again by the same command); "
+       "null when valid", "recorder", "always"),
     _f("clipped_actions", "int", "ticks", "ticks whose action left [-1, 1] and was clipped",
        "recorder"),
     # ------------------------------------------------------------------ measured remotely
@@ -277,26 +283,115 @@ REQUIRED_FIELDS: tuple[str, ...] = tuple(
 EPISODE_ERROR = "episode_error"
 """Prefix of the ``fault`` of a record whose episode could not run (a harness-side fault)."""
 
+REMOTE_ERROR = "remote_error"
+"""Prefix of the ``fault`` of a request to ``rapid-serve`` that failed
+(``remote_error: <Error>: <CODE>: <message>``, :mod:`rapid_env.serve.transport`)."""
+
+NONFINITE = "policy_nonfinite_action"
+"""The ``fault`` of a chunk that held NaN or inf."""
+
+NONFINITE_FIRST = "nonfinite_first_call"
+"""The ``invalid`` reason of a policy whose very first chunk was non-finite (a broken
+checkpoint: NaN weights), prefixed to the fault: ``nonfinite_first_call: <fault>``."""
+
+INFRA_REMOTE_ERRORS: dict[str, str] = {
+    "ServerUnavailable": "`UNAVAILABLE`: no server at the address (connection refused, the "
+    "server stopped or died mid-sweep)",
+    "Unauthenticated": "`UNAUTHENTICATED`: the server refused the harness's token",
+    "DeadlineExceeded": "`DEADLINE_EXCEEDED`: the harness's wall-clock deadline ran out; on a "
+    "real network that is the load of the machines and the path, not reproducible from the "
+    "seed (a simulated link's losses stay data: they are drawn from it)",
+    "TimeoutError": "the edge part on this host took the whole request deadline (the host's "
+    "load)",
+}
+"""The errors of a ``remote_error`` fault that are the infrastructure's, not the policy's.
+
+The other remote errors are data about the policy: ``RequestRejected`` with ``INTERNAL`` (the
+cloud half's forward failed or gave non-finite actions) or ``INVALID_ARGUMENT`` (the edge half
+sent a boundary the server rejects), and ``CorruptReply`` (the reply is not a valid chunk)."""
+
+INFRA_REMOTE_CODES: tuple[str, ...] = (
+    "UNAVAILABLE", "UNAUTHENTICATED", "DEADLINE_EXCEEDED", "CANCELLED", "ABORTED",
+    "RESOURCE_EXHAUSTED", "UNIMPLEMENTED",
+)
+"""gRPC status codes of a ``remote_error`` that are the infrastructure's, whatever the error's
+class: the call was cancelled or aborted, the server is at capacity or serves another API."""
+
 FAULT_KINDS: dict[str, str] = {
     "policy_error": "the policy raised (also `sys.exit` in a user's model); the robot holds, "
-    "the episode goes on",
-    "policy_bad_shape": "the policy's chunk had the wrong shape; the robot holds",
-    "policy_nonfinite_action": "the policy's chunk held NaN or inf; the robot holds",
-    "remote_error": "a request to `rapid-serve` failed (`--links remote:`), counted once per "
-    "request when it is sent; the request is lost",
-    "sim_diverged": "the simulator diverged (a non-finite state); the episode ends",
+    "the episode goes on. A policy fault",
+    "policy_bad_shape": "the policy's chunk had the wrong shape; the robot holds. A policy fault",
+    NONFINITE: "the policy's chunk held NaN or inf; the robot holds. A policy fault when "
+    "the policy gave a finite chunk before in the episode; before any finite chunk (from its "
+    "very first call) it is an infrastructure fault (`invalid` is `nonfinite_first_call: "
+    "...`): a checkpoint whose weights are NaN, which says nothing about a decider",
+    REMOTE_ERROR: "a request to `rapid-serve` failed (`--links remote:`), counted once per "
+    "request when it is sent; the request is lost. An infrastructure fault when the server is "
+    "unreachable or gone, refused the token or ran past the harness's deadline (errors "
+    f"{', '.join(f'`{e}`' for e in INFRA_REMOTE_ERRORS)}, or status "
+    f"{', '.join(f'`{c}`' for c in INFRA_REMOTE_CODES)}); a policy fault when the served model "
+    "failed (`INTERNAL`, `INVALID_ARGUMENT`, `CorruptReply`), except non-finite actions before "
+    "any finite chunk, as for `policy_nonfinite_action`",
+    "sim_diverged": "the simulator diverged (a non-finite state); the episode ends. A policy "
+    "fault (the actions drove it there)",
     EPISODE_ERROR: "the episode could not run at all (a checkpoint that cannot be read, a "
     "simulator that cannot start, a worker process that died): the record then has only the "
-    "job's identity, `success` false, `faults` 1 and this `fault`, and `rapid-eval` exits 3",
+    "job's identity, `success` false, `faults` 1, this `fault` and the same `invalid`. An "
+    "infrastructure fault",
 }
 """What ``fault`` starts with (:data:`FAULT_KINDS_NOTE` says which are data)."""
 
 FAULT_KINDS_NOTE = (
-    "Every kind but `episode_error` is data about the episode: the episode ran, it is counted "
-    "like any other, its first fault is kept in `fault` and all of them in `faults`. An "
-    "`episode_error` record is a fault of the harness: the sweep goes on, but the episode has no "
-    "measurements."
+    "Two kinds of fault are kept apart, so a failure of the infrastructure never passes as a "
+    "result. A **policy fault** is data about the policy: the episode ran and is valid, it is "
+    "counted like any other, its first fault is kept in `fault` and all of them in `faults`. "
+    "An **infrastructure fault** (the harness, the server or the checkpoint failed, not the "
+    "decider) makes the episode **invalid**: `invalid` holds the reason (the first such fault). "
+    "An invalid episode is left out of success rates, latencies and paired comparisons "
+    "(summaries count it in `invalid`, beside `valid` and `episodes` = all), `rapid-eval` exits "
+    "3, and rerunning the same command runs it again: a valid record for the same key then "
+    "replaces it. Records written before `invalid` existed are read as valid unless their "
+    "`fault` is an `episode_error`."
 )
+
+
+def infrastructure_fault(fault: str) -> bool:
+    """Whether a ``remote_error`` or ``episode_error`` fault is the infrastructure's.
+
+    An ``episode_error`` always is; a ``remote_error`` is when its error is one of
+    :data:`INFRA_REMOTE_ERRORS` or its gRPC status one of :data:`INFRA_REMOTE_CODES` (the
+    transport writes ``remote_error: <Error>: <CODE>: <message>``). Every other fault is the
+    policy's (a non-finite first chunk is decided by the controller, which knows it was first).
+    """
+    kind, _, rest = fault.partition(": ")
+    if kind == EPISODE_ERROR:
+        return True
+    if kind != REMOTE_ERROR:
+        return False
+    error, _, message = rest.partition(": ")
+    code = message.partition(":")[0].strip()
+    return error in INFRA_REMOTE_ERRORS or code in INFRA_REMOTE_CODES
+
+
+def is_nonfinite(fault: str) -> bool:
+    """Whether a fault is a non-finite chunk: the local policy's, or the served model's."""
+    return fault.startswith(NONFINITE) or (
+        fault.startswith(REMOTE_ERROR) and "non-finite actions" in fault
+    )
+
+
+def invalid_reason(record: Mapping[str, Any]) -> str | None:
+    """Why the record's episode is invalid; None when it is valid.
+
+    Its ``invalid`` field; for a record written before that field existed, its ``fault`` when it
+    is an ``episode_error`` (the only infrastructure fault such records could tell apart).
+    """
+    reason = record.get("invalid")
+    if isinstance(reason, str) and reason:
+        return reason
+    if "invalid" not in record and is_episode_error(record):
+        return str(record["fault"])
+    return None
 
 
 class RecordError(ValueError):
@@ -381,7 +476,7 @@ def assemble(
         wall_time_s: the episode's host seconds (set last: it times the whole episode).
         episode: a whole episode record (what :func:`rapid_env.episode.run_episode` returns);
             instead of ``metrics``, ``loop``, ``oracle`` and ``wall_time_s``.
-        error: why the episode could not run: the record's ``fault`` is
+        error: why the episode could not run: the record's ``fault`` and ``invalid`` are
             ``"episode_error: <error>"``. Instead of an episode.
         media: ``{"media": ...}`` or ``{"media_error": ...}``.
 
@@ -393,8 +488,9 @@ def assemble(
     if error is not None:
         if any(p is not None for p in (metrics, loop, oracle, observers, wall_time_s, episode)):
             raise RecordError("a record has an episode or an error, not both")
-        parts.append(("error", {"success": False, "faults": 1,
-                                "fault": f"{EPISODE_ERROR}: {error}"}, ("recorder",)))
+        fault = f"{EPISODE_ERROR}: {error}"
+        parts.append(("error", {"success": False, "faults": 1, "fault": fault,
+                                "invalid": fault}, ("recorder",)))
     else:
         parts += [
             ("episode", episode, ("recorder", "loop", "oracle", "observer")),
@@ -523,6 +619,11 @@ def markdown() -> str:
             "| kind | meaning |", "| --- | --- |",
             *[f"| `{kind}` | {text} |" for kind, text in FAULT_KINDS.items()], "",
             FAULT_KINDS_NOTE, "",
+            "A `remote_error` is the infrastructure's when its error is one of these (or its "
+            "gRPC status one of "
+            f"{', '.join(f'`{c}`' for c in INFRA_REMOTE_CODES)}):", "",
+            "| error | why it is not the policy's |", "| --- | --- |",
+            *[f"| `{name}` | {text} |" for name, text in INFRA_REMOTE_ERRORS.items()], "",
             "## Derived metrics", "",
             "Computed from records (never stored in them), the same way everywhere "
             "(`rapid_env/record_metrics.py`):", "",

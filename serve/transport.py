@@ -19,6 +19,11 @@ network's share, split evenly: one clock cannot tell the directions apart).
 its ``fault`` says ``remote_error: <Error>: <message>``, the controller records that fault once
 and gives the request up at its deadline ``t + request_timeout_s`` in virtual time (the time a
 robot would have waited), so ``lost_requests`` counts it and the decider's refill runs again.
+The fault names the error's class and, for a server error, its gRPC status
+(``remote_error: ServerUnavailable: UNAVAILABLE: ...``): from these the record's schema tells an
+infrastructure fault (the server unreachable or gone, a refused token, the harness's deadline:
+the episode is ``invalid`` and runs again on a rerun) from a fault of the served model
+(:data:`rapid_env.record.INFRA_REMOTE_ERRORS`).
 
 ``remote:<host:port>`` link specs are this layer's (the core's ``parse_link`` does not know them):
 :func:`check_remote` connects once before a sweep (``rapid-eval`` exits 2 when the server is not

@@ -11,7 +11,10 @@ Exit codes: 0 every episode ran (a policy's own faults are data: counted in the 
 column); 2 bad input, before any episode (one line naming the bad value and the allowed ones), or
 a store that cannot be used (another process has it open, it holds another sweep, the disk is
 full: one line saying what to do);
-3 the sweep finished but some episodes could not run (``episode_error`` records); 130
+3 the sweep finished but some episodes are invalid: an infrastructure fault (the remote server
+unreachable or gone, a worker process that died, an episode that could not run, a checkpoint
+whose first chunk was non-finite) spoiled them; they are left out of the summary's success and
+latency, and rerunning the same command runs them again; 130
 interrupted (Ctrl-C): everything finished is stored, rerun the same command to resume.
 """
 
@@ -437,11 +440,15 @@ class SweepWatcher:
         )
         if logger.open(store.manifest):
             store.write_manifest()  # the runs' ids, before any episode: a crash resumes into them
-        logger.preload(store.ordered(plan(inv.spec)))  # ordered() skips what is not stored
+        # ordered() skips what is not stored; an invalid record runs again, its new one is logged
+        logger.preload([r for r in store.ordered(plan(inv.spec)) if store.done(r["episode_key"])])
         self.bar = bar = Progress(total=total, desc="rapid-eval", initial=done, quiet=inv.quiet)
-        stored = list(store.records.values())
+        stored = [r for key, r in store.records.items() if store.done(key)]
         bar.record(successes=sum(bool(r.get("success")) for r in stored),
                    errors=sum(is_episode_error(r) for r in stored))
+        rerun = len(store.invalid())
+        if rerun:
+            print(f"rapid-eval: running {rerun} invalid episode(s) again", file=sys.stderr)
 
     def on_record(self, record: dict[str, Any]) -> None:
         """Log the episode in its cell's run and move the bar."""
@@ -493,11 +500,27 @@ def _run(inv: Invocation, backend: Backend) -> int:
           f"{result.resumed} resumed)")
     if report_line:
         print(report_line)
-    if result.episode_errors:
-        print(f"rapid-eval: {result.episode_errors} episode(s) could not run (fault "
-              "'episode_error: ...' in episodes.jsonl)", file=sys.stderr)
+    if result.invalid:
+        print(f"rapid-eval: {invalid_line(result.invalid)}", file=sys.stderr)
         return EXIT_EPISODE_ERRORS
     return EXIT_OK
+
+
+def invalid_line(invalid: Sequence[dict[str, Any]]) -> str:
+    """``N episode(s) invalid (infrastructure: <kinds with counts>); rerun ...``: one line.
+
+    The kinds are the reasons' first two parts (``remote_error: ServerUnavailable``,
+    ``episode_error: RuntimeError``), most frequent first, so the line says what failed without
+    the details of each episode (those are in ``invalid`` of ``episodes.jsonl``).
+    """
+    from collections import Counter
+
+    from rapid_env.record import invalid_reason
+
+    kinds = Counter(": ".join(str(invalid_reason(r)).split(": ")[:2]) for r in invalid)
+    what = ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in kinds.most_common())
+    return (f"{len(invalid)} episode(s) invalid (infrastructure: {what}); rerun the same "
+            "command to run them again")
 
 
 def _write_report(out: Path, baseline: str | None = None) -> str:

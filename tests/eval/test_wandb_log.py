@@ -438,16 +438,19 @@ def test_cell_summary_and_sweep_aggregates(tmp_path: Path) -> None:
     logger.finish(summarize(records))
     runs = by_name(tmp_path)
     cell = final_summary(log_records(runs["rapid|reach|clean|wifi"]))
-    assert cell["success_rate"] == pytest.approx(0.5) and cell["episodes"] == 4
-    assert cell["faults"] == 2 and cell["episode_errors"] == 1
+    # the episode error is invalid: counted in episodes and invalid, left out of the rest
+    assert cell["success_rate"] == pytest.approx(2 / 3) and cell["episodes"] == 4
+    assert cell["valid"] == 3 and cell["invalid"] == 1
+    assert cell["faults"] == 1 and cell["episode_errors"] == 1
     assert cell["latency_ms_mean"] == pytest.approx(42.5)
     summary = final_summary(log_records(runs[f"sweep|{tmp_path.name}"]))
     assert summary["sweep/episodes"] == 4
     assert summary["sweep/cells"] == 1
     assert summary["sweep/success_rate"] == pytest.approx(2 / 3)  # errors did not run: left out
     assert summary["sweep/latency_ms_mean"] == pytest.approx(42.5)
-    assert summary["sweep/faults"] == 2 and summary["sweep/episode_errors"] == 1
-    assert summary["success_rate/rapid|reach|clean|wifi"] == pytest.approx(0.5)
+    assert summary["sweep/faults"] == 1 and summary["sweep/episode_errors"] == 1
+    assert summary["sweep/valid"] == 3 and summary["sweep/invalid"] == 1
+    assert summary["success_rate/rapid|reach|clean|wifi"] == pytest.approx(2 / 3)
     # no store files in out_dir: no artifact, and nothing else breaks
     assert not [a for a in of_kind(log_records(runs[f"sweep|{tmp_path.name}"]), "artifact")
                 if a.type == ARTIFACT_TYPE]
