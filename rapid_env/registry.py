@@ -25,7 +25,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from rapid_env.specs import SpecError, build_config, is_spec_name, parse_spec
+from rapid_env.specs import (
+    InvalidKeyError,
+    SpecError,
+    build_config,
+    field_types,
+    is_spec_name,
+    parse_spec,
+)
 
 T = TypeVar("T")
 
@@ -360,7 +367,10 @@ class ConfigRegistry(Registry[T]):
 
     def _resolve(self, spec: str) -> tuple[str, ConfigEntry[T] | None, object | None]:
         """(name, entry, config) for a spec that is neither a plain name nor a prefix form."""
-        name, overrides = parse_spec(spec)
+        try:
+            name, overrides = parse_spec(spec)
+        except InvalidKeyError as exc:
+            raise self._with_hint(exc) from None
         if name not in self._factories and not (self._load_plugins() and name in self._factories):
             raise self.unknown(name)
         entry = self._configs.get(name)
@@ -371,6 +381,17 @@ class ConfigRegistry(Registry[T]):
                 )
             return name, None, None
         return name, entry, build_config(entry.config_cls, overrides, entry.base(), spec=spec)
+
+    def _with_hint(self, exc: InvalidKeyError) -> InvalidKeyError:
+        """``exc`` with the "did you mean" of the spec's config fields (``hígh_threshold``)."""
+        entry = self._configs.get(exc.spec.strip().partition("(")[0].strip())
+        if entry is None:
+            return exc
+        close = difflib.get_close_matches(exc.key, list(field_types(entry.config_cls)), n=3,
+                                          cutoff=0.6)
+        if not close:
+            return exc
+        return InvalidKeyError(exc.spec, exc.key, f"; did you mean {' or '.join(map(repr, close))}?")
 
     def config(self, spec: str) -> object | None:
         """The validated config that ``spec`` builds (None for entries without a config class).
