@@ -391,7 +391,8 @@ class ConfigRegistry(Registry[T]):
                                           cutoff=0.6)
         if not close:
             return exc
-        return InvalidKeyError(exc.spec, exc.key, f"; did you mean {' or '.join(map(repr, close))}?")
+        hint = f"; did you mean {' or '.join(map(repr, close))}?"
+        return InvalidKeyError(exc.spec, exc.key, hint)
 
     def config(self, spec: str) -> object | None:
         """The validated config that ``spec`` builds (None for entries without a config class).
@@ -420,9 +421,11 @@ class ConfigRegistry(Registry[T]):
         return name
 
     def identity(self, name: str) -> object:
-        """``(plain name, resolved config)``: ``rapid``, ``rapid()`` and a spec that sets a field
-        to its preset's value are one decider; entries without a config class and ``prefix:``
-        forms are identified as in :meth:`Registry.identity`.
+        """``(plain name, resolved config)``: what a decider spec stands for.
+
+        ``rapid``, ``rapid()`` and a spec that sets a field to its preset's value are one
+        decider; entries without a config class and ``prefix:`` forms are identified as in
+        :meth:`Registry.identity`.
 
         Raises:
             UnknownNameError: the name is not registered.

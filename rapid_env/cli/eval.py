@@ -324,7 +324,8 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
         control=ControlConfig(hold_policy=args.hold_policy, align=args.align),
         trust_checkpoint_code=args.trust_checkpoint_code, edge_budget_gib=args.edge_budget_gib,
     )
-    for field_name, flag, values in (("tasks", "--tasks", tasks), ("agents", "--agents", args.agents),
+    for field_name, flag, values in (("tasks", "--tasks", tasks),
+                                     ("agents", "--agents", args.agents),
                                      ("noises", "--noise", args.noise),
                                      ("links", "--links", args.links)):
         check_distinct(field_name, values, flag)  # named by flag; SweepSpec checks it again
