@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import ssl
 import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -169,8 +171,47 @@ def read_token_file(path: str | Path) -> str:
 
 
 def read_bytes(path: str, what: str) -> bytes:
-    """The bytes of a file a flag names (a TLS certificate or key); :class:`UsageError` if not."""
+    """The bytes of a file a flag names (a TLS certificate or key); :class:`UsageError` if not.
+
+    Only a regular file is opened (a FIFO would block, a device never ends).
+    """
     try:
+        if not stat.S_ISREG(Path(path).stat().st_mode):
+            raise UsageError(f"cannot read {what} {path}: not a regular file")
         return Path(path).read_bytes()
     except OSError as e:
-        raise UsageError(f"cannot read {what} {path}: {e}") from None
+        raise UsageError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
+_CERT_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----")
+_KEY_PEM = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def read_tls_pair(cert_path: str, key_path: str) -> tuple[bytes, bytes]:
+    """``--tls-cert`` and ``--tls-key``, checked to load before anything binds.
+
+    gRPC reports a certificate or key it cannot use as ``Failed to bind to address``, which sends
+    the user after the port; here each file is named instead. Checked: a PEM certificate in the
+    one, a PEM private key (not encrypted: rapid-serve has no passphrase) in the other, and that
+    they load together (:meth:`ssl.SSLContext.load_cert_chain`). Contents are never echoed.
+
+    Raises:
+        UsageError: one line naming the file (or both, when they do not belong together).
+    """
+    cert = read_bytes(cert_path, "--tls-cert")
+    key = read_bytes(key_path, "--tls-key")
+    if not _CERT_PEM.search(cert):
+        raise UsageError(f"--tls-cert {cert_path}: the certificate could not be loaded (no PEM "
+                         "'BEGIN CERTIFICATE' block)")
+    if not _KEY_PEM.search(key):
+        raise UsageError(f"--tls-key {key_path}: the private key could not be loaded (no PEM "
+                         "'BEGIN ... PRIVATE KEY' block)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:  # a password callback: an encrypted key fails here instead of prompting
+        context.load_cert_chain(cert_path, key_path, password=lambda: b"")
+    except (ssl.SSLError, OSError) as e:
+        reason = getattr(e, "reason", None) or type(e).__name__
+        raise UsageError(f"--tls-cert {cert_path} / --tls-key {key_path}: the certificate and key "
+                         f"could not be loaded together ({reason}; an encrypted key, or a key "
+                         "of another certificate?)") from None
+    return cert, key
