@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 import rapid_env
 from rapid_env.decision import DeciderBase, DeciderObservation, Decision
 from rapid_env.features import FEATURE_NAMES, feature_vector
+from rapid_env.jsonfile import read_json_object
 from rapid_env.wrapper import COMPACT_ACTIONS, compact_decision, starved
 
 FORMAT = "rapid-env-learned-decider/1"
@@ -80,15 +80,19 @@ class DeciderNet:
         return np.asarray(w_out @ x + b_out)
 
 
-def load_decider_net(path: str | Path) -> DeciderNet:
+def load_decider_net(path: str | Path, label: str | None = None) -> DeciderNet:
     """Load and check a decider folder written by ``rapid-train-decider``.
+
+    Args:
+        path: the folder.
+        label: how messages name the folder (the ``sb3:<dir>`` spec); default the path.
 
     Raises:
         ValueError: missing files, an unknown format, feature or action names that differ from
             this version of rapid-env's, or weights whose shapes do not chain.
     """
     folder = Path(path)
-    return _load(str(folder.resolve()), _mtime(folder))
+    return _load(str(folder.resolve()), _mtime(folder), label or str(path))
 
 
 def _mtime(folder: Path) -> float:
@@ -102,12 +106,12 @@ def _mtime(folder: Path) -> float:
 
 
 @lru_cache(maxsize=8)
-def _load(folder_str: str, mtime: float) -> DeciderNet:
+def _load(folder_str: str, mtime: float, label: str) -> DeciderNet:
     """Cached by path and modification time: the runner builds a decider per episode."""
     from safetensors.numpy import load_file
 
     folder = Path(folder_str)
-    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    config = read_json_object(folder / CONFIG_FILE, f"{label}/{CONFIG_FILE}")
     if config.get("format") != FORMAT:
         raise ValueError(f"{folder}: format {config.get('format')!r}; allowed: {FORMAT}")
     features = tuple(config.get("feature_names", ()))
@@ -186,7 +190,7 @@ class LearnedDecider(DeciderBase):
         config: LearnedConfig | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else SHIPPED_DECIDER
-        self.net = load_decider_net(self.path)
+        self.net = load_decider_net(self.path, name if name.startswith("sb3:") else None)
         self.config = config or LearnedConfig()
         self.name = name
         self.safety_refill = (

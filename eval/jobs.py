@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rapid_env.config import EnvConfig
+from rapid_env.registry import first_alias
 
 Cell = tuple[str, str, str, str]
 """(task, noise, link, agent): one cell of the sweep, run over all paired seeds."""
@@ -57,12 +58,7 @@ class SweepSpec:
             values = getattr(self, name)
             if not values:
                 raise ValueError(f"{name} is empty; give at least one")
-            twice = sorted({v for v in values if values.count(v) > 1})
-            if twice:
-                raise ValueError(
-                    f"{name} lists {', '.join(twice)} more than once; a cell run twice would "
-                    "double its n and narrow its interval"
-                )
+            check_distinct(name, values)
         total = self.n_episodes()
         if total > MAX_SWEEP_EPISODES:
             raise ValueError(
@@ -80,6 +76,60 @@ class SweepSpec:
         """Total episodes in the sweep."""
         return (
             len(self.tasks) * len(self.agents) * len(self.noises) * len(self.links) * self.episodes
+        )
+
+
+_WHAT = {"tasks": "task", "agents": "decider", "noises": "noise", "links": "link"}
+
+
+def _identity(field_name: str) -> Callable[[str], object]:
+    """How ``field_name``'s values are identified: after parsing, not by their spelling.
+
+    Imported here, not at the top: a reader of stored records needs no registry.
+    """
+    if field_name == "agents":
+        from rapid_env.agents.registry import DECIDERS
+
+        return DECIDERS.identity
+    if field_name == "links":
+        from rapid_env.link import LINKS
+
+        return LINKS.identity
+    if field_name == "noises":
+        from rapid_env.noise.spec import noise_identity
+
+        return noise_identity
+    return str.strip
+
+
+def check_distinct(field_name: str, values: Sequence[str], label: str | None = None) -> None:
+    """Refuse a sweep axis that names one thing twice: a cell run twice doubles its n.
+
+    Values are compared after parsing (:meth:`~rapid_env.registry.Registry.identity`): deciders
+    by name and resolved config (``rapid`` and ``rapid()``), links by their parameters
+    (``constant:20:40`` and ``constant:20.0:40``), noises by part and severity, tasks by name.
+    The values themselves are kept as given: records carry the user's spelling.
+
+    Args:
+        field_name: ``tasks``, ``agents``, ``noises`` or ``links``.
+        values: the axis's specs as given.
+        label: how the message names the axis (a CLI flag); default ``field_name``.
+
+    Raises:
+        ValueError: one line naming both spellings.
+    """
+    where = label or field_name
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(
+            f"{where} lists {', '.join(twice)} more than once; a cell run twice would "
+            "double its n and narrow its interval"
+        )
+    same = first_alias(values, _identity(field_name))
+    if same is not None:
+        raise ValueError(
+            f"{where}: {same[0]!r} and {same[1]!r} are the same {_WHAT.get(field_name, 'value')}; "
+            "give it once"
         )
 
 

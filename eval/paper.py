@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import sys
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,7 @@ from rapid_env.eval.paper_tables import (
     render_markdown,
 )
 from rapid_env.eval.store import EPISODES
-from rapid_env.eval.summary import parse_records
+from rapid_env.eval.summary import scan_records
 
 
 @dataclass(frozen=True)
@@ -93,17 +95,32 @@ def eval_argv(setting: Setting, args: argparse.Namespace, out: Path) -> list[str
 def read_records(folder: Path) -> list[dict[str, Any]]:
     """The records of one setting's store: ``episodes.jsonl``, or a shipped ``.jsonl.gz``.
 
-    Read like the report reads a store (:func:`~rapid_env.eval.summary.parse_records`): a torn last
-    line from a crash is skipped, the store is left as it is.
+    Read like the report reads a store (:func:`~rapid_env.eval.summary.scan_records`): the file's
+    bytes, so a line that is not UTF-8, not JSON or torn by a crash costs that line only, and
+    each such line is named on stderr (``<file>:<line>: <why>; not counted``, as ``rapid-eval``
+    names them); the store is left as it is. A packed file that does not unpack is named and
+    gives no records.
     """
     plain, packed = folder / EPISODES, folder / f"{EPISODES}.gz"
     if plain.exists():
-        text = plain.read_text(encoding="utf-8")
+        path, data = plain, plain.read_bytes()
     elif packed.exists():
-        text = gzip.decompress(packed.read_bytes()).decode("utf-8")
+        path = packed
+        try:
+            data = gzip.decompress(packed.read_bytes())
+        except (OSError, EOFError, zlib.error) as exc:
+            _warn(f"{packed}: does not unpack ({type(exc).__name__}); not counted")
+            return []
     else:
         return []
-    return parse_records(text)[0]
+    scanned, problems = scan_records(data)
+    for number, why in problems:
+        _warn(f"{path}:{number}: {why}; not counted")
+    return [record for _, record in scanned]
+
+
+def _warn(line: str) -> None:
+    print(f"rapid-paper: {line}", file=sys.stderr)
 
 
 def read_settings(out: Path) -> dict[str, list[dict[str, Any]]]:

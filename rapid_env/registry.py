@@ -21,11 +21,18 @@ import dataclasses
 import difflib
 import importlib
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from rapid_env.specs import SpecError, build_config, is_spec_name, parse_spec
+from rapid_env.specs import (
+    InvalidKeyError,
+    SpecError,
+    build_config,
+    field_types,
+    is_spec_name,
+    parse_spec,
+)
 
 T = TypeVar("T")
 
@@ -48,6 +55,28 @@ class UnknownNameError(ValueError):
         hint = f"; did you mean {' or '.join(map(repr, self.suggestions))}?" if (
             self.suggestions) else ""
         super().__init__(f"unknown {kind} {name!r}; allowed: {', '.join(allowed)}{hint}")
+
+
+def first_alias(
+    values: Sequence[str], identity: Callable[[str], object]
+) -> tuple[str, str] | None:
+    """The first two differently spelled ``values`` whose ``identity`` is equal, else None.
+
+    Compared pairwise with ``==`` (configs need not be hashable; a sweep lists a handful of
+    names). A value whose identity cannot be computed (an unknown or malformed name) is compared
+    by its text: the check that builds it reports it, named, later.
+    """
+    ids: list[object] = []
+    for value in values:
+        try:
+            ids.append(identity(value))
+        except ValueError:
+            ids.append(("text", value))
+    for j, (b, id_b) in enumerate(zip(values, ids, strict=True)):
+        for a, id_a in zip(values[:j], ids[:j], strict=True):
+            if a != b and id_a == id_b:
+                return a, b
+    return None
 
 
 class PluginError(ValueError):
@@ -230,6 +259,25 @@ class Registry(Generic[T]):
         """
         return self._extras.get(self.entry_key(name), {}).get(key, default)
 
+    def identity(self, name: str) -> object:
+        """What ``name`` stands for, so two spellings of one thing compare equal.
+
+        A plain name is itself; a ``prefix:`` form is ``(prefix, identity(arg))``, where the
+        entry's ``identity`` extra (a callable given the text after the prefix) normalises the
+        argument (``constant:20:40`` and ``constant:20.0:40`` -> the same floats); without one the
+        argument's text is kept. Duplicate checks of a sweep compare these, not the spelling.
+
+        Raises:
+            UnknownNameError: the name is not registered.
+            ValueError: the hook's own refusal of a malformed argument.
+        """
+        key = self.entry_key(name)
+        if key not in self._prefixes:
+            return key
+        hook = self._extras.get(key, {}).get("identity")
+        arg = name[len(key) :]
+        return (key, arg if hook is None else hook(arg))
+
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
@@ -319,7 +367,10 @@ class ConfigRegistry(Registry[T]):
 
     def _resolve(self, spec: str) -> tuple[str, ConfigEntry[T] | None, object | None]:
         """(name, entry, config) for a spec that is neither a plain name nor a prefix form."""
-        name, overrides = parse_spec(spec)
+        try:
+            name, overrides = parse_spec(spec)
+        except InvalidKeyError as exc:
+            raise self._with_hint(exc) from None
         if name not in self._factories and not (self._load_plugins() and name in self._factories):
             raise self.unknown(name)
         entry = self._configs.get(name)
@@ -330,6 +381,18 @@ class ConfigRegistry(Registry[T]):
                 )
             return name, None, None
         return name, entry, build_config(entry.config_cls, overrides, entry.base(), spec=spec)
+
+    def _with_hint(self, exc: InvalidKeyError) -> InvalidKeyError:
+        """``exc`` with the "did you mean" of the spec's config fields (``hígh_threshold``)."""
+        entry = self._configs.get(exc.spec.strip().partition("(")[0].strip())
+        if entry is None:
+            return exc
+        close = difflib.get_close_matches(exc.key, list(field_types(entry.config_cls)), n=3,
+                                          cutoff=0.6)
+        if not close:
+            return exc
+        hint = f"; did you mean {' or '.join(map(repr, close))}?"
+        return InvalidKeyError(exc.spec, exc.key, hint)
 
     def config(self, spec: str) -> object | None:
         """The validated config that ``spec`` builds (None for entries without a config class).
@@ -356,6 +419,25 @@ class ConfigRegistry(Registry[T]):
             return name
         self._resolve(name)
         return name
+
+    def identity(self, name: str) -> object:
+        """``(plain name, resolved config)``: what a decider spec stands for.
+
+        ``rapid``, ``rapid()`` and a spec that sets a field to its preset's value are one
+        decider; entries without a config class and ``prefix:`` forms are identified as in
+        :meth:`Registry.identity`.
+
+        Raises:
+            UnknownNameError: the name is not registered.
+            SpecError: the spec is malformed or a field or value is not allowed.
+        """
+        if self._prefix_of(name) is not None and name not in self._factories:
+            return super().identity(name)
+        if name in self._factories:
+            entry = self._configs.get(name)
+            return name if entry is None else (name, entry.base())
+        plain, entry, config = self._resolve(name)
+        return plain if entry is None else (plain, config)
 
     def entry_key(self, name: str) -> str:
         """The key ``name`` is registered under; a spec's is its plain name."""

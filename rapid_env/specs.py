@@ -39,6 +39,7 @@ NONE_WORDS = ("none", "null")
 _NAME = re.compile(r"[^\s(),='\"]+")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VALUE = re.compile(r"[^\s(),='\"]+")
+_WORD = _VALUE  # what a user meant as a key: the run of text up to '=', ',', '(', ...
 _QUOTES = "'\""
 
 
@@ -48,6 +49,23 @@ class SpecError(ValueError):
     The message is one line and starts with the offending spec text, so a command-line front end
     can print it as is.
     """
+
+
+class InvalidKeyError(SpecError):
+    """A key that is not an identifier (``hígh_threshold``, ``high-threshold``).
+
+    Attributes:
+        spec: the spec text.
+        key: the key as written; a registry adds the "did you mean" of its config's fields.
+    """
+
+    def __init__(self, spec: str, key: str, hint: str = "") -> None:
+        self.spec = spec
+        self.key = key
+        super().__init__(
+            f"bad spec {spec!r}: invalid key {key!r} (keys are identifiers: letters, digits, _)"
+            + hint
+        )
 
 
 # ------------------------------------------------------------------------------------ grammar
@@ -107,8 +125,14 @@ def parse_spec(text: str) -> tuple[str, dict[str, str]]:
             if key_match is None:
                 if s[i] in "=,)":
                     raise _bad(text, "empty key")
+                word = _WORD.match(s, i)
+                if word is not None:
+                    raise InvalidKeyError(text, word.group())
                 raise _bad(text, f"unexpected {s[i]!r} where a key should start")
             key = key_match.group()
+            word = _WORD.match(s, i)
+            if word is not None and word.end() > key_match.end():
+                raise InvalidKeyError(text, word.group())
             i = _skip_ws(s, key_match.end())
             if i >= len(s) or s[i] != "=":
                 raise _bad(text, f"missing '=' after {key!r}")
@@ -371,6 +395,7 @@ def is_spec_name(name: str) -> bool:
 
 
 __all__ = [
+    "InvalidKeyError",
     "SpecError",
     "build_config",
     "describe_fields",

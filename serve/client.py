@@ -32,6 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rapid_env.serve import rapid_serve_pb2 as pb
 from rapid_env.serve import rapid_serve_pb2_grpc as pb_grpc
+from rapid_env.serve.config import load_token
 
 TOKEN_ENV = "RAPID_SERVE_TOKEN"
 SERVICE_NAME = "rapid_env.serve.v1.PolicyServer"
@@ -97,17 +98,21 @@ def _translate(err: grpc.RpcError) -> ServeError:
 def read_token(path: str | Path | None) -> str:
     """The bearer token: the file at ``path`` (stripped), else ``$RAPID_SERVE_TOKEN``.
 
+    The file is read under the server's own rule (:func:`~rapid_env.serve.config.load_token`):
+    a file its group or other users may read is refused here too, so a client never sends a
+    token the server would call exposed.
+
     Raises:
-        ValueError: no path and no environment variable, or the token is empty.
+        ValueError: no path and no environment variable, the token is empty, or the file is
+            refused (one line naming it).
     """
     if path is not None:
-        text = Path(path).read_text(encoding="utf-8").strip()
-        where = str(path)
-    else:
-        text = os.environ.get(TOKEN_ENV, "").strip()
-        where = f"${TOKEN_ENV}"
+        return load_token(path)
+    text = os.environ.get(TOKEN_ENV, "").strip()
     if not text:
-        raise ValueError(f"no token: {where} is empty or unset (give --token-file or {TOKEN_ENV})")
+        raise ValueError(
+            f"no token: ${TOKEN_ENV} is empty or unset (give --token-file or {TOKEN_ENV})"
+        )
     return text
 
 

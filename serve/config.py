@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import ssl
 import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -120,34 +122,96 @@ class ServeConfig:
         return int(self.max_request_mb * (1 << 20))
 
 
-def read_token_file(path: str | Path) -> str:
-    """The token in ``path``, stripped; :class:`UsageError` when it is unusable.
+def load_token(path: str | Path) -> str:
+    """The token in ``path``, stripped, under the one rule the server and its clients share.
 
-    Refused: a missing or empty file, one that others may read or write (``chmod 600`` it), and
-    a token that is not printable ASCII without spaces (it travels as gRPC metadata).
+    Refused, each in one line naming the file: a missing, unreadable or empty file, anything but
+    a regular file (a FIFO would block; nothing is opened before ``os.stat``), one that its group
+    or other users may read or write (``chmod 600`` it: a server and a client that disagreed
+    would let a client use a token the server calls exposed), and a token that is not printable
+    ASCII without spaces (it travels as gRPC metadata). The token itself is never echoed.
+
+    Raises:
+        ValueError: as above.
     """
     p = Path(path)
     try:
-        mode = p.stat().st_mode
-        text = p.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read token file {p}: {e}") from None
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
-        raise UsageError(
-            f"token file {p} is readable or writable by every user; chmod 600 {p}"
+        st = p.stat()
+    except OSError as e:
+        raise ValueError(f"cannot read token file {p}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise ValueError(f"token file {p} is {what}; give the file that holds the token")
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(
+            f"token file {p} is readable or writable by its group or other users; chmod 600 {p}"
         )
+    try:
+        text = p.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ValueError(f"cannot read token file {p}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"token in {p} must be printable ASCII without spaces") from None
     if not text:
-        raise UsageError(f"token file {p} is empty")
+        raise ValueError(f"token file {p} is empty")
     if not all(33 <= ord(c) <= 126 for c in text):
-        raise UsageError(f"token in {p} must be printable ASCII without spaces")
+        raise ValueError(f"token in {p} must be printable ASCII without spaces")
+    return text
+
+
+def read_token_file(path: str | Path) -> str:
+    """The token in ``path`` (:func:`load_token`'s rule); :class:`UsageError` when unusable."""
+    try:
+        text = load_token(path)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if len(text) < 16:
-        log.warning("token in %s is only %d characters; use 32 random ones", p, len(text))
+        log.warning("token in %s is only %d characters; use 32 random ones", path, len(text))
     return text
 
 
 def read_bytes(path: str, what: str) -> bytes:
-    """The bytes of a file a flag names (a TLS certificate or key); :class:`UsageError` if not."""
+    """The bytes of a file a flag names (a TLS certificate or key); :class:`UsageError` if not.
+
+    Only a regular file is opened (a FIFO would block, a device never ends).
+    """
     try:
+        if not stat.S_ISREG(Path(path).stat().st_mode):
+            raise UsageError(f"cannot read {what} {path}: not a regular file")
         return Path(path).read_bytes()
     except OSError as e:
-        raise UsageError(f"cannot read {what} {path}: {e}") from None
+        raise UsageError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
+_CERT_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----")
+_KEY_PEM = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def read_tls_pair(cert_path: str, key_path: str) -> tuple[bytes, bytes]:
+    """``--tls-cert`` and ``--tls-key``, checked to load before anything binds.
+
+    gRPC reports a certificate or key it cannot use as ``Failed to bind to address``, which sends
+    the user after the port; here each file is named instead. Checked: a PEM certificate in the
+    one, a PEM private key (not encrypted: rapid-serve has no passphrase) in the other, and that
+    they load together (:meth:`ssl.SSLContext.load_cert_chain`). Contents are never echoed.
+
+    Raises:
+        UsageError: one line naming the file (or both, when they do not belong together).
+    """
+    cert = read_bytes(cert_path, "--tls-cert")
+    key = read_bytes(key_path, "--tls-key")
+    if not _CERT_PEM.search(cert):
+        raise UsageError(f"--tls-cert {cert_path}: the certificate could not be loaded (no PEM "
+                         "'BEGIN CERTIFICATE' block)")
+    if not _KEY_PEM.search(key):
+        raise UsageError(f"--tls-key {key_path}: the private key could not be loaded (no PEM "
+                         "'BEGIN ... PRIVATE KEY' block)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:  # a password callback: an encrypted key fails here instead of prompting
+        context.load_cert_chain(cert_path, key_path, password=lambda: b"")
+    except (ssl.SSLError, OSError) as e:
+        reason = getattr(e, "reason", None) or type(e).__name__
+        raise UsageError(f"--tls-cert {cert_path} / --tls-key {key_path}: the certificate and key "
+                         f"could not be loaded together ({reason}; an encrypted key, or a key "
+                         "of another certificate?)") from None
+    return cert, key

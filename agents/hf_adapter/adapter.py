@@ -9,7 +9,6 @@ check, and the action map. Everything layout-specific is delegated to the backen
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -30,6 +29,7 @@ from rapid_env.agents.hf_adapter.backend import (
 )
 from rapid_env.agents.hf_adapter.lerobot_backend import LeRobotBackend
 from rapid_env.agents.hf_adapter.transformers_backend import TransformersBackend
+from rapid_env.jsonfile import read_json_object
 from rapid_env.policy import PolicyInput
 
 BACKENDS: dict[Layout, type[PolicyBackend]] = {
@@ -97,13 +97,11 @@ def check_adapter_settings(adapter_file: Path, settings: Mapping[str, Any]) -> N
 
 
 def _read_json(file: Path) -> dict[str, Any]:
+    """The JSON object in ``file``; one line naming it, its line and column otherwise."""
     try:
-        data = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"cannot read {file}: {e}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{file} must hold a JSON object, got {type(data).__name__}")
-    return data
+        return read_json_object(file)
+    except ValueError as exc:
+        raise ValueError(f"cannot read {exc}") from None
 
 
 class HFPolicyAdapter:

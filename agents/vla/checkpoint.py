@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from transformers import PreTrainedTokenizerFast
 
@@ -18,6 +19,7 @@ from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.config import VLAConfig
 from rapid_env.agents.vla.families import build_model
 from rapid_env.agents.vla.tokenizer import load_tokenizer
+from rapid_env.jsonfile import read_json_object
 
 # Package data of ``rapid_env`` (next to profiles.json), wherever the package is installed.
 CHECKPOINT_ROOT = Path(rapid_env.__file__).resolve().parent / "data" / "checkpoints"
@@ -46,19 +48,75 @@ def save_checkpoint(
     return out
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+"""What ``save_pretrained`` writes and :func:`load_tokenizer` needs."""
+
+
 def load_checkpoint(
-    path: str | Path,
+    path: str | Path, label: str | None = None
 ) -> tuple[ExecutableVLA, PreTrainedTokenizerFast, dict[str, Any]]:
-    """Load (model in eval mode, tokenizer, card) from a checkpoint directory."""
+    """Load (model in eval mode, tokenizer, card) from a checkpoint directory.
+
+    Every refusal is one line naming the checkpoint (``label``, e.g. ``ckpt:<dir>``): missing
+    files, a ``config.json`` that is not a valid config, weights of another shape than the config
+    builds (a summary, not the hundred lines of ``load_state_dict``), missing tokenizer files.
+
+    Args:
+        path: the checkpoint directory.
+        label: how messages name it; default ``checkpoint <path>``.
+
+    Raises:
+        FileNotFoundError: the weights or the config are missing.
+        ValueError: anything else above.
+    """
     src = Path(path)
+    name = label or f"checkpoint {src}"
     missing = [f for f in (WEIGHTS, CONFIG) if not (src / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"checkpoint {src} lacks {', '.join(missing)}")
-    cfg = VLAConfig.load(src / CONFIG)
+        raise FileNotFoundError(f"{name} lacks {', '.join(missing)}")
+    no_tokenizer = [f for f in TOKENIZER_FILES if not (src / f).is_file()]
+    if no_tokenizer:
+        raise ValueError(f"{name}: lacks the tokenizer file(s) {', '.join(no_tokenizer)} "
+                         "(written with the weights by rapid-train)")
+    data = read_json_object(src / CONFIG)
+    try:
+        cfg = VLAConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{src / CONFIG}: not a valid config ({exc})") from None
     model = build_model(cfg)
-    load_model(model, str(src / WEIGHTS))
-    card = json.loads((src / CARD_JSON).read_text()) if (src / CARD_JSON).is_file() else {}
+    _load_weights(model, src / WEIGHTS, name)
+    card = read_json_object(src / CARD_JSON) if (src / CARD_JSON).is_file() else {}
     return model.eval(), load_tokenizer(src), card
+
+
+def _load_weights(model: ExecutableVLA, file: Path, name: str) -> None:
+    """Load ``file`` into ``model``; a mismatch is summarised in one line, not one per tensor.
+
+    Shapes come from the file's header (``safe_open``), so the check reads no tensor data.
+    """
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors' own errors (a truncated or foreign file)
+        raise ValueError(f"{name}: {WEIGHTS} cannot be read ({type(exc).__name__})") from None
+    expected = model.state_dict()
+    differ = [(k, got, tuple(expected[k].shape)) for k, got in shapes.items()
+              if k in expected and got != tuple(expected[k].shape)]
+    unexpected = sorted(set(shapes) - set(expected))
+    stored = {expected[k].data_ptr() for k in shapes if k in expected}
+    # a tied tensor is saved once under one of its names: missing only if no name of it is
+    absent = sorted(k for k in set(expected) - set(shapes) if expected[k].data_ptr() not in stored)
+    if differ or unexpected or absent:
+        parts = []
+        if differ:
+            key, got, want = differ[0]
+            parts.append(f"{len(differ)} tensors differ, e.g. {key!r}: {got} vs {want}")
+        if absent:
+            parts.append(f"{len(absent)} missing, e.g. {absent[0]!r}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]!r}")
+        raise ValueError(f"{name}: weights do not match {CONFIG} ({'; '.join(parts)})")
+    load_model(model, str(file))
 
 
 def render_card(cfg: VLAConfig, card: dict[str, Any]) -> str:

@@ -306,7 +306,7 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     args = build_parser().parse_args(argv)
     from rapid_env.config import ControlConfig, EnvConfig
     from rapid_env.eval.backends import check_workers
-    from rapid_env.eval.jobs import SweepSpec
+    from rapid_env.eval.jobs import SweepSpec, check_distinct
     from rapid_env.eval.paired import resolve_baseline
     from rapid_env.plugins import import_modules, load_plugins
     from rapid_env.tasks.suite import MT10, TASKS
@@ -326,6 +326,11 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
         control=ControlConfig(hold_policy=args.hold_policy, align=args.align),
         trust_checkpoint_code=args.trust_checkpoint_code, edge_budget_gib=args.edge_budget_gib,
     )
+    for field_name, flag, values in (("tasks", "--tasks", tasks),
+                                     ("agents", "--agents", args.agents),
+                                     ("noises", "--noise", args.noise),
+                                     ("links", "--links", args.links)):
+        check_distinct(field_name, values, flag)  # named by flag; SweepSpec checks it again
     spec = SweepSpec(tasks=tasks, agents=args.agents, noises=args.noise, links=args.links,
                      episodes=args.episodes, seed=args.seed, base=base)
     check_workers(args.backend, args.workers)

@@ -35,7 +35,7 @@ from rapid_env.serve.config import (
     check_log_level,
     check_number,
     default_chunk_size,
-    read_bytes,
+    read_tls_pair,
     read_token_file,
 )
 
@@ -104,13 +104,14 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         check_number(*bound, flags[name])
     check_number(*TORCH_THREADS, args.torch_threads)
     check_log_level(args.log_level)
+    tls = read_tls_pair(args.tls_cert, args.tls_key) if args.tls_cert else (None, None)
     return ServeConfig(
         policy=args.policy,
         token=read_token_file(args.token_file),
         host=args.host,
         port=args.port,
-        tls_cert=read_bytes(args.tls_cert, "--tls-cert") if args.tls_cert else None,
-        tls_key=read_bytes(args.tls_key, "--tls-key") if args.tls_key else None,
+        tls_cert=tls[0],
+        tls_key=tls[1],
         max_request_mb=args.max_request_mb,
         deadline_s=args.deadline_s,
         workers=args.workers,

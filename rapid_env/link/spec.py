@@ -17,6 +17,7 @@ controller), and every front end asks :func:`link_transport` instead of testing 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,8 @@ from rapid_env.link.traces import load_trace, warn_if_implausible
 from rapid_env.registry import Registry
 
 
-def _constant(arg: str) -> Link:
+def _constant_args(arg: str) -> tuple[float, float]:
+    """``<Mbps>:<rtt_ms>`` -> (Mbps, rtt_ms) as checked floats: the link's identity too."""
     spec = f"constant:{arg}"
     parts = arg.split(":")
     try:
@@ -42,7 +44,12 @@ def _constant(arg: str) -> Link:
         ) from None
     if not (math.isfinite(mbps) and mbps > 0 and math.isfinite(rtt_ms) and rtt_ms >= 0):
         raise ValueError(f"link {spec!r}: Mbps must be > 0 and rtt_ms >= 0")
-    return ConstantLink(mbps * 1e6, rtt_ms / 1e3, name=spec)
+    return mbps, rtt_ms
+
+
+def _constant(arg: str) -> Link:
+    mbps, rtt_ms = _constant_args(arg)
+    return ConstantLink(mbps * 1e6, rtt_ms / 1e3, name=f"constant:{arg}")
 
 
 def _number(text: str) -> float | None:
@@ -52,8 +59,11 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _trace(arg: str) -> Link:
-    """``trace:<path>[:scale[:rtt_ms]]``; numbers are peeled off the end (paths may hold ':')."""
+def _trace_args(arg: str) -> tuple[str, float, float]:
+    """``<path>[:scale[:rtt_ms]]`` -> (path, scale, rtt_ms), without reading the file.
+
+    Numbers are peeled off the end, since paths may hold ':'.
+    """
     spec = f"trace:{arg}"
     path = arg
     numbers: list[float] = []
@@ -70,6 +80,19 @@ def _trace(arg: str) -> Link:
         raise ValueError(f"link {spec!r}: scale must be a finite number > 0, got {scale!r}")
     if not (math.isfinite(rtt_ms) and rtt_ms >= 0):
         raise ValueError(f"link {spec!r}: rtt_ms must be a finite number >= 0, got {rtt_ms!r}")
+    return path, scale, rtt_ms
+
+
+def _trace_identity(arg: str) -> tuple[str, float, float]:
+    """The trace file's real path (``./a.tsv`` and ``a.tsv`` are one), scale and RTT."""
+    path, scale, rtt_ms = _trace_args(arg)
+    return os.path.realpath(os.path.expanduser(path)), scale, rtt_ms
+
+
+def _trace(arg: str) -> Link:
+    """``trace:<path>[:scale[:rtt_ms]]``: the trace file read, scaled, with its base RTT."""
+    spec = f"trace:{arg}"
+    path, scale, rtt_ms = _trace_args(arg)
     try:
         trace = load_trace(path).scaled(scale)
     except ValueError as exc:
@@ -79,10 +102,12 @@ def _trace(arg: str) -> Link:
 
 LINKS: Registry[Link] = Registry("link")
 LINKS.register("ideal", IdealLink)
-LINKS.register_prefix("constant:", _constant, form="constant:<Mbps>:<rtt_ms>")
+LINKS.register_prefix("constant:", _constant, form="constant:<Mbps>:<rtt_ms>",
+                      identity=_constant_args)
 for _name, _preset in PRESETS.items():
     LINKS.register(_name, _preset.build)
-LINKS.register_prefix("trace:", _trace, form="trace:<path>[:scale[:rtt_ms]]")
+LINKS.register_prefix("trace:", _trace, form="trace:<path>[:scale[:rtt_ms]]",
+                      identity=_trace_identity)
 
 LINK_FORMS = tuple(LINKS.names())
 """The forms of the links the core simulates (``LINKS.names()`` adds registered transports')."""

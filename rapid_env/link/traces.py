@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import stat
 import warnings
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
@@ -283,10 +285,31 @@ MAX_TRACE_BYTES = 256 * 2**20
 """Largest trace file read (256 MiB, far above any published trace): a bound on memory."""
 
 
+def check_trace_file(path: str | Path) -> os.stat_result:
+    """Stat ``path`` and refuse anything but a regular file, saying what it is instead.
+
+    Only ``os.stat``: nothing is opened, so a FIFO (which would block) or ``/dev/zero`` (which
+    never ends) is refused before a read, and a directory is not reported as missing.
+
+    Raises:
+        ValueError: one line naming the path: missing, a directory, or not a regular file.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ValueError(f"trace file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise ValueError(f"trace file {str(path)!r} cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"trace file {str(path)!r} is a directory; give a trace file in it")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"trace file {str(path)!r} is not a regular file (a device, FIFO or "
+                         "socket); give a trace file")
+    return st
+
+
 def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise ValueError(f"trace file {str(path)!r} does not exist")
-    size = path.stat().st_size
+    size = check_trace_file(path).st_size
     if size > MAX_TRACE_BYTES:
         raise ValueError(
             f"trace file {str(path)!r} is {size / 2**20:.0f} MiB; allowed: at most "
@@ -536,12 +559,11 @@ def load_trace(
 ) -> BandwidthTrace:
     """Load a bandwidth trace of any supported format (cached: traces are immutable)."""
     formats = ("tsv", "mahimahi", "5gophers")
+    check_trace_file(path)  # before sniffing: nothing is read from a FIFO or a device
     if fmt is None:
         fmt = sniff_format(path)
     if fmt not in formats:
         raise ValueError(f"trace format {fmt!r}; allowed: {', '.join(formats)}")
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"trace file {str(p)!r} does not exist")
-    st = p.stat()
+    st = check_trace_file(p)
     return _load_cached(str(p.resolve()), (st.st_mtime_ns, st.st_size), fmt, carrier, radio)

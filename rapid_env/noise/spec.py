@@ -157,6 +157,24 @@ def _parse_part(part: str) -> tuple[str, int]:
     return name, severity
 
 
+def noise_identity(spec: str) -> tuple[tuple[str, int], ...]:
+    """The ``(part, severity)`` pairs ``spec`` stands for, presets expanded, nothing built.
+
+    ``fog:3`` and ``fog(severity=3)`` are one noise; a sweep's duplicate check compares these.
+
+    Raises:
+        ValueError: as :func:`parse_noise` does for a malformed or unknown spec.
+    """
+    named = spec in NOISES
+    scenario = NOISES.extra(spec, "scenario") if named else None
+    body = spec if scenario is None else scenario
+    if body == "clean":
+        return ()
+    if not body or any(not p for p in body.split("+")):
+        raise ValueError(f"malformed noise {spec!r}; expected parts like fog:3 joined with '+'")
+    return tuple(_parse_part(part.strip()) for part in body.split("+"))
+
+
 def parse_noise(spec: str) -> Scenario:
     """Build a scenario from its spec; a bad spec raises naming it and the allowed names."""
     named = spec in NOISES

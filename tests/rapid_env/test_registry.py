@@ -115,3 +115,103 @@ def test_unknown_names_say_did_you_mean() -> None:
     with pytest.raises(UnknownNameError, match=r"allowed: t, t-slow, plain, file:<\.\.\.>$"):
         r.check("zzzzzz")  # nothing close: no guess
     assert r.extra("t(n=2)", "missing") is None
+
+
+# ------------------------------------------------------------------------------ normalisation
+
+
+def _things() -> ConfigRegistry[object]:
+    r: ConfigRegistry[object] = ConfigRegistry("thing")
+    r.register_config("t", Cfg, lambda cfg, name: (name, cfg))
+    r.register_config("t-half", Cfg, lambda cfg, name: (name, cfg), preset=Cfg(x=0.25))
+    r.register("plain", lambda: "plain")
+    r.register_prefix("num:", lambda arg: arg, identity=float)
+    r.register_prefix("raw:", lambda arg: arg)
+    return r
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("t", "t()"),
+        ("t", " t ( ) "),
+        ("t(n=6)", "t(n=6)"),
+        ("t(x=0.5)", "t"),  # the preset's own value
+        ("t(x=0.25)", "t(x=.25)"),
+        ("t(flag=true)", "t(flag=yes)"),
+        ("t(n=1,x=0.5)", "t(x=0.5,n=1)"),
+        ("t(limit=none)", "t"),
+        ("num:20", "num:20.0"),
+        ("plain", "plain"),
+    ],
+)
+def test_two_spellings_of_one_thing_have_one_identity(a: str, b: str) -> None:
+    r = _things()
+    assert r.identity(a) == r.identity(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("t", "t(n=2)"),
+        ("t", "t-half"),  # another name is another thing, even where the configs agree
+        ("t-half", "t(x=0.25)"),
+        ("t(label=a)", "t(label=b)"),
+        ("num:20", "num:21"),
+        ("raw:20", "raw:20.0"),  # no identity hook: the argument's text
+    ],
+)
+def test_different_things_have_different_identities(a: str, b: str) -> None:
+    r = _things()
+    assert r.identity(a) != r.identity(b)
+
+
+def test_identity_refuses_what_does_not_build() -> None:
+    r = _things()
+    with pytest.raises(UnknownNameError):
+        r.identity("nope")
+    with pytest.raises(SpecError, match="invalid key 'ñ'"):
+        r.identity("t(ñ=1)")
+
+
+def test_first_alias_names_both_spellings_and_compares_unknown_names_by_text() -> None:
+    from rapid_env.registry import first_alias
+
+    r = _things()
+    assert first_alias(["t", "t(n=2)", "t()"], r.identity) == ("t", "t()")
+    assert first_alias(["t", "t(n=2)", "plain"], r.identity) is None
+    assert first_alias(["nope", "nope()"], r.identity) is None  # reported when it is built
+
+
+def test_an_invalid_key_gets_the_did_you_mean_of_the_config_fields() -> None:
+    r = _things()
+    with pytest.raises(SpecError, match=r"invalid key 'lábel'.*did you mean 'label'\?"):
+        r.check("t(lábel=x)")
+
+
+def test_the_shipped_registries_normalise_links_noises_and_deciders() -> None:
+    from rapid_env.agents.registry import DECIDERS
+    from rapid_env.eval.jobs import check_distinct
+    from rapid_env.link import LINKS
+    from rapid_env.noise.spec import noise_identity
+
+    assert LINKS.identity("constant:20:40") == LINKS.identity("constant:20.0:40.0")
+    assert LINKS.identity("constant:20:40") != LINKS.identity("constant:20:41")
+    assert LINKS.identity("trace:a.tsv") == LINKS.identity("trace:./a.tsv:1:40")
+    assert LINKS.identity("wifi") != LINKS.identity("ideal")
+    assert noise_identity("fog:3") == noise_identity("fog(severity=3)") == (("fog", 3),)
+    assert noise_identity("fog:3") != noise_identity("fog:4")
+    assert noise_identity("clean") == ()
+    preset = DECIDERS.config("rapid")
+    assert DECIDERS.identity("rapid") == DECIDERS.identity(
+        f"rapid(high_threshold={preset.high_threshold!r})")  # type: ignore[union-attr]
+    assert DECIDERS.identity("rapid") != DECIDERS.identity("rapid-acc-only")
+    assert DECIDERS.identity("rapid(high_threshold=6)") == DECIDERS.identity(
+        "rapid(high_threshold=6.0)")
+    assert DECIDERS.identity("sb3:a") == ("sb3:", "a")
+    with pytest.raises(ValueError, match=r"^--agents: 'rapid' and 'rapid\(\)' are the same "
+                                         r"decider; give it once$"):
+        check_distinct("agents", ("rapid", "edge-only", "rapid()"), "--agents")
+    with pytest.raises(ValueError, match="links: 'constant:20:40' and 'constant:20.0:40'"):
+        check_distinct("links", ("constant:20:40", "constant:20.0:40"))
+    check_distinct("agents", ("rapid", "rapid(high_threshold=7)", "rapid-acc-only"))

@@ -260,6 +260,7 @@ def test_a_wrong_token_exits_2_before_any_episode(server, tmp_path, capsys):
 
     bad = tmp_path / "bad-token"
     bad.write_text("not-the-token")
+    bad.chmod(0o600)
     out = tmp_path / "out"
     assert main(sweep(f"remote:{server.address}", out, "--token-file", str(bad))) == 2
     err = capsys.readouterr().err

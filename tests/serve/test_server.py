@@ -321,6 +321,7 @@ def test_read_token_prefers_the_file_then_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "tok").write_text("  from-file \n")
+    (tmp_path / "tok").chmod(0o600)
     monkeypatch.setenv("RAPID_SERVE_TOKEN", "from-env")
     assert read_token(tmp_path / "tok") == "from-file"
     assert read_token(None) == "from-env"
