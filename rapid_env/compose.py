@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +29,7 @@ from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.decision import Decider
 from rapid_env.policy import Policy
-from rapid_env.wrapper import RapidEnv, RewardConfig
+from rapid_env.wrapper import RapidEnv, RewardConfig, as_reward_config
 
 
 def validate_names(cfg: EnvConfig) -> None:
@@ -62,7 +63,7 @@ def build_controller(cfg: EnvConfig, decider_needs_image: bool = False) -> Parti
 
 def make_rapid_env(
     config: EnvConfig | None = None,
-    reward: RewardConfig | None = None,
+    reward: RewardConfig | Mapping[str, Any] | None = None,
     render_mode: str | None = None,
     decider: str | Decider | None = None,
     **overrides: Any,
@@ -71,7 +72,7 @@ def make_rapid_env(
 
     Args:
         config: the base configuration (defaults: :class:`EnvConfig`'s).
-        reward: reward weights.
+        reward: reward weights: a :class:`RewardConfig` or a dict of its fields.
         render_mode: ``rgb_array`` or None.
         decider: a decider spec (or a built decider) whose action on each observation goes into
             ``info["decider_action"]``; its ``needs_image`` decides whether frames are rendered.
@@ -84,6 +85,9 @@ def make_rapid_env(
             f"decider, {', '.join(EnvConfig.__dataclass_fields__)}"
         )
     cfg = replace(config or EnvConfig(), **overrides)
+    reward = as_reward_config(reward)  # checked before anything is built
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"render_mode={render_mode!r}; allowed: None, 'rgb_array'")
     built = build_decider(decider) if isinstance(decider, str) else decider
     needs_image = bool(built.needs_image) if built is not None else False
     controller = build_controller(cfg, decider_needs_image=needs_image)

@@ -31,7 +31,9 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -60,6 +62,36 @@ class RewardConfig:
     jerk: float = 1e-5
     megabytes: float = 0.01
     stall: float = 0.05
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+                value
+            ):
+                raise ValueError(f"reward weight {f.name}={value!r}; allowed: a finite number")
+
+
+def as_reward_config(reward: RewardConfig | Mapping[str, Any] | None) -> RewardConfig:
+    """``reward=`` of ``gym.make``: a :class:`RewardConfig`, a mapping of its fields, or None.
+
+    Raises:
+        ValueError: another type, an unknown weight (the allowed ones named) or a weight that is
+            not a finite number.
+    """
+    if reward is None:
+        return RewardConfig()
+    if isinstance(reward, RewardConfig):
+        return reward
+    allowed = [f.name for f in fields(RewardConfig)]
+    if not isinstance(reward, Mapping):
+        raise ValueError(f"reward={reward!r}; allowed: a RewardConfig or a dict of "
+                         f"{', '.join(allowed)}")
+    unknown = sorted(set(map(str, reward)) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown reward weight(s) {', '.join(unknown)}; allowed: "
+                         f"{', '.join(allowed)}")
+    return RewardConfig(**reward)
 
 
 def _shown(action: object) -> str:
@@ -119,13 +151,15 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
         self,
         controller: PartitionedController,
         config: EnvConfig | None = None,
-        reward: RewardConfig | None = None,
+        reward: RewardConfig | Mapping[str, Any] | None = None,
         render_mode: str | None = None,
         decider: Decider | None = None,
     ) -> None:
         self.controller = controller
         self.config = config or EnvConfig()
-        self.reward_config = reward or RewardConfig()
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode={render_mode!r}; allowed: None, 'rgb_array'")
+        self.reward_config = as_reward_config(reward)
         self.render_mode = render_mode
         self.decider = decider
         # a video of the env plays at the control rate, whatever --control-hz is

@@ -77,3 +77,31 @@ def test_reward_reads_the_tick_deltas():
         assert delta.bytes_sent == sent
         assert reward <= -rc.latency * latency - rc.megabytes * sent / 1e6 + 1e-12
     env.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"reward": {"nope": 1}}, "unknown reward weight(s) nope; allowed: success, latency"),
+        ({"reward": "x"}, "reward='x'; allowed: a RewardConfig or a dict of"),
+        ({"reward": {"success": float("nan")}}, "reward weight success=nan; allowed: a finite"),
+        ({"reward": {"stall": True}}, "reward weight stall=True"),
+        ({"render_mode": "nope"}, "render_mode='nope'; allowed: None, 'rgb_array'"),
+    ],
+)
+def test_bad_reward_or_render_mode_is_refused_at_make(kwargs, needle) -> None:
+    import gymnasium as gym
+
+    with pytest.raises(ValueError) as err:
+        gym.make("rapid_env/Rapid-v0", policy="expert", image_size=16, **kwargs)
+    assert needle in str(err.value)
+
+
+def test_reward_weights_as_a_dict() -> None:
+    import gymnasium as gym
+
+    from rapid_env.wrapper import RewardConfig
+
+    env = gym.make("rapid_env/Rapid-v0", policy="expert", image_size=16, reward={"stall": 0.5})
+    assert env.unwrapped.reward_config == RewardConfig(stall=0.5)
+    env.close()
