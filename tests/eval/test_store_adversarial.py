@@ -71,9 +71,10 @@ def test_a_second_rapid_eval_on_the_same_out_exits_2_naming_the_first(tmp_path: 
     sweep[sweep.index("--episodes") + 1] = "3"  # 12 episodes
     first = _rapid_eval_process(out, *sweep)
     try:
-        t0 = time.monotonic()
+        hang_guard = time.monotonic() + 600  # only stops a hang; no claim about speed
         while not ((out / "episodes.jsonl").exists() and lines(out)):
-            assert first.poll() is None and time.monotonic() - t0 < 120, "no first record"
+            assert first.poll() is None, "the first rapid-eval ended before its first record"
+            assert time.monotonic() < hang_guard, "no first record after 600 s"
             time.sleep(0.02)
         first.send_signal(signal.SIGSTOP)  # it holds the store, mid-sweep, for as long as we like
         second = _rapid_eval_process(out, *sweep)
