@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import queue
 import socket
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,6 +24,7 @@ from rapid_env.eval.paired import paired_rows
 from rapid_env.eval.summary import dedupe, summarize
 from rapid_env.eval.table import format_table
 from rapid_env.record import infrastructure_fault, invalid_reason
+from tests.serve.test_remote_loop import Server
 
 QUIET = ["--quiet", "--no-report", "--wandb", "disabled"]
 TOKEN = "tok-invalid-3b1e55"
@@ -214,33 +210,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Server:
-    """``rapid-serve`` on ``port``; it stops itself after ``max_requests`` inference calls."""
-
-    def __init__(self, token_file: Path, log: Path, port: int, max_requests: int) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rapid_env.cli.serve", "--policy", "chunk-regress",
-             "--port", str(port), "--token-file", str(token_file),
-             "--max-requests", str(max_requests), "--max-seconds", "240",
-             "--log-level", "WARNING"],
-            stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
-        )
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x) for x in self.proc.stdout], daemon=True
-                         ).start()
-        deadline = time.monotonic() + 60
-        while True:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
-            if line.startswith("rapid-serve: port "):
-                break
-        self.address = f"127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(30)
-
-
 def test_a_server_dying_mid_sweep_makes_episodes_invalid_and_a_rerun_completes_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -256,7 +225,7 @@ def test_a_server_dying_mid_sweep_makes_episodes_invalid_and_a_rerun_completes_t
             "--token-file", str(token), "--out", str(out), *QUIET]
     # 3 probe calls when the cell's controller is built, then about 3 requests per 1 s episode:
     # the server stops during the second episode
-    doomed = Server(token, tmp_path / "serve1.log", port, max_requests=7)
+    doomed = Server(token, tmp_path / "serve1.log", max_requests=7, port=port, max_seconds=240)
     try:
         code = main(args)
     finally:
@@ -275,7 +244,7 @@ def test_a_server_dying_mid_sweep_makes_episodes_invalid_and_a_rerun_completes_t
     valid = [r for r in first if r["invalid"] is None]
     assert row["successes"] == sum(r["success"] for r in valid)  # the invalid ones are not in it
 
-    fresh = Server(token, tmp_path / "serve2.log", port, max_requests=2000)
+    fresh = Server(token, tmp_path / "serve2.log", max_requests=2000, port=port, max_seconds=240)
     try:
         code = main(args)
     finally:

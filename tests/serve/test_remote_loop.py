@@ -175,11 +175,13 @@ def free_port() -> int:
 class Server:
     """``rapid-serve`` in a subprocess; stops itself after ``--max-seconds`` whatever happens."""
 
-    def __init__(self, token_file: Path, log: Path, max_requests: int = 2000) -> None:
+    def __init__(self, token_file: Path, log: Path, max_requests: int = 2000, port: int = 0,
+                 max_seconds: float = 180) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rapid_env.cli.serve", "--policy", "chunk-regress",
-             "--port", "0", "--token-file", str(token_file), "--max-requests", str(max_requests),
-             "--max-seconds", "180", "--log-level", "WARNING"],
+             "--port", str(port), "--token-file", str(token_file),
+             "--max-requests", str(max_requests), "--max-seconds", f"{max_seconds:g}",
+             "--log-level", "WARNING"],
             stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
         )
         lines: queue.Queue[str] = queue.Queue()
@@ -196,7 +198,7 @@ class Server:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-        self.proc.wait(10)
+        self.proc.wait(30)
 
 
 @pytest.fixture(scope="module")
