@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rapid_env.agents.train_decider.settings import TRAIN_SEEDS
 from rapid_env.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_EPISODE_ERRORS,
@@ -51,9 +52,11 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_EPISODE_ERRORS", "EXIT_INTERRUPTED", "EXIT_OK
 DEFAULT_TASKS = "mt10"
 DEFAULT_AGENTS = "rapid,edge-only,cloud-only"
 DEFAULT_LINKS = "constant:20:40"
-HELD_OUT_SEEDS = range(1000, 100_000)
+HELD_OUT_SEEDS = range(TRAIN_SEEDS, 100_000)
 """Evaluation seeds: 0-999 train and tune deciders (``rapid-train-decider``, ``tune_rapid.py``),
-100000 and up are the VLA families' demonstrations (``rapid-train collect``)."""
+100000 and up are the VLA families' demonstrations (``rapid-train collect``,
+:data:`rapid_env.agents.vla.demos.TRAIN_SEED_BASE`, which imports MuJoCo: a test keeps the two
+equal)."""
 
 EXAMPLES = (
     "rapid-eval --tasks reach,push --agents rapid,cloud-only --episodes 5 --out runs/mine",

@@ -278,3 +278,10 @@ def test_seeds_outside_the_held_out_range_warn_once(tmp_path, capsys):
     assert err.count("warning: seeds 5-7 are outside the held-out range 1000-99999") == 1
     parse_spec(["--tasks", "reach", "--agents", "rapid", "--out", str(tmp_path)])
     assert capsys.readouterr().err == ""
+
+
+def test_held_out_seeds_end_where_the_demos_begin():
+    from rapid_env.agents.vla.demos import TRAIN_SEED_BASE
+    from rapid_env.cli.eval import HELD_OUT_SEEDS
+
+    assert HELD_OUT_SEEDS.stop == TRAIN_SEED_BASE
