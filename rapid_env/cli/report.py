@@ -11,43 +11,30 @@ matplotlib and the report's code load only after the flags parsed, so ``--help``
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from rapid_env.cli.common import HelpFormatter, examples_epilog
-
-
-class ReportUsageError(ValueError):
-    """A bad flag: one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line, exit code 2 (through :func:`main`)."""
-        raise ReportUsageError(message)
+from rapid_env.cli.common import EXIT_BAD_INPUT, UsageError, make_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rapid-report OUT``: rebuild the report and paired.csv; print its path."""
-    parser = _Parser(prog="rapid-report", description="Rebuild OUT/report.html and "
-                     "OUT/paired.csv from a rapid-eval results store.",
-                     formatter_class=HelpFormatter, epilog=examples_epilog((
-                         "rapid-report runs/mine",
-                         "rapid-report runs/mine --baseline cloud-only",
-                         "rapid-report docs/results/comparison-wifi   # a shipped store",
-                     )))
+    parser = make_parser("rapid-report", "Rebuild OUT/report.html and OUT/paired.csv from a "
+                         "rapid-eval results store.", examples=(
+                             "rapid-report runs/mine",
+                             "rapid-report runs/mine --baseline cloud-only",
+                             "rapid-report runs/study --baseline 'rapid(high_threshold=6)'",
+                         ))
     parser.add_argument("out", type=Path, help="the sweep's output folder (rapid-eval --out)")
     parser.add_argument("--baseline", default=None, metavar="AGENT",
                         help="the agent the paired comparison (the report and OUT/paired.csv) "
                              "compares every other agent with (default: the sweep's first)")
     try:
         args = parser.parse_args(argv)
-    except ReportUsageError as exc:
+    except UsageError as exc:
         print(f"rapid-report: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     from rapid_env.eval.paired import write_paired
     from rapid_env.eval.report import REPORT, ReportError, read_store, sweep_agents, write_report
     from rapid_env.eval.store import read_records
