@@ -128,6 +128,8 @@ _ENV_FLAGS: tuple[tuple[str, str], ...] = (
     ("image_size", "--image-size"), ("control_hz", "--control-hz"),
     ("chunk_size", "--chunk-size"), ("max_episode_s", "--max-episode-s"),
     ("control.hold_policy", "--hold-policy"), ("control.align", "--align"),
+    ("edge_budget_gib", "--edge-budget-gib"), ("placement", "--placement"),
+    ("loop_cost", "--loop-cost"), ("action_contract", "--action-contract"),
 )
 
 

@@ -13,7 +13,7 @@ everything after it (the controller, the recorder, the noise, the oracle) sees o
 from __future__ import annotations
 
 from rapid_env.config import EnvConfig
-from rapid_env.controller import PartitionedController
+from rapid_env.controller import PartitionedController, PlacementOption
 from rapid_env.policy import Policy
 
 GIB = 2**30
@@ -41,7 +41,12 @@ def validate_core_names(cfg: EnvConfig) -> None:
 def assemble_controller(
     cfg: EnvConfig, policy: Policy, decider_needs_image: bool = False
 ) -> PartitionedController:
-    """Build the task, cost model, link and noise named by ``cfg`` and run ``policy`` in them."""
+    """Build the task, cost model, link and noise named by ``cfg`` and run ``policy`` in them.
+
+    The cost model follows ``cfg.placement`` and ``cfg.loop_cost``; with an edge budget, the
+    fixed partition is the deepest split of that placement within it. ``placement="best"``
+    gives the controller both placements (edge-prefix its own, edge-suffix the alternative).
+    """
     from rapid_env.cost import build_cost_model
     from rapid_env.link import parse_link
     from rapid_env.noise import parse_noise
@@ -56,9 +61,19 @@ def assemble_controller(
         quality=cfg.quality,
         max_episode_s=cfg.max_episode_s,
     )
-    cost = build_cost_model(profile=cfg.profile, edge=cfg.edge, cloud=cfg.cloud)
+    own = "edge-suffix" if cfg.placement == "edge-suffix" else "edge-prefix"
+    cost = build_cost_model(
+        profile=cfg.profile, edge=cfg.edge, cloud=cfg.cloud, placement=own,
+        loop_cost=cfg.loop_cost,
+    )
     budget = cfg.edge_budget_gib
     partition = None if budget is None else cost.deepest_split_within(budget * GIB)
+    alternative = None
+    if cfg.placement == "best":  # the controller picks the cheaper placement per request
+        tail = cost.with_readings(placement="edge-suffix")
+        alternative = PlacementOption(
+            tail, None if budget is None else tail.deepest_split_within(budget * GIB)
+        )
     return PartitionedController(
         task,
         policy,
@@ -68,4 +83,6 @@ def assemble_controller(
         cfg.control,
         decider_needs_image=decider_needs_image,
         partition=partition,
+        alternative=alternative,
+        action_contract=cfg.action_contract,
     )

@@ -26,6 +26,16 @@ MAX_PROPRIO_WINDOW_S = 60.0
 HoldPolicy = Literal["hold", "repeat_last"]
 Align = Literal["executed", "time"]
 
+PlacementChoice = Literal["edge-prefix", "edge-suffix", "best"]
+PLACEMENT_CHOICES: tuple[str, ...] = ("edge-prefix", "edge-suffix", "best")
+"""``EnvConfig.placement``: the cost model's two placements, or the cheaper per request."""
+LoopCostChoice = Literal["per-pass", "once"]
+LOOP_COST_CHOICES: tuple[str, ...] = ("per-pass", "once")
+"""``EnvConfig.loop_cost``: the cost model's loop costs (``rapid_env.cost.LOOP_COSTS``)."""
+ActionContract = Literal["chunk", "single"]
+ACTION_CONTRACTS: tuple[str, ...] = ("chunk", "single")
+"""``EnvConfig.action_contract``: what one policy call delivers to the robot."""
+
 
 @dataclass(frozen=True)
 class ControlConfig:
@@ -87,6 +97,19 @@ class EnvConfig:
             names no split uses it (instead of the planner's choice for the link). None (the
             default): no fixed partition. The paper's regime uses 2.4 (RAPID) and 4.7 (the
             vision-triggered baseline); see docs/paper.md.
+        placement: which end of the model the edge holds (docs/cost_model.md): ``edge-prefix``
+            (its first blocks; the default), ``edge-suffix`` (its last blocks, the LM or action
+            head included: the cloud runs the front on the uploaded input and ships the cut
+            activation down), or ``best`` (per request that names no split, whichever of the
+            two is cheaper in closed form on the link estimate, each at its fixed partition or
+            its best split). A split ``k`` is the number of blocks on the edge under all three.
+        loop_cost: what a split inside the model's loop costs on the link: ``per-pass`` (a
+            round trip per pass; the default) or ``once`` (the cut state crosses once, the rest
+            of the loop runs on one side; compute unchanged).
+        action_contract: ``chunk`` (the robot executes the policy's whole chunk; the default) or
+            ``single`` (one action per call: the first action of each chunk, and deciders see
+            ``chunk_size == 1``, so the refill rule asks again every tick), as OpenVLA-7B
+            answers with one action per 7-token call.
     """
 
     task: str = "reach"
@@ -105,9 +128,17 @@ class EnvConfig:
     control: ControlConfig = field(default_factory=ControlConfig)
     trust_checkpoint_code: bool = False
     edge_budget_gib: float | None = None
+    placement: PlacementChoice = "edge-prefix"
+    loop_cost: LoopCostChoice = "per-pass"
+    action_contract: ActionContract = "chunk"
 
     def __post_init__(self) -> None:
         image_shape(self.image_size)
+        for name, allowed in (("placement", PLACEMENT_CHOICES), ("loop_cost", LOOP_COST_CHOICES),
+                              ("action_contract", ACTION_CONTRACTS)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in allowed:
+                raise ValueError(f"{name}={value!r}; allowed: {', '.join(allowed)}")
         if self.edge_budget_gib is not None and (
             not _number_in(self.edge_budget_gib, 0.0, 1e6) or self.edge_budget_gib == 0
         ):
@@ -148,7 +179,12 @@ class EnvConfig:
         return d
 
 
-LATE_FIELDS: dict[str, Any] = {"edge_budget_gib": None}
+LATE_FIELDS: dict[str, Any] = {
+    "edge_budget_gib": None,
+    "placement": "edge-prefix",
+    "loop_cost": "per-pass",
+    "action_contract": "chunk",
+}
 """Fields added after the results store's keys were fixed, with the default that omits them."""
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from rapid_env.camera import NoisyCamera
 from rapid_env.chunks import ChunkBuffer
-from rapid_env.config import Align, ControlConfig, HoldPolicy
+from rapid_env.config import ACTION_CONTRACTS, ActionContract, Align, ControlConfig, HoldPolicy
 from rapid_env.decision import DeciderContext, DeciderObservation, Decision
 from rapid_env.delivery import InFlight, Outcome, Request
 from rapid_env.link import Link, LinkEstimator
@@ -50,8 +50,27 @@ from rapid_env.transport import (
 )
 
 __all__ = [
-    "Align", "ControlConfig", "CostPlanner", "HoldPolicy", "PartitionedController", "TickOutcome",
+    "Align", "ControlConfig", "CostPlanner", "HoldPolicy", "PartitionedController",
+    "PlacementOption", "TickOutcome",
 ]
+
+
+@dataclass(frozen=True)
+class PlacementOption:
+    """A second way to place the model that a request naming no split may take instead.
+
+    With ``EnvConfig.placement="best"`` the controller's own planner is the ``edge-prefix`` one
+    and this holds the ``edge-suffix`` one: per request, the cheaper of the two in closed form
+    on the link estimate runs (:meth:`PartitionedController.route`).
+
+    Attributes:
+        cost: the planner of this placement (its plans carry their placement).
+        partition: its fixed split (the budget's deepest), or None for its best split per
+            request.
+    """
+
+    cost: CostPlanner
+    partition: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,10 +99,26 @@ class PartitionedController:
         decider_needs_image: bool = False,
         transport: Transport | RemotePolicyTransport | None = None,
         partition: int | None = None,
+        alternative: PlacementOption | None = None,
+        action_contract: ActionContract = "chunk",
     ) -> None:
-        if partition is not None and not 0 <= partition <= cost.n_blocks:
-            raise ValueError(f"partition {partition} out of range; allowed: 0 .. {cost.n_blocks}")
+        for part in (partition, None if alternative is None else alternative.partition):
+            if part is not None and not 0 <= part <= cost.n_blocks:
+                raise ValueError(f"partition {part} out of range; allowed: 0 .. {cost.n_blocks}")
+        if action_contract not in ACTION_CONTRACTS:
+            raise ValueError(
+                f"action_contract={action_contract!r}; allowed: {', '.join(ACTION_CONTRACTS)}"
+            )
+        if alternative is not None and (
+            alternative.cost.n_blocks != cost.n_blocks or transport is not None
+        ):
+            raise ValueError(
+                "an alternative placement needs the same blocks and the simulated transport; "
+                "allowed: placement 'edge-prefix' or 'edge-suffix' with a remote transport"
+            )
         self.partition = partition
+        self.alternative = alternative
+        self.action_contract = action_contract
         self.task = task
         self.policy = policy
         self.cost = cost
@@ -91,6 +126,9 @@ class PartitionedController:
         self.config = config or ControlConfig()
         self.decider_needs_image = decider_needs_image
         self.transport = transport or SimulatedTransport(cost, link)
+        self._alt_transport = (
+            None if alternative is None else SimulatedTransport(alternative.cost, link)
+        )
         self.camera = NoisyCamera(task, noise)
         self.estimator = LinkEstimator()
         self.samples_per_tick = task.samples_per_tick
@@ -104,6 +142,11 @@ class PartitionedController:
     def n_splits(self) -> int:
         """Valid split points: 0 (all cloud) .. n_blocks (all edge)."""
         return int(self.cost.n_blocks) + 1
+
+    @property
+    def chunk_size(self) -> int:
+        """Actions one request delivers: the policy's chunk, or 1 under ``single``."""
+        return 1 if self.action_contract == "single" else int(self.policy.chunk_size)
 
     @property
     def noise(self) -> ImageNoise:
@@ -192,9 +235,31 @@ class PartitionedController:
             return self.partition
         return int(self.cost.best_split(self.estimator.bandwidth_bps, self.estimator.rtt_s))
 
+    def route(self, decision: Decision) -> tuple[CostPlanner, int]:
+        """The planner (placement) and split a request runs with.
+
+        A named split runs on the controller's own placement. A request that names no split
+        takes :meth:`default_split`; with an alternative placement (``placement="best"``) and
+        an escalated request, it takes whichever of the two candidates -- each at its fixed
+        partition, or its best split for the link estimate -- has the lower closed-form latency
+        on the estimator's bandwidth and RTT (ties: the controller's own). An early exit stays
+        on the controller's own placement: only an edge holding the model's front can answer.
+        """
+        if decision.split is not None:
+            return self.cost, decision.split
+        own = self.default_split()
+        alt = self.alternative
+        if alt is None or not decision.escalate:
+            return self.cost, own
+        bw, rtt = self.estimator.bandwidth_bps, self.estimator.rtt_s
+        other = alt.partition if alt.partition is not None else int(alt.cost.best_split(bw, rtt))
+        if alt.cost.plan(other).latency_s(bw, rtt) < self.cost.plan(own).latency_s(bw, rtt):
+            return alt.cost, other
+        return self.cost, own
+
     def _request(self, decision: Decision, t: float) -> None:
         """Run the policy now and send its request, unless the in-flight limit refuses it."""
-        split = self.default_split() if decision.split is None else decision.split
+        cost, split = self.route(decision)
         if not 0 <= split < self.n_splits:
             raise ValueError(f"split {split} out of range; allowed: 0 .. {self.n_splits - 1}")
         if len(self.in_flight) >= self.config.max_in_flight:
@@ -207,22 +272,31 @@ class PartitionedController:
             self.recorder.count("preemptions")
             self._events.append("preempt")
         inp = self._policy_input()
+        n = self.cost.n_blocks
+        suffix = 0 < split < n and cost.plan(split).placement == "edge-suffix"
         if not decision.escalate:  # early exit: the edge's part and its exit head, nothing sent
-            result = run_policy(self.policy, inp, self.cost.n_blocks, self.cost.n_blocks)
-            timed = early_exit(self.cost, split, t)
+            timed = early_exit(cost, split, t)  # raises under edge-suffix: no front on the edge
+            result = run_policy(self.policy, inp, n, n)
             self.recorder.count("early_exits")
         elif isinstance(self.transport, RemotePolicyTransport):  # it runs the cloud half itself
             result, timed = self.transport.request(self.policy, inp, split, t)
         else:
-            result = run_policy(self.policy, inp, split, self.cost.n_blocks)
-            timed = self.transport.send(split, t)
+            # an executable model is cut at the same boundary: n - split blocks before it when
+            # the edge holds the tail (same chunk, same boundary bytes)
+            result = run_policy(self.policy, inp, n - split if suffix else split, n)
+            transport = self.transport if cost is self.cost else self._alt_transport
+            assert transport is not None and not isinstance(transport, RemotePolicyTransport)
+            timed = transport.send(split, t)
+        chunk = result.chunk
+        if chunk is not None and self.action_contract == "single":
+            chunk = chunk[:1]  # one action per call: the robot executes the first only
         self.in_flight.add(Request(
             seq=self.in_flight.next_seq, tick=self.task.tick, t=t,
-            executed_at_request=self._executed, chunk=result.chunk, fault=result.fault,
+            executed_at_request=self._executed, chunk=chunk, fault=result.fault,
             timed=timed, deadline=t + self.config.request_timeout_s,
         ))
-        offload = decision.escalate and split < self.cost.n_blocks
-        self.recorder.request(split, offload, timed, result.exec_bytes)
+        offload = decision.escalate and split < n
+        self.recorder.request(split, offload, timed, result.exec_bytes, suffix=suffix)
         self._classify(result, timed)
         self._last_request_t = t
         self._events.append(f"request:split={split}")
@@ -317,7 +391,7 @@ class PartitionedController:
             proprio=self.task.proprio.last(self._window),
             samples_per_tick=self.samples_per_tick,
             chunk_remaining=self.buffer.remaining,
-            chunk_size=self.policy.chunk_size,
+            chunk_size=self.chunk_size,
             in_flight=len(self.in_flight),
             since_request_s=self.task.sim_time - self._last_request_t,
             last_latency_s=self._last_latency,
@@ -349,7 +423,9 @@ class PartitionedController:
         The recorder's, with ``invalid`` after ``fault``: the controller classifies the faults.
         """
         out: dict[str, Any] = {}
-        for key, value in self.recorder.episode_metrics(self.task, self.cost).items():
+        suffix_cost = self.cost if self.alternative is None else self.alternative.cost
+        metrics = self.recorder.episode_metrics(self.task, self.cost, suffix_cost)
+        for key, value in metrics.items():
             out[key] = value
             if key == "fault":
                 out["invalid"] = self.invalid

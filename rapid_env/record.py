@@ -152,6 +152,9 @@ FIELDS: tuple[Field, ...] = (
     _f("superseded_chunks", "int", "",
        "chunks dropped on arrival because a newer (or preempting) request was made after theirs",
        "recorder"),
+    _f("suffix_requests", "int", "",
+       "requests that ran the model's tail on the edge after the cloud's front (placement "
+       "`edge-suffix`, or `best` when it chose that)", "recorder"),
     # ------------------------------------------------------------------ latency
     _f("latency_ms_mean", "float | None", "ms",
        "mean modelled latency of the delivered chunks (edge + uplink + cloud + downlink)",

@@ -57,13 +57,14 @@ class EpisodeRecorder:
         self.counts: dict[str, int] = dict.fromkeys(
             ("inferences", "offloads", "preemptions", "refused_requests", "lost_requests",
              "stale_chunks", "superseded_chunks", "stall_steps", "faults", "clipped_actions",
-             "early_exits"), 0
+             "early_exits", "suffix_requests"), 0
         )
         self.fault: str | None = None
         self.bytes_up = 0
         self.bytes_down = 0
         self.exec_bytes_up = 0
         self.splits: list[int] = []
+        self._placed: set[tuple[int, bool]] = set()  # (split, the edge ran the model's tail)
         self.series = _Series()
         self.timeline: list[TransferResult] = []
         self.success_time: float | None = None
@@ -85,11 +86,19 @@ class EpisodeRecorder:
         """Add one to a counter (``preemptions``, ``refused_requests``, ``stall_steps`` ...)."""
         self.counts[what] += 1
 
-    def request(self, split: int, offload: bool, timed: TimedRequest, exec_bytes: int) -> None:
-        """A request was sent at ``split``; ``offload`` when any block runs in the cloud."""
+    def request(
+        self, split: int, offload: bool, timed: TimedRequest, exec_bytes: int, suffix: bool = False
+    ) -> None:
+        """A request was sent at ``split``; ``offload`` when any block runs in the cloud.
+
+        ``suffix``: the edge ran the model's last ``split`` blocks (placement ``edge-suffix``,
+        cloud and edge both busy), counted in ``suffix_requests``.
+        """
         self.counts["inferences"] += 1
         self.counts["offloads"] += int(offload)
+        self.counts["suffix_requests"] += int(suffix)
         self.splits.append(split)
+        self._placed.add((split, suffix))
         self.exec_bytes_up += exec_bytes
         self.bytes_up += timed.bytes_up
         self.bytes_down += timed.bytes_down
@@ -126,9 +135,17 @@ class EpisodeRecorder:
             self.success_time = t
 
     # ------------------------------------------------------------------ record
-    def episode_metrics(self, task: Task, cost: CostPlanner) -> dict[str, Any]:
-        """Per-episode metrics (no wall-clock fields): success, latency, bytes, smoothness."""
+    def episode_metrics(
+        self, task: Task, cost: CostPlanner, suffix_cost: CostPlanner | None = None
+    ) -> dict[str, Any]:
+        """Per-episode metrics (no wall-clock fields): success, latency, bytes, smoothness.
+
+        ``edge_memory_gb`` is the largest edge share of the splits used: from ``cost``, or from
+        ``suffix_cost`` (default ``cost``) for the requests made with ``suffix=True``.
+        """
         c, s = self.counts, self.series
+        tail = cost if suffix_cost is None else suffix_cost
+        memory = [(tail if suffix else cost).edge_memory_bytes(k) for k, suffix in self._placed]
         lat_ms = np.asarray(s.latency) * 1e3
         path = np.asarray(task.ee_trace)
         dt = 1.0 / task.ee_trace_hz
@@ -138,7 +155,8 @@ class EpisodeRecorder:
             "sim_time_s": float(task.sim_time),
             "time_to_success_s": self.success_time,
             **{k: c[k] for k in ("inferences", "offloads", "preemptions", "refused_requests",
-                                 "lost_requests", "stale_chunks", "superseded_chunks")},
+                                 "lost_requests", "stale_chunks", "superseded_chunks",
+                                 "suffix_requests")},
             "latency_ms_mean": _finite(float(lat_ms.mean())) if lat_ms.size else None,
             "latency_ms_p95": _finite(float(np.percentile(lat_ms, 95))) if lat_ms.size else None,
             # population std over this episode's chunks: with ``inferences``-like counts and the
@@ -151,11 +169,7 @@ class EpisodeRecorder:
             "uplink_ms_mean": _mean_ms(s.up),
             "downlink_ms_mean": _mean_ms(s.down),
             "split": _mode(self.splits),
-            "edge_memory_gb": (
-                max(cost.edge_memory_bytes(k) for k in set(self.splits)) / 1e9
-                if self.splits
-                else None
-            ),
+            "edge_memory_gb": max(memory) / 1e9 if memory else None,
             "exec_bytes_up": self.exec_bytes_up,
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,

@@ -124,7 +124,7 @@ class EpisodeTrace(ObserverBase):
             "max_ticks": int(task.max_ticks),
             "link": str(getattr(controller.link, "name", "")),
             "noise": str(getattr(controller.noise, "spec", "")),
-            "chunk_size": int(controller.policy.chunk_size),
+            "chunk_size": int(controller.chunk_size),
             "n_splits": int(controller.n_splits),
             "est_bandwidth_mbps_prior": _mbps(est.bandwidth_bps),
             "est_rtt_ms_prior": float(est.rtt_s) * 1e3,

@@ -121,12 +121,26 @@ def early_exit(cost: CostPlanner, split: int, t: float) -> TimedRequest:
     the edge's blocks on every pass (fed by its own exit head instead of the cloud's tokens), so
     an early exit costs the edge exactly what an escalated request at the same split does.
 
+    An early exit needs the edge to hold the model's *front*: under the ``edge-suffix``
+    placement the edge holds its tail, which cannot answer without the cloud's prefix, so an
+    early exit at a split strictly between cloud-only and edge-only raises ValueError there.
+
     Example:
         >>> from rapid_env.cost import build_cost_model
         >>> round(early_exit(build_cost_model(), 11, 0.0).edge_s, 4)
         0.1878
+
+    Raises:
+        ValueError: the plan of ``split`` puts the model's tail on the edge (``edge-suffix``).
     """
-    edge_s = cost.plan(split).edge_seconds
+    plan = cost.plan(split)
+    if plan.placement != "edge-prefix" and 0 < split < cost.n_blocks:
+        raise ValueError(
+            f"an early exit at split {split} under placement={plan.placement!r}: the edge holds "
+            "the model's tail and cannot answer without the cloud's prefix; allowed: placement "
+            f"'edge-prefix', or split 0 / {cost.n_blocks}"
+        )
+    edge_s = plan.edge_seconds
     return TimedRequest(t + edge_s, edge_s=edge_s)
 
 

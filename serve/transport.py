@@ -345,12 +345,17 @@ def remote_controller(cfg: EnvConfig, needs_image: bool, token_file: str | Path 
     ``cfg.control.request_timeout_s`` after the edge part.
 
     Raises:
-        ValueError: a malformed spec, no token, a policy without a split runtime; a client error
+        ValueError: a malformed spec, no token, a policy without a split runtime, a placement
+            other than edge-prefix; a client error
             when the server cannot be reached (the runner records it as an ``episode_error``).
     """
     from rapid_env.build import assemble_controller
     from rapid_env.compose import build_policy
 
+    if cfg.placement != "edge-prefix":  # the server runs the cloud half behind the edge's front
+        raise ValueError(
+            f"placement={cfg.placement!r} with a remote link; allowed: edge-prefix"
+        )
     address = remote_address(cfg.link)
     timeout = cfg.control.request_timeout_s
     client = connect(address, token_file, timeout, cfg.chunk_size)

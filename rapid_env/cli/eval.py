@@ -142,6 +142,8 @@ def _sweep_flags(g: argparse._ArgumentGroup) -> None:
 
 
 def _model_flags(g: argparse._ArgumentGroup) -> None:
+    from rapid_env.config import ACTION_CONTRACTS, LOOP_COST_CHOICES, PLACEMENT_CHOICES
+
     g.add_argument("--policy", default="chunk-regress",
                    help="robot policy: ar-token, flow, chunk-regress, expert, ckpt:<dir>, "
                         "hf:<dir>, or a name a plugin registers")
@@ -159,6 +161,17 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
                    help="fixed memory-bounded partition: the edge holds the deepest prefix of "
                         "blocks that fits in GIB GiB (the paper's regime: 2.4 RAPID, 4.7 the "
                         "vision-triggered baseline); default: the planner's split per request")
+    g.add_argument("--placement", choices=PLACEMENT_CHOICES, default="edge-prefix",
+                   help="which end of the model the edge holds: edge-prefix (its first blocks), "
+                        "edge-suffix (its last blocks, the head included; the cloud runs the "
+                        "front), best (per request, the cheaper of the two on the link "
+                        "estimate); docs/cost_model.md")
+    g.add_argument("--loop-cost", choices=LOOP_COST_CHOICES, default="per-pass",
+                   help="what a split inside the model's loop costs: per-pass (a round trip "
+                        "per token pass) or once (the cut state crosses once)")
+    g.add_argument("--action-contract", choices=ACTION_CONTRACTS, default="chunk",
+                   help="chunk (the robot runs the policy's whole chunk) or single (one action "
+                        "per call, as OpenVLA-7B answers; requests every tick)")
     g.add_argument("--hold-policy", choices=("hold", "repeat_last"), default="hold",
                    help="what the robot does while no action is buffered")
     g.add_argument("--align", choices=("executed", "time"), default="executed",
@@ -328,6 +341,8 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
         chunk_size=args.chunk_size, max_episode_s=args.max_episode_s,
         control=ControlConfig(hold_policy=args.hold_policy, align=args.align),
         trust_checkpoint_code=args.trust_checkpoint_code, edge_budget_gib=args.edge_budget_gib,
+        placement=args.placement, loop_cost=args.loop_cost,
+        action_contract=args.action_contract,
     )
     for field_name, flag, values in (("tasks", "--tasks", tasks),
                                      ("agents", "--agents", args.agents),

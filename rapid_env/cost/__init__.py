@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rapid_env.cost.devices import DEVICES, DeviceProfile
     from rapid_env.cost.model import (
+        LOOP_COSTS,
+        PLACEMENTS,
         CostModel,
         InferencePlan,
+        LoopCost,
+        Placement,
         SplitCost,
         Stage,
         StageKind,
@@ -31,6 +35,10 @@ _EXPORTS = {
     "DEVICES": "devices",
     "DeviceProfile": "devices",
     "CostModel": "model",
+    "LOOP_COSTS": "model",
+    "LoopCost": "model",
+    "PLACEMENTS": "model",
+    "Placement": "model",
     "InferencePlan": "model",
     "SplitCost": "model",
     "split_table": "model",
@@ -45,12 +53,16 @@ _EXPORTS = {
 
 __all__ = [
     "DEVICES",
+    "LOOP_COSTS",
+    "PLACEMENTS",
     "PROFILES",
     "ArchProfile",
     "BlockCost",
     "CostModel",
     "DeviceProfile",
     "InferencePlan",
+    "LoopCost",
+    "Placement",
     "SplitCost",
     "Stage",
     "StageKind",

@@ -21,7 +21,7 @@ class InstantCost:
         """The inner plan with every compute stage taking no time."""
         p = self.inner.plan(k)
         stages = tuple(Stage(s.kind, 0.0, s.nbytes) for s in p.stages)
-        return InferencePlan(p.split, stages)
+        return InferencePlan(p.split, stages, p.placement)
 
     def best_split(
         self, bandwidth_bps: float, rtt_s: float, memory_budget_bytes: float | None = None

@@ -7,6 +7,18 @@ nothing about the link; only the planner (:meth:`CostModel.split_table`,
 :meth:`CostModel.best_split`) uses a closed-form link (RTT/2 plus serialisation per transfer) to
 rank split points, as Neurosurgeon does.
 
+Two readings of how a split runs are parameters of the model, not fixed rules (RAPID's own
+authors use both in their split search, RoboECC):
+
+* the **placement**: ``"edge-prefix"`` (the default) runs the first ``k`` blocks on the edge and
+  ships their output up; ``"edge-suffix"`` runs the first ``n - k`` blocks in the cloud on the
+  uploaded raw input, ships the cut activation down and runs the last ``k`` blocks (the LM head
+  or action head included) on the edge, which produces the action. Either way ``k`` is the
+  number of blocks on the edge, so ``k == 0`` is cloud-only and ``k == n`` edge-only under both.
+* the **loop cost** of a split inside the profile's loop: ``"per-pass"`` (the default) pays a
+  full round trip per pass, ``"once"`` ships the cut state once and runs the rest of the loop on
+  one side (compute unchanged), so the plan has the shape of a split outside the loop.
+
 Time per block is a roofline on the device running it, pass by pass: the first (prefill) pass
 (compute-bound for a 276-token prompt) and every further pass of the profile's loop -- a
 single-token decode step, a flow-matching or denoising step -- are costed separately and added,
@@ -19,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Literal, get_args, overload
 
 from rapid_env.cost.devices import DEVICES, DeviceProfile
 from rapid_env.cost.profiles import PROFILES, ArchProfile, BlockCost
@@ -27,6 +39,14 @@ from rapid_env.cost.profiles import PROFILES, ArchProfile, BlockCost
 StageKind = Literal["edge", "up", "cloud", "down"]
 COMPUTE_KINDS: frozenset[str] = frozenset({"edge", "cloud"})
 TRANSFER_KINDS: frozenset[str] = frozenset({"up", "down"})
+
+Placement = Literal["edge-prefix", "edge-suffix"]
+"""Which end of the model the edge holds: its first ``k`` blocks, or its last ``k``."""
+PLACEMENTS: tuple[str, ...] = get_args(Placement)
+
+LoopCost = Literal["per-pass", "once"]
+"""What a split inside the profile's loop costs on the link: a round trip per pass, or one."""
+LOOP_COSTS: tuple[str, ...] = get_args(LoopCost)
 
 
 @dataclass(frozen=True)
@@ -60,12 +80,16 @@ class InferencePlan:
     """The ordered stages of one inference at split point ``split``; behaves like a tuple.
 
     Attributes:
-        split: Blocks ``[0, split)`` run on the edge, ``[split, n)`` in the cloud.
+        split: The number of blocks on the edge: ``[0, split)`` under ``edge-prefix``,
+            ``[n - split, n)`` under ``edge-suffix``; the rest run in the cloud.
         stages: The stages, in execution order.
+        placement: Which end of the model the edge holds (:data:`Placement`); an early exit
+            (:func:`rapid_env.transport.early_exit`) needs to know it.
     """
 
     split: int
     stages: tuple[Stage, ...]
+    placement: Placement = "edge-prefix"
 
     def __len__(self) -> int:
         return len(self.stages)
@@ -130,29 +154,69 @@ class InferencePlan:
 class CostModel:
     """Latency and memory of one VLA architecture split between an edge and a cloud device.
 
-    Split points ``k`` run from 0 to ``n_blocks``: blocks ``[0, k)`` on the edge, ``[k, n)`` in the
-    cloud. ``k == 0`` is cloud-only (the raw input goes up), ``k == n_blocks`` is edge-only (no
-    transfers at all).
+    Split points ``k`` run from 0 to ``n_blocks`` and count the blocks on the edge: blocks
+    ``[0, k)`` under ``edge-prefix`` (the cloud runs ``[k, n)``), ``[n - k, n)`` under
+    ``edge-suffix`` (the cloud runs ``[0, n - k)``). ``k == 0`` is cloud-only (the raw input goes
+    up), ``k == n_blocks`` is edge-only (no transfers at all), whatever the placement.
 
     Args:
         profile: The architecture's cost profile.
         edge: The device on the robot.
         cloud: The remote device.
+        placement: Which end of the model the edge holds (:data:`PLACEMENTS`).
+        loop_cost: What a split inside the loop costs on the link (:data:`LOOP_COSTS`).
     """
 
-    def __init__(self, profile: ArchProfile, edge: DeviceProfile, cloud: DeviceProfile) -> None:
+    def __init__(
+        self,
+        profile: ArchProfile,
+        edge: DeviceProfile,
+        cloud: DeviceProfile,
+        placement: Placement = "edge-prefix",
+        loop_cost: LoopCost = "per-pass",
+    ) -> None:
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement={placement!r}; allowed: {', '.join(PLACEMENTS)}")
+        if loop_cost not in LOOP_COSTS:
+            raise ValueError(f"loop_cost={loop_cost!r}; allowed: {', '.join(LOOP_COSTS)}")
         self.profile = profile
         self.edge = edge
         self.cloud = cloud
+        self.placement: Placement = placement
+        self.loop_cost: LoopCost = loop_cost
         steps = profile.decode_steps
         # Per block and device: (prefill seconds, one decode step's seconds).
         self._edge_times = tuple(_block_times(b, edge, steps) for b in profile.blocks)
         self._cloud_times = tuple(_block_times(b, cloud, steps) for b in profile.blocks)
 
     def __repr__(self) -> str:
+        readings = "".join(
+            f", {name}={value!r}"
+            for name, value, default in (("placement", self.placement, "edge-prefix"),
+                                         ("loop_cost", self.loop_cost, "per-pass"))
+            if value != default
+        )
         return (
             f"CostModel(profile={self.profile.name!r}, edge={self.edge.name!r}, "
-            f"cloud={self.cloud.name!r})"
+            f"cloud={self.cloud.name!r}{readings})"
+        )
+
+    def with_readings(
+        self, placement: Placement | None = None, loop_cost: LoopCost | None = None
+    ) -> CostModel:
+        """The same profile and devices under another placement and/or loop cost.
+
+        Example:
+            >>> model = build_cost_model()
+            >>> model.with_readings(placement="edge-suffix").deepest_split_within(2.4 * 2**30)
+            6
+        """
+        return CostModel(
+            self.profile,
+            self.edge,
+            self.cloud,
+            self.placement if placement is None else placement,
+            self.loop_cost if loop_cost is None else loop_cost,
         )
 
     @property
@@ -170,15 +234,35 @@ class CostModel:
             raise ValueError(f"split point must be an int in 0..{self.n_blocks}, got {k!r}")
         return k
 
+    def cut(self, k: int) -> int:
+        """The block index where split ``k`` cuts the model: ``k`` (edge-prefix), ``n - k``.
+
+        Blocks before the cut run on one side, the rest on the other; ``cut - 1`` is the block
+        whose output crosses the link.
+        """
+        self._check_split(k)
+        return k if self.placement == "edge-prefix" else self.n_blocks - k
+
+    def edge_blocks(self, k: int) -> range:
+        """Indices of the blocks the edge runs at split ``k`` (``k`` of them)."""
+        cut = self.cut(k)
+        return range(0, cut) if self.placement == "edge-prefix" else range(cut, self.n_blocks)
+
+    def cloud_blocks(self, k: int) -> range:
+        """Indices of the blocks the cloud runs at split ``k`` (``n_blocks - k`` of them)."""
+        cut = self.cut(k)
+        return range(cut, self.n_blocks) if self.placement == "edge-prefix" else range(0, cut)
+
     def splits_decoder(self, k: int) -> bool:
         """Tell whether ``k`` cuts the profile's loop (loop blocks on both sides of the cut).
 
         The loop is the autoregressive decoder, the flow-matching expert or the diffusion head
-        (``ArchProfile.loop``); cutting it costs a round trip per pass.
+        (``ArchProfile.loop``); under ``loop_cost="per-pass"`` cutting it costs a round trip per
+        pass. A structural fact: it does not depend on the loop cost.
         """
-        self._check_split(k)
+        cut = self.cut(k)
         blocks = self.profile.blocks
-        return 0 < k < self.n_blocks and blocks[k - 1].per_token and blocks[k].per_token
+        return 0 < k < self.n_blocks and blocks[cut - 1].per_token and blocks[cut].per_token
 
     def _seconds(self, times: tuple[tuple[float, float], ...], lo: int, hi: int) -> float:
         """Whole-inference time of blocks ``[lo, hi)``: prefill plus all decode steps."""
@@ -187,91 +271,137 @@ class CostModel:
 
     def compute_seconds(self, k: int) -> tuple[float, float]:
         """Edge and cloud compute seconds of one inference at split ``k`` (no transfers)."""
-        self._check_split(k)
-        n = self.n_blocks
-        return self._seconds(self._edge_times, 0, k), self._seconds(self._cloud_times, k, n)
+        cut, n = self.cut(k), self.n_blocks
+        if self.placement == "edge-prefix":
+            return self._seconds(self._edge_times, 0, cut), self._seconds(self._cloud_times, cut, n)
+        return self._seconds(self._edge_times, cut, n), self._seconds(self._cloud_times, 0, cut)
 
     def plan(self, k: int) -> InferencePlan:
         """Return the ordered stages of one inference at split ``k``.
 
-        Shapes:
+        Shapes under ``edge-prefix`` (the cut activation is the output of block ``k - 1``):
             * ``k == n_blocks``: ``[edge]``.
             * ``k == 0``: ``[up(input_bytes), cloud, down(output_bytes)]``.
             * split outside the loop: ``[edge, up(activation), cloud, down(output)]``.
-            * split inside the loop: the prefill round ``[edge, up(cut activation), cloud,
-              down(token_bytes)]`` followed by ``decode_steps`` rounds ``[edge, up(one pass's
-              activation), cloud, down(token_bytes)]``; the last ``down`` carries the action
-              output instead. ``token_bytes`` is a token id (autoregressive) or a velocity /
-              denoised sample (flow / diffusion), whatever the edge half needs for its next pass.
-              Every pass pays a full round trip; that is the honest price of cutting a loop, and
-              why such splits rarely win on real links.
+            * split inside the loop, ``loop_cost="per-pass"``: the prefill round ``[edge, up(cut
+              activation), cloud, down(token_bytes)]`` followed by ``decode_steps`` rounds
+              ``[edge, up(one pass's activation), cloud, down(token_bytes)]``; the last ``down``
+              carries the action output instead. ``token_bytes`` is a token id
+              (autoregressive) or a velocity / denoised sample (flow / diffusion), whatever the
+              edge half needs for its next pass. Every pass pays a full round trip; that is the
+              honest price of cutting a loop, and why such splits rarely win on real links.
+            * split inside the loop, ``loop_cost="once"``: the shape of a split outside it (the
+              cut state crosses once, the rest of the loop runs on one side; compute unchanged).
+
+        Under ``edge-suffix`` (the cut activation is the output of block ``n - k - 1``) the
+        cloud goes first and the edge produces the action, so nothing comes down at the end:
+            * ``k == n_blocks`` and ``k == 0``: as above.
+            * split outside the loop, or ``loop_cost="once"``: ``[up(input_bytes), cloud,
+              down(cut activation), edge]``.
+            * split inside the loop, ``loop_cost="per-pass"``: ``[up(input_bytes), cloud,
+              down(cut activation), edge]`` followed by ``decode_steps`` rounds
+              ``[up(token_bytes), cloud, down(one pass's activation), edge]``: the cloud's
+              blocks need the token the edge's head just produced.
         """
-        self._check_split(k)
         prof = self.profile
         n = self.n_blocks
+        cut = self.cut(k)
+        placement = self.placement
         if k == n:
-            return InferencePlan(k, (Stage("edge", self._seconds(self._edge_times, 0, n), 0),))
+            edge_s = self._seconds(self._edge_times, 0, n)
+            return InferencePlan(k, (Stage("edge", edge_s, 0),), placement)
         edge_s, cloud_s = self.compute_seconds(k)
-        stages: tuple[Stage, ...]
         if k == 0:
             stages = (
                 Stage("up", 0.0, prof.input_bytes),
                 Stage("cloud", cloud_s, 0),
                 Stage("down", 0.0, prof.output_bytes),
             )
-            return InferencePlan(k, stages)
-        if not self.splits_decoder(k):
-            stages = (
-                Stage("edge", edge_s, 0),
-                Stage("up", 0.0, _ceil_bytes(prof.blocks[k - 1].activation_bytes)),
-                Stage("cloud", cloud_s, 0),
-                Stage("down", 0.0, prof.output_bytes),
-            )
-            return InferencePlan(k, stages)
+            return InferencePlan(k, stages, placement)
+        block = prof.blocks[cut - 1]  # its output crosses the link
+        if not self.splits_decoder(k) or self.loop_cost == "once":
+            activation = _ceil_bytes(block.activation_bytes)
+            if placement == "edge-prefix":
+                stages = (
+                    Stage("edge", edge_s, 0),
+                    Stage("up", 0.0, activation),
+                    Stage("cloud", cloud_s, 0),
+                    Stage("down", 0.0, prof.output_bytes),
+                )
+            else:
+                stages = (
+                    Stage("up", 0.0, prof.input_bytes),
+                    Stage("cloud", cloud_s, 0),
+                    Stage("down", 0.0, activation),
+                    Stage("edge", edge_s, 0),
+                )
+            return InferencePlan(k, stages, placement)
+        return InferencePlan(k, self._loop_rounds(k, block), placement)
 
-        cut = prof.blocks[k - 1]
-        edge_prefill = sum(pre for pre, _ in self._edge_times[:k])
-        cloud_prefill = sum(pre for pre, _ in self._cloud_times[k:])
-        edge_step = sum(step for _, step in self._edge_times[:k])
-        cloud_step = sum(step for _, step in self._cloud_times[k:])
+    def _loop_rounds(self, k: int, block: BlockCost) -> tuple[Stage, ...]:
+        """The per-pass rounds of a split inside the loop (see :meth:`plan`)."""
+        prof = self.profile
+        edge, cloud = self.edge_blocks(k), self.cloud_blocks(k)
+        edge_prefill = sum(self._edge_times[i][0] for i in edge)
+        cloud_prefill = sum(self._cloud_times[i][0] for i in cloud)
+        edge_step = sum(self._edge_times[i][1] for i in edge)
+        cloud_step = sum(self._cloud_times[i][1] for i in cloud)
         rounds = prof.decode_steps + 1
         out: list[Stage] = []
         for r in range(rounds):
-            last = r == rounds - 1
-            out += [
-                Stage("edge", edge_prefill if r == 0 else edge_step, 0),
-                Stage(
-                    "up",
-                    0.0,
-                    _ceil_bytes(cut.activation_bytes if r == 0 else cut.decode_activation_bytes),
-                ),
-                Stage("cloud", cloud_prefill if r == 0 else cloud_step, 0),
-                Stage("down", 0.0, prof.output_bytes if last else prof.token_bytes),
-            ]
-        return InferencePlan(k, tuple(out))
+            first = r == 0
+            crossing = _ceil_bytes(
+                block.activation_bytes if first else block.decode_activation_bytes
+            )
+            edge_stage = Stage("edge", edge_prefill if first else edge_step, 0)
+            cloud_stage = Stage("cloud", cloud_prefill if first else cloud_step, 0)
+            if self.placement == "edge-prefix":
+                last = r == rounds - 1
+                out += [
+                    edge_stage,
+                    Stage("up", 0.0, crossing),
+                    cloud_stage,
+                    Stage("down", 0.0, prof.output_bytes if last else prof.token_bytes),
+                ]
+            else:
+                out += [
+                    Stage("up", 0.0, prof.input_bytes if first else prof.token_bytes),
+                    cloud_stage,
+                    Stage("down", 0.0, crossing),
+                    edge_stage,
+                ]
+        return tuple(out)
 
     def edge_memory_bytes(self, k: int) -> float:
         """Edge memory at split ``k``: resident weights, KV cache, and an activation estimate.
 
         The activation term is twice the largest tensor crossing a block boundary on the edge
-        (an input and an output buffer alive at once); weights dominate by orders of magnitude.
+        (an input and an output buffer alive at once), the cut included: under ``edge-suffix``
+        the edge's first input is the cut activation it receives. Weights dominate by orders of
+        magnitude.
         """
-        self._check_split(k)
-        edge_blocks = self.profile.blocks[:k]
+        edge_blocks = [self.profile.blocks[i] for i in self.edge_blocks(k)]
         if not edge_blocks:
             return 0.0
         weights = sum(b.weight_bytes for b in edge_blocks)
         kv = sum(b.kv_cache_bytes for b in edge_blocks)
-        activations = 2.0 * max(b.activation_bytes for b in edge_blocks)
-        return weights + kv + activations
+        largest = max(b.activation_bytes for b in edge_blocks)
+        if self.placement == "edge-suffix" and k < self.n_blocks:
+            largest = max(largest, self.profile.blocks[self.cut(k) - 1].activation_bytes)
+        return weights + kv + 2.0 * largest
 
     def deepest_split_within(self, memory_budget_bytes: float) -> int:
         """The deepest split whose edge share fits in ``memory_budget_bytes`` (a fixed partition).
+
+        Works per placement: under ``edge-suffix`` it is the longest tail that fits.
 
         Example:
             >>> model = build_cost_model("openvla-7b", "jetson-agx-orin", "a100")
             >>> model.deepest_split_within(2.4 * 2**30), model.deepest_split_within(4.7 * 2**30)
             (5, 11)
+            >>> tail = model.with_readings(placement="edge-suffix")
+            >>> tail.deepest_split_within(2.4 * 2**30), tail.deepest_split_within(4.7 * 2**30)
+            (6, 12)
         """
         budget = self._budget(memory_budget_bytes)
         return max(k for k in self.splits if self.edge_memory_bytes(k) <= budget)
@@ -362,7 +492,7 @@ class SplitCost:
     """What one split point costs on a given link: a row of :meth:`CostModel.split_table`.
 
     Attributes:
-        split: The split point ``k`` (blocks ``[0, k)`` on the edge).
+        split: The split point ``k`` (``k`` blocks on the edge, see :class:`CostModel`).
         latency_s: Closed-form end-to-end latency on an idle link (``InferencePlan.latency_s``).
         edge_memory_bytes: Edge memory needed (``CostModel.edge_memory_bytes``).
         fits: Whether ``edge_memory_bytes`` is within the edge memory budget.
@@ -410,10 +540,17 @@ def _ceil_bytes(nbytes: float) -> int:
 
 
 def build_cost_model(
-    profile: str = "openvla-7b", edge: str = "jetson-agx-orin", cloud: str = "a100"
+    profile: str = "openvla-7b",
+    edge: str = "jetson-agx-orin",
+    cloud: str = "a100",
+    *,
+    placement: Placement = "edge-prefix",
+    loop_cost: LoopCost = "per-pass",
 ) -> CostModel:
     """Build a cost model from registry names (unknown names raise with the allowed ones)."""
-    return CostModel(PROFILES.create(profile), DEVICES.create(edge), DEVICES.create(cloud))
+    return CostModel(
+        PROFILES.create(profile), DEVICES.create(edge), DEVICES.create(cloud), placement, loop_cost
+    )
 
 
 def split_table(
