@@ -285,3 +285,39 @@ def test_held_out_seeds_end_where_the_demos_begin():
     from rapid_env.cli.eval import HELD_OUT_SEEDS
 
     assert HELD_OUT_SEEDS.stop == TRAIN_SEED_BASE
+
+
+def test_the_modelling_readings_reach_the_records_and_the_manifest(tmp_path):
+    from rapid_env.eval.report import reconstruct_command
+
+    out = tmp_path / "r"
+    readings = ["--placement", "edge-suffix", "--loop-cost", "once",
+                "--action-contract", "single", "--edge-budget-gib", "2.4"]
+    args = ["--tasks", "reach", "--agents", "rapid", "--episodes", "1", "--image-size", "16",
+            "--policy", "expert", "--max-episode-s", "1", "--links", "lab-wifi6",
+            "--wandb", "disabled", "--quiet", "--out", str(out)]
+    assert main([*args, *readings]) == 0
+    (rec,) = _records(out / "episodes.jsonl")
+    assert rec["suffix_requests"] == rec["offloads"] > 0 and rec["split"] == 6
+    assert rec["edge_ms_mean"] == pytest.approx(129.0, abs=0.05)
+    manifest = json.loads((out / "manifest.json").read_text())
+    env = manifest["sweep"]["env"]
+    assert (env["placement"], env["loop_cost"], env["action_contract"]) == (
+        "edge-suffix", "once", "single")
+    command = reconstruct_command(manifest, out)
+    assert all(word in command for word in readings)
+    # at their defaults they are left out of the manifest (existing stores keep their keys)
+    default = tmp_path / "d"
+    assert main([*args[:-1], str(default)]) == 0
+    env = json.loads((default / "manifest.json").read_text())["sweep"]["env"]
+    assert not {"placement", "loop_cost", "action_contract"} & set(env)
+    (rec,) = _records(default / "episodes.jsonl")
+    assert rec["suffix_requests"] == 0
+
+
+@pytest.mark.parametrize(("flag", "bad"), [("--placement", "tail"), ("--loop-cost", "twice"),
+                                           ("--action-contract", "pair")])
+def test_a_bad_reading_exits_2_naming_the_choices(tmp_path, capsys, flag, bad):
+    assert main(["--out", str(tmp_path / "o"), "--tasks", "reach", flag, bad]) == 2
+    err = capsys.readouterr().err
+    assert f"invalid choice: '{bad}'" in err and flag in err
