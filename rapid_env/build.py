@@ -12,9 +12,14 @@ everything after it (the controller, the recorder, the noise, the oracle) sees o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController, PlacementOption
 from rapid_env.policy import Policy
+
+if TYPE_CHECKING:
+    from rapid_env.cost.model import Placement
 
 GIB = 2**30
 """Bytes per GiB: edge budgets are in GiB, the reading docs/paper.md gives the paper's "GB"."""
@@ -61,7 +66,7 @@ def assemble_controller(
         quality=cfg.quality,
         max_episode_s=cfg.max_episode_s,
     )
-    own = "edge-suffix" if cfg.placement == "edge-suffix" else "edge-prefix"
+    own: Placement = "edge-suffix" if cfg.placement == "edge-suffix" else "edge-prefix"
     cost = build_cost_model(
         profile=cfg.profile, edge=cfg.edge, cloud=cfg.cloud, placement=own,
         loop_cost=cfg.loop_cost,

@@ -311,6 +311,7 @@ class CostModel:
             edge_s = self._seconds(self._edge_times, 0, n)
             return InferencePlan(k, (Stage("edge", edge_s, 0),), placement)
         edge_s, cloud_s = self.compute_seconds(k)
+        stages: tuple[Stage, ...]
         if k == 0:
             stages = (
                 Stage("up", 0.0, prof.input_bytes),
