@@ -324,3 +324,13 @@ def test_a_server_killed_mid_sweep_loses_requests_and_the_sweep_finishes(token_f
     assert after, "the kill landed after the sweep: no request was lost"
     assert all(r["fault"].startswith("remote_error: ") for r in after)
     assert all(r.get("fault") is None or "remote_error" in r["fault"] for r in got)
+
+
+@pytest.mark.parametrize("placement", ["edge-suffix", "best"])
+def test_a_remote_link_refuses_a_placement_other_than_the_edge_prefix(placement):
+    """The server runs the cloud half behind the edge's front: refused before connecting."""
+    from rapid_env.serve.transport import remote_controller
+
+    cfg = EnvConfig(task="reach", link="remote:127.0.0.1:1", placement=placement)
+    with pytest.raises(ValueError, match=f"placement='{placement}' with a remote link; allowed"):
+        remote_controller(cfg, False, None)
