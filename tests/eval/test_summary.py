@@ -49,6 +49,7 @@ def record(seed: int, **overrides: Any) -> dict[str, Any]:
         "edge_memory_gb": 0.0,
         "bytes_up": 1000 * seed,
         "bytes_down": 200,
+        "time_to_success_s": 2.0 + seed / 10 if seed % 2 == 0 else None,
         "stall_steps": 0,
         "rms_jerk": 1.5,
         "ldlj": -6.0 - seed / 10,
