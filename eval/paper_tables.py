@@ -328,19 +328,21 @@ def render_markdown(tables: Mapping[str, Any]) -> str:
             "maximal run of consecutive non-redundant eligible ticks; it is caught when the "
             f"decider asked within its first {DEFAULT_EVENT_WINDOW} ticks, and the lead time is "
             "the ticks from its start to that request (mean over caught events). Own requests "
-            "are those on ticks where the refill rule was not due; of them, how many fired "
+            "are those on ticks where the refill rule was not due (*by own requests*: the events "
+            "they catch, without the refill rule's); of them, how many fired "
             f"1-{DEFAULT_STALL_WINDOW} ticks after a stall and how many preempted a chunk that "
             f"arrived 1-{DEFAULT_FRESH_WINDOW} ticks before.", "",
             "| decider | precision on eligible @0.1 | chance on eligible | event recall @0.1 | "
-            "lead ticks | event recall @0.05 / @0.2 | own requests (after stall / preempt fresh) "
-            "| requests/s | success | time to success s (n successes) | stall share | episodes |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "lead ticks | by own requests | event recall @0.05 / @0.2 | own requests (after "
+            "stall / preempt fresh) | requests/s | success | time to success s (n successes) | "
+            "stall share | episodes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in tables["trigger"]:
         o = r["ours"]
         out.append(
             f"| {r['row']} | {_fmt(o.get('precision_eligible'), 2)} | "
             f"{_fmt(o.get('chance_eligible'), 2)} | {_fmt(o.get('event_recall'), 2)} | "
-            f"{_fmt(o.get('event_lead_ticks'), 2)} | "
+            f"{_fmt(o.get('event_lead_ticks'), 2)} | {_fmt(o.get('event_recall_own'), 2)} | "
             f"{_fmt(o.get('event_recall_0.05'), 2)} / {_fmt(o.get('event_recall_0.2'), 2)} | "
             f"{_fmt(o.get('own_requests'))} ({_fmt(o.get('own_after_stall'))} / "
             f"{_fmt(o.get('own_preempt_fresh'))}) | "

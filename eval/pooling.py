@@ -197,6 +197,8 @@ def fair_oracle_stats(with_oracle: Sequence[Record], name: str) -> dict[str, Any
         "events": None if events is None else int(events),
         "event_recall": _ratio_or_none(caught, events),
         "event_lead_ticks": _ratio_or_none(lead, caught),
+        "event_recall_own": _ratio_or_none(
+            total_or_none(with_oracle, f"oracle_events_caught_own_{name}"), events),
         "noise_floor": floor,
         "tol_over_floor": tol / floor if floor else None,
         "drift_median": (drift := pooled_median(with_oracle, "oracle_drifts")),

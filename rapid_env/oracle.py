@@ -436,6 +436,10 @@ class RedundancyOracle(ObserverBase):
             out[f"oracle_event_lead_ticks_{name}"] = sum(leads)
             out[f"trigger_event_recall_{name}"] = ratio(len(leads), len(events))
             out[f"trigger_event_lead_ticks_{name}"] = ratio(sum(leads), len(leads))
+            if self.refill_due is not None:
+                out[f"oracle_events_caught_own_{name}"] = sum(
+                    first_request(rows, s, self.event_window, own=True) is not None
+                    for s in events)
         if self.refill_due is not None:
             own = [r for r in rows if r.requested and r.refill_due is False]
             out["oracle_own_requests"] = len(own)
@@ -530,13 +534,19 @@ def divergence_events(rows: Sequence[OracleTick], tol: float) -> list[int]:
     return starts
 
 
-def first_request(rows: Sequence[OracleTick], start: int, window: int) -> int | None:
-    """Ticks from ``rows[start]`` to the first request within ``window`` ticks, else None."""
+def first_request(
+    rows: Sequence[OracleTick], start: int, window: int, own: bool = False
+) -> int | None:
+    """Ticks from ``rows[start]`` to the first request within ``window`` ticks, else None.
+
+    With ``own``, only the decider's own requests count (on ticks where the refill rule was not
+    due): a refill request catches an event by the rule every decider shares, not by a trigger.
+    """
     t0 = rows[start].tick
     for r in rows[start:]:
         if r.tick - t0 >= window:
             return None
-        if r.requested:
+        if r.requested and (not own or r.refill_due is False):
             return r.tick - t0
     return None
 
