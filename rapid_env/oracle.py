@@ -83,6 +83,69 @@ denominator is 0:
 ``oracle_beyond_refill_nonredundant_<tol>``, the counts behind the beyond-refill ratios (pooled
 ``oracle_beyond_refill_hits_<tol>``       by ``rapid-paper``)
 ========================================  =====================================================
+
+**Fair scores.** The table above scores every tick, and that is unfair to a trigger in three
+ways. A stall (an empty buffer) is non-redundant by definition, so the redundant share of all
+ticks is capped by the stall share, which is a property of the link and the refill rule, not of
+the policy; the paper asks how often a fresh plan would change a *cached* action. Precision
+against chance over all ticks compares a trigger with requests that could also land on stalls
+and on ticks with a request already in flight, where a trigger cannot usefully fire. And
+tick-level recall asks a trigger that fires once per cooldown to fire on every non-redundant
+tick. So the oracle also records:
+
+* **cached** ticks (a cached action; the others are ``oracle_empty_ticks``, stalls) and the
+  redundant share over them;
+* **eligible** ticks: a cached action and no request in flight (``in_flight == 0`` in the
+  decider's observation), where a request is the only way to change the plan. Precision on them
+  is set beside *chance on them*: the share of non-redundant eligible ticks, which is what
+  requests on random eligible ticks would score;
+* **divergence events**: maximal runs of consecutive non-redundant eligible ticks. An event is
+  *caught* when the decider asked within its first ``event_window`` ticks (default 3), and the
+  lead time is the ticks from its start to that request (0: on the first tick). Why 3: a
+  kinematic trigger sees a change only once the arm's motion shows it, a tick or two after the
+  plan would have changed; three ticks (150 ms at 20 Hz) is well inside a chunk of 8, so a
+  request that late still replaces most of the stale chunk, and a longer window would credit
+  the refill rule's requests at the chunk's end. Events caught by the decider's *own* requests
+  only (not the refill rule's) are counted apart;
+* **the noise floor**: at every cached tick a second shadow pass draws from the oracle's own
+  generator (:func:`floor_rng`: seeded from a digest of the policy's random state just after
+  the episode's reset, so a function of the episode's seed, independent of the policy's draws;
+  it reseeds the policy through its ``reset`` inside :func:`policy_rng_kept`, so the policy's
+  state is put back and records stay identical). The distance between the two fresh first
+  actions is the sampling spread; its median is ``oracle_noise_floor``, 0 for a deterministic
+  policy (the expert, ``chunk-regress``). A deterministic policy still moves between ticks:
+  ``oracle_drift_median`` is the median distance of a fresh plan from the previous tick's fresh
+  plan for this tick (its second action), a plan against itself one tick later. The per-tick
+  values are listed so that summaries pool the medians exactly;
+* **own requests** (with ``refill_due``): requests on ticks where the refill rule was not due;
+  how many fired 1 to ``stall_window`` ticks after the last stalled tick, and how many
+  preempted a cached chunk that arrived 1 to ``fresh_window`` ticks before (from the
+  controller's ``arrive`` events, read in the observer's ``on_tick``).
+
+========================================  =====================================================
+``oracle_cached_ticks``                   ticks with a cached action
+``oracle_eligible_ticks``,                eligible ticks, and requests on them
+``oracle_eligible_requests``
+``oracle_redundant_cached_<tol>``,        redundant cached ticks; / cached ticks
+``redundant_share_of_cached_<tol>``
+``oracle_eligible_nonredundant_<tol>``,   non-redundant eligible ticks; requests on them
+``oracle_eligible_hits_<tol>``
+``trigger_precision_eligible_<tol>``      eligible hits / eligible requests
+``trigger_chance_eligible_<tol>``         non-redundant eligible ticks / eligible ticks
+``oracle_events_<tol>``,                  divergence events, those caught, and the summed lead
+``oracle_events_caught_<tol>``,           ticks of the caught ones
+``oracle_event_lead_ticks_<tol>``
+``trigger_event_recall_<tol>``,           caught / events; mean lead ticks over caught events
+``trigger_event_lead_ticks_<tol>``
+``oracle_events_caught_own_<tol>``        events caught by an own request (with ``refill_due``)
+``oracle_event_window``                   the window the events were scored with
+``oracle_noise_floor``,                   median sampling spread, and the per-tick values
+``oracle_noise_spreads``
+``oracle_drift_median``, ``oracle_drifts``  median one-tick drift, and the per-tick values
+``oracle_own_requests``,                  own requests (the same count as
+``oracle_own_after_stall``,               ``oracle_beyond_refill_requests``), those after a
+``oracle_own_preempt_fresh``              stall, those preempting a fresh chunk
+========================================  =====================================================
 """
 
 from __future__ import annotations
