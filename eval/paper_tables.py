@@ -23,7 +23,9 @@ from rapid_env.eval.pooling import (
     num,
     oracle_stats,
     pooled_latency,
+    time_and_stalls,
 )
+from rapid_env.oracle import DEFAULT_EVENT_WINDOW, DEFAULT_FRESH_WINDOW, DEFAULT_STALL_WINDOW
 
 __all__ = ["build_tables", "render_markdown", "table1", "table2", "table3", "trigger"]
 
@@ -119,9 +121,15 @@ def table2(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
             "redundant_share": stated["redundant_share"],
             "redundant_share_of_cached": stated["redundant_share_of_cached"],
             "oracle_ticks": stated["oracle_ticks"], "tolerance": STATED_TOLERANCE,
+            "cached_ticks": stated["cached_ticks"], "stall_ticks": stated["stall_ticks"],
+            "redundant_of_cached": stated["redundant_of_cached"],
+            "stall_share": time_and_stalls(sel)["stall_share"],
+            "noise_floor": stated["noise_floor"], "tol_over_floor": stated["tol_over_floor"],
+            "drift_median": stated["drift_median"], "tol_over_drift": stated["tol_over_drift"],
         }
         for tol, st in by_tol.items():
             ours[f"redundant_share_{tol:g}"] = st["redundant_share"]
+            ours[f"redundant_of_cached_{tol:g}"] = st["redundant_of_cached"]
         paper = {"redundant_share": PAPER_TABLE2[task]} if task in PAPER_TABLE2 else None
         rows.append(_row("all tasks run" if task == "all" else task, ours, paper))
     return rows
@@ -165,7 +173,14 @@ def table3(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
 
 
 def trigger(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
-    """Precision / recall of each decider's requests against non-redundant ticks (clean)."""
+    """Each decider's requests scored against non-redundant ticks (clean).
+
+    The tick-level precision / recall (``precision``, ``recall``, ``chance_precision``: over all
+    ticks, stalls included) beside the fairer scores of
+    :func:`rapid_env.eval.pooling.fair_oracle_stats`: precision and chance on eligible ticks,
+    event recall and lead time, and the decider's own requests that follow a stall or preempt a
+    fresh chunk.
+    """
     pools = [("rapid", a) for a in TRIGGER_AGENTS] + [("vision", VISION)]
     rows = []
     for setting, agent in pools:
@@ -181,6 +196,9 @@ def trigger(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
         for tol, st in by_tol.items():
             ours[f"precision_{tol:g}"] = st["precision"]
             ours[f"recall_{tol:g}"] = st["recall"]
+            ours[f"precision_eligible_{tol:g}"] = st["precision_eligible"]
+            ours[f"chance_eligible_{tol:g}"] = st["chance_eligible"]
+            ours[f"event_recall_{tol:g}"] = st["event_recall"]
         rows.append(_row(LABELS.get(agent, agent), ours, None))
     return rows
 
@@ -217,6 +235,12 @@ def _pm(ours: Mapping[str, Any], paper: Mapping[str, Any] | None) -> tuple[str, 
     return o, p
 
 
+def _tts(ours: Mapping[str, Any]) -> str:
+    """Time to success (mean over the successful episodes) and how many it is over."""
+    n = ours.get("time_to_success_n")
+    return f"{_fmt(ours.get('time_to_success_s'), 2)} ({'-' if n is None else n})"
+
+
 def _ratio_text(row: Mapping[str, Any], key: str) -> str:
     value = row.get("ratio", {}).get(key)
     return "-" if value is None else f"{value:.2f}"
@@ -233,31 +257,49 @@ def render_markdown(tables: Mapping[str, Any]) -> str:
                 f"{meta.get('max_episode_s')} s episodes. Ratios are ours / paper.", ""]
     out += ["## Table I: latency by scene", "",
             "| scheme / scene | ours latency ms (mean ± std) | paper | ratio | offloads/s | "
-            "escalation rate | success | episodes |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "escalation rate | success | time to success s (n successes) | stall share | "
+            "episodes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in tables["table1"]:
         o, p = _pm(r["ours"], r.get("paper"))
         ours = r["ours"]
         out.append(f"| {r['row']} | {o} | {p} | {_ratio_text(r, 'latency_ms_mean')} | "
                    f"{_fmt(ours['offloads_per_s'], 2)} | {_fmt(ours['escalation_rate'], 0, True)}"
-                   f" | {_fmt(ours['success'], 0, True)} | {ours['episodes']} |")
+                   f" | {_fmt(ours['success'], 0, True)} | {_tts(ours)} | "
+                   f"{_fmt(ours.get('stall_share'), 1, True)} | {ours['episodes']} |")
     out += ["", f"## Table II: redundant ticks under RAPID (standard scene, tolerance "
             f"{STATED_TOLERANCE:g})", "",
-            "| task | ours | paper | ratio | of cached ticks | at 0.05 / 0.1 / 0.2 | ticks |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+            "Redundant share over all ticks counts every stall (an empty buffer) as "
+            "non-redundant; *of cached ticks* leaves the stalls out (the paper's question: how "
+            "often would a fresh plan change a cached action?). The noise floor is the median "
+            "distance between two fresh plans at the same tick under different sampling seeds "
+            "(0, shown as -, for a deterministic policy); the 1-tick drift is the median distance "
+            "of a fresh plan from the previous tick's fresh plan; tol / floor and tol / drift "
+            "put the tolerance in those units.", "",
+            "| task | ours | paper | ratio | of cached ticks | of cached at 0.05 / 0.1 / 0.2 | "
+            "at 0.05 / 0.1 / 0.2 | stall share | noise floor (tol / floor) | 1-tick drift "
+            "(tol / drift) | ticks |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in tables["table2"]:
         ours = r["ours"]
         paper = r.get("paper", {}).get("redundant_share")
         shares = " / ".join(_fmt(ours.get(f"redundant_share_{t:g}"), 0, True) for t in TOLERANCES)
+        cached = " / ".join(_fmt(ours.get(f"redundant_of_cached_{t:g}"), 0, True)
+                            for t in TOLERANCES)
         out.append(f"| {r['row']} | {_fmt(ours['redundant_share'], 1, True)} | "
                    f"{_fmt(paper, 1, True)} | {_ratio_text(r, 'redundant_share')} | "
-                   f"{_fmt(ours['redundant_share_of_cached'], 1, True)} | {shares} | "
+                   f"{_fmt(ours['redundant_share_of_cached'], 1, True)} | {cached} | {shares} | "
+                   f"{_fmt(ours.get('stall_share'), 1, True)} | "
+                   f"{_fmt(ours.get('noise_floor') or None, 3)} "
+                   f"({_fmt(ours.get('tol_over_floor'), 1)}) | "
+                   f"{_fmt(ours.get('drift_median'), 3)} ({_fmt(ours.get('tol_over_drift'), 1)}) | "
                    f"{ours['oracle_ticks']} |")
     out += ["", "## Table III: the standard scene", "",
             "| scheme | latency ms (mean ± std) | paper | ratio | edge ms (paper) | cloud + "
             "network ms (paper) | cloud / network ms | edge memory GiB (paper) | success | "
-            "decision overhead | speedup vs edge-only (paper) | speedup vs vision (paper) |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "decision overhead | speedup vs edge-only (paper) | speedup vs vision (paper) | "
+            "time to success s (n successes) | stall share |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in tables["table3"]:
         ours, paper = r["ours"], r.get("paper", {})
         o, p = _pm(ours, paper)
@@ -271,7 +313,8 @@ def render_markdown(tables: Mapping[str, Any]) -> str:
             f"{_fmt(ours['decision_overhead_pct'], 2)} % | "
             f"{_fmt(ours['speedup_vs_edge_only'], 2)} "
             f"({_fmt(paper.get('speedup_vs_edge_only'), 2)})"
-            f" | {_fmt(ours['speedup_vs_vision'], 2)} ({_fmt(paper.get('speedup_vs_vision'), 2)}) |"
+            f" | {_fmt(ours['speedup_vs_vision'], 2)} ({_fmt(paper.get('speedup_vs_vision'), 2)})"
+            f" | {_tts(ours)} | {_fmt(ours.get('stall_share'), 1, True)} |"
         )
     claims = tables.get("claims", PAPER_CLAIMS)
     out += ["", f"The abstract: up to {claims['speedup_max']}x speedup at "
@@ -279,6 +322,37 @@ def render_markdown(tables: Mapping[str, Any]) -> str:
             f"{claims['accuracy_gain_pct_max']} % higher accuracy. Success gains are in the JSON "
             "(`success_gain_vs_edge_only_pct`, `success_gain_vs_vision_pct`).", "",
             "## Trigger precision / recall against non-redundant ticks (standard scene)", "",
+            "Scored where a request can change the plan: *eligible* ticks have a cached action "
+            "and nothing in flight, and chance is the share of non-redundant ticks among them "
+            "(what requests on random eligible ticks would score). A *divergence event* is a "
+            "maximal run of consecutive non-redundant eligible ticks; it is caught when the "
+            f"decider asked within its first {DEFAULT_EVENT_WINDOW} ticks, and the lead time is "
+            "the ticks from its start to that request (mean over caught events). Own requests "
+            "are those on ticks where the refill rule was not due (*by own requests*: the events "
+            "they catch, without the refill rule's); of them, how many fired "
+            f"1-{DEFAULT_STALL_WINDOW} ticks after a stall and how many preempted a chunk that "
+            f"arrived 1-{DEFAULT_FRESH_WINDOW} ticks before.", "",
+            "| decider | precision on eligible @0.1 | chance on eligible | event recall @0.1 | "
+            "lead ticks | by own requests | event recall @0.05 / @0.2 | own requests (after "
+            "stall / preempt fresh) | requests/s | success | time to success s (n successes) | "
+            "stall share | episodes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in tables["trigger"]:
+        o = r["ours"]
+        out.append(
+            f"| {r['row']} | {_fmt(o.get('precision_eligible'), 2)} | "
+            f"{_fmt(o.get('chance_eligible'), 2)} | {_fmt(o.get('event_recall'), 2)} | "
+            f"{_fmt(o.get('event_lead_ticks'), 2)} | {_fmt(o.get('event_recall_own'), 2)} | "
+            f"{_fmt(o.get('event_recall_0.05'), 2)} / {_fmt(o.get('event_recall_0.2'), 2)} | "
+            f"{_fmt(o.get('own_requests'))} ({_fmt(o.get('own_after_stall'))} / "
+            f"{_fmt(o.get('own_preempt_fresh'))}) | "
+            f"{_fmt(o['requests_per_s'], 2)} | {_fmt(o['success'], 0, True)} | {_tts(o)} | "
+            f"{_fmt(o.get('stall_share'), 1, True)} | {o['episodes']} |"
+        )
+    out += ["", "### Tick-level scores (over all ticks, stalls included)", "",
+            "Precision against every non-redundant tick, stalls included (so chance is the "
+            "non-redundant share of all ticks), and tick-level recall (ill-posed for a trigger "
+            "that fires once per cooldown); kept beside the scores above.", "",
             "| decider | precision @0.1 | chance | recall @0.1 | beyond refill P / R @0.1 | "
             "P / R @0.05 | P / R @0.2 | requests/s | success | episodes |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -46,6 +46,53 @@ def total(records: Iterable[Record], key: str) -> float:
     return sum(num(r.get(key)) or 0.0 for r in records)
 
 
+def total_or_none(records: Sequence[Record], key: str) -> float | None:
+    """Sum of ``key`` over ``records``, or None when one of them lacks a finite value for it.
+
+    For fields newer than some stores: a pooled count over records that predate the field is
+    missing, not 0.
+    """
+    values = [num(r.get(key)) for r in records]
+    if not values or any(v is None for v in values):
+        return None
+    return sum(v for v in values if v is not None)
+
+
+def pooled_median(records: Sequence[Record], key: str) -> float | None:
+    """Median of the per-tick values listed under ``key``, concatenated over ``records``.
+
+    None when a record lacks the list (a store older than the field) or no record lists a value.
+    """
+    values: list[float] = []
+    for r in records:
+        listed = r.get(key)
+        if not isinstance(listed, list):
+            return None
+        values.extend(float(v) for v in listed)
+    if not values:
+        return None
+    values.sort()
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def time_and_stalls(records: Sequence[Record]) -> dict[str, Any]:
+    """Time to success over the successful episodes, and the share of ticks the robot held.
+
+    ``time_to_success_s`` is the mean of ``time_to_success_s`` over the successful episodes
+    (``time_to_success_n`` of them); ``stall_share`` is the cell's stall ticks over its ticks
+    (``stall_steps`` / ``steps`` summed), None when a record lacks them.
+    """
+    times = [t for r in records if r.get("success") is True
+             and (t := num(r.get("time_to_success_s"))) is not None]
+    stalls, steps = total_or_none(records, "stall_steps"), total_or_none(records, "steps")
+    return {
+        "time_to_success_s": sum(times) / len(times) if times else None,
+        "time_to_success_n": len(times),
+        "stall_share": None if stalls is None or steps is None else ratio(stalls, steps),
+    }
+
+
 def pooled_latency(records: Sequence[Record]) -> dict[str, Any]:
     """Mean, std and stage split (ms) over every delivered chunk of ``records``.
 
@@ -88,6 +135,7 @@ def episode_stats(records: Sequence[Record]) -> dict[str, Any]:
         "requests_per_s": per_second(records, "inferences"),
         "early_exits_per_s": per_second(records, "early_exits"),
         "escalation_rate": escalation_rate(records),
+        **time_and_stalls(records),
     }
 
 
@@ -111,4 +159,56 @@ def oracle_stats(records: Sequence[Record], tol: float) -> dict[str, Any]:
         "precision_beyond_refill": trigger_precision(
             b_hits, total(with_oracle, "oracle_beyond_refill_requests")),
         "recall_beyond_refill": trigger_recall(b_hits, b_nonred),
+        **fair_oracle_stats(with_oracle, name),
     }
+
+
+def _ratio_or_none(part: float | None, whole: float | None) -> float | None:
+    return None if part is None or whole is None else ratio(part, whole)
+
+
+def fair_oracle_stats(with_oracle: Sequence[Record], name: str) -> dict[str, Any]:
+    """The oracle's scores over the ticks a trigger can act on, pooled from the counts.
+
+    Redundant share of the ticks with a cached action (stall ticks apart), precision on eligible
+    ticks (a cached action, nothing in flight) beside chance there, event recall and lead time,
+    the noise floor (and the tolerance as a multiple of it; None for a deterministic policy,
+    whose floor is 0) and the decider's own requests after a stall or on a fresh chunk. None
+    where a record predates the fields: missing, not 0.
+    """
+    cached = total_or_none(with_oracle, "oracle_cached_ticks")
+    eligible = total_or_none(with_oracle, "oracle_eligible_ticks")
+    events = total_or_none(with_oracle, f"oracle_events_{name}")
+    caught = total_or_none(with_oracle, f"oracle_events_caught_{name}")
+    lead = total_or_none(with_oracle, f"oracle_event_lead_ticks_{name}")
+    floor = pooled_median(with_oracle, "oracle_noise_spreads")
+    tol = float(name)
+    return {
+        "cached_ticks": None if cached is None else int(cached),
+        "stall_ticks": int(total(with_oracle, "oracle_empty_ticks")) if with_oracle else None,
+        "redundant_of_cached": _ratio_or_none(
+            total_or_none(with_oracle, f"oracle_redundant_cached_{name}"), cached),
+        "eligible_ticks": None if eligible is None else int(eligible),
+        "precision_eligible": _ratio_or_none(
+            total_or_none(with_oracle, f"oracle_eligible_hits_{name}"),
+            total_or_none(with_oracle, "oracle_eligible_requests")),
+        "chance_eligible": _ratio_or_none(
+            total_or_none(with_oracle, f"oracle_eligible_nonredundant_{name}"), eligible),
+        "events": None if events is None else int(events),
+        "event_recall": _ratio_or_none(caught, events),
+        "event_lead_ticks": _ratio_or_none(lead, caught),
+        "event_recall_own": _ratio_or_none(
+            total_or_none(with_oracle, f"oracle_events_caught_own_{name}"), events),
+        "noise_floor": floor,
+        "tol_over_floor": tol / floor if floor else None,
+        "drift_median": (drift := pooled_median(with_oracle, "oracle_drifts")),
+        "tol_over_drift": tol / drift if drift else None,
+        "own_requests": _int_or_none(total_or_none(with_oracle, "oracle_own_requests")),
+        "own_after_stall": _int_or_none(total_or_none(with_oracle, "oracle_own_after_stall")),
+        "own_preempt_fresh": _int_or_none(
+            total_or_none(with_oracle, "oracle_own_preempt_fresh")),
+    }
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)

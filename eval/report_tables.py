@@ -49,6 +49,14 @@ def _success(row: Mapping[str, Any]) -> str:
             if math.isfinite(low) and math.isfinite(high) else f"{rate:.2f}")
 
 
+def _time_to_success(row: Mapping[str, Any]) -> str:
+    """Mean time to success ± its interval, and over how many successes (``n=``)."""
+    n = row.get("time_to_success_n")
+    if not isinstance(n, int):
+        return "–"
+    return f"{_pm(row, 'time_to_success_s')} <small>(n={n})</small>" if n else "– (n=0)"
+
+
 def offload_rate(row: Mapping[str, Any]) -> float:
     """A summary row's offloads per simulated second; NaN if none.
 
@@ -59,10 +67,17 @@ def offload_rate(row: Mapping[str, Any]) -> float:
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One row per cell: n, success [Wilson CI], latency, offloads / s, stalls, jerk, faults."""
+    """One row per cell: n, success [Wilson CI], latency, time to success, stalls, jerk, faults.
+
+    Time to success is the mean over the cell's successful episodes (how many is shown beside
+    it) and stall share the cell's stall ticks over its ticks, beside per-chunk latency: a
+    decider can cut latency per chunk and still keep the robot waiting longer.
+    """
     head = ("<tr><th>task</th><th>agent</th><th>noise</th><th>link</th><th>n</th>"
             "<th>success [95 % CI]</th><th>latency ms<br><small>mean ± 95 % CI</small></th>"
-            "<th>latency ms<br><small>p95</small></th><th>offloads / s</th>"
+            "<th>latency ms<br><small>p95</small></th>"
+            "<th>time to success s<br><small>mean over n successes</small></th>"
+            "<th>stall share<br><small>stall ticks / ticks</small></th><th>offloads / s</th>"
             "<th>stall ticks</th><th>RMS jerk</th><th>faults</th></tr>")
     body = []
     for row in rows:
@@ -74,6 +89,8 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
             + f"<td class=n>{_success(row)}</td>"
             + f"<td class=n>{_pm(row, 'latency_ms_mean')}</td>"
             + f"<td class=n>{fmt(row.get('latency_ms_p95'))}</td>"
+            + f"<td class=n>{_time_to_success(row)}</td>"
+            + f"<td class=n>{fmt(row.get('stall_share'))}</td>"
             + f"<td class=n>{fmt(offload_rate(row))}</td>"
             + f"<td class=n>{_pm(row, 'stall_steps')}</td>"
             + f"<td class=n>{_pm(row, 'rms_jerk')}</td>"

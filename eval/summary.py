@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from rapid_env.eval.pooling import oracle_stats
+from rapid_env.eval.pooling import oracle_stats, time_and_stalls
 from rapid_env.record import JOB_FIELDS, REQUIRED_FIELDS, invalid_reason
 
 __all__ = [
@@ -139,6 +139,9 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     every numeric field ``m`` found in any record: ``m`` (mean over the finite values), ``m_ci95``
     (t half-width, nan below 2 finite values) and ``m_nan`` (episodes whose value was left out:
     invalid, or missing, None or non-finite; so ``episodes - m_nan`` values make the mean).
+    ``time_to_success_s`` is so the mean over the successful episodes, ``time_to_success_n`` of
+    them; ``stall_share`` pools stall ticks over ticks. With the oracle, its ratios pooled from
+    their counts (``pooled_...``).
 
     Raises ``ValueError`` naming the record and the field when a cell key or ``success`` is
     missing or malformed, because a mis-recorded episode would otherwise land in a wrong cell,
@@ -184,12 +187,26 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             row[key] = math.fsum(finite) / len(finite) if finite else math.nan
             row[f"{key}_ci95"] = t_half_width(finite)
             row[f"{key}_nan"] = len(everyone) - len(finite)  # invalid ones are left out too
+        row.update(_pooled_time(members))
         row.update(_pooled_oracle(members))
         rows.append(row)
     return rows
 
 
 _NONREDUNDANT = "oracle_nonredundant_"
+
+
+def _pooled_time(members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How many successes ``time_to_success_s`` is a mean over, and the pooled stall share.
+
+    ``time_to_success_s`` above is already the mean over the successful episodes (a failed one
+    has None); ``time_to_success_n`` says how many. ``stall_share`` is the cell's stall ticks
+    over its ticks (NaN when a record lacks them), not a mean of per-episode shares.
+    """
+    pooled = time_and_stalls(members)
+    share = pooled["stall_share"]
+    return {"time_to_success_n": pooled["time_to_success_n"],
+            "stall_share": math.nan if share is None else share}
 
 
 def _pooled_oracle(members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -207,6 +224,14 @@ def _pooled_oracle(members: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         out[f"pooled_redundant_share_{name}"] = st["redundant_share"]
         out[f"pooled_trigger_precision_{name}"] = st["precision"]
         out[f"pooled_trigger_recall_{name}"] = st["recall"]
+        for key in ("redundant_of_cached", "precision_eligible", "chance_eligible",
+                    "event_recall", "event_lead_ticks"):
+            value = st[key]
+            out[f"pooled_{key}_{name}"] = math.nan if value is None else value
+    if tols:
+        st = oracle_stats(members, float(tols[0]))
+        for key in ("cached_ticks", "stall_ticks", "noise_floor", "drift_median"):
+            out[f"pooled_oracle_{key}"] = math.nan if st[key] is None else st[key]
     return out
 
 

@@ -19,7 +19,7 @@ from rapid_env.eval.paper_tables import (
     build_tables,
     render_markdown,
 )
-from rapid_env.eval.pooling import oracle_stats, pooled_latency
+from rapid_env.eval.pooling import oracle_stats, pooled_latency, time_and_stalls
 
 
 def _record(agent: str, noise: str, latencies: list[float], **extra) -> dict:
@@ -64,6 +64,59 @@ def test_oracle_shares_and_precision_recall_pool_from_the_counts():
     assert st["precision_beyond_refill"] == pytest.approx(4 / 10)
     assert st["recall_beyond_refill"] == pytest.approx(4 / 20)
     assert oracle_stats([], 0.1)["precision"] is None  # no denominator, no number
+
+
+def test_fair_oracle_stats_pool_from_the_counts_and_lists():
+    a = {"oracle_ticks": 10, "oracle_requests": 4, "oracle_empty_ticks": 4,
+         "oracle_cached_ticks": 6, "oracle_eligible_ticks": 4, "oracle_eligible_requests": 2,
+         "oracle_redundant_cached_0.1": 3, "oracle_eligible_nonredundant_0.1": 2,
+         "oracle_eligible_hits_0.1": 1, "oracle_events_0.1": 2, "oracle_events_caught_0.1": 1,
+         "oracle_event_lead_ticks_0.1": 2, "oracle_events_caught_own_0.1": 0,
+         "oracle_noise_spreads": [0.01, 0.03], "oracle_drifts": [0.05],
+         "oracle_own_requests": 1, "oracle_own_after_stall": 1, "oracle_own_preempt_fresh": 0}
+    b = {**a, "oracle_cached_ticks": 4, "oracle_eligible_ticks": 2,
+         "oracle_redundant_cached_0.1": 4, "oracle_events_caught_0.1": 2,
+         "oracle_event_lead_ticks_0.1": 0, "oracle_events_caught_own_0.1": 2,
+         "oracle_noise_spreads": [0.02], "oracle_drifts": [0.01, 0.02, 0.09],
+         "oracle_own_preempt_fresh": 1}
+    st = oracle_stats([a, b], 0.1)
+    assert st["cached_ticks"] == 10 and st["stall_ticks"] == 8 and st["eligible_ticks"] == 6
+    assert st["redundant_of_cached"] == pytest.approx(7 / 10)
+    assert st["precision_eligible"] == pytest.approx(2 / 4)
+    assert st["chance_eligible"] == pytest.approx(4 / 6)
+    assert st["events"] == 4 and st["event_recall"] == pytest.approx(3 / 4)
+    assert st["event_lead_ticks"] == pytest.approx(2 / 3)
+    assert st["event_recall_own"] == pytest.approx(2 / 4)
+    assert st["noise_floor"] == pytest.approx(0.02)  # the median of every tick's spread
+    assert st["tol_over_floor"] == pytest.approx(5.0)
+    assert st["drift_median"] == pytest.approx(0.035)
+    assert (st["own_requests"], st["own_after_stall"], st["own_preempt_fresh"]) == (2, 2, 1)
+    # a deterministic policy: floor 0, no multiple of it
+    zero = oracle_stats([{**a, "oracle_noise_spreads": [0.0, 0.0]}], 0.1)
+    assert zero["noise_floor"] == 0.0 and zero["tol_over_floor"] is None
+    # a record that predates the fields makes the pooled values missing, not 0
+    old = {k: v for k, v in a.items() if k in ("oracle_ticks", "oracle_requests",
+                                                "oracle_empty_ticks")}
+    for pool in ([old], [a, old]):
+        st = oracle_stats(pool, 0.1)
+        for key in ("cached_ticks", "redundant_of_cached", "precision_eligible",
+                    "chance_eligible", "events", "event_recall", "noise_floor",
+                    "tol_over_floor", "drift_median", "own_requests"):
+            assert st[key] is None, key
+
+
+def test_time_to_success_is_over_the_successes_and_stall_share_pools_ticks():
+    recs = [_record(RAPID, "clean", [250.0], success=True, time_to_success_s=2.0,
+                    stall_steps=10, steps=40),
+            _record(RAPID, "clean", [250.0], success=True, time_to_success_s=3.0,
+                    stall_steps=0, steps=60),
+            _record(RAPID, "clean", [250.0], success=False, time_to_success_s=None,
+                    stall_steps=50, steps=100)]
+    st = time_and_stalls(recs)
+    assert st["time_to_success_s"] == pytest.approx(2.5) and st["time_to_success_n"] == 2
+    assert st["stall_share"] == pytest.approx(60 / 200)
+    missing = time_and_stalls([_record(RAPID, "clean", [250.0], success=False)])
+    assert missing == {"time_to_success_s": None, "time_to_success_n": 0, "stall_share": None}
 
 
 def _regime_records() -> dict[str, list[dict]]:
@@ -117,8 +170,18 @@ def test_tables_have_the_issue_shape_with_the_paper_beside_ours():
                          "vision-triggered"}
     assert trig["RAPID"]["precision"] == pytest.approx(0.5)
     assert trig["RAPID"]["recall"] == pytest.approx(0.25)
+    for key in ("precision_eligible", "chance_eligible", "event_recall", "event_lead_ticks",
+                "own_after_stall", "own_preempt_fresh", "time_to_success_s", "stall_share"):
+        assert key in trig["RAPID"], key
+    assert trig["RAPID"]["precision_eligible"] is None  # these records predate the fields
+    for key in ("redundant_of_cached", "stall_share", "noise_floor", "tol_over_floor"):
+        assert key in t2["pick-place"]["ours"], key
+    for row in (*tables["table1"], *tables["table3"]):
+        assert {"time_to_success_s", "time_to_success_n", "stall_share"} <= set(row["ours"])
     md = render_markdown(tables)
-    for title in ("Table I", "Table II", "Table III", "Trigger precision"):
+    for title in ("Table I", "Table II", "Table III", "Trigger precision", "Tick-level scores",
+                  "time to success s (n successes)", "stall share", "noise floor",
+                  "chance on eligible", "event recall"):
         assert title in md
 
 

@@ -263,3 +263,16 @@ def test_round_to_ci(value: float, half: float, text: str) -> None:
 def test_ci_parts_splits_what_the_page_styles() -> None:
     assert ci_parts(173.24, 5.63) == ("173.2", "5.6")
     assert ci_parts(173.0, 5.6e-13) == ("173", None)
+
+
+def test_summary_table_shows_time_to_success_over_its_successes_and_stall_share():
+    from rapid_env.eval.report_tables import summary_table
+    from rapid_env.eval.summary import summarize
+
+    recs = [{"task": "reach", "agent": "rapid", "noise": "clean", "link": "wifi", "seed": s,
+             "success": s == 0, "time_to_success_s": 1.5 if s == 0 else None,
+             "stall_steps": 5 * s, "steps": 50, "latency_ms_mean": 140.0} for s in (0, 1)]
+    html = summary_table(summarize(recs))
+    assert "time to success s" in html and "mean over n successes" in html
+    assert "1.50 <small>(n=1)</small>" in html
+    assert "<td class=n>0.0500</td>" in html  # 5 stall ticks of 100

@@ -49,6 +49,7 @@ def record(seed: int, **overrides: Any) -> dict[str, Any]:
         "edge_memory_gb": 0.0,
         "bytes_up": 1000 * seed,
         "bytes_down": 200,
+        "time_to_success_s": 2.0 + seed / 10 if seed % 2 == 0 else None,
         "stall_steps": 0,
         "rms_jerk": 1.5,
         "ldlj": -6.0 - seed / 10,
@@ -259,3 +260,44 @@ def test_oracle_ratios_are_pooled_from_their_counts_not_averaged():
     (plain,) = summarize([{"task": "reach", "agent": "rapid", "noise": "clean", "link": "wifi",
                            "seed": 0, "success": True}])
     assert not any(k.startswith("pooled_") for k in plain)
+
+
+def test_fair_oracle_scores_are_pooled_and_missing_ones_are_nan():
+    def rec(seed: int, cached: int, eligible: int, events: int, caught: int, **extra) -> dict:
+        return {"task": "reach", "agent": "rapid", "noise": "clean", "link": "wifi",
+                "seed": seed, "success": True, "oracle_ticks": 100, "oracle_requests": 10,
+                "oracle_empty_ticks": 100 - cached, "oracle_nonredundant_0.1": 50,
+                "oracle_hits_0.1": 5, "oracle_cached_ticks": cached,
+                "oracle_eligible_ticks": eligible, "oracle_eligible_requests": 4,
+                "oracle_redundant_cached_0.1": cached // 2,
+                "oracle_eligible_nonredundant_0.1": eligible // 2,
+                "oracle_eligible_hits_0.1": 2, "oracle_events_0.1": events,
+                "oracle_events_caught_0.1": caught, "oracle_event_lead_ticks_0.1": caught,
+                "oracle_noise_spreads": [0.0], "oracle_drifts": [0.04], **extra}
+
+    (row,) = summarize([rec(0, 60, 20, 4, 1), rec(1, 80, 40, 6, 5)])
+    assert row["pooled_redundant_of_cached_0.1"] == pytest.approx(70 / 140)
+    assert row["pooled_precision_eligible_0.1"] == pytest.approx(4 / 8)
+    assert row["pooled_chance_eligible_0.1"] == pytest.approx(30 / 60)
+    assert row["pooled_event_recall_0.1"] == pytest.approx(6 / 10)
+    assert row["pooled_event_lead_ticks_0.1"] == pytest.approx(1.0)
+    assert row["pooled_oracle_cached_ticks"] == 140 and row["pooled_oracle_stall_ticks"] == 60
+    assert row["pooled_oracle_noise_floor"] == 0.0
+    assert row["pooled_oracle_drift_median"] == pytest.approx(0.04)
+    old = rec(1, 80, 40, 6, 5)
+    del old["oracle_cached_ticks"], old["oracle_noise_spreads"]
+    (row,) = summarize([rec(0, 60, 20, 4, 1), old])
+    assert math.isnan(row["pooled_redundant_of_cached_0.1"])
+    assert math.isnan(row["pooled_oracle_noise_floor"])
+
+
+def test_time_to_success_counts_its_successes_and_stall_share_pools_ticks():
+    rows = summarize([record(0, stall_steps=20), record(1, stall_steps=0),
+                      record(2, stall_steps=10)])
+    (row,) = rows
+    assert row["time_to_success_n"] == 2  # seeds 0 and 2 succeed
+    assert row["time_to_success_s"] == pytest.approx((2.0 + 2.2) / 2)
+    assert row["stall_share"] == pytest.approx(30 / (100 + 101 + 102))
+    header = format_table(rows).splitlines()[0].split()
+    assert header.index("latency_ms_mean") < header.index("time_to_success_s")
+    assert "stall_share" in header
