@@ -180,10 +180,26 @@ def edge_only_argv(args: argparse.Namespace, out: Path) -> list[str]:
     return argv
 
 
+REFERENCE = "rapid.reference.ideal"
+"""RAPID on an ideal link (no transfer time), the oracle on: the never-stalling reference the
+redundancy claim is also read against, so the share is not one of a stalling robot."""
+
+
+def reference_argv(readings: Sequence[Reading], args: argparse.Namespace,
+                   out: Path) -> list[str]:
+    """The reference sweep: RAPID, ideal link, the grid's deepest pipelining, the oracle on."""
+    reading = Reading("edge-prefix", "per-pass", "early-exit",
+                      max(r.max_in_flight for r in readings), "ideal")
+    argv = sweep_argv(reading, "rapid", args, out)
+    argv[argv.index("--out") + 1] = str(out / "readings" / REFERENCE)
+    return argv
+
+
 def sweeps(readings: Sequence[Reading], args: argparse.Namespace,
            out: Path) -> dict[str, list[str]]:
     """Every distinct sweep of the grid: folder name -> ``rapid-eval`` arguments, in run order."""
-    plan: dict[str, list[str]] = {"edge-only": edge_only_argv(args, out)}
+    plan: dict[str, list[str]] = {"edge-only": edge_only_argv(args, out),
+                                  REFERENCE: reference_argv(readings, args, out)}
     for reading in readings:
         plan.setdefault(reading.rapid_sweep, sweep_argv(reading, "rapid", args, out))
         plan.setdefault(reading.vision_sweep, sweep_argv(reading, "vision", args, out))

@@ -187,9 +187,34 @@ def score_reading(reading: Reading, records: Mapping[str, Sequence[Record]]) -> 
     }
 
 
-def build_sensitivity(scored: Sequence[Mapping[str, Any]],
-                      meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The whole sensitivity result: rows per (claim, reading), per-claim tallies, best match."""
+def reference(records: Sequence[Record]) -> dict[str, Any]:
+    """Redundancy under the never-stalling reference (RAPID on an ideal link), per Table II task.
+
+    Shares over all ticks and over ticks with a cached action, and the stall share beside them:
+    where the two shares agree, stalls do not shape the figure.
+    """
+    out: dict[str, Any] = {}
+    for task in (*TABLE2_TASKS, "all"):
+        recs = [r for r in records if r.get("noise") == "clean"
+                and (task == "all" and r.get("task") in TABLE2_TASKS or r.get("task") == task)]
+        if not recs:
+            continue
+        st = oracle_stats(recs, STATED_TOLERANCE)
+        ticks = sum(int(r.get("ticks") or 0) for r in recs)
+        stalls = sum(int(r.get("stall_steps") or 0) for r in recs)
+        out[task] = {"redundant_share": st["redundant_share"],
+                     "redundant_share_of_cached": st["redundant_share_of_cached"],
+                     "stall_share": stalls / ticks if ticks else None,
+                     "paper": PAPER_TABLE2.get(task), "episodes": len(recs)}
+    return out
+
+
+def build_sensitivity(scored: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],
+                      ideal: Sequence[Record] = ()) -> dict[str, Any]:
+    """The whole result: rows per (claim, reading), per-claim tallies, the best match.
+
+    ``ideal``: the never-stalling reference's records (:func:`reference`).
+    """
     rows = [row for s in scored for row in s["rows"]]
     claims = []
     for claim in CLAIMS:
@@ -209,6 +234,7 @@ def build_sensitivity(scored: Sequence[Mapping[str, Any]],
         "claims": claims,
         "readings": [{k: v for k, v in s.items() if k != "rows"} for s in scored],
         "best_match": None if best is None else {"reading": best[1], "table3_distance": best[0]},
+        "reference_ideal_link": reference(ideal),
         "meta": dict(meta),
     }
 
@@ -249,6 +275,16 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         out += ["", f"Closest to the paper's Table III: `{best['reading']}` (distance "
                 f"{best['table3_distance']:.3f}: RMS of ln(ours / paper) over RAPID's and the "
                 "vision-triggered baseline's latency, edge and cloud + network time)."]
+    ref = result.get("reference_ideal_link") or {}
+    if ref:
+        out += ["", f"Redundancy under the never-stalling reference (RAPID on an ideal link, "
+                f"tolerance {STATED_TOLERANCE:g}):", "",
+                "| task | of all ticks | of ticks with a cached action | stall share | paper |",
+                "| --- | --- | --- | --- | --- |"]
+        for task, r in ref.items():
+            out.append(f"| {task} | {_fmt(r['redundant_share'], 'share')} | "
+                       f"{_fmt(r['redundant_share_of_cached'], 'share')} | "
+                       f"{_fmt(r['stall_share'], 'share')} | {_fmt(r['paper'], 'share')} |")
     axes = ("placement", "loop_cost", "baseline", "max_in_flight", "link")
     out += ["", "## Every reading", "",
             "| " + " | ".join(axes) + " | " + " | ".join(c.key for c in CLAIMS)

@@ -112,7 +112,9 @@ def _tables_only(out: Path) -> int:
 
 def _readings(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """``--readings``: every distinct sweep of the grid (resumable), then the sensitivity files."""
-    from rapid_env.eval.readings import grid, parse_axis, reading_records, sweeps
+    from rapid_env.eval.paper import read_records
+    from rapid_env.eval.paper_wandb import log_sensitivity
+    from rapid_env.eval.readings import REFERENCE, grid, parse_axis, reading_records, sweeps
     from rapid_env.eval.sensitivity import build_sensitivity, score_reading, write_sensitivity
 
     try:
@@ -162,7 +164,10 @@ def _readings(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     old = out / "sensitivity.json"
     if args.tables_only and old.exists():  # rebuilt from the stores: keep how they were made
         meta = {**json.loads(old.read_text()).get("meta", {}), "rebuilt_by": meta["command"]}
-    write_sensitivity(out, build_sensitivity(scored, meta))
+    ideal = read_records(out / "readings" / REFERENCE)
+    result = build_sensitivity(scored, meta, ideal)
+    write_sensitivity(out, result)
+    log_sensitivity(args.wandb, out, result, group=f"readings-{out.name}")
     print(f"rapid-paper: wrote {out / 'sensitivity.md'} and {out / 'sensitivity.json'}",
           file=sys.stderr)
     return worst

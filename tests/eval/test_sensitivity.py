@@ -115,8 +115,12 @@ def test_sweeps_are_shared_between_readings_that_run_the_same_thing(tmp_path):
                               max_episode_s=1.0, workers=1, wandb="disabled", quiet=True,
                               quick=True)
     plan = sweeps(grid(DEFAULT_AXES), args, tmp_path)
-    # RAPID does not depend on the baseline's mode: 16 RAPID sweeps, 32 baseline sweeps, 1 edge-only
-    assert len(plan) == 16 + 32 + 1
+    # RAPID does not depend on the baseline's mode: 16 RAPID sweeps, 32 baseline sweeps, plus
+    # edge-only and the ideal-link reference once each
+    assert len(plan) == 16 + 32 + 2
+    ref = plan["rapid.reference.ideal"]
+    assert ref[ref.index("--links") + 1] == "ideal" and "--oracle" in ref
+    assert ref[ref.index("--max-in-flight") + 1] == "2"
     cross = plan[f"vision.{READING.id}"]
     assert "vision-entropy(mode=escalate,untriggered=cross)" in cross
     assert cross[cross.index("--placement") + 1] == "edge-suffix"
