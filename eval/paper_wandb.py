@@ -81,3 +81,43 @@ def log_tables(mode: str | None, out: Path, tables: Mapping[str, Any], group: st
         finish_run(run, resolved, "rapid-paper", exit_code=1)
         raise
     return finish_run(run, resolved, "rapid-paper")
+
+
+def log_sensitivity(mode: str | None, out: Path, result: Mapping[str, Any],
+                    group: str) -> str | None:
+    """Log ``rapid-paper --readings``' result as one W&B run beside its sweeps' runs.
+
+    The rows (one per claim and reading: the reading's axes, ``ours``, ``paper``, ``holds``) as
+    a ``wandb.Table``, each claim's count of readings where it holds in the summary
+    (``claims/<claim>/holds_in``), and both files as a ``sensitivity`` artifact.
+    """
+    resolved = resolve_mode(mode)
+    run = start_run(resolved, out, job_type="sensitivity", config=dict(result.get("meta", {})),
+                    name=f"{out.name}-sensitivity", group=group)
+    if run is None:
+        return None
+    import wandb  # already imported by start_run
+
+    try:
+        rows = result.get("rows", [])
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        data = [[row.get(c) for c in columns] for row in rows]
+        run.log({"sensitivity": wandb.Table(columns=list[str | int](columns), data=data)})
+        summary: dict[str, Any] = {}
+        for claim in result.get("claims", []):
+            summary[f"claims/{claim['claim']}/holds_in"] = len(claim["holds_in"])
+            summary[f"claims/{claim['claim']}/fails_in"] = len(claim["fails_in"])
+        best = result.get("best_match")
+        if best:
+            summary["best_match/reading"] = best["reading"]
+            summary["best_match/table3_distance"] = best["table3_distance"]
+        run.summary.update(summary)
+        artifact = wandb.Artifact(f"{artifact_name(out)}-sensitivity", type="sensitivity")
+        for name in ("sensitivity.md", "sensitivity.json"):
+            if (out / name).exists():
+                artifact.add_file(str(out / name))
+        run.log_artifact(artifact)
+    except BaseException:
+        finish_run(run, resolved, "rapid-paper", exit_code=1)
+        raise
+    return finish_run(run, resolved, "rapid-paper")

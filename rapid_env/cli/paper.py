@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
             "rapid-paper --quick --out runs/paper-smoke",
             "rapid-paper --out runs/paper --workers 2            # the full run, resumable",
             "rapid-paper --tables-only --out docs/results/paper  # tables from stored records",
+            "rapid-paper --readings --quick --out runs/readings  # every claim under every reading",
+            "rapid-paper --readings --placements edge-suffix --links lab-wifi6 --out runs/r",
         ),
     )
     p.add_argument("--out", type=Path, default=None,
@@ -58,6 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tables-only", action="store_true",
                    help="run nothing: rebuild the tables from the stores already in OUT "
                         "(episodes.jsonl or episodes.jsonl.gz per setting)")
+    r = p.add_argument_group(
+        "readings", "--readings reruns the regime under every combination of the readings below "
+        "and writes OUT/sensitivity.md and .json: each paper claim, per reading, with our "
+        "figure, the paper's and whether it holds")
+    r.add_argument("--readings", action="store_true",
+                   help="run the grid of readings instead of the single regime")
+    r.add_argument("--placements", default="edge-prefix,edge-suffix",
+                   help="which end of the model the edge holds: edge-prefix, edge-suffix, best")
+    r.add_argument("--loop-costs", default="per-pass,once",
+                   help="what a cut inside the decoding loop costs: per-pass, once")
+    r.add_argument("--baselines", default="early-exit,cross",
+                   help="the vision-triggered baseline when not triggered: early-exit, cross")
+    r.add_argument("--in-flight", default="1,2",
+                   help="refills allowed in flight at once (rapid-eval --max-in-flight)")
+    r.add_argument("--links", default="lab-wifi6,constant:1000:2",
+                   help="links of the grid (--link is the single regime's)")
     return p
 
 
@@ -92,6 +110,69 @@ def _tables_only(out: Path) -> int:
     return EXIT_OK
 
 
+def _readings(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """``--readings``: every distinct sweep of the grid (resumable), then the sensitivity files."""
+    from rapid_env.eval.paper import read_records
+    from rapid_env.eval.paper_wandb import log_sensitivity
+    from rapid_env.eval.readings import REFERENCE, grid, parse_axis, reading_records, sweeps
+    from rapid_env.eval.sensitivity import build_sensitivity, score_reading, write_sensitivity
+
+    try:
+        axes = {name: parse_axis(name, getattr(args, flag)) for name, flag in (
+            ("placement", "placements"), ("loop_cost", "loop_costs"), ("baseline", "baselines"),
+            ("max_in_flight", "in_flight"), ("link", "links"))}
+        from rapid_env.link import parse_link
+
+        for link in axes["link"]:
+            parse_link(link)
+    except ValueError as exc:
+        print(f"rapid-paper: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.out is None:
+        print("rapid-paper: error: --readings needs --out", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    readings = grid(axes)
+    plan = sweeps(readings, args, out)
+    started = time.monotonic()
+    worst = EXIT_OK
+    if not args.tables_only:
+        from rapid_env.cli import eval as eval_cli
+
+        print(f"rapid-paper: {len(readings)} readings, {len(plan)} sweeps under "
+              f"{out / 'readings'}", file=sys.stderr)
+        for i, (name, sub) in enumerate(plan.items(), 1):
+            if not args.quiet:
+                print(f"rapid-paper: sweep {i}/{len(plan)} {name}", file=sys.stderr)
+            code = eval_cli.main(sub)
+            if code in (EXIT_BAD_INPUT, EXIT_INTERRUPTED):
+                print(f"rapid-paper: sweep {name} stopped (exit {code}): "
+                      f"{shlex.join(['rapid-eval', *sub])}; rerun the same command to resume",
+                      file=sys.stderr)
+                return code
+            worst = max(worst, code)
+    cache: dict[str, list[dict]] = {}
+    scored = [score_reading(r, reading_records(out, r, cache)) for r in readings]
+    meta = {
+        "command": shlex.join(["rapid-paper", *(sys.argv[1:] if argv is None else argv)]),
+        "wall_s": round(time.monotonic() - started, 1), "quick": bool(args.quick),
+        "policy": args.policy, "tasks": args.tasks, "episodes": args.episodes,
+        "max_episode_s": args.max_episode_s, "axes": {k: list(v) for k, v in axes.items()},
+        "sweeps": {name: shlex.join(["rapid-eval", *sub]) for name, sub in plan.items()},
+    }
+    old = out / "sensitivity.json"
+    if args.tables_only and old.exists():  # rebuilt from the stores: keep how they were made
+        meta = {**json.loads(old.read_text()).get("meta", {}), "rebuilt_by": meta["command"]}
+    ideal = read_records(out / "readings" / REFERENCE)
+    result = build_sensitivity(scored, meta, ideal)
+    write_sensitivity(out, result)
+    log_sensitivity(args.wandb, out, result, group=f"readings-{out.name}")
+    print(f"rapid-paper: wrote {out / 'sensitivity.md'} and {out / 'sensitivity.json'}",
+          file=sys.stderr)
+    return worst
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rapid-paper``."""
     try:
@@ -100,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # UsageError included
         print(f"rapid-paper: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.readings:
+        return _readings(args, argv)
     if args.tables_only:
         if args.out is None:
             print("rapid-paper: error: --tables-only needs --out", file=sys.stderr)
