@@ -136,3 +136,18 @@ def test_sweeps_are_shared_between_readings_that_run_the_same_thing(tmp_path):
 def test_bad_axis_values_are_named_with_the_allowed_ones(axis, text, bad):
     with pytest.raises(ValueError, match=bad):
         parse_axis(axis, text)
+
+
+def test_finishing_sooner_is_read_on_the_seeds_both_schemes_solve():
+    records = _records(200.0, 380.0, 500.0, redundant=72)
+    records["rapid"] = [_record(RAPID, "clean", 200.0, seed=s, time_to_success_s=t)
+                        for s, t in ((1000, 2.0), (1001, 4.0), (1002, 1.0))]
+    records["vision"] = [_record(VISION, "clean", 380.0, seed=1000, time_to_success_s=3.0),
+                         _record(VISION, "clean", 380.0, seed=1001, time_to_success_s=3.0),
+                         _record(VISION, "clean", 380.0, seed=1002, success=False,
+                                 time_to_success_s=None)]
+    rows = {r["claim"]: r for r in score_reading(READING, records)["rows"]}
+    # seeds 1000 and 1001 only: vision 3.0 s mean, RAPID 3.0 s mean
+    assert rows["rapid_finishes_sooner"]["ours"] == pytest.approx(1.0)
+    assert rows["rapid_finishes_sooner"]["holds"] is False
+    assert "paper" not in rows["rapid_finishes_sooner"]
