@@ -91,13 +91,28 @@ from fidelity_bench.relay import relay_main
 from fidelity_bench.run import inside
 
 INSIDE_FLAG = "--inside-netns"
+DEFAULT_CASES = ("constant:20:40,constant:5:80,5g-driving,constant:300:10,constant:1000:2,"
+                 "jitter:300:8:1,lab-wifi6")
+DEFAULT_LOOP_CASES = "constant:20:40,constant:300:10,constant:1000:2,jitter:300:8:1,lab-wifi6"
 
 
 def parser() -> argparse.ArgumentParser:
     """The flags (internal modes are hidden)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default="constant:20:40,constant:5:80,5g-driving",
-                    help="comma-separated link specs (constant or trace presets without loss)")
+    ap.add_argument("--cases", default=DEFAULT_CASES,
+                    help="comma-separated link specs (constant, presets, or the benchmark's "
+                         "jitter:<Mbit/s>:<rtt ms>:<jitter ms>: lab-wifi6 without loss)")
+    ap.add_argument("--loop-cases", default=DEFAULT_LOOP_CASES,
+                    help="cases that also get 'loop' rows (a split inside the decoding loop)")
+    ap.add_argument("--loop-split", type=int, default=5,
+                    help="the cost model's split whose round trips a 'loop' request makes")
+    ap.add_argument("--bucket-ms", type=float, default=2.0,
+                    help="tbf bucket: this many ms of the rate, whole frames, >= 1600 bytes")
+    ap.add_argument("--check-tolerance", type=float, default=3.0,
+                    help="shaper check: raw TCP must take bytes/rate within this many %%")
+    ap.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
+                    help="when the shaper check is off, scale the tbf rate by what it measured "
+                         "and check again (--no-calibrate: mark the case untrusted at once)")
     ap.add_argument("--requests", type=int, default=10, help="measured requests per row")
     ap.add_argument("--warmup", type=int, default=2,
                     help="requests before them on the row's new connection (the first: cold)")
