@@ -128,6 +128,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--cc", default="",
                     help="TCP congestion control in the namespace (default: the kernel's; a "
                          "namespace may only pick tcp_allowed_congestion_control, e.g. reno)")
+    ap.add_argument("--one-segment", action="store_true",
+                    help="one TCP segment per packet on every row, as on lossy rows (to tell "
+                         "the cost of per-packet handling from the cost of loss)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verbose", action="store_true", help="print every request (stderr)")
     ap.add_argument("--delay", choices=("kernel", "relay"), default=None,

@@ -114,6 +114,7 @@ class Bench:
     seed: int
     gap_s: float
     verbose: bool = False
+    one_segment: bool = False  # every connection one segment per packet (diagnostic)
     tc_lags: list[float] = field(default_factory=list)
 
     def session(self, case: str, spec: str | None, payload: str, path: str,
@@ -136,9 +137,7 @@ class Bench:
         # The connection is opened across the delayed path, as a real one would be: TCP's RTT
         # estimates (BBR's min_rtt, which sizes its window) start from the real handshake.
         self.delay.set_delays(*delays[0][0])
-        if loss is not None:
-            # One packet per segment while loss is on, so the chain drops segments, not GSO
-            # bursts of up to 45 (the model's chain counts 1500-byte packets).
+        if self.one_segment:
             self.shaper.segment(True)
         try:
             call, close = maker(f"127.0.0.1:{self.ports[kind]}", self.token)

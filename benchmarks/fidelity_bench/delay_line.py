@@ -33,7 +33,11 @@ _NLM_F_REQUEST, _NLM_F_ACK, _NLMSG_ERROR = 1, 4, 2
 _NFQA_PACKET_HDR, _NFQA_VERDICT_HDR = 1, 2
 _NFQA_CFG_CMD, _NFQA_CFG_PARAMS, _NFQA_CFG_QUEUE_MAXLEN = 1, 2, 3
 _NFQA_CFG_MASK, _NFQA_CFG_FLAGS, _NFQA_CFG_F_GSO = 4, 5, 4
-_NFQNL_CFG_CMD_BIND, _NFQNL_COPY_META, _NF_DROP, _NF_ACCEPT = 1, 1, 0, 1
+_NFQNL_CFG_CMD_BIND, _NFQNL_COPY_PACKET, _NF_DROP, _NF_ACCEPT = 1, 2, 0, 1
+_NFQA_PAYLOAD = 10
+HEAD_BYTES = 60
+"""Bytes of each packet copied to the delay line: the IPv4 and TCP headers (for its length)."""
+MSS = 1448
 QUEUES = {"up": 0, "down": 1}
 
 
@@ -62,7 +66,7 @@ class _KernelQueue:
         self.sock.bind((0, 0))
         for attrs in (
             [_nla(_NFQA_CFG_CMD, struct.pack("BBH", _NFQNL_CFG_CMD_BIND, 0, 0))],
-            [_nla(_NFQA_CFG_PARAMS, struct.pack("!IB", 0, _NFQNL_COPY_META))],
+            [_nla(_NFQA_CFG_PARAMS, struct.pack("!IB", HEAD_BYTES, _NFQNL_COPY_PACKET))],
             [_nla(_NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", 1 << 16))],
             [_nla(_NFQA_CFG_MASK, struct.pack("!I", _NFQA_CFG_F_GSO)),
              _nla(_NFQA_CFG_FLAGS, struct.pack("!I", _NFQA_CFG_F_GSO))],
@@ -110,22 +114,26 @@ class _KernelQueue:
                 break
             if kind == (_NFNL_SUBSYS_QUEUE << 8) | _NFQNL_MSG_PACKET:
                 a, end = off + 20, off + size
+                pid, head = -1, b""
                 while a + 4 <= end:
                     alen, atype = struct.unpack_from("HH", data, a)
                     if alen < 4:
                         break
                     if atype & 0x7FFF == _NFQA_PACKET_HDR:
                         pid = struct.unpack_from("!I", data, a + 4)[0]
-                        if self.channel is not None and self.channel.count(1):
-                            self.dropped += 1
-                            verdict = _nla(_NFQA_VERDICT_HDR, struct.pack("!II", _NF_DROP, pid))
-                            self.sock.send(_nfq_msg(_NFQNL_MSG_VERDICT, self.num, [verdict]))
-                            a += (alen + 3) & ~3
-                            continue
-                        due = max(now + self.delay, self.last_due)
-                        self.last_due = due
-                        self.pending.append((due, pid))
+                    elif atype & 0x7FFF == _NFQA_PAYLOAD:
+                        head = data[a + 4:a + alen]
                     a += (alen + 3) & ~3
+                if pid < 0:
+                    pass
+                elif self.channel is not None and self.channel.count(segments(head)):
+                    self.dropped += 1
+                    verdict = _nla(_NFQA_VERDICT_HDR, struct.pack("!II", _NF_DROP, pid))
+                    self.sock.send(_nfq_msg(_NFQNL_MSG_VERDICT, self.num, [verdict]))
+                else:
+                    due = max(now + self.delay, self.last_due)
+                    self.last_due = due
+                    self.pending.append((due, pid))
             off += (size + 3) & ~3
 
     def release(self, now: float) -> None:
@@ -136,6 +144,24 @@ class _KernelQueue:
         if last is not None:
             verdict = _nla(_NFQA_VERDICT_HDR, struct.pack("!II", _NF_ACCEPT, last))
             self.sock.send(_nfq_msg(_NFQNL_MSG_VERDICT_BATCH, self.num, [verdict]))
+
+
+def segments(head: bytes) -> int:
+    """TCP segments of payload in a packet from its first bytes (IPv4 + TCP headers); 0: none.
+
+    A GSO packet arrives whole (up to 64 KB, IPv4 total length is its full length), so the loss
+    chain advances by the segments it will be on a real link. Pure ACKs carry no payload and
+    are not subject to loss: the model's chain counts the transfers' data packets only.
+    """
+    if len(head) < 20 or head[0] >> 4 != 4:
+        return 0
+    ihl = (head[0] & 0x0F) * 4
+    total = struct.unpack_from("!H", head, 2)[0]
+    if len(head) < ihl + 13:
+        return 0
+    doff = (head[ihl + 12] >> 4) * 4
+    data = total - ihl - doff
+    return 0 if data <= 0 else -(-data // MSS)
 
 
 def nfqueue_main() -> None:

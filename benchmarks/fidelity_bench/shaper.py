@@ -116,9 +116,9 @@ class Shaper:
     def segment(on: bool) -> None:
         """One segment per packet (``gso_max_segs 1``) for connections opened while on.
 
-        A socket takes ``lo``'s GSO limits when it connects. With loss on, the delay line drops
-        packets one by one, and the model's chain counts 1500-byte packets: a 64 KB GSO packet
-        would be a loss burst of 45.
+        A socket takes ``lo``'s GSO limits when it connects. A diagnostic (``--one-segment``):
+        the user-space delay line then handles every 1514-byte frame on its own, which shows
+        what per-packet handling costs it (it cannot keep up with 300 Mbit/s that way).
         """
         segs = 1 if on else 65535
         subprocess.run(["ip", "link", "set", "lo", "gso_max_segs", str(segs)], check=True)
