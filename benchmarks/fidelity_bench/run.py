@@ -221,33 +221,42 @@ CHECK_S = 0.4
 """The raw shaper check sends this many seconds of the case's rate (at least 200 kB)."""
 
 
+CALIBRATION_TRIES = 3
+"""How often the shaper check may rescale the tbf rate before it gives a case up."""
+
+
 def shaper_check(shaper: Shaper, case: str | None, rate_bps: float, tolerance: float,
                  calibrate: bool) -> bool:
     """Raw TCP through the "up" tbf at ``rate_bps``: does ``bytes / rate`` come out? Printed.
 
     When it is off by more than ``tolerance`` and ``calibrate`` is set, the tbf rate is scaled by
-    the measured ratio and checked again: the case is trusted only if that second transfer is
-    within ``tolerance``. Without ``calibrate``, an off shaper makes the case untrusted.
+    the measured ratio and checked again, up to :data:`CALIBRATION_TRIES` times: the case is
+    trusted only once a transfer comes within ``tolerance``. Without ``calibrate``, an off
+    shaper makes the case untrusted. WHY calibrate: on this 2-core machine ``tbf`` at 1 Gbit/s
+    delivers 7-20 % less than it is set to (the dequeue runs late under load); what the model is
+    compared with must run at the model's rate, and the check proves that it does.
     """
     shaper.calibration = 1.0
     nbytes = max(200_000, int(rate_bps / 8 * CHECK_S))
     expect = 8 * nbytes / rate_bps
     took = raw_check(shaper, rate_bps, nbytes)
-    ratio = took / expect
-    ok = abs(ratio - 1) <= tolerance
-    label = case or "tbf"
-    print(f"shaper check {label}: {nbytes:,d} bytes of raw TCP through the 'up' tbf at "
-          f"{rate_bps / 1e6:g} Mbit/s (payload rate, bucket {bucket_bytes(rate_bps * shaper.factor, shaper.bucket_s):,d} B): "
-          f"{took * 1e3:.1f} ms, bytes/rate {expect * 1e3:.1f} ms ({(ratio - 1) * 100:+.1f}%)"
-          + ("" if ok else f" -- off by more than {tolerance * 100:g}%"), flush=True)
-    if ok or not calibrate:
-        return ok
-    shaper.calibration = ratio
-    took = raw_check(shaper, rate_bps, nbytes)
     ok = abs(took / expect - 1) <= tolerance
-    print(f"shaper check {label}: tbf rate x {ratio:.4f} (calibrated): {took * 1e3:.1f} ms "
-          f"({(took / expect - 1) * 100:+.1f}%): " + ("trusted" if ok else "UNTRUSTED"),
-          flush=True)
+    label = case or "tbf"
+    burst = bucket_bytes(rate_bps * shaper.factor, shaper.bucket_s)
+    print(f"shaper check {label}: {nbytes:,d} bytes of raw TCP through the 'up' tbf at "
+          f"{rate_bps / 1e6:g} Mbit/s (payload rate, bucket {burst:,d} B): {took * 1e3:.1f} ms, "
+          f"bytes/rate {expect * 1e3:.1f} ms ({(took / expect - 1) * 100:+.1f}%)"
+          + ("" if ok else f" -- off by more than {tolerance * 100:g}%"), flush=True)
+    tries = 0
+    while not ok and calibrate and tries < CALIBRATION_TRIES:
+        tries += 1
+        shaper.calibration *= took / expect
+        took = raw_check(shaper, rate_bps, nbytes)
+        ok = abs(took / expect - 1) <= tolerance
+        print(f"shaper check {label}: tbf rate x {shaper.calibration:.4f} (calibration {tries}): "
+              f"{took * 1e3:.1f} ms ({(took / expect - 1) * 100:+.1f}%)", flush=True)
+    if not ok:
+        print(f"shaper check {label}: UNTRUSTED", flush=True)
     return ok
 
 
