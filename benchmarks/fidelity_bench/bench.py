@@ -164,7 +164,7 @@ class Bench:
                    late_ms, overruns, len(blobs), trusted, dropped)
 
     def _shape(self, spec: str | None) -> TraceShaper | None:
-        """Shape the path to ``spec``; a varying trace's rates are followed by the returned thread."""
+        """Shape the path to ``spec``; a varying trace is followed by the returned thread."""
         if spec is None:
             self.shaper.unshaped()
             return None

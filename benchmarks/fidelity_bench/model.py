@@ -59,8 +59,7 @@ def fresh_link(spec: str, seed: int, offset: float) -> Any:
 
 @dataclass(frozen=True)
 class _Steps:
-    """A cost planner whose every plan is ``steps``: transfers only (the server's time is not
-    part of what is compared)."""
+    """A cost planner whose every plan is ``steps``: transfers only (no compute is compared)."""
 
     steps: tuple[tuple[str, int], ...]
     n_blocks: int = 1

@@ -92,8 +92,7 @@ def net_error(measured_s: float, modelled_s: float, stack_s: float) -> float:
 
 
 def print_table(rows: list[Row]) -> tuple[list[float], list[float], dict[str, list[float]]]:
-    """The table; returns the headline rows' absolute errors (raw, stack-corrected) and the
-    stack-corrected ones per case."""
+    """The table; returns the headline rows' absolute errors, raw and net, and net per case."""
     head = (f"{'case':16s} {'payload':7s} {'path':6s} {'rpc':>3s} {'bytes up':>10s} {'n':>3s} "
             f"{'measured ms':>11s} {'modelled ms':>11s} {'err':>7s} {'|err|':>6s} "
             f"{'net err':>8s} {'|net|':>6s} {'cold err':>8s} {'late ms':>7s} {'drops':>5s}")

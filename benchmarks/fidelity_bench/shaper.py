@@ -68,9 +68,10 @@ def _tc(*commands: str) -> None:
         raise RuntimeError(f"tc failed: {proc.stderr.strip()}\n{commands}")
 
 
-def _tbf(handle: int, rate_bps: float, burst: int | None = None, verb: str = "change") -> str:
+def _tbf(handle: int, rate_bps: float, burst: int | None = None, verb: str = "change",
+         bucket_s: float = BUCKET_S) -> str:
     rate = max(int(rate_bps), 8_000)  # tbf needs a positive rate: an outage is 8 kbit/s here
-    burst = bucket_bytes(rate) if burst is None else burst
+    burst = bucket_bytes(rate, bucket_s) if burst is None else burst
     return (
         f"qdisc {verb} dev lo parent 1:{handle} handle {handle}: tbf rate {rate}bit "
         f"burst {burst} limit {limit_bytes(rate, burst)}"
@@ -108,9 +109,9 @@ class Shaper:
 
     def set(self, up_bps: float, down_bps: float) -> None:
         """The payload rates (bit/s) of both directions."""
-        up, down = up_bps * self.factor * self.calibration, down_bps * self.factor * self.calibration
-        _tc(_tbf(10, up, bucket_bytes(up, self.bucket_s)),
-            _tbf(20, down, bucket_bytes(down, self.bucket_s)))
+        scale = self.factor * self.calibration
+        _tc(_tbf(10, up_bps * scale, bucket_s=self.bucket_s),
+            _tbf(20, down_bps * scale, bucket_s=self.bucket_s))
 
     @staticmethod
     def segment(on: bool) -> None:

@@ -152,3 +152,9 @@ def test_net_error_subtracts_the_stacks_fixed_cost_per_round_trip(
     assert base == {"infer": 0.003, "check": 0.002, "echo": 0.002, "loop": 0.002}
     assert run.net_error(0.150, 0.130, 7 * base["loop"]) == pytest.approx(0.006 / 0.130)
     assert np.isnan(run.median([]))
+
+
+def test_an_outage_gets_the_least_rate_and_bucket(fb: dict[str, ModuleType]) -> None:
+    # a trace's zero-rate seconds: tbf needs a positive rate, and the bucket follows the clamp
+    line = fb["shaper"]._tbf(10, 0.0)
+    assert "rate 8000bit burst 1600 limit 33554432" in line
