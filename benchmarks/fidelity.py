@@ -150,8 +150,8 @@ def parser() -> argparse.ArgumentParser:
                     help="TCP congestion control in the namespace (default: the kernel's; a "
                          "namespace may only pick tcp_allowed_congestion_control, e.g. reno)")
     ap.add_argument("--one-segment", action="store_true",
-                    help="one TCP segment per packet on every row, as on lossy rows (to tell "
-                         "the cost of per-packet handling from the cost of loss)")
+                    help="diagnostic: one TCP segment per packet on every row (no GSO), to see "
+                         "what per-packet handling costs the delay line")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verbose", action="store_true", help="print every request (stderr)")
     ap.add_argument("--delay", choices=("kernel", "relay"), default=None,
@@ -186,7 +186,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def in_namespace(args: argparse.Namespace, argv: list[str]) -> int:
-    """Check the tools, then run this script again under ``unshare -n`` (or ``-rn``)."""
+    """Check the cases and the tools, then run this script again under ``unshare -n`` (``-rn``)."""
+    from fidelity_bench.model import build_link
+
+    for case in [c for c in args.cases.split(",") if c]:
+        try:
+            build_link(case)
+        except ValueError as err:
+            extra = "" if case.startswith("jitter:") else (
+                " (the benchmark also takes jitter:<Mbit/s>:<rtt ms>:<jitter ms>)")
+            print(f"fidelity: --cases: {err}{extra}", file=sys.stderr)
+            return 2
     if args.delay is None:
         args.delay = "kernel" if shutil.which("iptables") else "relay"
         argv += ["--delay", args.delay]

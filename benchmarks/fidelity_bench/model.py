@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from rapid_env.transport import CostPlanner
 
 JITTER_PREFIX = "jitter:"
 """Benchmark-only case ``jitter:<Mbit/s>:<base rtt ms>:<jitter ms>``: lab-wifi6's shape, no loss."""
@@ -98,7 +101,9 @@ def model_run(spec: str, steps: Sequence[tuple[str, int]], t: float, seed: int,
             return d
 
         link._delay = recorded  # noqa: SLF001
-    result = SimulatedTransport(_Steps(tuple(steps)), link).send(0, t)
+    # SimulatedTransport.send walks plan() only; the planner's other members are for deciders.
+    planner = cast("CostPlanner", _Steps(tuple(steps)))
+    result = SimulatedTransport(planner, link).send(0, t)
     if result.arrival is None:  # a trace without a timeout never loses a TCP transfer
         raise RuntimeError(f"the model lost a transfer on {spec}")
     return float(result.arrival - t), delays

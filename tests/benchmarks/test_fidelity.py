@@ -158,3 +158,12 @@ def test_an_outage_gets_the_least_rate_and_bucket(fb: dict[str, ModuleType]) -> 
     # a trace's zero-rate seconds: tbf needs a positive rate, and the bucket follows the clamp
     line = fb["shaper"]._tbf(10, 0.0)
     assert "rate 8000bit burst 1600 limit 33554432" in line
+
+
+def test_a_bad_case_is_refused_before_anything_starts(
+    fb: dict[str, ModuleType], capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert fb["script"].main(["--cases", "constant:300:10,bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fidelity: --cases: unknown link 'bogus'") and "jitter:" in err
+    assert len(err.splitlines()) == 1
