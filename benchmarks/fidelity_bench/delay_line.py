@@ -55,8 +55,9 @@ def _nfq_msg(kind: int, queue: int, attrs: Sequence[bytes], flags: int = _NLM_F_
 class _KernelQueue:
     """One NFQUEUE (one direction): packets are held ``delay`` seconds, then accepted, in order.
 
-    Raw netlink (``nfnetlink_queue``), metadata only (no payload is copied), GSO packets whole;
-    verdicts go in batches (``NFQNL_MSG_VERDICT_BATCH`` accepts every packet up to an id).
+    Raw netlink (``nfnetlink_queue``), each packet's first 60 bytes copied (its IPv4 and TCP
+    headers, to count its segments for loss), GSO packets whole; verdicts go in batches
+    (``NFQNL_MSG_VERDICT_BATCH`` accepts every packet up to an id), drops one by one.
     """
 
     def __init__(self, num: int) -> None:
