@@ -28,8 +28,8 @@ host's network, and the namespace goes away with its last process. Client and se
   limit is 32 MiB or 250 ms of the rate, whichever is more: the shaper itself never drops.
 * **Delay, ``--delay kernel`` (default where ``iptables`` exists):** an ``iptables`` rule in the
   namespace's ``mangle PREROUTING`` hands every packet for (up) or from (down) the server's port
-  to an ``NFQUEUE``; a small netlink program (``--nfqueue`` mode of this script, raw netlink;
-  the model's loss chain when a case has loss) accepts each packet ``d`` seconds after it was queued, in order. The packets wait on the
+  to an ``NFQUEUE``; a small netlink program (``--nfqueue`` mode of this script, raw netlink)
+  accepts each packet ``d`` seconds after it was queued, in order. The packets wait on the
   receive side, after ``tbf``, as propagation follows serialisation on a real link; the sender's
   TCP sees the real round trip (slow start, the congestion window, BBR's estimates and gRPC's
   HTTP/2 flow control all run over it). Holding packets on the *send* side instead (``OUTPUT``)
