@@ -231,9 +231,10 @@ def shaper_check(shaper: Shaper, case: str | None, rate_bps: float, tolerance: f
     When it is off by more than ``tolerance`` and ``calibrate`` is set, the tbf rate is scaled by
     the measured ratio and checked again, up to :data:`CALIBRATION_TRIES` times: the case is
     trusted only once a transfer comes within ``tolerance``. Without ``calibrate``, an off
-    shaper makes the case untrusted. WHY calibrate: on this 2-core machine ``tbf`` at 1 Gbit/s
-    delivers 7-20 % less than it is set to (the dequeue runs late under load); what the model is
-    compared with must run at the model's rate, and the check proves that it does.
+    shaper makes the case untrusted. WHY calibrate: on this 2-core machine raw TCP through
+    ``tbf`` at 1 Gbit/s takes 7-20 % longer than bytes / rate (not the bucket, the htb parent or
+    the congestion control; more under load); what the model is compared with must run at the
+    model's rate, and the check proves that it does.
     """
     shaper.calibration = 1.0
     nbytes = max(200_000, int(rate_bps / 8 * CHECK_S))
