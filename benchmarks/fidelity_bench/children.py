@@ -67,6 +67,7 @@ class DelayHandle:
     def __init__(self, child: Child) -> None:
         self.child = child
         self.delays = (-1.0, -1.0)
+        self.loss_on = False
 
     def _ask(self, line: str, prefix: str) -> str:
         stdin = self.child.proc.stdin
@@ -81,10 +82,21 @@ class DelayHandle:
             self._ask(f"delay {up!r} {down!r}", "ok")
             self.delays = (up, down)
 
-    def stats(self) -> tuple[int, float, float, int]:
-        """What was released since the last call: count, mean and worst lateness (ms), overruns.
+    def set_loss(self, params: tuple[float, float, float, float] | None, seed: int) -> None:
+        """Gilbert-Elliott loss (p, r, loss_good, loss_bad) on both queues, or None: off."""
+        if params is None:
+            if self.loss_on:
+                self._ask("loss off", "ok")
+                self.loss_on = False
+            return
+        self._ask("loss " + " ".join(repr(x) for x in params) + f" {seed}", "ok")
+        self.loss_on = True
+
+    def stats(self) -> tuple[int, float, float, int, int]:
+        """Since the last call: count, mean and worst lateness (ms), overruns, dropped packets.
 
         Overruns: how often the kernel could not hand packets over (always 0 for the relay).
+        Dropped: packets the loss chain dropped (the relay has no loss).
         """
-        n, mean, worst, overruns = self._ask("stats", "stats ").split()
-        return int(n), float(mean), float(worst), int(overruns)
+        n, mean, worst, overruns, dropped = self._ask("stats", "stats ").split()
+        return int(n), float(mean), float(worst), int(overruns), int(dropped)

@@ -12,8 +12,8 @@ ECHO_SERVICE = "rapid_env.bench.v1.Echo"
 ECHO_METHOD = f"/{ECHO_SERVICE}/Infer"
 
 
-def late_stats(late: Sequence[float], overruns: int = 0) -> str:
-    """The delay line's answer to ``stats``: count, mean and worst lateness (ms), overruns."""
+def late_stats(late: Sequence[float], overruns: int = 0, dropped: int = 0) -> str:
+    """The delay line's answer to ``stats``: count, mean, worst lateness (ms), overruns, drops."""
     mean = statistics.fmean(late) * 1e3 if late else 0.0
     worst = max(late) * 1e3 if late else 0.0
-    return f"stats {len(late)} {mean:.3f} {worst:.3f} {overruns}"
+    return f"stats {len(late)} {mean:.3f} {worst:.3f} {overruns} {dropped}"
