@@ -125,8 +125,9 @@ class VisionEntropyConfig:
         untriggered: with ``mode="escalate"``, what a refill does when the signal is low:
             ``early-exit`` (the edge's exit head answers, nothing is sent) or ``cross`` (every
             refill continues to the cloud; a trigger also asks for a fresh plan at once, at most
-            once per ``cooldown_s`` and while fewer than ``max_in_flight`` requests are in flight;
-            the detector is charged ``detector_ms`` per tick). ``cross`` needs ``mode="escalate"``.
+            once per ``cooldown_s`` and while at most ``max_in_flight`` requests are in flight,
+            i.e. with one slot beyond the refills, as RAPID's critical request has; the detector
+            is charged ``detector_ms`` per tick). ``cross`` needs ``mode="escalate"``.
         detector_ms: edge milliseconds charged per tick for the detector in ``cross`` mode (a
             SAFE-like probe: a small head over features the edge part already computed; 0.7 ms
             is our estimate for a two-layer MLP on the Orin, not a measurement). Not charged in
@@ -305,7 +306,7 @@ class VisionEntropyDecider(DeciderBase):
             return Decision("infer", escalate=True)
         if (
             uncertain
-            and obs.in_flight < cfg.max_in_flight
+            and obs.in_flight <= cfg.max_in_flight  # one slot beyond the refills, as RAPID's
             and obs.since_request_s >= cfg.cooldown_s - 1e-9
         ):
             self.cross_triggers += 1
