@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rapid_env.agents.refill import refill_due
+from rapid_env.agents.refill import check_max_in_flight, refill_due
 from rapid_env.decision import KEEP, DeciderBase, DeciderContext, DeciderObservation, Decision
 
 if TYPE_CHECKING:
@@ -34,11 +34,15 @@ class BandwidthAdaptiveConfig:
             offer before the decider moves to it; 0 re-plans greedily at every request. 0.1 keeps
             the split unless moving saves over 10%, larger than the swing of the EWMA estimate
             between two transfers on the stock traces.
+        max_in_flight: refills the shared refill rule keeps in flight at once (1: wait for each
+            chunk; 2 or more: pipelined, :func:`rapid_env.agents.refill.refill_due`).
     """
 
     hysteresis: float = 0.1
+    max_in_flight: int = 1
 
     def __post_init__(self) -> None:
+        check_max_in_flight(self.max_in_flight)
         if not 0 <= self.hysteresis < 1:
             raise ValueError(f"hysteresis must be in [0, 1), got {self.hysteresis!r}")
 
@@ -84,6 +88,6 @@ class BandwidthAdaptiveDecider(DeciderBase):
 
     def decide(self, obs: DeciderObservation) -> Decision:
         """When a refill is due, re-plan the split from the link estimate and request."""
-        if not refill_due(obs):
+        if not refill_due(obs, self.config.max_in_flight):
             return KEEP
         return Decision("infer", split=self.plan(obs.link_bandwidth_bps, obs.link_rtt_s))

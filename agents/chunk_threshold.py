@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rapid_env.agents.refill import check_max_in_flight
 from rapid_env.decision import KEEP, DeciderBase, DeciderObservation, Decision
 
 
@@ -30,7 +31,9 @@ class ChunkThresholdConfig:
         threshold: request when the remaining fraction of the chunk is at or below this
             (LeRobot's ``chunk_size_threshold``; 0.5 as in LeRobot). 0 waits for an empty buffer
             (synchronous inference), 1 requests whenever nothing is in flight.
-        max_in_flight: outstanding requests allowed before the trigger holds back.
+        max_in_flight: outstanding requests allowed before the trigger holds back (an int in
+            1..64; the same knob as the other deciders' ``max_in_flight``: this trigger is its
+            own refill rule, and 2 or more lets it ask again before the last chunk lands).
         split: split point for requests; None lets the controller's planner choose.
     """
 
@@ -41,8 +44,7 @@ class ChunkThresholdConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.threshold <= 1:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
-        if self.max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight!r}")
+        check_max_in_flight(self.max_in_flight)
         if self.split is not None and self.split < 0:
             raise ValueError(f"split must be None or >= 0, got {self.split!r}")
 

@@ -6,17 +6,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rapid_env.agents.refill import refill_due
+from rapid_env.agents.refill import check_max_in_flight, refill_due
 from rapid_env.decision import KEEP, DeciderBase, DeciderObservation, Decision
 
 
 @dataclass(frozen=True)
 class FixedSplitConfig:
-    """Parameters of edge-only / cloud-only: none.
+    """Parameters of edge-only / cloud-only: only the refill rule's.
 
-    The split is what the registered name means (``edge-only``, ``cloud-only``), not an option;
-    the empty config still lets ``edge-only(...)`` specs fail with the list of allowed fields.
+    The split is what the registered name means (``edge-only``, ``cloud-only``), not an option.
+
+    Attributes:
+        max_in_flight: refills the shared refill rule keeps in flight at once (1: wait for each
+            chunk; 2 or more: pipelined, :func:`rapid_env.agents.refill.refill_due`).
     """
+
+    max_in_flight: int = 1
+
+    def __post_init__(self) -> None:
+        check_max_in_flight(self.max_in_flight)
 
 
 class FixedSplitDecider(DeciderBase):
@@ -42,7 +50,7 @@ class FixedSplitDecider(DeciderBase):
 
     def decide(self, obs: DeciderObservation) -> Decision:
         """Infer at the fixed split when a refill is due, else keep executing."""
-        if not refill_due(obs):
+        if not refill_due(obs, self.config.max_in_flight):
             return KEEP
         split = obs.n_splits - 1 if self.where == "edge" else 0
         return Decision("infer", split=split)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rapid_env.agents.refill import refill_due
+from rapid_env.agents.refill import check_max_in_flight, refill_due
 from rapid_env.decision import KEEP, DeciderBase, DeciderObservation, Decision
 
 
@@ -25,12 +25,16 @@ class PeriodicConfig:
             policy's chunk length (at least 1), openpi's ratio of 5 of 10, so each chunk is
             re-planned once halfway, the same cadence as chunk-threshold's steady state.
         split: split point for requests; None lets the controller's planner choose.
+        max_in_flight: refills the shared refill rule keeps in flight at once (1: wait for each
+            chunk; 2 or more: pipelined, :func:`rapid_env.agents.refill.refill_due`).
     """
 
     period_ticks: int | None = None
     split: int | None = None
+    max_in_flight: int = 1
 
     def __post_init__(self) -> None:
+        check_max_in_flight(self.max_in_flight)
         if self.period_ticks is not None and self.period_ticks < 1:
             raise ValueError(f"period_ticks must be None or >= 1, got {self.period_ticks!r}")
         if self.split is not None and self.split < 0:
@@ -62,6 +66,7 @@ class PeriodicDecider(DeciderBase):
 
     def decide(self, obs: DeciderObservation) -> Decision:
         """Infer on schedule or when a refill is due, else keep executing."""
-        if obs.tick % self.period(obs.chunk_size) == 0 or refill_due(obs):
+        on_schedule = obs.tick % self.period(obs.chunk_size) == 0
+        if on_schedule or refill_due(obs, self.config.max_in_flight):
             return Decision("infer", split=self.config.split)
         return KEEP

@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from rapid_env.agents.refill import refill_due
+from rapid_env.agents.refill import check_max_in_flight, refill_due
 from rapid_env.decision import KEEP, DeciderBase, DeciderContext, DeciderObservation, Decision
 from rapid_env.features import dtau_norms, floored_zscore, joint_speed, row_norms
 
@@ -101,9 +101,20 @@ class RapidConfig:
         fixed_acc_weight: acceleration weight used when ``speed_weighting`` is off.
         critical_max_in_flight: a critical request is sent only while fewer requests than this are
             in flight (2: one refill may be on its way; the controller's ``max_in_flight`` still
-            caps it, and newest request wins on arrival).
+            caps it, and newest request wins on arrival). Counted on top of the refill pipeline:
+            the bound applied is ``critical_max_in_flight + max_in_flight - 1``.
         intermediate_max_in_flight: the same bound for intermediate requests (1: only when
-            nothing is in flight, as an intermediate step does not justify a second request).
+            nothing is in flight, as an intermediate step does not justify a second request);
+            also applied as ``intermediate_max_in_flight + max_in_flight - 1``.
+        max_in_flight: refills the shared refill rule keeps in flight at once (1: wait for each
+            chunk; 2 or more: pipelined, :func:`rapid_env.agents.refill.refill_due`). The trigger
+            bounds above shift with it, so a critical request keeps its slot beyond the refills;
+            the controller must allow ``max_in_flight + 1`` in flight for it (``rapid-eval
+            --max-in-flight N`` sets the controller's cap to ``N + 1``).
+        settle_ticks: ablation, ours (0, the default, is the paper's behaviour): after a chunk
+            switch (a new chunk installed) or the end of a stall, the trigger (critical and
+            intermediate, not the refill rule) stays silent for this many ticks, as the motion's
+            own restart makes the acceleration jump.
         refill_split: where a refill runs: None (planner's choice for the link estimate),
             ``"edge"``, ``"cloud"`` or a split index.
         trigger_split: where a critical / intermediate request runs (same choices).
@@ -134,6 +145,8 @@ class RapidConfig:
     fixed_acc_weight: float = 0.5
     critical_max_in_flight: int = 2
     intermediate_max_in_flight: int = 1
+    max_in_flight: int = 1
+    settle_ticks: int = 0
     refill_split: SplitChoice = None
     trigger_split: SplitChoice = None
     signals: Signals = "both"
@@ -175,6 +188,11 @@ class RapidConfig:
         for name in ("critical_max_in_flight", "intermediate_max_in_flight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_max_in_flight(self.max_in_flight)
+        if isinstance(self.settle_ticks, bool) or not isinstance(self.settle_ticks, int) or not (
+            0 <= self.settle_ticks <= 1000
+        ):
+            raise ValueError(f"settle_ticks={self.settle_ticks!r}; allowed: an int in 0..1000")
         if self.signals not in _SIGNALS:
             raise ValueError(f"signals={self.signals!r}; allowed: {', '.join(_SIGNALS)}")
         if self.cooldown_scope not in _SCOPES:
@@ -200,6 +218,9 @@ ABLATIONS: dict[str, RapidConfig] = {
     "rapid-single-threshold": replace(DEFAULT_CONFIG, dual_threshold=False),
     "rapid-no-preempt": replace(DEFAULT_CONFIG, preemption=False),
     "rapid-no-cooldown": replace(DEFAULT_CONFIG, cooldown=False),
+    # ours, not the paper's: the trigger is silent for 2 ticks (100 ms) after a chunk switch or a
+    # stall's end, when the restart of the motion itself makes the acceleration jump
+    "rapid-settle": replace(DEFAULT_CONFIG, settle_ticks=2),
 }
 """The full RAPID and its one-switch ablations (each flips one switch), by agent name."""
 
@@ -294,6 +315,8 @@ class RapidDecider(DeciderBase):
         last_parts: its components (:class:`ImportanceParts`).
         scores: every tick's score this episode, when built with ``record_scores=True``.
         counts: decisions this episode by reason: ``refill``, ``critical``, ``intermediate``.
+        settled: ticks this episode on which ``settle_ticks`` silenced a score at or above
+            ``low_threshold`` (0 without the option).
     """
 
     needs_image = False
@@ -309,6 +332,9 @@ class RapidDecider(DeciderBase):
         self.scores: list[float] = []
         self.counts = {"refill": 0, "critical": 0, "intermediate": 0}
         self._last_trigger_t = -math.inf
+        self.settled = 0
+        self._prev_remaining: int | None = None
+        self._settle_left = 0
 
     def reset(self, rng: np.random.Generator) -> None:
         """Start an episode; the trigger is deterministic, so ``rng`` is not drawn from."""
@@ -317,6 +343,9 @@ class RapidDecider(DeciderBase):
         self.scores = []
         self.counts = {"refill": 0, "critical": 0, "intermediate": 0}
         self._last_trigger_t = -math.inf
+        self.settled = 0
+        self._prev_remaining = None
+        self._settle_left = 0
 
     def bind(self, context: DeciderContext) -> None:
         """Check the configured split points against the model before the episode starts."""
@@ -333,9 +362,14 @@ class RapidDecider(DeciderBase):
         self.last_score = score
         if self.record_scores:
             self.scores.append(score)
-        if refill_due(obs):
+        settling = self._settling(obs)
+        if refill_due(obs, cfg.max_in_flight):
             self.counts["refill"] += 1
             return Decision("infer", split=resolve_split(cfg.refill_split, obs.n_splits))
+        if settling:
+            if score >= cfg.low_threshold:
+                self.settled += 1
+            return KEEP
         if cfg.cooldown:
             since = (
                 obs.since_request_s
@@ -344,17 +378,37 @@ class RapidDecider(DeciderBase):
             )
             if since < cfg.cooldown_s - 1e-9:
                 return KEEP
+        extra = cfg.max_in_flight - 1  # the trigger's bounds count on top of the refill pipeline
         if score >= cfg.high_threshold:
-            if obs.in_flight >= cfg.critical_max_in_flight:
+            if obs.in_flight >= cfg.critical_max_in_flight + extra:
                 return KEEP
             return self._trigger(obs, "critical", preempt=cfg.preemption and self._may_preempt(obs))
         if (
             cfg.dual_threshold
             and score >= cfg.low_threshold
-            and obs.in_flight < cfg.intermediate_max_in_flight
+            and obs.in_flight < cfg.intermediate_max_in_flight + extra
         ):
             return self._trigger(obs, "intermediate", preempt=False)
         return KEEP
+
+    def _settling(self, obs: DeciderObservation) -> bool:
+        """Whether ``settle_ticks`` silences the trigger on this tick.
+
+        A chunk switch or a stall's end shows in the observations as the buffer holding more than
+        one tick's execution leaves of it (``chunk_remaining`` above ``max(previous - 1, 0)``),
+        derived here from successive observations so the controller need not report it. A new
+        chunk that lands with exactly one action fewer than the old one is not seen (the robot's
+        motion then does not restart either).
+        """
+        prev, self._prev_remaining = self._prev_remaining, obs.chunk_remaining
+        if self.config.settle_ticks == 0:
+            return False
+        if prev is not None and obs.chunk_remaining > max(prev - 1, 0):
+            self._settle_left = self.config.settle_ticks
+        if self._settle_left > 0:
+            self._settle_left -= 1
+            return True
+        return False
 
     def _may_preempt(self, obs: DeciderObservation) -> bool:
         """Whether the link is fast enough for a preemption (always, without the extension)."""

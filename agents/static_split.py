@@ -15,17 +15,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rapid_env.agents.refill import refill_due
+from rapid_env.agents.refill import check_max_in_flight, refill_due
 from rapid_env.decision import KEEP, DeciderBase, DeciderContext, DeciderObservation, Decision
 
 
 @dataclass(frozen=True)
 class StaticSplitConfig:
-    """Parameters of static-split: none.
+    """Parameters of static-split: only the refill rule's.
 
-    Neurosurgeon's split follows from the nominal link and the cost model alone; the empty config
-    still lets ``static-split(...)`` specs fail with the list of allowed fields.
+    Neurosurgeon's split follows from the nominal link and the cost model alone.
+
+    Attributes:
+        max_in_flight: refills the shared refill rule keeps in flight at once (1: wait for each
+            chunk; 2 or more: pipelined, :func:`rapid_env.agents.refill.refill_due`).
     """
+
+    max_in_flight: int = 1
+
+    def __post_init__(self) -> None:
+        check_max_in_flight(self.max_in_flight)
 
 
 class StaticSplitDecider(DeciderBase):
@@ -68,6 +76,6 @@ class StaticSplitDecider(DeciderBase):
             raise RuntimeError("static-split was not bound: call bind(context) after reset")
         if not 0 <= self.split < obs.n_splits:
             raise ValueError(f"planned split {self.split} out of range 0 .. {obs.n_splits - 1}")
-        if not refill_due(obs):
+        if not refill_due(obs, self.config.max_in_flight):
             return KEEP
         return Decision("infer", split=self.split)

@@ -33,6 +33,14 @@ for; only when the signal is high does that request continue to the cloud for th
 (``Decision(escalate=True)``), otherwise the edge's exit head answers (an early exit). A trigger
 therefore adds uplink + cloud + downlink on top of the edge part, and the mean latency grows with
 the trigger rate.
+
+``untriggered`` says what such a baseline does when its signal is low. ``early-exit`` (the
+default) is the reading above. ``cross`` is the reading that fits a baseline whose requests cross
+its partition nearly always (the paper's Table III): every refill continues to the cloud
+(``Decision(escalate=True)``), the detector is a SAFE-like probe on the edge part's features
+charged ``detector_ms`` of edge time on every tick it is read (to ``model_overhead_s``, so it shows
+in ``decision_model_ms`` and ``decision_overhead_pct``), and a trigger additionally asks for a
+fresh plan at once, beyond the refill rule, so the offload rate rises with the noise.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from typing import Literal
 
 import numpy as np
 
-from rapid_env.agents.refill import refill_due
+from rapid_env.agents.refill import check_max_in_flight, refill_due
 from rapid_env.decision import KEEP, DeciderBase, DeciderContext, DeciderObservation, Decision
 from rapid_env.policy import PolicyInput
 
@@ -50,6 +58,8 @@ Signal = Literal["image", "image+policy"]
 SIGNALS: tuple[str, ...] = ("image", "image+policy")
 Mode = Literal["offload", "escalate"]
 MODES: tuple[str, ...] = ("offload", "escalate")
+Untriggered = Literal["early-exit", "cross"]
+UNTRIGGERED: tuple[str, ...] = ("early-exit", "cross")
 GREY_LEVELS = 64
 _MAX_BITS = float(np.log2(GREY_LEVELS))
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -106,11 +116,24 @@ class VisionEntropyConfig:
         policy_samples: flow samples drawn for the spread.
         offload_split: split for a triggered request (0: all cloud).
         refill_split: split for refills on a quiet scene; None: all-edge.
-        cooldown_s: minimum simulated time between two triggered requests (``offload`` mode).
+        cooldown_s: minimum simulated time between two triggered requests (``offload`` mode and
+            ``untriggered="cross"``).
         mode: ``offload`` (a trigger sends a request at ``offload_split`` at once; calm refills
             at ``refill_split``) or ``escalate`` (every refill runs the edge's partition; the
             signal decides whether it continues to the cloud; splits come from the env's
             partition, so ``offload_split``/``refill_split`` must stay at their defaults).
+        untriggered: with ``mode="escalate"``, what a refill does when the signal is low:
+            ``early-exit`` (the edge's exit head answers, nothing is sent) or ``cross`` (every
+            refill continues to the cloud; a trigger also asks for a fresh plan at once, at most
+            once per ``cooldown_s`` and while at most ``max_in_flight`` requests are in flight,
+            i.e. with one slot beyond the refills, as RAPID's critical request has; the detector
+            is charged ``detector_ms`` per tick). ``cross`` needs ``mode="escalate"``.
+        detector_ms: edge milliseconds charged per tick for the detector in ``cross`` mode (a
+            SAFE-like probe: a small head over features the edge part already computed; 0.7 ms
+            is our estimate for a two-layer MLP on the Orin, not a measurement). Not charged in
+            ``early-exit`` mode, whose image entropy is measured as decider CPU time.
+        max_in_flight: refills the shared refill rule keeps in flight at once (1: wait for each
+            chunk; 2 or more: pipelined, :func:`rapid_env.agents.refill.refill_due`).
     """
 
     signal: Signal = "image"
@@ -124,10 +147,27 @@ class VisionEntropyConfig:
     refill_split: int | None = None
     cooldown_s: float = 0.0
     mode: Mode = "offload"
+    untriggered: Untriggered = "early-exit"
+    detector_ms: float = 0.7
+    max_in_flight: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r}; allowed: {', '.join(MODES)}")
+        if self.untriggered not in UNTRIGGERED:
+            raise ValueError(
+                f"untriggered={self.untriggered!r}; allowed: {', '.join(UNTRIGGERED)}"
+            )
+        if self.untriggered == "cross" and self.mode != "escalate":
+            raise ValueError(
+                f"untriggered='cross' with mode={self.mode!r}; allowed: mode='escalate' "
+                "(only an escalating request has a partition to cross)"
+            )
+        if isinstance(self.detector_ms, bool) or not 0 <= self.detector_ms <= 1000:  # nan too
+            raise ValueError(
+                f"detector_ms={self.detector_ms!r}; allowed: a number of ms in [0, 1000]"
+            )
+        check_max_in_flight(self.max_in_flight)
         if self.mode == "escalate" and (self.offload_split != 0 or self.refill_split is not None):
             raise ValueError(
                 f"offload_split={self.offload_split}, refill_split={self.refill_split}: these "
@@ -166,6 +206,7 @@ class VisionEntropyDecider(DeciderBase):
         last_entropy_bits / last_score_bits / last_policy_uncertainty: the latest signals (for
             inspection and tests).
         triggers: ticks this episode on which the signal was over its threshold.
+        cross_triggers: requests sent beyond the refill rule in ``untriggered="cross"`` mode.
     """
 
     needs_image = True
@@ -185,6 +226,7 @@ class VisionEntropyDecider(DeciderBase):
         self.last_score_bits = float("nan")
         self.last_policy_uncertainty: float | None = None
         self.triggers = 0
+        self.cross_triggers = 0
 
     def reset(self, rng: np.random.Generator) -> None:
         """Start an episode: forget the episode reference and the overhead; keep ``rng``."""
@@ -195,6 +237,7 @@ class VisionEntropyDecider(DeciderBase):
         self.last_score_bits = float("nan")
         self.last_policy_uncertainty = None
         self.triggers = 0
+        self.cross_triggers = 0
 
     def bind(self, context: DeciderContext) -> None:
         """Keep the policy and price one full edge pass (the charge per policy probe)."""
@@ -252,6 +295,24 @@ class VisionEntropyDecider(DeciderBase):
             self.model_overhead_s += self._pass_s
         return None if value is None else float(value)
 
+    def _cross(self, obs: DeciderObservation, uncertain: bool) -> Decision:
+        """``untriggered="cross"``: refills cross the partition; a trigger asks for a fresh plan.
+
+        The detector read this tick's frame, so its edge time is charged whatever it answers.
+        """
+        cfg = self.config
+        self.model_overhead_s += cfg.detector_ms * 1e-3
+        if refill_due(obs, cfg.max_in_flight):
+            return Decision("infer", escalate=True)
+        if (
+            uncertain
+            and obs.in_flight <= cfg.max_in_flight  # one slot beyond the refills, as RAPID's
+            and obs.since_request_s >= cfg.cooldown_s - 1e-9
+        ):
+            self.cross_triggers += 1
+            return Decision("infer", escalate=True)
+        return KEEP
+
     def decide(self, obs: DeciderObservation) -> Decision:
         """Compute the signal (every tick), then offload, refill or keep."""
         cfg = self.config
@@ -266,12 +327,15 @@ class VisionEntropyDecider(DeciderBase):
             uncertain = uncertain or (u is not None and u > self._policy_threshold)
         if uncertain:
             self.triggers += 1
+        if cfg.mode == "escalate" and cfg.untriggered == "cross":
+            return self._cross(obs, uncertain)
         if cfg.mode == "escalate":
-            return Decision("infer", escalate=uncertain) if refill_due(obs) else KEEP
+            due = refill_due(obs, cfg.max_in_flight)
+            return Decision("infer", escalate=uncertain) if due else KEEP
         if uncertain:
             if obs.in_flight == 0 and obs.since_request_s >= cfg.cooldown_s:
                 return Decision("infer", split=cfg.offload_split)
-        if refill_due(obs):
+        if refill_due(obs, cfg.max_in_flight):
             edge = obs.n_splits - 1 if cfg.refill_split is None else cfg.refill_split
             return Decision("infer", split=edge)
         return KEEP

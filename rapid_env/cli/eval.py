@@ -139,6 +139,11 @@ def _sweep_flags(g: argparse._ArgumentGroup) -> None:
                    help="import MODULE (on PYTHONPATH) before the sweep is planned, here and in "
                         "every worker, so the policies, deciders or tasks it registers can be "
                         "named (repeatable or comma-separated; docs/plugging_in_a_policy.md)")
+    g.add_argument("--max-in-flight", type=int, default=None, metavar="N",
+                   help="pipelined refills: every agent whose decider has a max_in_flight field "
+                        "and does not set it gets max_in_flight=N (its name says so), and the "
+                        "controller allows N + 1 requests in flight (default: 1 refill, 2 "
+                        "requests; docs/deciders.md#pipelined-refills)")
 
 
 def _model_flags(g: argparse._ArgumentGroup) -> None:
@@ -335,21 +340,23 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     for t in tasks:
         TASKS.check(t)
     _check_counts(args)
+    agents, renamed = pipelined_agents(args.agents, args.max_in_flight)
     base = EnvConfig(
         task=tasks[0], policy=args.policy, profile=args.profile, edge=args.edge,
         cloud=args.cloud, image_size=args.image_size, control_hz=args.control_hz,
         chunk_size=args.chunk_size, max_episode_s=args.max_episode_s,
-        control=ControlConfig(hold_policy=args.hold_policy, align=args.align),
+        control=ControlConfig(hold_policy=args.hold_policy, align=args.align,
+                              max_in_flight=controller_cap(agents, args.max_in_flight)),
         trust_checkpoint_code=args.trust_checkpoint_code, edge_budget_gib=args.edge_budget_gib,
         placement=args.placement, loop_cost=args.loop_cost,
         action_contract=args.action_contract,
     )
     for field_name, flag, values in (("tasks", "--tasks", tasks),
-                                     ("agents", "--agents", args.agents),
+                                     ("agents", "--agents", agents),
                                      ("noises", "--noise", args.noise),
                                      ("links", "--links", args.links)):
         check_distinct(field_name, values, flag)  # named by flag; SweepSpec checks it again
-    spec = SweepSpec(tasks=tasks, agents=args.agents, noises=args.noise, links=args.links,
+    spec = SweepSpec(tasks=tasks, agents=agents, noises=args.noise, links=args.links,
                      episodes=args.episodes, seed=args.seed, base=base)
     check_workers(args.backend, args.workers)
     resolve_project(args.project)  # a name W&B would refuse fails now, not after the sweep
@@ -364,8 +371,83 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
                       wandb_tags=args.tags, wandb_job_type=args.job_type,
                       report=not args.no_report, videos=args.videos, oracle=args.oracle,
                       token_file=_abs(args.token_file), imports=imports,
-                      baseline=args.baseline and resolve_baseline(args.baseline, args.agents),
+                      baseline=args.baseline and resolve_baseline(
+                          renamed.get(args.baseline, args.baseline), agents),
                       wandb_project=args.project, wandb_entity=args.entity)
+
+
+def pipelined_agents(
+    agents: Sequence[str], n: int | None
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """``--max-in-flight N``: add ``max_in_flight=N`` to every agent spec that can take it.
+
+    An agent takes it when its decider's config has a ``max_in_flight`` field and the spec does
+    not set it already; the new spec is the agent's name in records and manifests, so they say
+    which reading ran. Returns the agents and a map from each renamed spec to its new name.
+
+    Raises:
+        ValueError: ``n`` is not an int in 1..64 (named by the flag).
+    """
+    if n is None:
+        return tuple(agents), {}
+    from rapid_env.agents.refill import check_max_in_flight
+    from rapid_env.agents.registry import DECIDERS
+    from rapid_env.specs import parse_spec as parse_agent
+
+    try:
+        check_max_in_flight(n)
+    except ValueError as exc:
+        raise ValueError(f"--max-in-flight {n}: {exc}") from None
+    renamed: dict[str, str] = {}
+    for agent in agents:
+        name, fields = parse_agent(agent)
+        cls = DECIDERS.config_class(name) if agent in DECIDERS else None
+        if cls is None or "max_in_flight" not in getattr(cls, "__dataclass_fields__", {}):
+            continue
+        if "max_in_flight" in fields:
+            continue
+        text = agent.strip()
+        if text.endswith(")"):
+            head = text[:-1].rstrip()
+            sep = "" if head.endswith("(") else ","
+            renamed[agent] = f"{head}{sep}max_in_flight={n})"
+        else:
+            renamed[agent] = f"{text}(max_in_flight={n})"
+    return tuple(renamed.get(a, a) for a in agents), renamed
+
+
+def controller_cap(agents: Sequence[str], n: int | None) -> int:
+    """The controller's in-flight cap: one request beyond the largest refill pipeline.
+
+    Without ``--max-in-flight`` the default cap (2) stays, and an agent that keeps more refills
+    in flight than that is refused with the flag to use (its refills would be refused and
+    counted instead); with it, ``max(2, 1 + the largest max_in_flight of any agent)``, so a
+    trigger such as RAPID's critical request keeps a slot beyond the refills.
+
+    Raises:
+        ValueError: without the flag, an agent asks for more refills in flight than 2.
+    """
+    from rapid_env.agents.registry import DECIDERS
+    from rapid_env.config import ControlConfig
+
+    default = ControlConfig().max_in_flight
+    largest = 1
+    for agent in agents:
+        try:
+            cfg = DECIDERS.config(agent)
+        except ValueError:
+            continue  # a bad spec is named by the sweep's own check, with its allowed values
+        value = getattr(cfg, "max_in_flight", 1)
+        if isinstance(value, int) and not isinstance(value, bool):
+            largest = max(largest, value)
+    if n is None:
+        if largest > default:
+            raise ValueError(
+                f"an agent keeps max_in_flight={largest} refills in flight but the controller "
+                f"allows {default}; add --max-in-flight {largest} (it allows {largest + 1})"
+            )
+        return default
+    return max(default, largest + 1)
 
 
 def _warn_reserved_seeds(seed: int, episodes: int) -> None:

@@ -219,6 +219,36 @@ def test_a_configured_agent_runs_and_is_recorded_as_given(tmp_path):
     assert [row["agent"] for row in summary] == ["rapid(high_threshold=6)"]
 
 
+def test_max_in_flight_reaches_the_agents_and_the_controller(tmp_path):
+    out = tmp_path / "p"
+    args = ["--agents", "rapid,edge-only(max_in_flight=1),learned", "--tasks", "reach",
+            "--episodes", "1", "--policy", "expert", "--max-episode-s", "1", "--image-size", "16",
+            "--max-in-flight", "2", "--baseline", "rapid", "--wandb", "disabled", "--quiet",
+            "--no-report", "--out", str(out)]
+    assert main(args) == 0
+    agents = ["rapid(max_in_flight=2)", "edge-only(max_in_flight=1)", "learned"]
+    assert sorted(r["agent"] for r in _records(out / "episodes.jsonl")) == sorted(agents)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sweep"]["agents"] == agents
+    assert manifest["sweep"]["env"]["control"]["max_in_flight"] == 3
+    assert {c["env"]["control"]["max_in_flight"] for c in manifest["cells"]} == {3}
+
+
+def test_max_in_flight_flag_and_agents_are_checked(tmp_path):
+    from rapid_env.cli.eval import parse_spec
+
+    base = ["--tasks", "reach", "--out", str(tmp_path)]
+    agents = ["--agents", "rapid(cooldown_s=0.1),periodic()"]
+    inv = parse_spec([*base, *agents, "--max-in-flight", "3"])
+    assert inv.spec.agents == ("rapid(cooldown_s=0.1,max_in_flight=3)", "periodic(max_in_flight=3)")
+    assert inv.spec.base.control.max_in_flight == 4
+    assert parse_spec([*base, "--agents", "rapid"]).spec.base.control.max_in_flight == 2
+    for bad, needle in ((["--max-in-flight", "0"], "--max-in-flight 0: max_in_flight=0; allowed"),
+                        (["--agents", "rapid(max_in_flight=3)"], "add --max-in-flight 3")):
+        with pytest.raises(ValueError, match=needle):
+            parse_spec([*base, *bad])
+
+
 @pytest.mark.parametrize(
     ("agents", "needle"),
     [
@@ -228,7 +258,7 @@ def test_a_configured_agent_runs_and_is_recorded_as_given(tmp_path):
          "rapid(high_threshold=abc): high_threshold='abc' is not a float; "
          "allowed: high_threshold: float, low_threshold: float"),
         ("rapid(high_threshold=-1)", "rapid(high_threshold=-1): need 0 < low_threshold"),
-        ("static-split(x=1)", "static-split(x=1): unknown field 'x'; allowed: (none)"),
+        ("static-split(x=1)", "static-split(x=1): unknown field 'x'; allowed: max_in_flight: int"),
     ],
 )
 def test_bad_agent_specs_exit_2_before_any_episode(tmp_path, capsys, agents, needle):
