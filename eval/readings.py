@@ -82,6 +82,18 @@ class Reading:
         """The folder of the vision-triggered baseline's sweep."""
         return f"vision.{self.id}"
 
+    @property
+    def undefined(self) -> str | None:
+        """Why the baseline cannot run under this reading, or None when it can.
+
+        An early exit answers from the edge's own blocks; under ``edge-suffix`` the edge holds
+        the model's tail, which needs the cloud's prefix first, so there is nothing to exit from.
+        """
+        if self.placement == "edge-suffix" and self.baseline == "early-exit":
+            return ("an early exit needs the model's first blocks on the edge; under edge-suffix "
+                    "the edge holds the tail")
+        return None
+
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON: every axis by name."""
         return asdict(self)
@@ -137,6 +149,7 @@ def sweep_argv(
     reading: Reading, scheme: str, args: argparse.Namespace, out: Path
 ) -> list[str]:
     """The ``rapid-eval`` arguments of one of a reading's sweeps (``scheme``: rapid or vision)."""
+    noises: tuple[str, ...]
     if scheme == "rapid":
         agent, noises, budget = rapid_agent(reading), ("clean",), RAPID_BUDGET_GIB
         folder, oracle = reading.rapid_sweep, True
@@ -202,7 +215,8 @@ def sweeps(readings: Sequence[Reading], args: argparse.Namespace,
                                   REFERENCE: reference_argv(readings, args, out)}
     for reading in readings:
         plan.setdefault(reading.rapid_sweep, sweep_argv(reading, "rapid", args, out))
-        plan.setdefault(reading.vision_sweep, sweep_argv(reading, "vision", args, out))
+        if reading.undefined is None:
+            plan.setdefault(reading.vision_sweep, sweep_argv(reading, "vision", args, out))
     return plan
 
 

@@ -99,12 +99,11 @@ def _overhead(tables: Tables, _: Mapping[str, Sequence[Record]]) -> float | None
 
 
 def _accuracy_gain(tables: Tables, _: Mapping[str, Sequence[Record]]) -> float | None:
-    rows = {name: _row(tables["table3"], name).get("success")
-            for name in ("RAPID", "vision-triggered", "edge-only")}
-    if any(v is None for v in rows.values()):
+    rapid, vision, edge = (_row(tables["table3"], name).get("success")
+                           for name in ("RAPID", "vision-triggered", "edge-only"))
+    if rapid is None or vision is None or edge is None:
         return None
-    best_baseline = max(float(rows["vision-triggered"]), float(rows["edge-only"]))
-    return 100.0 * (float(rows["RAPID"]) - best_baseline)
+    return 100.0 * (float(rapid) - max(float(vision), float(edge)))
 
 
 def _finishes_sooner(tables: Tables, records: Mapping[str, Sequence[Record]]) -> float | None:
@@ -194,11 +193,13 @@ def score_reading(reading: Reading, records: Mapping[str, Sequence[Record]]) -> 
                                "holds": None if ours is None else bool(claim.holds(ours))}
         if claim.paper is not None:
             row["paper"] = claim.paper
+        if reading.undefined is not None and ours is None:
+            row["note"] = f"undefined reading: {reading.undefined}"
         rows.append(row)
     t3 = {r["row"]: r["ours"] for r in tables["table3"]}
     return {
         "reading": reading.id, **reading.as_dict(), "rows": rows,
-        "table3_distance": table3_distance(tables),
+        "table3_distance": table3_distance(tables), "undefined": reading.undefined,
         "table3": {name: {k: t3.get(name, {}).get(k) for k in (
             "latency_ms_mean", "edge_ms", "cloud_plus_network_ms", "stall_share",
             "time_to_success_s", "success", "episodes")} for name in t3},
@@ -305,7 +306,11 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                        f"{_fmt(r['redundant_share_of_cached'], 'share')} | "
                        f"{_fmt(r['stall_share'], 'share')} | {_fmt(r['paper'], 'share')} |")
     axes = ("placement", "loop_cost", "baseline", "max_in_flight", "link")
-    out += ["", "## Every reading", "",
+    undefined = sorted({s["undefined"] for s in result["readings"] if s.get("undefined")})
+    out += ["", "## Every reading", ""]
+    for why in undefined:
+        out += [f"Not run (no figure, `holds` null): {why}.", ""]
+    out += [
             "| " + " | ".join(axes) + " | " + " | ".join(c.key for c in CLAIMS)
             + " | Table III distance | RAPID ms | vision ms | RAPID stall share |",
             "| " + " | ".join("---" for _ in range(len(axes) + len(CLAIMS) + 4)) + " |"]

@@ -115,9 +115,11 @@ def test_sweeps_are_shared_between_readings_that_run_the_same_thing(tmp_path):
                               max_episode_s=1.0, workers=1, wandb="disabled", quiet=True,
                               quick=True)
     plan = sweeps(grid(DEFAULT_AXES), args, tmp_path)
-    # RAPID does not depend on the baseline's mode: 16 RAPID sweeps, 32 baseline sweeps, plus
-    # edge-only and the ideal-link reference once each
-    assert len(plan) == 16 + 32 + 2
+    # RAPID does not depend on the baseline's mode: 16 RAPID sweeps, 32 baseline readings less
+    # the 8 where an early exit is undefined (edge-suffix), edge-only and the reference once each
+    assert len(plan) == 16 + 24 + 2
+    undefined = Reading("edge-suffix", "once", "early-exit", 1, "lab-wifi6")
+    assert undefined.undefined and undefined.vision_sweep not in plan
     ref = plan["rapid.reference.ideal"]
     assert ref[ref.index("--links") + 1] == "ideal" and "--oracle" in ref
     assert ref[ref.index("--max-in-flight") + 1] == "2"
@@ -151,3 +153,16 @@ def test_finishing_sooner_is_read_on_the_seeds_both_schemes_solve():
     assert rows["rapid_finishes_sooner"]["ours"] == pytest.approx(1.0)
     assert rows["rapid_finishes_sooner"]["holds"] is False
     assert "paper" not in rows["rapid_finishes_sooner"]
+
+
+def test_an_undefined_reading_has_rows_without_verdicts_and_says_why():
+    undefined = Reading("edge-suffix", "per-pass", "early-exit", 1, "lab-wifi6")
+    records = _records(200.0, 380.0, 500.0, redundant=72)
+    records["vision"] = []
+    scored = score_reading(undefined, records)
+    rows = {r["claim"]: r for r in scored["rows"]}
+    assert rows["rapid_faster_than_vision"]["holds"] is None
+    assert "edge-suffix" in rows["rapid_faster_than_vision"]["note"]
+    assert rows["redundancy_81_86"]["holds"] is True  # RAPID's own figures still count
+    md = render_markdown(build_sensitivity([scored], {}))
+    assert "Not run" in md
