@@ -166,3 +166,34 @@ def test_an_undefined_reading_has_rows_without_verdicts_and_says_why():
     assert rows["redundancy_81_86"]["holds"] is True  # RAPID's own figures still count
     md = render_markdown(build_sensitivity([scored], {}))
     assert "Not run" in md
+
+
+@pytest.mark.slow
+def test_readings_quick_writes_a_row_per_claim_and_reading_and_resumes(tmp_path):
+    from rapid_env.cli.paper import main
+
+    out = tmp_path / "readings"
+    argv = ["--readings", "--quick", "--tasks", "reach", "--policy", "expert",
+            "--max-episode-s", "0.5", "--links", "lab-wifi6", "--out", str(out), "--quiet",
+            "--wandb", "disabled"]
+    assert main(argv) == 0
+    result = json.loads((out / "sensitivity.json").read_text())
+    keys = {(r["placement"], r["loop_cost"], r["baseline"], r["max_in_flight"])
+            for r in result["rows"]}
+    assert len(keys) == 16  # 2 placements x 2 loop costs x 2 baseline modes x 2 in flight
+    assert len(result["rows"]) == 16 * len(CLAIMS)
+    for row in result["rows"]:
+        assert {"ours", "holds", "claim", "reading"} <= set(row)
+        assert row["holds"] in (True, False, None)
+        if row["claim"] == "rapid_faster_than_vision":
+            assert row["paper"] == pytest.approx(377.7 / 222.9)
+    # the edge-suffix partition at 2.4 GiB: RAPID's edge compute is the suffix's 129 ms
+    suffix = next(s for s in result["readings"] if s["placement"] == "edge-suffix")
+    assert suffix["table3"]["RAPID"]["edge_ms"] == pytest.approx(129.0, rel=0.15)
+    prefix = next(s for s in result["readings"] if s["placement"] == "edge-prefix")
+    assert prefix["table3"]["RAPID"]["edge_ms"] == pytest.approx(48.0, rel=0.05)
+    assert (out / "sensitivity.md").read_text().startswith("# Which of the paper's claims")
+    # a rerun resumes every store and rebuilds the same rows
+    assert main(argv) == 0
+    again = json.loads((out / "sensitivity.json").read_text())
+    assert again["rows"] == result["rows"]
