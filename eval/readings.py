@@ -10,7 +10,9 @@ axis, each an ordinary ``rapid-eval`` switch:
 * ``baseline``: what the vision-triggered baseline does when its trigger does not fire
   (``vision-entropy(mode=escalate,untriggered=early-exit|cross)``);
 * ``max_in_flight``: refills that may be outstanding at once (``--max-in-flight N``);
-* ``link``: the network (``--links``).
+* ``link``: the network (``--links``);
+* ``action_contract``: what one call of the model returns (``--action-contract chunk|single``;
+  ``single`` is OpenVLA-7B as released: one action per 7-token call; off the default grid).
 
 The grid is the product of the axes. Each reading runs two sweeps, deduplicated across readings
 that share them: RAPID on its 2.4 GiB partition with the redundancy oracle (the baseline's mode
@@ -36,6 +38,7 @@ from rapid_env.eval.paper_tables import EDGE_ONLY, RAPID, TOLERANCES, VISION
 PLACEMENTS: tuple[str, ...] = ("edge-prefix", "edge-suffix", "best")
 LOOP_COSTS: tuple[str, ...] = ("per-pass", "once")
 BASELINES: tuple[str, ...] = ("early-exit", "cross")
+CONTRACTS: tuple[str, ...] = ("chunk", "single")
 MAX_MAX_IN_FLIGHT = 8
 """More refills in flight than this buys nothing on any link we model (a chunk is 8 actions)."""
 
@@ -45,6 +48,7 @@ DEFAULT_AXES: dict[str, tuple[str, ...]] = {
     "baseline": BASELINES,
     "max_in_flight": ("1", "2"),
     "link": ("lab-wifi6", "constant:1000:2"),
+    "action_contract": ("chunk",),
 }
 """The default grid: 2 x 2 x 2 x 2 x 2 = 32 readings. ``constant:1000:2`` is a wired lab link
 (1 Gbit/s, 2 ms RTT), the fastest plausible; ``lab-wifi6`` the regime's own."""
@@ -64,18 +68,24 @@ class Reading:
     baseline: str
     max_in_flight: int
     link: str
+    action_contract: str = "chunk"
 
     @property
     def id(self) -> str:
         """E.g. ``edge-suffix.once.cross.mif2.lab-wifi6``."""
         return ".".join((self.placement, self.loop_cost, self.baseline,
-                         f"mif{self.max_in_flight}", _safe(self.link)))
+                         f"mif{self.max_in_flight}", _safe(self.link), *self._contract))
+
+    @property
+    def _contract(self) -> tuple[str, ...]:
+        """The contract's part of a name: nothing for the default, so ids stay as they were."""
+        return () if self.action_contract == "chunk" else (self.action_contract,)
 
     @property
     def rapid_sweep(self) -> str:
         """The folder of RAPID's sweep: the baseline's mode does not change RAPID."""
         return ".".join(("rapid", self.placement, self.loop_cost, f"mif{self.max_in_flight}",
-                         _safe(self.link)))
+                         _safe(self.link), *self._contract))
 
     @property
     def vision_sweep(self) -> str:
@@ -109,7 +119,8 @@ def parse_axis(name: str, text: str) -> tuple[str, ...]:
     values = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
     if not values:
         raise ValueError(f"--{name.replace('_', '-')} {text!r}: give at least one value")
-    allowed = {"placement": PLACEMENTS, "loop_cost": LOOP_COSTS, "baseline": BASELINES}
+    allowed = {"placement": PLACEMENTS, "loop_cost": LOOP_COSTS, "baseline": BASELINES,
+               "action_contract": CONTRACTS}
     if name in allowed:
         bad = [v for v in values if v not in allowed[name]]
         if bad:
@@ -126,10 +137,10 @@ def parse_axis(name: str, text: str) -> tuple[str, ...]:
 def grid(axes: Mapping[str, Sequence[str]]) -> list[Reading]:
     """Every reading of the product of ``axes`` (keys as :data:`DEFAULT_AXES`), in order."""
     return [
-        Reading(p, lc, b, int(m), link)
-        for p, lc, b, m, link in itertools.product(
+        Reading(p, lc, b, int(m), link, c)
+        for p, lc, b, m, link, c in itertools.product(
             axes["placement"], axes["loop_cost"], axes["baseline"], axes["max_in_flight"],
-            axes["link"])
+            axes["link"], axes.get("action_contract", ("chunk",)))
     ]
 
 
@@ -166,6 +177,7 @@ def sweep_argv(
         "--edge-budget-gib", f"{budget:g}",
         "--placement", reading.placement, "--loop-cost", reading.loop_cost,
         "--max-in-flight", str(reading.max_in_flight),
+        "--action-contract", reading.action_contract,
         "--no-report",
     ]
     if oracle:

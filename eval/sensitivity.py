@@ -305,7 +305,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             out.append(f"| {task} | {_fmt(r['redundant_share'], 'share')} | "
                        f"{_fmt(r['redundant_share_of_cached'], 'share')} | "
                        f"{_fmt(r['stall_share'], 'share')} | {_fmt(r['paper'], 'share')} |")
-    axes = ("placement", "loop_cost", "baseline", "max_in_flight", "link")
+    axes = ("placement", "loop_cost", "baseline", "max_in_flight", "link", "action_contract")
     undefined = sorted({s["undefined"] for s in result["readings"] if s.get("undefined")})
     out += ["", "## Every reading", ""]
     for why in undefined:

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refills allowed in flight at once (rapid-eval --max-in-flight)")
     r.add_argument("--links", default="lab-wifi6,constant:1000:2",
                    help="links of the grid (--link is the single regime's)")
+    r.add_argument("--contracts", default="chunk",
+                   help="what one model call returns: chunk (8 actions), single (one action, "
+                        "OpenVLA-7B as released)")
     return p
 
 
@@ -120,7 +123,8 @@ def _readings(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     try:
         axes = {name: parse_axis(name, getattr(args, flag)) for name, flag in (
             ("placement", "placements"), ("loop_cost", "loop_costs"), ("baseline", "baselines"),
-            ("max_in_flight", "in_flight"), ("link", "links"))}
+            ("max_in_flight", "in_flight"), ("link", "links"),
+            ("action_contract", "contracts"))}
         from rapid_env.link import parse_link
 
         for link in axes["link"]:

@@ -99,7 +99,7 @@ def test_the_result_tallies_claims_and_names_the_best_match():
     assert len(result["rows"]) == 2 * len(CLAIMS)
     assert result["best_match"]["reading"] in (a["reading"], b["reading"])
     md = render_markdown(result)
-    assert "1 of 2" in md and "| edge-suffix | once | cross | 2 | lab-wifi6 |" in md
+    assert "1 of 2" in md and "| edge-suffix | once | cross | 2 | lab-wifi6 | chunk |" in md
 
 
 def test_the_default_grid_covers_two_values_of_every_axis():
@@ -131,7 +131,22 @@ def test_sweeps_are_shared_between_readings_that_run_the_same_thing(tmp_path):
     assert "--oracle" in plan[READING.rapid_sweep]
 
 
+def test_the_single_action_contract_is_an_axis_named_in_ids_and_sweeps(tmp_path):
+    args = argparse.Namespace(tasks="reach", episodes=1, seed=1000, policy="expert",
+                              max_episode_s=1.0, workers=1, wandb="disabled", quiet=True,
+                              quick=True)
+    axes = {**DEFAULT_AXES, "action_contract": ("chunk", "single")}
+    readings = grid(axes)
+    assert len(readings) == 64
+    single = Reading("edge-prefix", "once", "cross", 1, "lab-wifi6", "single")
+    assert single.id.endswith(".single") and READING.id.endswith("lab-wifi6")
+    plan = sweeps(readings, args, tmp_path)
+    argv = plan[single.rapid_sweep]
+    assert argv[argv.index("--action-contract") + 1] == "single"
+
+
 @pytest.mark.parametrize(("axis", "text", "bad"), [
+    ("action_contract", "pair", "pair"),
     ("placement", "edge-prefix,middle", "middle"), ("loop_cost", "twice", "twice"),
     ("baseline", "never", "never"), ("max_in_flight", "0", "0"),
 ])
