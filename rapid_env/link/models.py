@@ -28,6 +28,7 @@ import numpy as np
 from rapid_env.link.base import DIRECTIONS, Direction, TransferResult
 from rapid_env.link.latency import Latency
 from rapid_env.link.loss import GilbertElliott, GilbertElliottChannel
+from rapid_env.link.queue import GapQueue
 from rapid_env.link.traces import MTU_BYTES, BandwidthTrace
 
 Reliability = Literal["tcp", "udp"]
@@ -39,17 +40,31 @@ def _check_direction(direction: str) -> None:
         raise ValueError(f"direction={direction!r}; allowed: {', '.join(DIRECTIONS)}")
 
 
+def waited(t_start: float, begin: float, done: float, pieces: list[tuple[float, float]]) -> float:
+    """Seconds a transfer could not use the link because of traffic booked before it.
+
+    In one piece: the wait before it began. Spread over gaps: its time from ready to done
+    less the time it was on the link.
+    """
+    if len(pieces) == 1:
+        return begin - t_start
+    return (done - t_start) - sum(e - b for b, e in pieces)
+
+
 @dataclass
 class ConstantLink:
     """Constant bandwidth and RTT; FIFO per direction.
 
-    Arrival = max(t_start, direction free) + 8 * nbytes / bandwidth + rtt / 2.
+    Arrival = when the transfer's bits are through (its own serialisation, in the link's idle
+    time from ``t_start`` on: :class:`~rapid_env.link.queue.GapQueue`) + rtt / 2. Booked in time
+    order that is ``max(t_start, direction free) + 8 * nbytes / bandwidth + rtt / 2``.
     """
 
     bandwidth_bps: float
     rtt_s: float
     name: str = ""
-    _free_at: dict[str, float] = field(default_factory=lambda: {"up": 0.0, "down": 0.0})
+    _queues: dict[str, GapQueue] = field(
+        default_factory=lambda: {"up": GapQueue(), "down": GapQueue()})
 
     def __post_init__(self) -> None:
         if not self.bandwidth_bps > 0:
@@ -71,18 +86,21 @@ class ConstantLink:
 
     def reset(self, rng: np.random.Generator) -> None:
         """Empty both queues (a constant link draws nothing)."""
-        self._free_at = {"up": 0.0, "down": 0.0}
+        self._queues = {"up": GapQueue(), "down": GapQueue()}
 
     def transfer(self, nbytes: int, t_start: float, direction: Direction) -> TransferResult:
         """Queue, serialise at the constant rate, then propagate for half the RTT."""
         _check_direction(direction)
         if nbytes < 0:
             raise ValueError(f"nbytes must be >= 0, got {nbytes}")
-        begin = max(t_start, self._free_at[direction])
-        done = begin + 8.0 * nbytes / self.bandwidth_bps
-        self._free_at[direction] = done
+        rate, queue = self.bandwidth_bps, self._queues[direction]
+        begin, done, pieces = queue.place(
+            t_start, 8.0 * nbytes, lambda t, bits: t + bits / rate,
+            lambda t0, t1: (t1 - t0) * rate)
+        queue.commit(pieces, done)
         return TransferResult(
-            nbytes, direction, t_start, done + self.rtt_s / 2.0, wait_s=begin - t_start
+            nbytes, direction, t_start, done + self.rtt_s / 2.0,
+            wait_s=waited(t_start, begin, done, pieces),
         )
 
 
@@ -111,12 +129,11 @@ _MAX_REPAIR_ROUNDS = 15  # like Linux's tcp_retries2: a transfer that keeps losi
 class _Direction:
     """Per-direction episode state: queue, last arrival, delay stream, loss chain."""
 
-    __slots__ = ("trace", "free_at", "last_arrival", "delays", "di", "rng", "channel")
+    __slots__ = ("trace", "queue", "delays", "di", "rng", "channel")
 
     def __init__(self, trace: BandwidthTrace) -> None:
         self.trace = trace
-        self.free_at = 0.0
-        self.last_arrival = -math.inf
+        self.queue = GapQueue()
         self.delays: list[float] = []
         self.di = 0
         self.rng = np.random.default_rng(0)
@@ -259,9 +276,12 @@ class TraceLink:
             raise AssertionError  # unreachable
         if nbytes < 0:
             raise ValueError(f"nbytes must be >= 0, got {nbytes}")
-        begin = t_start if t_start > st.free_at else st.free_at
         horizon = t_start + self.timeout_s
-        done = self._serialise(st.trace, begin, 8.0 * nbytes) if nbytes else begin
+        trace, off, loop = st.trace, self.offset_s, self.loop
+        begin, done, pieces = st.queue.place(
+            t_start, 8.0 * nbytes, lambda t, bits: self._serialise(trace, t, bits),
+            lambda t0, t1: trace.bits_until(t1 + off, loop) - trace.bits_until(t0 + off, loop))
+        wait_s = waited(t_start, begin, done, pieces)
         retx = lost_pk = 0
         dropped = False
         if st.channel is not None and nbytes > 0:
@@ -285,21 +305,14 @@ class TraceLink:
             if pending:
                 dropped = True  # gave up repairing (horizon or too many rounds)
         delay = self._delay(st)
-        arrival = done + delay
-        if arrival < st.last_arrival:
-            arrival = st.last_arrival  # one bottleneck queue: deliveries stay in order
+        # one bottleneck queue: a transfer does not overtake one that went out before it
+        arrival = st.queue.in_order(done, done + delay)
         if arrival - t_start > self.timeout_s or math.isinf(arrival):
             # the sender gives up at the horizon; what it had sent by then used the link
-            st.free_at = max(begin, min(done, horizon))
-            return TransferResult(
-                nbytes, direction, t_start, None, retx, lost_pk, True, begin - t_start
-            )
-        st.free_at = done
+            st.queue.commit(pieces, max(begin, min(done, horizon)))
+            return TransferResult(nbytes, direction, t_start, None, retx, lost_pk, True, wait_s)
+        st.queue.commit(pieces, done)
         if dropped:
-            return TransferResult(
-                nbytes, direction, t_start, None, retx, lost_pk, False, begin - t_start
-            )
-        st.last_arrival = arrival
-        return TransferResult(
-            nbytes, direction, t_start, arrival, retx, lost_pk, False, begin - t_start
-        )
+            return TransferResult(nbytes, direction, t_start, None, retx, lost_pk, False, wait_s)
+        st.queue.delivered(done, arrival)
+        return TransferResult(nbytes, direction, t_start, arrival, retx, lost_pk, False, wait_s)

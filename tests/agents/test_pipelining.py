@@ -241,17 +241,13 @@ def test_pipelining_cuts_stalls_when_requests_do_not_share_the_link():
     assert two["inferences"] > one["inferences"] and two["refused_requests"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="in the paper's regime every request cuts the decoding loop (7 round trips), and the "
-    "simulated link books a request's transfers when it is sent, so a second request's upload "
-    "queues behind the first's later, not yet sent, token transfers (latency 268 -> ~350 ms); "
-    "pipelining then does not cut stalls (measured: 32 -> 33 of 80 ticks)",
-)
 def test_pipelining_cuts_stalls_in_the_papers_regime():
     one = _episode("rapid", "lab-wifi6", 2.4)
     two = _episode("rapid(max_in_flight=2)", "lab-wifi6", 2.4)
     assert two["stall_steps"] < one["stall_steps"], (two["stall_steps"], one["stall_steps"])
+    # the second request's upload goes out in the gaps between the first's token transfers
+    # (the link books out of order), so pipelining does not buy its refills a longer wait
+    assert two["latency_ms_mean"] < 1.15 * one["latency_ms_mean"]
 
 
 def test_cross_reading_in_a_real_episode_never_exits_early_and_charges_the_detector():
