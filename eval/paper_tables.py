@@ -36,11 +36,11 @@ LABELS: dict[str, str] = {RAPID: "RAPID", VISION: "vision-triggered", EDGE_ONLY:
 
 TRIGGER_AGENTS: tuple[str, ...] = (
     RAPID, "rapid-acc-only", "rapid-torque-only", "rapid-fixed-weights",
-    "rapid-single-threshold", "rapid-no-preempt", "rapid-no-cooldown", "periodic",
-    "chunk-threshold",
+    "rapid-single-threshold", "rapid-no-preempt", "rapid-no-cooldown", "rapid-settle",
+    "periodic", "chunk-threshold",
 )
-"""RAPID, its one-switch ablations, and the two refill-style baselines (the vision trigger is
-added from its own setting)."""
+"""RAPID, its one-switch ablations (``rapid-settle``: trigger hygiene), and the two refill-style
+baselines (the vision trigger is added from its own setting)."""
 
 SCENES: dict[str, str] = {"standard": "clean", "visual-noise": "visual-noise",
                           "interference": "interference"}
