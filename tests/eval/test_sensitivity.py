@@ -25,7 +25,7 @@ def _record(agent: str, noise: str, latency: float, **extra) -> dict:
         "offloads": 4, "early_exits": 0, "latency_ms_mean": latency, "latency_ms_std": 0.0,
         "latency_n": 4, "edge_ms_mean": extra.pop("edge", 50.0), "cloud_ms_mean": 70.0,
         "network_ms_mean": latency - 120.0, "edge_memory_gb": 2.28,
-        "decision_overhead_pct": extra.pop("overhead", 0.2), "stall_steps": 10, "ticks": 200,
+        "decision_overhead_pct": extra.pop("overhead", 0.2), "stall_steps": 10, "steps": 200,
     }
     rec.update(extra)
     return rec
@@ -212,3 +212,20 @@ def test_readings_quick_writes_a_row_per_claim_and_reading_and_resumes(tmp_path)
     assert main(argv) == 0
     again = json.loads((out / "sensitivity.json").read_text())
     assert again["rows"] == result["rows"]
+
+
+def test_the_accuracy_claim_needs_a_paired_interval_clear_of_zero():
+    def run(rapid_wins: int, n: int) -> bool | None:
+        records = _records(200.0, 380.0, 500.0, redundant=72)
+        records["rapid"] = [_record(RAPID, "clean", 200.0, seed=s, success=s < rapid_wins)
+                            for s in range(n)]
+        records["vision"] = [_record(VISION, "clean", 380.0, seed=s, success=False)
+                             for s in range(n)]
+        records["edge-only"] = [_record(EDGE_ONLY, "clean", 782.9, seed=s, success=False)
+                                for s in range(n)]
+        rows = {r["claim"]: r for r in score_reading(READING, records)["rows"]}
+        return rows["accuracy_gain"]["holds"]
+
+    assert run(1, 1) is None  # +100 points on one pair decides nothing
+    assert run(15, 20) is True
+    assert run(0, 20) is None  # equal: the interval straddles 0
