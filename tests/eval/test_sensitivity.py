@@ -229,3 +229,21 @@ def test_the_accuracy_claim_needs_a_paired_interval_clear_of_zero():
     assert run(1, 1) is None  # +100 points on one pair decides nothing
     assert run(15, 20) is True
     assert run(0, 20) is None  # equal: the interval straddles 0
+
+
+def test_the_shipped_sensitivity_is_rebuilt_exactly_from_the_shipped_records(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from rapid_env.cli.paper import main
+
+    shipped = Path(__file__).resolve().parents[2] / "docs" / "results" / "readings"
+    out = tmp_path / "readings"
+    shutil.copytree(shipped, out)
+    assert main(["--readings", "--tables-only", "--out", str(out), "--wandb", "disabled"]) == 0
+    rebuilt = json.loads((out / "sensitivity.json").read_text())
+    original = json.loads((shipped / "sensitivity.json").read_text())
+    for key in ("rows", "claims", "readings", "best_match", "reference_ideal_link"):
+        assert rebuilt[key] == original[key], key
+    assert len({(r["placement"], r["loop_cost"], r["baseline"], r["max_in_flight"], r["link"])
+                for r in rebuilt["rows"]}) == 32
