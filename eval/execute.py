@@ -115,10 +115,15 @@ class EpisodeRunner:
 
                 trace = EpisodeTrace(frames=True)
             if job.oracle:
+                from functools import partial
+
                 from rapid_env.agents.refill import refill_due
                 from rapid_env.oracle import RedundancyOracle
 
-                oracle = RedundancyOracle(job.oracle, refill_due=refill_due)
+                # the decider's own refill rule: a pipelined refill is not its trigger
+                depth = getattr(getattr(decider, "config", None), "max_in_flight", 1)
+                due = partial(refill_due, max_in_flight=depth if isinstance(depth, int) else 1)
+                oracle = RedundancyOracle(job.oracle, refill_due=due)
             observers: list[EpisodeObserver] = [o for o in (trace, oracle) if o is not None]
             body = run_episode(controller, decider, job.seed, observers=observers)
         except KeyboardInterrupt:
