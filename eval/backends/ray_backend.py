@@ -179,6 +179,10 @@ def _bounded(seconds: float, what: str, call: Callable[[], T]) -> T:
         deadline = time.monotonic() + seconds
         while thread.is_alive() and time.monotonic() < deadline:
             thread.join(0.1)
+    except BaseException:  # Ctrl-C or SIGTERM while Ray is still connecting
+        if thread.is_alive():
+            _skip_ray_shutdown_at_exit()
+        raise
     finally:
         worker_log.removeFilter(quiet)
     if thread.is_alive():
@@ -186,6 +190,20 @@ def _bounded(seconds: float, what: str, call: Callable[[], T]) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
+
+
+def _skip_ray_shutdown_at_exit() -> None:
+    """Drop Ray's ``atexit`` shutdown: it would wait for the connection attempt still running.
+
+    Ray registers ``ray.shutdown`` at import. Interrupted while ``ray.init`` is still trying to
+    reach a cluster, that handler blocks the exit for as long as the attempt lasts (about 40 s),
+    although nothing was joined and there is nothing to shut down.
+    """
+    import atexit
+
+    import ray
+
+    atexit.unregister(ray.shutdown)
 
 
 class _DropOffThreadWarning(logging.Filter):
