@@ -35,6 +35,16 @@ def _env() -> dict[str, str]:
             "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
 
 
+def _default_sigint() -> None:
+    """Give the child Ctrl-C's default disposition, as a terminal would.
+
+    A signal ignored in the parent stays ignored across ``exec``, and Python then installs no
+    KeyboardInterrupt handler: if anything earlier in the test session left SIGINT ignored in
+    pytest's process, the child would never see the Ctrl-C this test sends.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _eval(*args: str, init_timeout_s: float | None = None) -> list[str]:
     """The command line of ``rapid-eval ARGS`` (optionally with a shorter ray.init bound)."""
     if init_timeout_s is None:
@@ -100,7 +110,8 @@ def test_ctrl_c_while_joining_a_cluster_exits_130(tmp_path):
     proc = subprocess.Popen(
         _eval(*SWEEP, "--address", f"127.0.0.1:{server.port}", "--out", str(tmp_path),
               init_timeout_s=300),
-        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint)
     try:
         guard = time.monotonic() + 120
         while server.accepted < 1 and proc.poll() is None and time.monotonic() < guard:
