@@ -36,12 +36,14 @@ def _env() -> dict[str, str]:
 
 
 def _default_sigint() -> None:
-    """Give the child Ctrl-C's default disposition, as a terminal would.
+    """Give the child Ctrl-C's default disposition and an unblocked SIGINT, as a terminal would.
 
-    A signal ignored in the parent stays ignored across ``exec``, and Python then installs no
-    KeyboardInterrupt handler: if anything earlier in the test session left SIGINT ignored in
-    pytest's process, the child would never see the Ctrl-C this test sends.
+    An ignored signal stays ignored across ``exec`` (and Python then installs no
+    KeyboardInterrupt handler), and a blocked one stays blocked: Ray's core worker, started in
+    pytest's own process by earlier tests (``ray.init`` in test_ray_backend), blocks SIGINT in
+    the threads it touches. A child inheriting either would never see this test's Ctrl-C.
     """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
