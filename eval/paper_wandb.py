@@ -72,11 +72,7 @@ def log_tables(mode: str | None, out: Path, tables: Mapping[str, Any], group: st
             logged[key] = wandb.Table(columns=list[str | int](columns), data=data)
         run.log(logged)
         run.summary.update(headline(tables))
-        artifact = wandb.Artifact(f"{artifact_name(out)}-paper-tables", type="paper-tables")
-        for name in ("paper_tables.md", "paper_tables.json"):
-            if (out / name).exists():
-                artifact.add_file(str(out / name))
-        run.log_artifact(artifact)
+        _log_files(run, out, "paper-tables", ("paper_tables.md", "paper_tables.json"))
     except BaseException:
         finish_run(run, resolved, "rapid-paper", exit_code=1)
         raise
@@ -112,12 +108,19 @@ def log_sensitivity(mode: str | None, out: Path, result: Mapping[str, Any],
             summary["best_match/reading"] = best["reading"]
             summary["best_match/table3_distance"] = best["table3_distance"]
         run.summary.update(summary)
-        artifact = wandb.Artifact(f"{artifact_name(out)}-sensitivity", type="sensitivity")
-        for name in ("sensitivity.md", "sensitivity.json"):
-            if (out / name).exists():
-                artifact.add_file(str(out / name))
-        run.log_artifact(artifact)
+        _log_files(run, out, "sensitivity", ("sensitivity.md", "sensitivity.json"))
     except BaseException:
         finish_run(run, resolved, "rapid-paper", exit_code=1)
         raise
     return finish_run(run, resolved, "rapid-paper")
+
+
+def _log_files(run: Any, out: Path, kind: str, names: Sequence[str]) -> None:
+    """The files of ``out`` that exist, as one artifact of type ``kind`` named after ``out``."""
+    import wandb  # already imported by start_run
+
+    artifact = wandb.Artifact(f"{artifact_name(out)}-{kind}", type=kind)
+    for name in names:
+        if (out / name).exists():
+            artifact.add_file(str(out / name))
+    run.log_artifact(artifact)
