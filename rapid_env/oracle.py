@@ -163,7 +163,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from rapid_env.observer import ObserverBase
-from rapid_env.policy import PolicyInput, run_policy
+from rapid_env.policy import run_policy
 from rapid_env.record_metrics import (
     ratio,
     redundant_share,
@@ -518,10 +518,10 @@ class RedundancyOracle(ObserverBase):
         """The chunk the policy would emit now, and its fault; changes nothing in the episode."""
         policy = c.policy
         task = c.task
-        image = c.camera.peek() if policy.needs_image else None
-        inp = PolicyInput(image, task.proprio_vector(), task.instruction, task)
+        inp = c.camera.policy_input(policy, peek=True)
+        dim = int(task.action_space.shape[0])
         with policy_rng_kept(policy), physics_kept(task):
-            result = run_policy(policy, inp, 0, 0)  # split == n_blocks: plain act, no bytes
+            result = run_policy(policy, inp, 0, 0, dim)  # split == n_blocks: plain act, no bytes
         return result.chunk, result.fault
 
     def _spread(self, c: PartitionedController, chunk: np.ndarray) -> float | None:
@@ -533,11 +533,10 @@ class RedundancyOracle(ObserverBase):
         """
         policy = c.policy
         task = c.task
-        image = c.camera.peek() if policy.needs_image else None
-        inp = PolicyInput(image, task.proprio_vector(), task.instruction, task)
+        inp = c.camera.policy_input(policy, peek=True)
         with policy_rng_kept(policy), physics_kept(task):
             policy.reset(self._floor_rng)
-            result = run_policy(policy, inp, 0, 0)
+            result = run_policy(policy, inp, 0, 0, int(task.action_space.shape[0]))
         if result.chunk is None:
             return None
         return action_distance(chunk[0], result.chunk[0], self.norm, self.components)
