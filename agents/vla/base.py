@@ -35,6 +35,8 @@ class ExecutableVLA(nn.Module):
         self.proprio_in = nn.Linear(cfg.proprio_dim, w)
         self.register_buffer("p_mean", torch.tensor(cfg.proprio_mean, dtype=torch.float32))
         self.register_buffer("p_std", torch.tensor(cfg.proprio_std, dtype=torch.float32))
+        if cfg.n_cameras > 1:  # one-camera checkpoints have no such tensor (and need none)
+            self.camera_embed = nn.Parameter(torch.randn(cfg.n_cameras, w) * 0.02)
 
     # ------------------------------------------------------------------ inputs
     def prepare(
@@ -46,21 +48,59 @@ class ExecutableVLA(nn.Module):
     ) -> State:
         """Turn raw inputs into the first state (what the edge starts from).
 
+        Several cameras are folded into the batch (``image`` is (B * C, H, W, 3), camera-major
+        within a sample) so the one vision tower encodes them all in one pass; the blocks that
+        turn features into tokens unfold them (:meth:`camera_tokens`).
+
         Args:
-            images: (B, H, W, 3) uint8 camera frames.
-            proprio: (B, 4) end-effector xyz + gripper opening.
+            images: (B, H, W, 3) uint8 frames of a one-camera model, (B, C, H, W, 3) of a
+                C-camera one (cameras in ``cfg.cameras`` order).
+            proprio: (B, proprio_dim), e.g. end-effector xyz + gripper opening (Meta-World).
             text_ids: (B, L) instruction token ids, padded to ``max_text_tokens``.
             gen: generator for the flow family's initial noise.
         """
+        c = self.cfg.n_cameras
+        if c > 1:
+            if images.ndim != 5 or images.shape[1] != c:
+                raise ValueError(
+                    f"expected (B, {c}, H, W, 3) images for cameras {self.cfg.cameras}, "
+                    f"got {tuple(images.shape)}"
+                )
+            images = images.reshape(-1, *images.shape[2:])
         state: State = {
             "image": images.to(torch.uint8),
             "proprio": (proprio.float() - self.p_mean) / self.p_std,
             "text_ids": text_ids.long(),
         }
         if self.needs_noise:
-            shape = (images.shape[0], self.cfg.chunk_size, self.cfg.action_dim)
+            shape = (proprio.shape[0], self.cfg.chunk_size, self.cfg.action_dim)
             state["noise"] = torch.randn(shape, generator=gen)
         return state
+
+    def zero_inputs(self, batch: int) -> State:
+        """The first state for all-zero inputs of ``batch`` samples (shapes only matter)."""
+        cfg, s = self.cfg, self.cfg.image_size
+        cams = (cfg.n_cameras,) if cfg.n_cameras > 1 else ()
+        return self.prepare(
+            torch.zeros(batch, *cams, s, s, 3, dtype=torch.uint8),
+            torch.zeros(batch, cfg.proprio_dim),
+            torch.zeros(batch, cfg.max_text_tokens, dtype=torch.long),
+            torch.Generator(),
+        )
+
+    def camera_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B * C, T, width) per-camera image tokens -> (B, C * T, width), cameras in order.
+
+        Each camera's tokens get its learned embedding added, so the trunk knows which view a
+        token came from (the vision tower's weights, and so its positions, are shared). With
+        one camera this is the identity, which keeps one-camera checkpoints bit-for-bit.
+        """
+        c = self.cfg.n_cameras
+        if c == 1:
+            return tokens
+        bc, t, w = tokens.shape
+        per_cam = tokens.reshape(bc // c, c, t, w) + self.camera_embed[None, :, None, :]
+        return per_cam.reshape(bc // c, c * t, w)
 
     def context_tokens(self, state: State) -> torch.Tensor:
         """The proprio token followed by the instruction tokens, (B, 1 + L, width)."""
@@ -88,12 +128,12 @@ class ExecutableVLA(nn.Module):
         return state
 
     def forward(self, state: State) -> torch.Tensor:  # type: ignore[override]
-        """The unsplit forward: all blocks; returns the (B, K, 4) action chunk."""
+        """The unsplit forward: all blocks; returns the (B, K, action_dim) action chunk."""
         return self.run(state)["actions"]
 
     # ------------------------------------------------------------------ training
     def loss(self, state: State, target: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Behaviour-cloning loss of a batch against (B, K, 4) expert chunks."""
+        """Behaviour-cloning loss of a batch against (B, K, action_dim) expert chunks."""
         raise NotImplementedError
 
     def param_count(self) -> int:

@@ -1,7 +1,8 @@
 """``chunk-regress``: the ACT / Octo recipe in miniature.
 
-A small ResNet turns the image into a feature map whose cells become tokens (ACT's backbone,
-ResNet-18 there); a BERT encoder mixes them with the proprio and instruction tokens; a decoder of
+A small ResNet turns each camera's image into a feature map whose cells become tokens (ACT's
+backbone, ResNet-18 there; one backbone for all cameras, a learned embedding per camera); a BERT
+encoder mixes them with the proprio and instruction tokens; a decoder of
 ``K`` learned chunk queries cross-attends to that memory (ACT's DETR-style decoder) and a linear
 head regresses the chunk, trained with L1 as in ACT. ACT's CVAE latent is left out: scripted
 demonstrations are unimodal, so the latent would carry nothing (ACT's own ablation on scripted
@@ -63,6 +64,7 @@ class ChunkRegressVLA(ExecutableVLA):
 
     def _tokens(self, s: State) -> State:
         img = self.feat_proj(s["h"].flatten(2).transpose(1, 2)) + self.img_pos
+        img = self.camera_tokens(img)
         ctx = self.context_tokens(s) + self.ctx_pos
         return {"h": torch.cat([img, ctx], dim=1)}
 

@@ -13,6 +13,8 @@ from typing import Any
 
 FAMILIES = ("ar-token", "flow", "chunk-regress")
 DECODE_MODES = ("autoregressive", "parallel")
+_MW_MEAN = (0.0, 0.6, 0.15, 0.5)  # Meta-World's workspace, the defaults of 4-D proprio
+_MW_STD = (0.1, 0.1, 0.1, 0.5)
 
 
 @dataclass
@@ -24,8 +26,15 @@ class VLAConfig:
             (ACT/Octo-style).
         image_size: square input side in pixels (the env's ``image_size``).
         chunk_size: actions per chunk (one per control tick).
-        action_dim: 4 (Meta-World xyz delta + gripper).
-        proprio_dim: 4 (end-effector xyz + gripper opening).
+        action_dim: width of one action: 4 for Meta-World (xyz delta + gripper), 7 for LIBERO
+            (OSC-pose delta: xyz, axis-angle, gripper).
+        proprio_dim: width of the proprio vector: 4 for Meta-World (end-effector xyz + gripper
+            opening), 8 for LIBERO (LeRobot's state: eef xyz, axis-angle, two gripper joints).
+        cameras: the cameras the model reads, in token order. The first is the task's main
+            camera (``PolicyInput.image``, whatever the task calls it); the others are read by
+            name from ``PolicyInput.images`` (LIBERO: ``("agentview", "eye_in_hand")``). Every
+            camera goes through the same vision tower (shared weights); with more than one, a
+            learned per-camera embedding tells their tokens apart, as in Octo and pi0.
         width: hidden size of the vision encoder and the trunk.
         vision_layers: ViT layers (ar-token, flow) or ResNet stages (chunk-regress).
         patch_size: ViT patch side; ``(image_size / patch_size)^2`` image tokens.
@@ -37,7 +46,8 @@ class VLAConfig:
             (OpenVLA-OFT: all chunk slots in one pass, continuous L1 head).
         flow_steps: flow: Euler steps integrating the learned flow (pi0: 10).
         expert_width / expert_layers: flow: the action expert's size; chunk-regress: the decoder's.
-        proprio_mean / proprio_std: normalisation statistics measured on the training demos.
+        proprio_mean / proprio_std: normalisation statistics measured on the training demos;
+            left empty, Meta-World's rough workspace statistics (4-D) or 0 / 1 (other widths).
         vocab_size: the tokenizer's vocabulary size (set when the tokenizer is built).
     """
 
@@ -46,6 +56,7 @@ class VLAConfig:
     chunk_size: int = 8
     action_dim: int = 4
     proprio_dim: int = 4
+    cameras: tuple[str, ...] = ("main",)
     width: int = 128
     vision_layers: int = 3
     patch_size: int = 8
@@ -57,8 +68,8 @@ class VLAConfig:
     flow_steps: int = 10
     expert_width: int = 128
     expert_layers: int = 2
-    proprio_mean: list[float] = field(default_factory=lambda: [0.0, 0.6, 0.15, 0.5])
-    proprio_std: list[float] = field(default_factory=lambda: [0.1, 0.1, 0.1, 0.5])
+    proprio_mean: list[float] = field(default_factory=list)
+    proprio_std: list[float] = field(default_factory=list)
     vocab_size: int = 64
 
     def __post_init__(self) -> None:
@@ -68,13 +79,34 @@ class VLAConfig:
             raise ValueError(f"unknown decode {self.decode!r}; allowed: {', '.join(DECODE_MODES)}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} not divisible by {self.patch_size}")
-        for name in ("chunk_size", "width", "vision_layers", "trunk_layers", "heads", "flow_steps"):
+        mw = self.proprio_dim == 4
+        if not self.proprio_mean:
+            self.proprio_mean = list(_MW_MEAN) if mw else [0.0] * self.proprio_dim
+        if not self.proprio_std:
+            self.proprio_std = list(_MW_STD) if mw else [1.0] * self.proprio_dim
+        self.cameras = tuple(str(c) for c in self.cameras)  # JSON gives a list back
+        if not self.cameras or len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"cameras must be distinct names, at least one; got {self.cameras}")
+        for name, stats in (("proprio_mean", self.proprio_mean), ("proprio_std", self.proprio_std)):
+            if len(stats) != self.proprio_dim:
+                raise ValueError(
+                    f"{name} has {len(stats)} values; allowed: proprio_dim={self.proprio_dim}"
+                )
+        sizes = ("chunk_size", "action_dim", "proprio_dim", "width", "vision_layers")
+        for name in (*sizes, "trunk_layers", "heads", "flow_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
+    @property
+    def n_cameras(self) -> int:
+        """How many camera images one observation holds."""
+        return len(self.cameras)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
-        return asdict(self)
+        out = asdict(self)
+        out["cameras"] = list(self.cameras)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VLAConfig:

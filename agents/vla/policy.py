@@ -62,9 +62,11 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class VLAPolicy:
-    """Runs an executable VLA on the current frame, proprio and instruction.
+    """Runs an executable VLA on the current frame(s), proprio and instruction.
 
-    The model never sees the simulator: ``PolicyInput.sim`` is ignored.
+    The model never sees the simulator: ``PolicyInput.sim`` is ignored. A model trained on
+    several cameras names the ones beyond the task's main camera in :attr:`cameras`, which is
+    what makes the core render them (``PolicyInput.images``).
     """
 
     needs_image = True
@@ -87,6 +89,7 @@ class VLAPolicy:
         self.tokenizer = tokenizer
         self.name = name or model.cfg.family
         self.chunk_size = chunk_size or trained
+        self.cameras: tuple[str, ...] = tuple(model.cfg.cameras[1:])
         self.compression = compression
         self._gen = torch.Generator().manual_seed(0)
         self._text: dict[str, torch.Tensor] = {}
@@ -114,19 +117,45 @@ class VLAPolicy:
             )
         return self._text[instruction]
 
+    def frames(self, inp: PolicyInput) -> torch.Tensor:
+        """The model's camera frames at its size: (1, H, W, 3), or (1, C, H, W, 3) for C > 1.
+
+        The first camera of the config is the main frame (``inp.image``, or ``inp.images`` under
+        its name); the others come from ``inp.images`` by name.
+        """
+        cfg = self.model.cfg
+        out = []
+        for i, cam in enumerate(cfg.cameras):
+            frame = inp.images.get(cam)
+            if frame is None and i == 0:
+                frame = inp.image
+            if frame is None:
+                got = sorted(inp.images) + (["<main image>"] if inp.image is not None else [])
+                raise ValueError(
+                    f"policy {self.name!r} needs the camera image {cam!r}; got: "
+                    f"{', '.join(got) or 'none'}"
+                )
+            img = torch.from_numpy(np.ascontiguousarray(frame)).unsqueeze(0)
+            if img.ndim != 4 or img.shape[-1] != 3:
+                raise ValueError(
+                    f"policy {self.name!r} expects an HxWx3 image from {cam!r}, got {frame.shape}"
+                )
+            out.append(resize_uint8(img, cfg.image_size))
+        return out[0] if len(out) == 1 else torch.stack(out, dim=1)
+
     def prepare(self, inp: PolicyInput) -> dict[str, torch.Tensor]:
         """The model's first state for this observation (what the split runtime starts from)."""
-        if inp.image is None:
-            raise ValueError(f"policy {self.name!r} needs the camera image, got None")
-        img = torch.from_numpy(np.ascontiguousarray(inp.image)).unsqueeze(0)
-        if img.ndim != 4 or img.shape[-1] != 3:
-            raise ValueError(f"policy {self.name!r} expects an HxWx3 image, got {inp.image.shape}")
-        img = resize_uint8(img, self.model.cfg.image_size)
-        prop = torch.from_numpy(np.asarray(inp.proprio, dtype=np.float32)).unsqueeze(0)
-        return self.model.prepare(img, prop, self.text_ids(inp.instruction), self._gen)
+        prop = torch.from_numpy(np.asarray(inp.proprio, dtype=np.float32)).reshape(1, -1)
+        want = self.model.cfg.proprio_dim
+        if prop.shape[1] != want:
+            raise ValueError(
+                f"policy {self.name!r} reads {want}-D proprio, got {prop.shape[1]}-D; "
+                "allowed: a task of the suite it was trained on"
+            )
+        return self.model.prepare(self.frames(inp), prop, self.text_ids(inp.instruction), self._gen)
 
     def act(self, inp: PolicyInput) -> np.ndarray:
-        """One action chunk (chunk_size, 4), clipped to Meta-World's action box."""
+        """One action chunk (chunk_size, action_dim), clipped to the action box [-1, 1]."""
         with torch.inference_mode():
             actions = self.model(self.prepare(inp))[0]
         return self._finish(actions)

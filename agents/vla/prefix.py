@@ -1,8 +1,11 @@
 """The vision-language prefix that ``ar-token`` and ``flow`` share.
 
 SigLIP-style ViT -> MLP projector -> [image tokens, proprio token, instruction tokens]: the
-PaliGemma / Prismatic layout in miniature. Blocks ``vision.embed``, ``vision.layer{i}`` and
-``projector``; state keys other than the image (the flow family's noise, say) pass through.
+PaliGemma / Prismatic layout in miniature. With several cameras the one ViT encodes each (they
+ride in the batch dimension up to the projector) and their tokens are concatenated in the
+config's camera order, each camera's with its learned embedding (pi0's multi-view layout).
+Blocks ``vision.embed``, ``vision.layer{i}`` and ``projector``; state keys other than the image
+(the flow family's noise, say) pass through.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class VisionPrefixVLA(ExecutableVLA):
         return run
 
     def _project(self, s: State) -> State:
-        img = self.projector(self.vision.post_layernorm(s["h"]))
+        img = self.camera_tokens(self.projector(self.vision.post_layernorm(s["h"])))
         rest = {k: v for k, v in s.items() if k not in ("h", "proprio", "text_ids")}
         return {**rest, "h": self.extend_prefix(torch.cat([img, self.context_tokens(s)], dim=1))}
 

@@ -9,7 +9,8 @@ optionally compressed:
 * ``int8`` — per-tensor symmetric int8 with an fp32 scale (quarters them).
 
 Integer tensors (token ids) are never compressed. The byte count of the serialised state is what
-an executable model puts on the link (:attr:`SplitResult.uplink_bytes`).
+an executable model puts on the link (:attr:`SplitResult.uplink_bytes`); a model with several
+cameras ships every camera's image, features or tokens, so the count grows with the cameras.
 
 **Why ``none`` is bit-identical.** The cloud runs the very block functions the unsplit forward
 runs, on the same values; what can still differ is *how* those values sit in memory, and the CPU
@@ -149,7 +150,7 @@ class SplitResult:
     """One split inference: the actions and what it cost on each side.
 
     Attributes:
-        actions: (B, K, 4) chunk.
+        actions: (B, K, action_dim) chunk.
         uplink_bytes: size of the serialised boundary state (0 when k == n_blocks: nothing sent).
         edge_s / cloud_s: measured wall time of each part on this machine, serialisation included.
     """
@@ -158,6 +159,16 @@ class SplitResult:
     uplink_bytes: int
     edge_s: float
     cloud_s: float
+
+
+def _batch_of(state: State) -> int:
+    """The number of samples a boundary state holds.
+
+    Before the vision blocks fold their cameras back into tokens, the image features of a
+    C-camera model hold B * C rows; the proprio, present until then, holds B.
+    """
+    ref = state["proprio"] if "proprio" in state else next(iter(state.values()))
+    return int(ref.shape[0])
 
 
 class SplitRunner:
@@ -187,13 +198,7 @@ class SplitRunner:
         Runs the edge blocks once on zero inputs of the model's sizes; memory formats follow from
         shapes and strides, never from values, so this is the layout of any real input's state.
         """
-        cfg, s = self.model.cfg, self.model.cfg.image_size
-        state = self.model.prepare(
-            torch.zeros(batch, s, s, 3, dtype=torch.uint8),
-            torch.zeros(batch, cfg.proprio_dim),
-            torch.zeros(batch, cfg.max_text_tokens, dtype=torch.long),
-            torch.Generator(),
-        )
+        state = self.model.zero_inputs(batch)
         with torch.inference_mode():
             return layout_of(self.model.run(state, 0, self.k))
 
@@ -202,7 +207,7 @@ class SplitRunner:
         with torch.inference_mode():
             state = _decode(blob)
             if not _covers(self.layout, state):  # no edge run of this shape here: derive it
-                self.layout = self.boundary_layout(next(iter(state.values())).shape[0])
+                self.layout = self.boundary_layout(_batch_of(state))
             return self.model.run(_restore(state, self.layout), self.k)["actions"]
 
     def __call__(self, state: State) -> SplitResult:
