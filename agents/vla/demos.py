@@ -12,7 +12,7 @@ Demos use training seeds only; evaluation seeds are disjoint (see ``TRAIN_SEED_B
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +31,16 @@ class DemoSet:
     """Stacked demo steps of one or more tasks.
 
     Attributes:
-        images: uint8 (N, H, W, 3).
-        proprio: float32 (N, 4), end-effector xyz and gripper opening.
-        chunks: float32 (N, K, 4), the label chunk for each step.
+        images: uint8 (N, H, W, 3) of one camera, (N, C, H, W, 3) of C cameras.
+        proprio: float32 (N, P): Meta-World's end-effector xyz and gripper opening (P = 4),
+            LIBERO's eef xyz, axis-angle and finger joints (P = 8).
+        chunks: float32 (N, K, A), the label chunk for each step (A = 4 Meta-World, 7 LIBERO).
         task_index: int16 (N,), index into ``tasks``.
         episode: int32 (N,), a running episode id (for splits by episode).
         tasks: the task names, in index order.
+        instructions: each task's instruction, in index order; empty for sets written before
+            they were stored (Meta-World's, whose instructions the trainer looks up).
+        cameras: the camera of each image slot (the first is the task's main camera).
     """
 
     images: np.ndarray
@@ -45,6 +49,8 @@ class DemoSet:
     task_index: np.ndarray
     episode: np.ndarray
     tasks: list[str]
+    instructions: list[str] = field(default_factory=list)
+    cameras: list[str] = field(default_factory=lambda: ["main"])
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -59,6 +65,8 @@ class DemoSet:
             task_index=self.task_index,
             episode=self.episode,
             tasks=np.array(self.tasks),
+            instructions=np.array(self.instructions, dtype=str),
+            cameras=np.array(self.cameras),
         )
 
     @classmethod
@@ -72,14 +80,20 @@ class DemoSet:
                 z["task_index"],
                 z["episode"],
                 [str(t) for t in z["tasks"]],
+                [str(t) for t in z["instructions"]] if "instructions" in z else [],
+                [str(c) for c in z["cameras"]] if "cameras" in z else ["main"],
             )
 
     @classmethod
     def concat(cls, parts: list[DemoSet]) -> DemoSet:
         """Join sets, re-indexing tasks and episodes so they stay unique."""
         tasks: list[str] = []
+        said: dict[str, str] = {}
         for p in parts:
             tasks += [t for t in p.tasks if t not in tasks]
+            said.update(zip(p.tasks, p.instructions, strict=False))
+            if p.cameras != parts[0].cameras:
+                raise ValueError(f"demo sets of cameras {p.cameras} and {parts[0].cameras}")
         ti, ep, off = [], [], 0
         for p in parts:
             remap = np.array([tasks.index(t) for t in p.tasks], dtype=np.int16)
@@ -93,7 +107,19 @@ class DemoSet:
             np.concatenate(ti),
             np.concatenate(ep),
             tasks,
+            [said[t] for t in tasks] if all(t in said for t in tasks) else [],
+            list(parts[0].cameras),
         )
+
+
+def chunk_labels(actions: np.ndarray, chunk_size: int) -> np.ndarray:
+    """(T, A) tick actions -> (T, chunk_size, A): each tick's next ``chunk_size`` actions.
+
+    The episode's last action is repeated past its end (the robot holds still once done).
+    """
+    padded = np.concatenate([actions, np.repeat(actions[-1:], chunk_size - 1, axis=0)])
+    idx = np.arange(len(actions))[:, None] + np.arange(chunk_size)[None, :]
+    return padded[idx]
 
 
 def collect_task(
@@ -141,11 +167,9 @@ def collect_task(
             if successful_only and not env.success:
                 continue
             acts = np.asarray(ep_act, dtype=np.float32)
-            padded = np.concatenate([acts, np.repeat(acts[-1:], chunk_size - 1, axis=0)])
-            idx = np.arange(len(acts))[:, None] + np.arange(chunk_size)[None, :]
             imgs.append(np.asarray(ep_img, dtype=np.uint8))
             props.append(np.asarray(ep_prop, dtype=np.float32))
-            chunks.append(padded[idx])
+            chunks.append(chunk_labels(acts, chunk_size))
             eps.append(np.full(len(acts), kept, dtype=np.int32))
             kept += 1
     finally:
@@ -160,6 +184,7 @@ def collect_task(
         np.zeros(n, dtype=np.int16),
         np.concatenate(eps),
         [task],
+        [spec.instruction],
     )
 
 
@@ -174,20 +199,24 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--dart-sigma", type=float, default=0.1)
     p.add_argument("--first-seed", type=int, default=TRAIN_SEED_BASE)
+    p.add_argument("--record-every", type=int, default=2, help="LIBERO: record every n-th tick")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     parts = []
     for t in a.tasks.split(","):
         t0 = time.perf_counter()
-        ds = collect_task(
-            t,
-            a.demos,
-            a.chunk_size,
-            a.image_size,
-            a.dart_sigma,
-            seed=0,
-            first_seed=a.first_seed,
-        )
+        if t.startswith("libero_"):  # LIBERO's simulator and expert load only when asked for
+            from rapid_env.agents.vla.libero_demos import collect_libero_task
+
+            ds = collect_libero_task(
+                t, a.demos, a.chunk_size, a.image_size, a.dart_sigma, seed=0,
+                first_seed=a.first_seed, record_every=a.record_every,
+            )
+        else:
+            ds = collect_task(
+                t, a.demos, a.chunk_size, a.image_size, a.dart_sigma, seed=0,
+                first_seed=a.first_seed,
+            )
         dt = time.perf_counter() - t0
         print(
             f"{t}: {len(ds)} steps, {ds.episode.max() + 1} demos, {dt:.0f} s "

@@ -29,6 +29,7 @@ import torch
 from rapid_env.agents.fixed_split import FixedSplitDecider
 from rapid_env.agents.vla.checkpoint import load_checkpoint, save_checkpoint
 from rapid_env.agents.vla.components import random_shift
+from rapid_env.agents.vla.config import VLAConfig
 from rapid_env.agents.vla.demos import DemoSet
 from rapid_env.agents.vla.families import build_model, default_config
 from rapid_env.agents.vla.policy import VLAPolicy, encode_instruction
@@ -40,6 +41,8 @@ from rapid_env.episode import run_episode
 from rapid_env.link import IdealLink
 from rapid_env.noise import Clean
 from rapid_env.progress import Progress
+from rapid_env.task import Task
+from rapid_env.tasks.libero_suite import get_libero_task, is_libero, suite_tasks
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.suite import MT10, get_task
 from rapid_env.wandb_mode import finish_run, resolve_mode, start_run
@@ -48,10 +51,35 @@ EVAL_FIRST_SEED = 1000  # held-out: demos use env seeds >= 100_000 (demos.TRAIN_
 
 
 def parse_tasks(spec: str) -> list[str]:
-    """``mt10`` or a comma list of task names (validated)."""
-    if spec == "mt10":
-        return [t.name for t in MT10]
-    return [get_task(t).name for t in spec.split(",") if t]
+    """``mt10``, a LIBERO suite (``libero_object``) or a comma list of these and task names.
+
+    Every name is validated (a LIBERO name against the shipped suite table, without robosuite).
+    """
+    out: list[str] = []
+    for name in (t for t in spec.split(",") if t):
+        if name == "mt10":
+            out += [t.name for t in MT10]
+        elif is_libero(name):
+            out += suite_tasks(name) if "/" not in name else [get_libero_task(name).name]
+        else:
+            out.append(get_task(name).name)
+    return out
+
+
+def make_task(name: str, image_size: int) -> Task:
+    """The simulator task of ``name``: Meta-World's, or LIBERO's for ``<suite>/<index>``."""
+    if is_libero(name):
+        from rapid_env.tasks.libero_task import LiberoTask  # robosuite loads only when asked for
+
+        return LiberoTask(name, image_size=image_size)
+    return MetaWorldTask(name, image_size=image_size)
+
+
+def instructions_of(data: DemoSet) -> list[str]:
+    """Each task's instruction: stored with the demos, else looked up (older Meta-World sets)."""
+    if data.instructions:
+        return list(data.instructions)
+    return [get_task(t).instruction for t in data.tasks]
 
 
 # ---------------------------------------------------------------------- collect
@@ -64,8 +92,12 @@ def collect(
     chunk_size: int,
     image_size: int,
     first_seed: int,
+    record_every: int = 2,
 ) -> DemoSet:
-    """Collect demos of ``tasks`` with ``workers`` processes; each worker writes an npz part."""
+    """Collect demos of ``tasks`` with ``workers`` processes; each worker writes an npz part.
+
+    ``record_every`` applies to LIBERO tasks (see :mod:`rapid_env.agents.vla.libero_demos`).
+    """
     groups = [tasks[i::workers] for i in range(workers) if tasks[i::workers]]
     with tempfile.TemporaryDirectory() as tmp:
         procs, parts = [], []
@@ -87,6 +119,8 @@ def collect(
                 str(dart_sigma),
                 "--first-seed",
                 str(first_seed),
+                "--record-every",
+                str(record_every),
                 "--out",
                 str(part),
             ]
@@ -118,16 +152,21 @@ def _start_model(
         cfg = model.cfg
         model.train()
     else:
-        tok = build_tokenizer()
-        cfg = default_config(
-            family,
-            image_size=int(data.images.shape[1]),
-            chunk_size=int(data.chunks.shape[1]),
-            vocab_size=len(tok),
-            proprio_mean=[float(x) for x in data.proprio.mean(0)],
-            proprio_std=[float(x) for x in data.proprio.std(0) + 1e-3],
-            **overrides,
-        )
+        said = instructions_of(data)
+        tok = build_tokenizer([*(t.instruction for t in MT10), *said])
+        longest = max(len(tok(s)["input_ids"]) for s in said)
+        from_data: dict[str, Any] = {
+            "image_size": int(data.images.shape[-2]),
+            "chunk_size": int(data.chunks.shape[1]),
+            "action_dim": int(data.chunks.shape[2]),
+            "proprio_dim": int(data.proprio.shape[1]),
+            "cameras": tuple(data.cameras),
+            "max_text_tokens": max(VLAConfig.max_text_tokens, longest),
+            "vocab_size": len(tok),
+            "proprio_mean": [float(x) for x in data.proprio.mean(0)],
+            "proprio_std": [float(x) for x in data.proprio.std(0) + 1e-3],
+        }
+        cfg = default_config(family, **{**from_data, **overrides})
         model = build_model(cfg).train()
     return model, tok, cfg, prior
 
@@ -144,6 +183,19 @@ def _bc_step(model: Any, opt: Any, batch: tuple[Any, ...], gen: Any) -> float:
     return float(loss.detach())
 
 
+def _camera_label(cameras: list[str]) -> list[str]:
+    """Camera names for the card; Meta-World's one camera is its ``corner4`` view."""
+    return ["corner4"] if list(cameras) == ["main"] else list(cameras)
+
+
+def shift_images(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """:func:`random_shift` of (B, H, W, 3) or, camera by camera, of (B, C, H, W, 3) frames."""
+    if images.ndim == 4:
+        return random_shift(images, pad, gen)
+    b, c = images.shape[:2]
+    return random_shift(images.reshape(b * c, *images.shape[2:]), pad, gen).reshape(images.shape)
+
+
 def _card(family: str, model: Any, data: DemoSet, step: int, batch: int, lr: float, took: float,
           ema: float | None, prior: dict[str, Any]) -> dict[str, Any]:
     """The model card's training facts, counting the ``init`` run's steps and time too."""
@@ -152,7 +204,8 @@ def _card(family: str, model: Any, data: DemoSet, step: int, batch: int, lr: flo
         "parameters": model.param_count(),
         "summary": f"Executable {family} VLA, behaviour-cloned from scripted-expert demos.",
         "data": f"{len(data)} steps from {int(data.episode.max()) + 1} demos of "
-        f"{len(data.tasks)} tasks ({', '.join(data.tasks)}), DART-noised, 64 px corner4",
+        f"{len(data.tasks)} tasks ({', '.join(data.tasks)}), DART-noised, "
+        f"{data.images.shape[-2]} px {' + '.join(_camera_label(data.cameras))}",
         "training": f"{step} steps of batch {batch}, AdamW lr {lr} cosine, random shift 4 px, "
         f"{took / 60:.1f} min on {torch.get_num_threads()} CPU thread(s)",
         "train_steps": step + int(prior.get("train_steps", 0)),
@@ -189,8 +242,9 @@ def train(
     model, tok, cfg, prior = _start_model(family, data, init, overrides)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    instr = {t.name: t.instruction for t in MT10}
-    text = torch.cat([encode_instruction(tok, instr[t], cfg.max_text_tokens) for t in data.tasks])
+    text = torch.cat(
+        [encode_instruction(tok, said, cfg.max_text_tokens) for said in instructions_of(data)]
+    )
     images = torch.from_numpy(data.images)
     proprio = torch.from_numpy(data.proprio)
     chunks = torch.from_numpy(data.chunks)
@@ -210,7 +264,7 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
             idx = torch.from_numpy(rng.integers(0, len(data), batch))
-            value = _bc_step(model, opt, (random_shift(images[idx], 4, gen), proprio[idx],
+            value = _bc_step(model, opt, (shift_images(images[idx], 4, gen), proprio[idx],
                                           text[task_idx[idx]], chunks[idx]), gen)
             ema = value if ema is None else 0.98 * ema + 0.02 * value
             step += 1
@@ -262,7 +316,7 @@ def evaluate(
         total=len(tasks) * seeds, desc="rapid-train eval", quiet=quiet or not verbose
     ) as bar:
         for name in tasks:
-            task = MetaWorldTask(name, image_size=policy.model.cfg.image_size)
+            task = make_task(name, policy.model.cfg.image_size)
             ctrl = PartitionedController(
                 task, policy, InstantCost(build_cost_model()), IdealLink(), Clean()
             )
@@ -334,6 +388,7 @@ def _collect_command(a: argparse.Namespace) -> int:
         a.chunk_size,
         a.image_size,
         a.first_seed,
+        getattr(a, "record_every", 2),
     )
     print(f"{len(ds)} steps from {int(ds.episode.max()) + 1} demos -> {a.out}")
     return 0
@@ -343,7 +398,9 @@ def _train_command(a: argparse.Namespace, command: str, mode: str, config: dict[
     run = start_wandb(mode, Path(a.out), {**config, "command": command}, "train-vla")
     try:
         data = load_demos(a.data.split(","))
-        extra = {"decode": a.decode} if a.family == "ar-token" else {}
+        extra: dict[str, Any] = {"decode": a.decode} if a.family == "ar-token" else {}
+        if getattr(a, "vision_layers", None) is not None:
+            extra["vision_layers"] = a.vision_layers
         model, tok, card = train(
             a.family,
             data,

@@ -43,10 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "into its model card", examples=(
         "rapid-train eval --checkpoint rapid_env/data/checkpoints/flow --seeds 20",))
     e.add_argument("--checkpoint", required=True, metavar="DIR", help="the checkpoint folder")
-    e.add_argument("--tasks", default="mt10", help="comma-separated tasks, or mt10 for all ten")
+    e.add_argument("--tasks", default="mt10",
+                   help="comma-separated tasks, mt10 for all ten, or a LIBERO suite")
     e.add_argument("--seeds", type=int, default=10, help="held-out episode seeds per task")
     e.add_argument("--first-seed", type=int, default=EVAL_FIRST_SEED,
-                   help="first held-out seed (demos use seeds >= 100000)")
+                   help="first held-out seed (demos use seeds >= 100000; on LIBERO seed s "
+                        "starts from fixed initial state s %% 50)")
     for sp in (t, e):
         sp.add_argument("--quiet", action="store_true",
                         help="no progress bar, progress lines or loss lines; results still print")
@@ -57,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _collect_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--tasks", default="mt10", help="comma-separated tasks, or mt10 for all ten")
+    c.add_argument("--tasks", default="mt10",
+                   help="comma-separated tasks, mt10 for all ten, or a LIBERO suite "
+                        "(libero_object: its ten tasks, both cameras, 8-D proprio, 7-D actions)")
     c.add_argument("--demos", type=int, default=150, help="expert episodes per task")
     c.add_argument("--out", required=True, metavar="FILE", help="the demo file to write (.npz)")
     c.add_argument("--workers", type=int, default=2,
@@ -68,7 +72,11 @@ def _collect_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--chunk-size", type=int, default=8, help="actions per recorded target chunk")
     c.add_argument("--image-size", type=int, default=64, help="camera image side in pixels")
     c.add_argument("--first-seed", type=int, default=100_000,
-                   help="first env seed of the demos (kept apart from evaluation seeds)")
+                   help="first env seed of the demos (kept apart from evaluation seeds; on "
+                        "LIBERO each draws a fresh layout, never one of the 50 fixed states)")
+    c.add_argument("--record-every", type=int, default=2,
+                   help="LIBERO: record every n-th tick (rendering two cameras dominates the "
+                        "cost); every tick still labels the chunks")
 
 
 def _train_flags(t: argparse.ArgumentParser) -> None:
@@ -88,6 +96,9 @@ def _train_flags(t: argparse.ArgumentParser) -> None:
                         help="torch threads (0: torch's default)")
     t.add_argument("--decode", default="autoregressive", choices=["autoregressive", "parallel"],
                    help="ar-token only: how action tokens are decoded")
+    t.add_argument("--vision-layers", type=int, default=None, metavar="N",
+                   help="ResNet stages (chunk-regress) or ViT layers of a new model (default: the "
+                        "family's); one more ResNet stage quarters chunk-regress's image tokens")
     t.add_argument("--init", default=None, metavar="DIR",
                    help="continue from this checkpoint folder (fresh optimiser)")
     t.add_argument("--eval-seeds", type=int, default=0,
