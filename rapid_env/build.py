@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController, PlacementOption
 from rapid_env.policy import Policy
+from rapid_env.task import Task
 
 if TYPE_CHECKING:
     from rapid_env.cost.model import Placement
@@ -33,14 +34,46 @@ def validate_core_names(cfg: EnvConfig) -> None:
     from rapid_env.cost import DEVICES, PROFILES
     from rapid_env.link import parse_link
     from rapid_env.noise import parse_noise
-    from rapid_env.tasks.suite import TASKS
+    from rapid_env.tasks.suite import check_task
 
-    TASKS.check(cfg.task)
+    check_task(cfg.task)
     PROFILES.check(cfg.profile)
     DEVICES.check(cfg.edge)
     DEVICES.check(cfg.cloud)
     parse_noise(cfg.noise)
     parse_link(cfg.link)
+
+
+def build_task(cfg: EnvConfig) -> Task:
+    """The task ``cfg`` names, of its suite: Meta-World's or LIBERO's.
+
+    Meta-World's default camera means nothing in a LIBERO scene: a LIBERO task given it uses
+    its own main camera (``agentview``).
+    """
+    from rapid_env.tasks.libero_suite import is_libero
+    from rapid_env.tasks.limits import DEFAULT_CAMERA
+
+    if is_libero(cfg.task):
+        from rapid_env.tasks.libero_task import LiberoTask
+
+        return LiberoTask(
+            cfg.task,
+            image_size=cfg.image_size,
+            camera="agentview" if cfg.camera == DEFAULT_CAMERA else cfg.camera,
+            control_hz=cfg.control_hz,
+            quality=cfg.quality,
+            max_episode_s=cfg.max_episode_s,
+        )
+    from rapid_env.tasks.metaworld_task import MetaWorldTask
+
+    return MetaWorldTask(
+        cfg.task,
+        image_size=cfg.image_size,
+        camera=cfg.camera,
+        control_hz=cfg.control_hz,
+        quality=cfg.quality,
+        max_episode_s=cfg.max_episode_s,
+    )
 
 
 def assemble_controller(
@@ -55,17 +88,9 @@ def assemble_controller(
     from rapid_env.cost import build_cost_model
     from rapid_env.link import parse_link
     from rapid_env.noise import parse_noise
-    from rapid_env.tasks.metaworld_task import MetaWorldTask
 
     validate_core_names(cfg)
-    task = MetaWorldTask(
-        cfg.task,
-        image_size=cfg.image_size,
-        camera=cfg.camera,
-        control_hz=cfg.control_hz,
-        quality=cfg.quality,
-        max_episode_s=cfg.max_episode_s,
-    )
+    task = build_task(cfg)
     own: Placement = "edge-suffix" if cfg.placement == "edge-suffix" else "edge-prefix"
     cost = build_cost_model(
         profile=cfg.profile, edge=cfg.edge, cloud=cfg.cloud, placement=own,
