@@ -40,8 +40,29 @@ def validate_core_names(cfg: EnvConfig) -> None:
     PROFILES.check(cfg.profile)
     DEVICES.check(cfg.edge)
     DEVICES.check(cfg.cloud)
-    parse_noise(cfg.noise)
+    scene_task(cfg.task, parse_noise(cfg.noise).variant)
     parse_link(cfg.link)
+
+
+def scene_task(task: str, variant: str | None) -> str:
+    """The task to build: ``task``, or its LIBERO-PRO variant when the noise names one.
+
+    ``libero_object/3`` under ``pro-swap`` is ``libero_object_swap/3``: the same task with its
+    objects' positions swapped. A variant of a Meta-World task, or of a task that is already a
+    variant, is refused.
+    """
+    from rapid_env.tasks.libero_suite import base_suite, get_libero_task, is_libero
+    from rapid_env.tasks.suite import check_task
+
+    if variant is None:
+        return task
+    spec = get_libero_task(task) if is_libero(task) else None
+    if spec is None or spec.suite != base_suite(spec.suite):
+        raise ValueError(
+            f"a LIBERO-PRO scene variant ({variant}) on task {task!r}; allowed: a task of a base "
+            "LIBERO suite (libero_spatial, libero_object, libero_goal, libero_10, libero_90)"
+        )
+    return check_task(f"{spec.suite}_{variant}/{spec.index}")
 
 
 def build_task(cfg: EnvConfig) -> Task:
@@ -53,11 +74,14 @@ def build_task(cfg: EnvConfig) -> Task:
     from rapid_env.tasks.libero_suite import is_libero
     from rapid_env.tasks.limits import DEFAULT_CAMERA
 
-    if is_libero(cfg.task):
+    from rapid_env.noise import parse_noise
+
+    name = scene_task(cfg.task, parse_noise(cfg.noise).variant)
+    if is_libero(name):
         from rapid_env.tasks.libero_task import LiberoTask
 
         return LiberoTask(
-            cfg.task,
+            name,
             image_size=cfg.image_size,
             camera="agentview" if cfg.camera == DEFAULT_CAMERA else cfg.camera,
             control_hz=cfg.control_hz,

@@ -132,3 +132,22 @@ def test_gym_make_passes_check_env() -> None:
         assert env.unwrapped.max_ticks == 280
     finally:
         env.close()
+
+
+def test_a_libero_pro_variant_is_a_named_scene_that_changes_the_frame() -> None:
+    from rapid_env.build import build_task, scene_task
+    from rapid_env.config import EnvConfig
+
+    frames = {}
+    for noise in ("clean", "pro-swap"):
+        t = build_task(EnvConfig(task="libero_object/0", noise=noise, image_size=32))
+        try:
+            t.reset(seed=1000)
+            frames[noise] = t.render_image()
+            assert t.instruction == get_libero_task("libero_object/0").instruction
+        finally:
+            t.close()
+    assert np.abs(frames["clean"].astype(int) - frames["pro-swap"]).mean() > 1.0
+    assert scene_task("libero_object/3", "swap") == "libero_object_swap/3"
+    with pytest.raises(ValueError, match="allowed: a task of a base LIBERO suite"):
+        scene_task("reach", "swap")
