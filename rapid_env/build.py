@@ -71,10 +71,9 @@ def build_task(cfg: EnvConfig) -> Task:
     Meta-World's default camera means nothing in a LIBERO scene: a LIBERO task given it uses
     its own main camera (``agentview``).
     """
+    from rapid_env.noise import parse_noise
     from rapid_env.tasks.libero_suite import is_libero
     from rapid_env.tasks.limits import DEFAULT_CAMERA
-
-    from rapid_env.noise import parse_noise
 
     name = scene_task(cfg.task, parse_noise(cfg.noise).variant)
     if is_libero(name):

@@ -43,7 +43,7 @@ PIXEL_NAMES = tuple(CORRUPTIONS)
 VARIANTS: dict[str, str] = {
     "pro-swap": "swap", "pro-object": "object", "pro-language": "lan", "pro-task": "task",
 }
-"""LIBERO-PRO scene variants: noise name -> the perturbed suite's suffix (``libero_object_swap``)."""
+"""LIBERO-PRO scene variants: noise name -> the perturbed suite's suffix (``..._swap``)."""
 NOISE_NAMES = (*PIXEL_NAMES, *SCENE_NAMES, *SENSOR_NAMES)  # image noises; VARIANTS apart
 PRESETS: dict[str, str] = {
     # Our reading of the paper's Table I scene classes (the paper's own definitions are unread).
