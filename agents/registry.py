@@ -84,6 +84,8 @@ def _shipped(family: str) -> Callable[..., Policy]:
 
 for _family in ("ar-token", "flow", "chunk-regress"):
     POLICIES.register(_family, _shipped(_family))
+# trained on LIBERO (libero_object): both cameras, 8-D state, 7-D actions
+POLICIES.register("chunk-regress-libero", _shipped("chunk-regress-libero"))
 
 
 def _checkpoint(

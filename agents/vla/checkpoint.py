@@ -131,12 +131,20 @@ def render_card(cfg: VLAConfig, card: dict[str, Any]) -> str:
         else "- parameters: ?",
         f"- image: {cfg.image_size} px, chunk {cfg.chunk_size}, width {cfg.width}, "
         f"decode {cfg.decode if cfg.family == 'ar-token' else '-'}",
+        *(
+            [f"- inputs: cameras {' + '.join(cfg.cameras)}, {cfg.proprio_dim}-D proprio; "
+             f"{cfg.action_dim}-D actions"]
+            if cfg.n_cameras > 1 or (cfg.proprio_dim, cfg.action_dim) != (4, 4)
+            else []
+        ),
         f"- data: {card.get('data', '?')}",
         f"- training: {card.get('training', '?')}",
         f"- command: `{card.get('command', '?')}`",
     ]
     lines += [f"- data command: `{c}`" for c in card.get("data_commands", [])]
-    lines += [f"- note: {card[k]}" for k in ("data_note", "training_note") if card.get(k)]
+    lines += [f"- eval command: `{card['eval_command']}`"] if card.get("eval_command") else []
+    lines += [f"- note: {card[k]}" for k in ("data_note", "training_note", "eval_note")
+              if card.get(k)]
     lines.append("")
     ev = card.get("evaluation")
     if ev:

@@ -102,7 +102,11 @@ class VLAPolicy:
 
     @classmethod
     def shipped(cls, family: str, chunk_size: int | None = None) -> VLAPolicy:
-        """The checkpoint of ``family`` that ships with the package."""
+        """The checkpoint that ships with the package under the name ``family``.
+
+        A family's name (``chunk-regress``) is its Meta-World checkpoint; ``chunk-regress-libero``
+        is the one trained on LIBERO.
+        """
         return cls.load(shipped_checkpoint(family), family, chunk_size)
 
     def reset(self, rng: np.random.Generator) -> None:

@@ -69,3 +69,18 @@ def test_evaluate_runs_a_libero_checkpoint_in_the_controller(demos: DemoSet) -> 
                           **SIZES)
     result = evaluate(VLAPolicy(model, tok), ["libero_object/0"], seeds=1, verbose=False)
     assert result["seeds"] == "1000-1000" and 0.0 <= result["mean"] <= 1.0
+
+
+def test_shipped_libero_checkpoint_loads_by_name_and_is_documented() -> None:
+    from rapid_env.agents.registry import POLICIES
+    from rapid_env.agents.vla.checkpoint import shipped_checkpoint
+
+    path = shipped_checkpoint("chunk-regress-libero")
+    size = sum(f.stat().st_size for f in path.iterdir())
+    assert size <= 10e6, f"the LIBERO checkpoint is {size / 1e6:.1f} MB"
+    pol = POLICIES.create("chunk-regress-libero", task="libero_object/0", chunk_size=8)
+    assert isinstance(pol, VLAPolicy) and pol.cameras == ("eye_in_hand",)
+    cfg = pol.model.cfg
+    assert (cfg.proprio_dim, cfg.action_dim, cfg.family) == (8, 7, "chunk-regress")
+    card = (path / "card.json").read_text()
+    assert '"evaluation"' in card and "libero_object/9" in card
