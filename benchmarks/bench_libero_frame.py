@@ -7,14 +7,15 @@ frame of
 * ``before``: robosuite's offscreen render, the call LIBERO's ``OffScreenRenderEnv`` makes for
   every camera observation (``env.sim.render(camera_name=..., width=..., height=...)``, with its
   model's 4096 px shadow map, 4x MSAA, reflections, skybox and 640x480 buffer, visual geoms only);
-* ``after``: :func:`rapid_env.tasks.libero_render.libero_camera_renderers` (fast look, visual
-  geoms only, lighter meshes uploaded to the GL context),
+* ``after``: :func:`rapid_env.tasks.libero_render.libero_camera_renderers` (no shadow map, MSAA
+  or skybox, reflections kept, visual geoms only, lighter meshes uploaded to the GL context),
 
-with their ratio and the mean absolute pixel difference between the two (0-255). All before
-timings run first (robosuite's renderer does not make its GL context current when it draws), then
-all after timings. ``--ablation`` adds, at 128 px, the cost of switching each of robosuite's
-settings back on, one at a time, on top of ours. ``--out PNG`` writes the frames side by side
-(before turned right way up, after), one row per camera.
+with their ratio and the mean absolute pixel difference between the two (0-255). Before and
+after frames alternate, so that other load on the machine weighs on both alike; robosuite's GL
+context is made current before each of its frames (its renderer does not do that itself, and ours
+makes its own current). ``--ablation`` adds, at 128 px, the cost of switching each of robosuite's
+settings back on (or one of ours off), one at a time, on top of ours. ``--out PNG`` writes the
+frames side by side (before turned right way up, after), one row per camera.
 
 Usage::
 
@@ -25,11 +26,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,19 +49,25 @@ from rapid_env.tasks.libero_render import (  # noqa: E402
     MeshLevelOfDetail,
     libero_camera_renderers,
 )
-from rapid_env.tasks.rendering import CameraRenderer, RenderQuality  # noqa: E402
+from rapid_env.tasks.rendering import CameraRenderer  # noqa: E402
 
 
-def median_ms(render: Callable[[], object], repeats: int, warmup: int = 3) -> float:
-    """Median wall time of ``render()`` in milliseconds, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        render()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        render()
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * statistics.median(times)
+def alternating_medians(
+    renders: dict[str, Callable[[], object]], repeats: int, warmup: int = 3
+) -> dict[str, float]:
+    """Median milliseconds per call of each render, the renders alternating call by call.
+
+    Alternating makes load from other processes on a shared machine weigh on each alike, so
+    their ratios hold even when the absolute times drift.
+    """
+    times: dict[str, list[float]] = {key: [] for key in renders}
+    for i in range(warmup + repeats):
+        for key, render in renders.items():
+            t0 = time.perf_counter()
+            render()
+            if i >= warmup:
+                times[key].append(1000.0 * (time.perf_counter() - t0))
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def make_env(suite_name: str, task_id: int) -> Any:
@@ -100,33 +109,50 @@ def ablation(env: Any, repeats: int, reference: dict[str, np.ndarray]) -> None:
     lod = MeshLevelOfDetail(model)
     q = LIBERO_QUALITY
     variants: list[tuple[str, dict[str, Any], Callable[[mujoco.MjvScene], None] | None]] = [
-        ("ours", {}, None),
+        ("ours again (noise floor)", {}, None),
         ("+ full meshes", {"upload_edits": None}, None),
         ("+ collision geoms (group 0)", {"geomgroups": (0, *LIBERO_GEOMGROUPS)}, None),
-        ("+ 4096 px shadow map", {"quality": RenderQuality(4096, 0, True, False, False)}, None),
-        ("+ 4x MSAA", {"quality": RenderQuality(0, 4, False, False, False)}, None),
-        ("+ reflections", {"quality": RenderQuality(0, 0, False, True, False)}, None),
-        ("+ skybox", {"quality": RenderQuality(0, 0, False, False, True)}, None),
+        ("+ 4096 px shadow map", {"quality": replace(q, shadowsize=4096, shadows=True)}, None),
+        ("+ 4x MSAA", {"quality": replace(q, offsamples=4)}, None),
+        ("- reflections", {"quality": replace(q, reflections=False)}, None),
+        ("+ skybox", {"quality": replace(q, skybox=True)}, None),
         ("- textures", {"upload_edits": lambda: _both(lod.applied(), no_textures(model))}, None),
         ("- scene lights (headlight only)", {}, _headlight_only),
     ]
-    print("\nablation at 128 px: ms per frame, and mean |diff| to ours (0-255)")
-    print(f"{'variant':34s}" + "".join(f"{c:>28s}" for c in LIBERO_CAMERAS))
+    print(
+        "\nablation at 128 px: ms per frame of the variant / of ours in the same alternating run,"
+        " and mean |diff| to ours (0-255)"
+    )
+    print(f"{'variant':34s}" + "".join(f"{c:>30s}" for c in LIBERO_CAMERAS))
+    ours = {
+        camera: CameraRenderer(model, data, camera, 128, 128, **base_kwargs(lod))
+        for camera in LIBERO_CAMERAS
+    }
     for name, overrides, hook in variants:
-        kwargs: dict[str, Any] = {
-            "quality": q,
-            "geomgroups": LIBERO_GEOMGROUPS,
-            "rotate": False,
-            "upload_edits": lod.applied,
-        }
+        kwargs = base_kwargs(lod)
         kwargs.update(overrides)
         cells = []
         for camera in LIBERO_CAMERAS:
             with CameraRenderer(model, data, camera, 128, 128, **kwargs) as cam:
-                ms = median_ms(lambda cam=cam, hook=hook: cam.render(hook), repeats)
+                ms = alternating_medians(
+                    {"variant": functools.partial(cam.render, hook), "ours": ours[camera].render},
+                    repeats,
+                )
                 diff = np.abs(cam.render(hook).astype(int) - reference[camera]).mean()
-            cells.append(f"{ms:9.1f} ms  |d|={diff:5.1f}")
-        print(f"{name:34s}" + "".join(f"{c:>28s}" for c in cells))
+            cells.append(f"{ms['variant']:7.1f} / {ms['ours']:4.1f} ms  |d|={diff:5.1f}")
+        print(f"{name:34s}" + "".join(f"{c:>30s}" for c in cells))
+    for cam in ours.values():
+        cam.close()
+
+
+def base_kwargs(lod: MeshLevelOfDetail) -> dict[str, Any]:
+    """The keyword arguments libero_camera_renderers gives each CameraRenderer."""
+    return {
+        "quality": LIBERO_QUALITY,
+        "geomgroups": LIBERO_GEOMGROUPS,
+        "rotate": False,
+        "upload_edits": lod.applied,
+    }
 
 
 @contextmanager
@@ -173,15 +199,6 @@ def main() -> None:
 
     env = make_env(a.suite, a.task)
     model, data = env.env.sim.model._model, env.env.sim.data._data
-    before: dict[tuple[str, int], float] = {}
-    before_frames: dict[tuple[str, int], np.ndarray] = {}
-    for size in a.sizes:
-        for camera in LIBERO_CAMERAS:
-            before[camera, size] = median_ms(
-                lambda c=camera, s=size: robosuite_frame(env, c, s), a.repeats
-            )
-            before_frames[camera, size] = robosuite_frame(env, camera, size)
-
     t0 = time.perf_counter()
     lod = MeshLevelOfDetail(model, a.max_faces)
     t_lod = time.perf_counter() - t0
@@ -191,19 +208,27 @@ def main() -> None:
     )
     print(f"median of {a.repeats} frames each, ms per frame (|d|: mean abs pixel diff, 0-255)")
     print(f"{'camera':20s}{'size':>6s}{'before':>10s}{'after':>10s}{'speedup':>9s}{'|d|':>7s}")
+    before_frames: dict[tuple[str, int], np.ndarray] = {}
     after_frames: dict[tuple[str, int], np.ndarray] = {}
     for size in a.sizes:
         t0 = time.perf_counter()
         cams = libero_camera_renderers(model, data, (size, size), max_faces=a.max_faces)
         t_make = time.perf_counter() - t0
         for camera, cam in cams.items():
-            ms = median_ms(cam.render, a.repeats)
-            frame = cam.render()
-            after_frames[camera, size] = frame
-            diff = np.abs(frame.astype(int) - before_frames[camera, size]).mean()
+            ms = alternating_medians(
+                {
+                    "before": functools.partial(robosuite_frame, env, camera, size),
+                    "after": cam.render,
+                },
+                a.repeats,
+            )
+            before_ms, after_ms = ms["before"], ms["after"]
+            before_frames[camera, size] = robosuite_frame(env, camera, size)
+            after_frames[camera, size] = cam.render()
+            diff = np.abs(after_frames[camera, size].astype(int) - before_frames[camera, size])
             print(
-                f"{camera:20s}{size:6d}{before[camera, size]:10.1f}{ms:10.1f}"
-                f"{before[camera, size] / ms:8.1f}x{diff:7.1f}"
+                f"{camera:20s}{size:6d}{before_ms:10.1f}{after_ms:10.1f}"
+                f"{before_ms / after_ms:8.1f}x{diff.mean():7.1f}"
             )
             cam.close()
         print(f"{'':20s}{size:6d}  (both renderers created in {t_make:.2f} s)")

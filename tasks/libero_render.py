@@ -12,8 +12,10 @@ So a LIBERO camera is rendered here by :class:`~rapid_env.tasks.rendering.Camera
 
 * only robosuite's visual geom groups drawn (:data:`LIBERO_GEOMGROUPS`): the collision geoms of
   group 0 double the triangle count and robosuite never shows them either;
-* the ``fast`` look (:data:`LIBERO_QUALITY`): no shadow map, MSAA, reflections or skybox. LIBERO's
-  lights cast no shadows, so the shadow map was pure cost;
+* a light look (:data:`LIBERO_QUALITY`): no shadow map, MSAA or skybox. LIBERO's lights cast no
+  shadows, so the shadow map was pure cost, and the walls hide the sky. Reflections stay: some
+  objects (the stove's base, a box with a reflective material) owe their colour to them, and
+  they cost only in scenes that have such a box or plane (one more pass each);
 * a lighter level of detail of every mesh with more than ``max_faces`` triangles
   (:class:`MeshLevelOfDetail`), uploaded to the GL context only. At 128 px an object is 10-30 px
   wide and a 66,000-triangle basket looks the same with 2,000. The model's physics never sees it:
@@ -38,14 +40,14 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rapid_env.tasks.rendering import FAST, CameraRenderer, RenderQuality  # noqa: E402
+from rapid_env.tasks.rendering import CameraRenderer, RenderQuality  # noqa: E402
 
 __all__ = [
     "DEFAULT_MAX_FACES",
@@ -65,8 +67,10 @@ LIBERO_GEOMGROUPS: tuple[int, ...] = (1, 2)
 """Geom groups robosuite's offscreen renderer draws (its ``geomgroup`` is ``[0, 1, 1, 0, 0, 0]``):
 visual meshes are in group 1, collision geoms in group 0."""
 
-LIBERO_QUALITY: RenderQuality = FAST
-"""No shadow map, MSAA, reflections or skybox (see the module docstring)."""
+LIBERO_QUALITY = RenderQuality(
+    shadowsize=0, offsamples=0, shadows=False, reflections=True, skybox=False
+)
+"""No shadow map, MSAA or skybox; reflections kept (see the module docstring)."""
 
 DEFAULT_MAX_FACES = 2000
 """Triangles per mesh above which a mesh is drawn at a lighter level of detail. At 128 px the
@@ -335,6 +339,7 @@ def libero_camera_renderers(
     *,
     cameras: Sequence[str] = LIBERO_CAMERAS,
     max_faces: int = DEFAULT_MAX_FACES,
+    reflections: bool = True,
 ) -> dict[str, CameraRenderer]:
     """One fast, right-way-up :class:`CameraRenderer` per LIBERO camera of a robosuite scene.
 
@@ -348,6 +353,9 @@ def libero_camera_renderers(
         size_hw: ``(height, width)`` of every image, positive ints.
         cameras: Names of model cameras to render; LIBERO's two by default.
         max_faces: Triangles per mesh above which a mesh is drawn lighter (int >= 100).
+        reflections: Whether reflective boxes and planes reflect (:data:`LIBERO_QUALITY`). Off,
+            a scene that has one (LIBERO-Spatial's stove) renders in about half the time, but
+            such an object loses the colour robosuite shows it in (the white stove turns grey).
 
     Returns:
         ``{camera: renderer}`` in the order of ``cameras``; close each when done.
@@ -357,6 +365,9 @@ def libero_camera_renderers(
             (listing the model's cameras).
     """
     height, width = _check_size(size_hw)
+    if not isinstance(reflections, bool):
+        raise ValueError(f"reflections must be True or False, got {reflections!r}")
+    quality = replace(LIBERO_QUALITY, reflections=reflections)
     lod = MeshLevelOfDetail(model, max_faces)
     renderers: dict[str, CameraRenderer] = {}
     try:
@@ -367,7 +378,7 @@ def libero_camera_renderers(
                 camera,
                 width,
                 height,
-                quality=LIBERO_QUALITY,
+                quality=quality,
                 geomgroups=LIBERO_GEOMGROUPS,
                 rotate=False,
                 upload_edits=lod.applied,

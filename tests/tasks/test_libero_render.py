@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 
 from rapid_env.tasks.libero_render import (  # noqa: E402
     LIBERO_CAMERAS,
+    LIBERO_QUALITY,
     MeshLevelOfDetail,
     decimate_mesh,
     libero_camera_renderers,
@@ -66,7 +67,7 @@ def test_shape_dtype_and_order(libero: Any) -> None:
     for cam in cams.values():
         img = cam.render()
         assert img.shape == (24, 40, 3) and img.dtype == np.uint8 and img.flags.c_contiguous
-        assert not cam.rotated and cam.quality == FAST
+        assert not cam.rotated and cam.quality == LIBERO_QUALITY
         cam.close()
 
 
@@ -272,10 +273,20 @@ def test_metaworld_default_frame_is_the_plain_fast_render(camera: str) -> None:
 
 def test_renderer_rejects_bad_geomgroup() -> None:
     env = _metaworld()
-    for bad in (6, -1, 1.0):
+    bads: list[Any] = [6, -1, 1.0]
+    for bad in bads:
         with pytest.raises(ValueError, match="geom group"):
             CameraRenderer(env.model, env.data, "corner2", 8, 8, geomgroups=(1, bad))
     env.close()
+
+
+def test_reflections_switch(libero: Any) -> None:
+    model, data = raw(libero)
+    cams = libero_camera_renderers(model, data, (16, 16), cameras=("agentview",), reflections=False)
+    assert not cams["agentview"].quality.reflections
+    cams["agentview"].close()
+    with pytest.raises(ValueError, match="reflections"):
+        libero_camera_renderers(model, data, (16, 16), reflections="no")  # type: ignore[arg-type]
 
 
 def test_bad_size_names_value(libero: Any) -> None:
