@@ -16,9 +16,10 @@ So a LIBERO camera is rendered here by :class:`~rapid_env.tasks.rendering.Camera
   shadows, so the shadow map was pure cost, and the walls hide the sky. Reflections stay: some
   objects (the stove's base, a box with a reflective material) owe their colour to them, and
   they cost only in scenes that have such a box or plane (one more pass each);
-* a lighter level of detail of every mesh with more than ``max_faces`` triangles
-  (:class:`MeshLevelOfDetail`), uploaded to the GL context only. At 128 px an object is 10-30 px
-  wide and a 66,000-triangle basket looks the same with 2,000. The model's physics never sees it:
+* a lighter level of detail of every mesh with more than ``max_faces`` triangles, with no detail
+  coarser than a centimetre (:class:`MeshLevelOfDetail`), uploaded to the GL context only. At
+  128 px an object is 10-30 px wide and a 66,000-triangle basket looks nearly the same with
+  2,000 (its woven walls a little lighter). The model's physics never sees it:
   the faces are swapped into ``model`` only while the GL context is created (when MuJoCo copies
   meshes to the renderer) and restored right after.
 
@@ -54,6 +55,7 @@ __all__ = [
     "LIBERO_CAMERAS",
     "LIBERO_GEOMGROUPS",
     "LIBERO_QUALITY",
+    "MAX_CELL",
     "MeshLevelOfDetail",
     "decimate_mesh",
     "libero_camera_renderers",
@@ -75,6 +77,10 @@ LIBERO_QUALITY = RenderQuality(
 DEFAULT_MAX_FACES = 2000
 """Triangles per mesh above which a mesh is drawn at a lighter level of detail. At 128 px the
 mean absolute difference to the full meshes is ~2-3 grey levels out of 255 (measured)."""
+
+MAX_CELL = 0.01
+"""Largest vertex-clustering cell in metres: about a pixel of agentview at 128 px. Coarser cells
+on LIBERO-10's 1.8 m table left long slivers across the image (measured)."""
 
 _MIN_MAX_FACES = 100
 
@@ -141,7 +147,7 @@ def _cluster(vertices: np.ndarray, faces: np.ndarray, cells: int) -> np.ndarray:
 
 
 def decimate_mesh(
-    vertices: np.ndarray, faces: np.ndarray, max_faces: int
+    vertices: np.ndarray, faces: np.ndarray, max_faces: int, max_cell: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reduce a triangle mesh to at most ``max_faces`` faces by vertex clustering.
 
@@ -154,10 +160,16 @@ def decimate_mesh(
     Args:
         vertices: ``(nv, 3)`` float vertex positions.
         faces: ``(nf, 3)`` int vertex indices of each triangle.
-        max_faces: Upper bound on the number of faces returned (>= 100).
+        max_faces: Upper bound on the number of faces returned (>= 100), unless ``max_cell``
+            binds.
+        max_cell: If given, the largest grid cell allowed, in the vertices' units: a big mesh
+            (a 1.8 m table) reduced to ``max_faces`` would need cells so coarse that its
+            collapsed triangles leave long slivers across the image; such a mesh keeps as many
+            faces as cells of this size give.
 
     Returns:
-        ``(new_faces, kept)``: the ``(k, 3)`` int32 faces, ``k <= max_faces``, and the ``(k,)``
+        ``(new_faces, kept)``: the ``(k, 3)`` int32 faces, ``k <= max_faces`` unless
+        ``max_cell`` binds, and the ``(k,)``
         indices of the original faces they come from (to carry per-face data over).
 
     Raises:
@@ -170,13 +182,19 @@ def decimate_mesh(
         return faces.astype(np.int32), np.arange(faces.shape[0])
     # The face count grows with the square of the grid resolution: measure a coarse grid, jump
     # to the resolution that should just fit, then step down while the result is too big.
-    cells = 32
+    min_cells = 1
+    if max_cell is not None:
+        if not max_cell > 0:
+            raise ValueError(f"max_cell must be a positive length, got {max_cell!r}")
+        extent = float((vertices.max(axis=0) - vertices.min(axis=0)).max())
+        min_cells = max(1, int(np.ceil(extent / max_cell)))
+    cells = max(32, min_cells)
     result = _cluster(vertices, faces, cells)
-    cells = max(1, int(cells * np.sqrt(max_faces / max(result.shape[0], 1)) * 0.97))
+    cells = max(min_cells, int(cells * np.sqrt(max_faces / max(result.shape[0], 1)) * 0.97))
     result = _cluster(vertices, faces, cells)
-    while result.shape[0] > max_faces and cells > 1:
+    while result.shape[0] > max_faces and cells > min_cells:
         shrink = int(cells * np.sqrt(max_faces / result.shape[0]) * 0.97)
-        cells = max(1, min(cells - 1, shrink))
+        cells = max(min_cells, min(cells - 1, shrink))
         result = _cluster(vertices, faces, cells)
     return result[:, 1:].astype(np.int32), result[:, 0]
 
@@ -217,7 +235,10 @@ def _lighter_meshes(model: mujoco.MjModel, max_faces: int) -> tuple[_LighterMesh
         face_adr = int(model.mesh_faceadr[mesh_id])
         faces = slice(face_adr, face_adr + n_faces)
         new_faces, kept = decimate_mesh(
-            model.mesh_vert[vert_adr : vert_adr + n_verts], model.mesh_face[faces], max_faces
+            model.mesh_vert[vert_adr : vert_adr + n_verts],
+            model.mesh_face[faces],
+            max_faces,
+            max_cell=MAX_CELL,
         )
         textured = int(model.mesh_texcoordnum[mesh_id]) > 0
         meshes.append(

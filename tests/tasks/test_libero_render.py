@@ -208,6 +208,20 @@ def test_decimate_mesh_bounds_and_indices() -> None:
     assert np.array_equal(same, faces) and np.array_equal(all_kept, np.arange(faces.shape[0]))
 
 
+def test_decimate_mesh_max_cell_keeps_big_meshes_fine() -> None:
+    vertices, faces = _sphere()  # 2 units across
+    coarse, _ = decimate_mesh(vertices, faces, 200)
+    fine, _ = decimate_mesh(vertices, faces, 200, max_cell=0.1)  # at least 20 cells per side
+    assert coarse.shape[0] <= 200 < fine.shape[0] <= faces.shape[0]
+    edges = vertices[fine] - vertices[np.roll(fine, 1, axis=1)]
+    original = vertices[faces] - vertices[np.roll(faces, 1, axis=1)]
+    longest = np.linalg.norm(original, axis=-1).max()
+    # No edge grows by more than two cell diagonals: no slivers across the mesh.
+    assert np.linalg.norm(edges, axis=-1).max() <= longest + 2 * 0.1 * np.sqrt(3)
+    with pytest.raises(ValueError, match="max_cell"):
+        decimate_mesh(vertices, faces, 200, max_cell=0.0)
+
+
 @pytest.mark.parametrize("bad", [0, 99, 2.5, True, "2000"])
 def test_decimate_mesh_rejects_bad_max_faces(bad: Any) -> None:
     vertices, faces = _sphere(8)
