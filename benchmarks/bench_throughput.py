@@ -14,6 +14,8 @@ The machines this runs on are shared, so the three runs are taken back to back i
 printed together; compare ratios, not absolute numbers across runs. Usage::
 
     python benchmarks/bench_throughput.py [--tasks reach,push,drawer-close] [--episodes 2]
+    python benchmarks/bench_throughput.py --tasks libero_object/0,libero_spatial/0 \
+        --policy chunk-regress-libero      # the LIBERO suite (episodes at each suite's limit)
 """
 
 from __future__ import annotations
@@ -59,9 +61,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--tasks", default="reach,push,drawer-close")
     p.add_argument("--episodes", type=int, default=2)
+    p.add_argument("--policy", default="chunk-regress")
+    p.add_argument("--max-episode-s", type=float, default=None,
+                   help="episode length (default: each suite's own)")
     p.add_argument("--skip-ray", action="store_true")
     a = p.parse_args()
-    sweep = ["--tasks", a.tasks, "--episodes", str(a.episodes)]
+    sweep = ["--tasks", a.tasks, "--episodes", str(a.episodes), "--policy", a.policy]
+    if a.max_episode_s is not None:
+        sweep += ["--max-episode-s", f"{a.max_episode_s:g}"]
     variants = [("serial", 1, []), ("--workers 2", 2, ["--workers", "2"])]
     if not a.skip_ray:
         variants.append(("--backend ray (2 CPUs)", 2, ["--backend", "ray", "--workers", "2"]))
@@ -76,7 +83,7 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"sweep: rapid-eval {' '.join(sweep)} (default agents rapid,edge-only,cloud-only; "
-          f"policy chunk-regress; {os.cpu_count()} cores on this machine)\n")
+          f"policy {a.policy}; {os.cpu_count()} cores on this machine)\n")
     print(f"{'backend':<24} {'cores':>5} {'episodes':>8} {'sim s':>7} {'wall s':>7} "
           f"{'ep/h/core':>10} {'RTF/core':>9} {'start-up s':>10}")
     for name, cores, res, eph, rtf in rows:

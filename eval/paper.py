@@ -69,14 +69,19 @@ they differ from it only in *when* they ask. ``vision`` holds the vision trigger
 escalation mode; edge-only is the whole model on the edge (no budget)."""
 
 
+def episode_s_argv(max_episode_s: float | None) -> list[str]:
+    """``--max-episode-s`` for rapid-eval; none when None (each task's suite limit: LIBERO)."""
+    return [] if max_episode_s is None else ["--max-episode-s", f"{max_episode_s:g}"]
+
+
 def eval_argv(setting: Setting, args: argparse.Namespace, out: Path) -> list[str]:
     """The ``rapid-eval`` arguments of one setting (shown in the tables, rerunnable by hand)."""
     argv = [
         "--tasks", args.tasks, "--agents", ",".join(setting.agents),
         "--noise", ",".join(setting.noises), "--links", args.link,
         "--episodes", str(args.episodes), "--seed", str(args.seed), "--policy", args.policy,
-        "--max-episode-s", f"{args.max_episode_s:g}", "--workers", str(args.workers),
-        "--out", str(out / "runs" / setting.name),
+        *episode_s_argv(args.max_episode_s),
+        "--workers", str(args.workers), "--out", str(out / "runs" / setting.name),
         "--group", f"paper-{out.name}", "--job-type", "paper",
     ]
     if args.wandb is not None:

@@ -47,6 +47,14 @@ SCENES: dict[str, str] = {"standard": "clean", "visual-noise": "visual-noise",
 """Table I's scene names -> our noise presets (``standard`` is a clean camera)."""
 
 TABLE2_TASKS: tuple[str, ...] = ("pick-place", "drawer-open", "peg-insert-side")
+LIBERO_TABLE2: dict[str, str] = {
+    "libero_object/0": "pick-place", "libero_goal/0": "drawer-open",
+    "libero_goal/9": "peg-insert-side",
+}
+"""LIBERO's stand-ins for Table II's tasks: pick up the alphabet soup and place it in the basket;
+open the middle drawer of the cabinet; and, for peg insertion (LIBERO has none), put the wine
+bottle on the rack: a grasped object slid into a tight slot, the contact-rich, placement-critical
+end of the suite. The table compares each with the paper's row it stands for."""
 STATED_TOLERANCE = 0.1
 """Table II and the trigger table use this tolerance (10 % of an action component's range)."""
 TOLERANCES: tuple[float, ...] = (0.05, 0.1, 0.2)
@@ -108,7 +116,8 @@ def table1(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
 def table2(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
     """Redundant-tick share per task under RAPID (clean), at every tolerance; MT10 pooled last."""
     recs = _select(records.get("rapid", ()), agent=RAPID, noise="clean")
-    tasks = list(dict.fromkeys([*TABLE2_TASKS, *(str(r["task"]) for r in recs)]))
+    tasks = list(dict.fromkeys([*TABLE2_TASKS, *LIBERO_TABLE2,
+                                *(str(r["task"]) for r in recs)]))
     rows = []
     for task in [*tasks, "all"]:
         sel = recs if task == "all" else _select(recs, task=task)
@@ -130,8 +139,11 @@ def table2(records: Mapping[str, Sequence[Record]]) -> list[dict[str, Any]]:
         for tol, st in by_tol.items():
             ours[f"redundant_share_{tol:g}"] = st["redundant_share"]
             ours[f"redundant_of_cached_{tol:g}"] = st["redundant_of_cached"]
-        paper = {"redundant_share": PAPER_TABLE2[task]} if task in PAPER_TABLE2 else None
-        rows.append(_row("all tasks run" if task == "all" else task, ours, paper))
+        stands_for = LIBERO_TABLE2.get(task, task)
+        paper = ({"redundant_share": PAPER_TABLE2[stands_for]} if stands_for in PAPER_TABLE2
+                 else None)
+        label = task if stands_for == task else f"{task} ({stands_for})"
+        rows.append(_row("all tasks run" if task == "all" else label, ours, paper))
     return rows
 
 

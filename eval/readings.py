@@ -32,7 +32,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rapid_env.eval.paper import RAPID_BUDGET_GIB, VISION_BUDGET_GIB, read_records
+from rapid_env.eval.paper import (
+    RAPID_BUDGET_GIB,
+    VISION_BUDGET_GIB,
+    episode_s_argv,
+    read_records,
+)
 from rapid_env.eval.paper_tables import EDGE_ONLY, RAPID, TOLERANCES, VISION
 
 PLACEMENTS: tuple[str, ...] = ("edge-prefix", "edge-suffix", "best")
@@ -171,7 +176,7 @@ def sweep_argv(
     argv = [
         "--tasks", args.tasks, "--agents", agent, "--noise", ",".join(noises),
         "--links", reading.link, "--episodes", str(args.episodes), "--seed", str(args.seed),
-        "--policy", args.policy, "--max-episode-s", f"{args.max_episode_s:g}",
+        "--policy", args.policy, *episode_s_argv(args.max_episode_s),
         "--workers", str(args.workers), "--out", str(out / "readings" / folder),
         "--group", f"readings-{out.name}", "--job-type", "readings",
         "--edge-budget-gib", f"{budget:g}",
@@ -194,7 +199,7 @@ def edge_only_argv(args: argparse.Namespace, out: Path) -> list[str]:
     argv = [
         "--tasks", args.tasks, "--agents", EDGE_ONLY, "--noise", "clean",
         "--links", "lab-wifi6", "--episodes", str(args.episodes), "--seed", str(args.seed),
-        "--policy", args.policy, "--max-episode-s", f"{args.max_episode_s:g}",
+        "--policy", args.policy, *episode_s_argv(args.max_episode_s),
         "--workers", str(args.workers), "--out", str(out / "readings" / "edge-only"),
         "--group", f"readings-{out.name}", "--job-type", "readings", "--no-report",
     ]

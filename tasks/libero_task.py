@@ -14,8 +14,11 @@ oracle, recorder) runs on LIBERO unchanged. How it differs from the Meta-World s
   (at most 0.5 rad per tick), gripper (-1 open, +1 close), one per 20 Hz tick (``control_hz``
   sets robosuite's ``control_freq``; a tick is ``500 / control_hz`` substeps).
 * **Two cameras** (``agentview``, the main one, and ``eye_in_hand``), rendered only when read,
-  through rapid-env's own fast renderer (:mod:`rapid_env.tasks.libero_render`) rather than
-  robosuite's camera observations, each the right way up.
+  through rapid-env's own fast renderer (:mod:`rapid_env.tasks.libero_render`: visual geoms
+  only, big meshes drawn lighter, no shadows or anti-aliasing; 5-9x faster than robosuite's
+  camera observations) rather than robosuite's, each the right way up (robosuite's raw frames
+  are upside down; ``libero_render.openvla_view`` gives the view OpenVLA-style LIBERO policies
+  were trained on).
 * **Initial states:** an evaluation seed picks one of the task's 50 fixed states, a
   demonstration seed a freshly sampled layout (:mod:`rapid_env.tasks.libero_suite`); then
   ``settle_ticks`` ticks with the gripper open let the objects come to rest, as every published
@@ -42,6 +45,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from rapid_env.tasks.libero_render import libero_camera_renderers
 from rapid_env.tasks.libero_suite import (
     CAMERAS,
     DEFAULT_CAMERA,
@@ -401,8 +405,11 @@ class LiberoTask(gym.Env[dict[str, Any], np.ndarray]):
         r = self._renderers.get(name)
         if r is None:
             h, w = self.image_hw
-            r = CameraRenderer(self.model, self.data, ROBOSUITE_CAMERAS[name], w, h,
-                               quality=self.quality)
+            cam = ROBOSUITE_CAMERAS[name]
+            if self.quality == "fast":  # lighter meshes for drawing, LIBERO's look kept
+                r = libero_camera_renderers(self.model, self.data, (h, w), cameras=(cam,))[cam]
+            else:  # "high": every triangle, shadows and anti-aliasing (videos, figures)
+                r = CameraRenderer(self.model, self.data, cam, w, h, quality=self.quality)
             self._renderers[name] = r
         return r
 

@@ -36,7 +36,8 @@ import multiprocessing
 import os
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -151,6 +152,26 @@ def _check_positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+_NUM_GEOMGROUPS = 6  # mjNGROUP
+
+
+def _scene_option(geomgroups: Sequence[int] | None) -> mujoco.MjvOption | None:
+    """An ``MjvOption`` drawing only ``geomgroups``; None keeps the renderer's default option."""
+    if geomgroups is None:
+        return None
+    groups = list(geomgroups)
+    for group in groups:
+        if isinstance(group, bool) or not isinstance(group, int | np.integer):
+            raise ValueError(f"geom group must be an int in 0..5, got {group!r}")
+        if not 0 <= group < _NUM_GEOMGROUPS:
+            raise ValueError(f"geom group must be an int in 0..5, got {group!r}")
+    option = mujoco.MjvOption()
+    option.geomgroup[:] = 0
+    for group in groups:
+        option.geomgroup[int(group)] = 1
+    return option
+
+
 class CameraRenderer:
     """Renders one named model camera to ``uint8`` RGB images of a fixed size, right way up.
 
@@ -178,7 +199,11 @@ class CameraRenderer:
         camera: str,
         width: int,
         height: int,
-        quality: str = "fast",
+        quality: str | RenderQuality = "fast",
+        *,
+        geomgroups: Sequence[int] | None = None,
+        rotate: bool | None = None,
+        upload_edits: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         """Create the renderer.
 
@@ -188,12 +213,24 @@ class CameraRenderer:
             camera: Name of a camera defined in ``model``.
             width: Image width in pixels (positive int).
             height: Image height in pixels (positive int).
-            quality: Key of :data:`QUALITY_PRESETS`.
+            quality: Key of :data:`QUALITY_PRESETS`, or a :class:`RenderQuality` of the
+                caller's own (another task suite's look).
+            geomgroups: The geom groups to draw (each in 0..5); None draws MuJoCo's default
+                groups 0, 1 and 2. Suites that keep invisible collision geoms in a group of
+                their own (robosuite: group 0) name only their visual groups, as their own
+                renderer does.
+            rotate: Whether to rotate every image by 180 degrees; None decides from the
+                camera's pose (:func:`camera_needs_rotation`), which is right only for cameras
+                whose roll never changes. A camera on a hand that turns needs a fixed answer.
+            upload_edits: Called once, around the GL context's creation: a context manager
+                that may edit visual-only parts of ``model`` that MuJoCo reads only then (mesh
+                faces, textures) and must restore them on exit, e.g. a lighter mesh level of
+                detail for a software renderer. None uploads the model as it is.
 
         Raises:
             ValueError: On an unknown camera (the message lists the model's cameras), a
-                non-positive or non-int size (naming the value) or an unknown quality preset
-                (listing the presets).
+                non-positive or non-int size (naming the value), an unknown quality preset
+                (listing the presets) or a geom group outside 0..5.
             RuntimeError: In a child process forked from one that had a GL context (see the
                 module docstring).
         """
@@ -202,17 +239,25 @@ class CameraRenderer:
             raise ValueError(f"unknown camera {camera!r}; the model's cameras are {names}")
         self._width = _check_positive_int("width", width)
         self._height = _check_positive_int("height", height)
-        if not isinstance(quality, str) or quality not in QUALITY_PRESETS:
+        if isinstance(quality, RenderQuality):
+            self._quality = quality
+        elif isinstance(quality, str) and quality in QUALITY_PRESETS:
+            self._quality = QUALITY_PRESETS[quality]
+        else:
             raise ValueError(f"unknown quality {quality!r}; presets are {sorted(QUALITY_PRESETS)}")
+        self._scene_option = _scene_option(geomgroups)
         self._model = model
         self._data = data
         self._camera = camera
         self._camera_id = int(mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera))
-        self._quality = QUALITY_PRESETS[quality]
-        self._rotate = camera_needs_rotation(model, data, self._camera_id)
+        if rotate is None:
+            self._rotate = camera_needs_rotation(model, data, self._camera_id)
+        else:
+            self._rotate = bool(rotate)
         if _FORKED_FROM_GL:
             raise RuntimeError(_FORK_MESSAGE)
-        self._renderer: mujoco.Renderer | None = self._make_renderer()
+        with upload_edits() if upload_edits is not None else nullcontext():
+            self._renderer: mujoco.Renderer | None = self._make_renderer()
         _LIVE.add(self)
         _close_live_renderers_first_at_exit()
         _no_fork_by_default()
@@ -296,7 +341,9 @@ class CameraRenderer:
             if self in _INHERITED:
                 raise RuntimeError(_FORK_MESSAGE)
             raise RuntimeError("CameraRenderer.render() called after close()")
-        self._renderer.update_scene(self._data, camera=self._camera_id)
+        self._renderer.update_scene(
+            self._data, camera=self._camera_id, scene_option=self._scene_option
+        )
         if scene_hook is not None:
             scene_hook(self._renderer.scene)
         image = self._renderer.render()

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 NO_RUN = "no-run"
-SLOW = {"docs/videos.md"}
+SLOW = {"docs/videos.md", "docs/libero_rendering.md"}
 """Docs whose blocks take more than a few seconds (they render MuJoCo frames or encode video)."""
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,}|~{3,})(?P<info>.*)$")

@@ -21,6 +21,15 @@ QUICK_TASKS: tuple[str, ...] = ("pick-place", "drawer-open", "peg-insert-side")
 a test keeps the two equal, so ``--help`` need not import the tables)."""
 
 
+LIBERO_QUICK_TASKS: tuple[str, ...] = ("libero_object/0", "libero_goal/0", "libero_goal/9")
+"""``--suite libero --quick``: LIBERO's stand-ins for Table II's tasks
+(:data:`rapid_env.eval.paper_tables.LIBERO_TABLE2`; a test keeps the two equal)."""
+LIBERO_TASKS = "libero_object,libero_spatial,libero_goal"
+"""``--suite libero``'s full run: the three suites the scripted experts cover."""
+LIBERO_POLICY = "chunk-regress-libero"
+"""``--suite libero``'s default policy: the family trained on LIBERO (shipped checkpoint)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``rapid-paper`` command line."""
     p = make_parser(
@@ -30,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "precision/recall table beside the paper's figures.",
         examples=(
             "rapid-paper --quick --out runs/paper-smoke",
+            "rapid-paper --suite libero --quick --out runs/paper-libero  # LIBERO, the paper's",
             "rapid-paper --out runs/paper --workers 2            # the full run, resumable",
             "rapid-paper --tables-only --out docs/results/paper  # tables from stored records",
             "rapid-paper --readings --quick --out runs/readings  # every claim under every reading",
@@ -42,15 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="smoke run of the same pipeline: Table II's 3 tasks, 1 episode each, "
                         "5 s episodes, no HTML reports")
+    p.add_argument("--suite", choices=("metaworld", "libero"), default="metaworld",
+                   help="the benchmark: Meta-World v3 MT10 (default) or LIBERO, the paper's own "
+                        "(its Table II tasks stand in as "
+                        f"{', '.join(LIBERO_QUICK_TASKS)})")
     p.add_argument("--tasks", default=None,
-                   help="comma-separated tasks or 'mt10' (default: mt10; --quick: "
-                        f"{','.join(QUICK_TASKS)})")
+                   help="comma-separated tasks or a suite (default: mt10; --quick: "
+                        f"{','.join(QUICK_TASKS)}; --suite libero: {LIBERO_TASKS}; with "
+                        f"--quick: {','.join(LIBERO_QUICK_TASKS)})")
     p.add_argument("--episodes", type=int, default=None,
                    help="paired seeds per cell (default 10; --quick: 1)")
     p.add_argument("--max-episode-s", type=float, default=None,
-                   help="simulated seconds per episode (default 10; --quick: 5)")
+                   help="simulated seconds per episode (default 10; --quick: 5; --suite libero: "
+                        "each suite's own step limit)")
     p.add_argument("--link", default="lab-wifi6", help="the link of every setting")
-    p.add_argument("--policy", default="chunk-regress", help="the policy that drives the robot")
+    p.add_argument("--policy", default=None,
+                   help=f"the policy that drives the robot (default chunk-regress; --suite "
+                        f"libero: {LIBERO_POLICY})")
     p.add_argument("--seed", type=int, default=1000, help="first paired seed")
     p.add_argument("--workers", type=int, default=1, help="local worker processes per sweep")
     p.add_argument("--wandb", choices=("offline", "online", "disabled"), default=None,
@@ -84,11 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _resolve(args: argparse.Namespace) -> None:
     """Fill the defaults that depend on ``--quick`` and check the numbers."""
+    libero = args.suite == "libero"
     if args.tasks is None:
-        args.tasks = ",".join(QUICK_TASKS) if args.quick else "mt10"
+        if libero:
+            args.tasks = ",".join(LIBERO_QUICK_TASKS) if args.quick else LIBERO_TASKS
+        else:
+            args.tasks = ",".join(QUICK_TASKS) if args.quick else "mt10"
+    if args.policy is None:
+        args.policy = LIBERO_POLICY if libero else "chunk-regress"
     if args.episodes is None:
         args.episodes = 1 if args.quick else 10
-    if args.max_episode_s is None:
+    if args.max_episode_s is None and not libero:  # LIBERO: each suite's own step limit
         args.max_episode_s = 5.0 if args.quick else 10.0
     if args.episodes < 1:
         raise ValueError(f"--episodes {args.episodes} must be >= 1")
@@ -222,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = {
         "command": shlex.join(["rapid-paper", *(sys.argv[1:] if argv is None else argv)]),
         "settings": commands, "wall_s": round(wall_s, 1), "quick": bool(args.quick),
-        "link": args.link, "policy": args.policy, "tasks": args.tasks,
+        "link": args.link, "policy": args.policy, "tasks": args.tasks, "suite": args.suite,
         "episodes": args.episodes, "max_episode_s": args.max_episode_s,
         "partitions_gib": {"rapid": RAPID_BUDGET_GIB, "vision-triggered": VISION_BUDGET_GIB},
     }

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rapid_env.cli.paper import QUICK_TASKS, main
+from rapid_env.cli.paper import LIBERO_QUICK_TASKS, QUICK_TASKS, main
 from rapid_env.eval.paper import SETTINGS
 from rapid_env.eval.paper_tables import (
     EDGE_ONLY,
@@ -276,3 +276,7 @@ def test_a_torn_last_line_is_skipped_and_the_store_left_alone(tmp_path):
 def test_quick_tasks_are_table_two_tasks() -> None:
     # the CLI spells them out so --help need not import the tables
     assert QUICK_TASKS == TABLE2_TASKS
+    from rapid_env.eval.paper_tables import LIBERO_TABLE2
+
+    assert LIBERO_QUICK_TASKS == tuple(LIBERO_TABLE2)
+    assert set(LIBERO_TABLE2.values()) == set(TABLE2_TASKS)
