@@ -51,6 +51,20 @@ class SweepSpec:
     episodes: int = 3
     seed: int = 0
     base: EnvConfig = field(default_factory=EnvConfig)
+    episode_s: Mapping[str, float] = field(default_factory=dict)
+    """Per-task episode lengths that override ``base.max_episode_s`` (a LIBERO task's suite
+    step limit when ``--max-episode-s`` is not given); Meta-World tasks are never in it."""
+
+    def config(self, task: str, noise: str | None = None, link: str | None = None) -> EnvConfig:
+        """The configuration of ``task``'s cells (with ``noise`` and ``link`` when given)."""
+        changes: dict[str, object] = {"task": task}
+        if noise is not None:
+            changes["noise"] = noise
+        if link is not None:
+            changes["link"] = link
+        if task in self.episode_s:
+            changes["max_episode_s"] = self.episode_s[task]
+        return replace(self.base, **changes)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         check_counts(self.episodes, self.seed)
@@ -263,6 +277,6 @@ def plan(spec: SweepSpec) -> list[EpisodeJob]:
     jobs: list[EpisodeJob] = []
     for cell in cells(spec):
         task, noise, link, _ = cell
-        cfg = replace(spec.base, task=task, noise=noise, link=link)
+        cfg = spec.config(task, noise, link)
         jobs.extend(EpisodeJob(cell, seed, cfg) for seed in spec.seeds())
     return jobs

@@ -13,7 +13,6 @@ once with the built policy (``remote:`` asks its server, with the token, what it
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
@@ -35,7 +34,7 @@ def preflight(spec: SweepSpec, token_file: str | None = None) -> None:
     """
     validate_names(spec.base)
     for task in spec.tasks:
-        validate_core_names(replace(spec.base, task=task))
+        validate_core_names(spec.config(task))
     for noise in spec.noises:
         parse_noise(noise)
     for link in spec.links:

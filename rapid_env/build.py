@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController, PlacementOption
 from rapid_env.policy import Policy
+from rapid_env.task import Task
 
 if TYPE_CHECKING:
     from rapid_env.cost.model import Placement
@@ -33,14 +34,69 @@ def validate_core_names(cfg: EnvConfig) -> None:
     from rapid_env.cost import DEVICES, PROFILES
     from rapid_env.link import parse_link
     from rapid_env.noise import parse_noise
-    from rapid_env.tasks.suite import TASKS
+    from rapid_env.tasks.suite import check_task
 
-    TASKS.check(cfg.task)
+    check_task(cfg.task)
     PROFILES.check(cfg.profile)
     DEVICES.check(cfg.edge)
     DEVICES.check(cfg.cloud)
-    parse_noise(cfg.noise)
+    scene_task(cfg.task, parse_noise(cfg.noise).variant)
     parse_link(cfg.link)
+
+
+def scene_task(task: str, variant: str | None) -> str:
+    """The task to build: ``task``, or its LIBERO-PRO variant when the noise names one.
+
+    ``libero_object/3`` under ``pro-swap`` is ``libero_object_swap/3``: the same task with its
+    objects' positions swapped. A variant of a Meta-World task, or of a task that is already a
+    variant, is refused.
+    """
+    from rapid_env.tasks.libero_suite import base_suite, get_libero_task, is_libero
+    from rapid_env.tasks.suite import check_task
+
+    if variant is None:
+        return task
+    spec = get_libero_task(task) if is_libero(task) else None
+    if spec is None or spec.suite != base_suite(spec.suite):
+        raise ValueError(
+            f"a LIBERO-PRO scene variant ({variant}) on task {task!r}; allowed: a task of a base "
+            "LIBERO suite (libero_spatial, libero_object, libero_goal, libero_10, libero_90)"
+        )
+    return check_task(f"{spec.suite}_{variant}/{spec.index}")
+
+
+def build_task(cfg: EnvConfig) -> Task:
+    """The task ``cfg`` names, of its suite: Meta-World's or LIBERO's.
+
+    Meta-World's default camera means nothing in a LIBERO scene: a LIBERO task given it uses
+    its own main camera (``agentview``).
+    """
+    from rapid_env.noise import parse_noise
+    from rapid_env.tasks.libero_suite import is_libero
+    from rapid_env.tasks.limits import DEFAULT_CAMERA
+
+    name = scene_task(cfg.task, parse_noise(cfg.noise).variant)
+    if is_libero(name):
+        from rapid_env.tasks.libero_task import LiberoTask
+
+        return LiberoTask(
+            name,
+            image_size=cfg.image_size,
+            camera="agentview" if cfg.camera == DEFAULT_CAMERA else cfg.camera,
+            control_hz=cfg.control_hz,
+            quality=cfg.quality,
+            max_episode_s=cfg.max_episode_s,
+        )
+    from rapid_env.tasks.metaworld_task import MetaWorldTask
+
+    return MetaWorldTask(
+        cfg.task,
+        image_size=cfg.image_size,
+        camera=cfg.camera,
+        control_hz=cfg.control_hz,
+        quality=cfg.quality,
+        max_episode_s=cfg.max_episode_s,
+    )
 
 
 def assemble_controller(
@@ -55,17 +111,9 @@ def assemble_controller(
     from rapid_env.cost import build_cost_model
     from rapid_env.link import parse_link
     from rapid_env.noise import parse_noise
-    from rapid_env.tasks.metaworld_task import MetaWorldTask
 
     validate_core_names(cfg)
-    task = MetaWorldTask(
-        cfg.task,
-        image_size=cfg.image_size,
-        camera=cfg.camera,
-        control_hz=cfg.control_hz,
-        quality=cfg.quality,
-        max_episode_s=cfg.max_episode_s,
-    )
+    task = build_task(cfg)
     own: Placement = "edge-suffix" if cfg.placement == "edge-suffix" else "edge-prefix"
     cost = build_cost_model(
         profile=cfg.profile, edge=cfg.edge, cloud=cfg.cloud, placement=own,

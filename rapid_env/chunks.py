@@ -13,7 +13,7 @@ class ChunkBuffer:
     """
 
     def __init__(self) -> None:
-        self._actions = np.zeros((0, 4), dtype=np.float32)
+        self._actions = np.zeros((0, 0), dtype=np.float32)  # no chunk yet: any action width
         self._next = 0
 
     @property

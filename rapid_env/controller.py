@@ -276,14 +276,16 @@ class PartitionedController:
         suffix = 0 < split < n and cost.plan(split).placement == "edge-suffix"
         if not decision.escalate:  # early exit: the edge's part and its exit head, nothing sent
             timed = early_exit(cost, split, t)  # raises under edge-suffix: no front on the edge
-            result = run_policy(self.policy, inp, n, n)
+            result = run_policy(self.policy, inp, n, n, self._action_dim)
             self.recorder.count("early_exits")
         elif isinstance(self.transport, RemotePolicyTransport):  # it runs the cloud half itself
             result, timed = self.transport.request(self.policy, inp, split, t)
         else:
             # an executable model is cut at the same boundary: n - split blocks before it when
             # the edge holds the tail (same chunk, same boundary bytes)
-            result = run_policy(self.policy, inp, n - split if suffix else split, n)
+            result = run_policy(
+                self.policy, inp, n - split if suffix else split, n, self._action_dim
+            )
             transport = self.transport if cost is self.cost else self._alt_transport
             assert transport is not None and not isinstance(transport, RemotePolicyTransport)
             timed = transport.send(split, t)
@@ -366,10 +368,14 @@ class PartitionedController:
         """This tick's noisy camera frame, rendered at most once per tick."""
         return self.camera.frame()
 
+    @property
+    def _action_dim(self) -> int:
+        """The task's action width: a chunk of another width is a policy fault."""
+        return int(self.task.action_space.shape[0])
+
     def _policy_input(self) -> PolicyInput:
         """The policy's input for this tick (what ``infer`` would feed it)."""
-        image = self.frame() if self.policy.needs_image else None
-        return PolicyInput(image, self.task.proprio_vector(), self.task.instruction, self.task)
+        return self.camera.policy_input(self.policy)
 
     def context(self) -> DeciderContext:
         """The a-priori knowledge a decider may bind to (see :class:`DeciderContext`)."""

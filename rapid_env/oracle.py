@@ -39,8 +39,8 @@ differs from the action the robot is about to execute by less than ``tol``:
 * the action about to be executed is the chunk buffer's next action. (Every chunk that had
   arrived by now was installed at the end of the previous tick, so this is what the robot
   executes if the decider keeps.)
-* the distance is the max-abs difference over all four components of Meta-World's action
-  (``norm="max"``, ``components=(0, 1, 2, 3)``). Each component lives in [-1, 1] in the same
+* the distance is the max-abs difference over all the action's components (Meta-World's four,
+  LIBERO's seven; ``norm="max"``, ``components=None``). Each component lives in [-1, 1] in the same
   units (a fraction of the largest command), so ``tol`` is a per-component bound: "no command
   changes by ``tol`` or more". The gripper is included because the moment to close or open it is
   exactly where a fresh plan matters (pick-place). ``norm="l2"`` and a subset of components (e.g.
@@ -163,7 +163,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from rapid_env.observer import ObserverBase
-from rapid_env.policy import PolicyInput, run_policy
+from rapid_env.policy import run_policy
 from rapid_env.record_metrics import (
     ratio,
     redundant_share,
@@ -201,12 +201,12 @@ def tol_name(tol: float) -> str:
 
 
 def action_distance(
-    a: np.ndarray, b: np.ndarray, norm: Norm = "max", components: Sequence[int] = (0, 1, 2, 3)
+    a: np.ndarray, b: np.ndarray, norm: Norm = "max", components: Sequence[int] | None = None
 ) -> float:
-    """Distance between two 4-D actions over ``components``: max-abs or L2 of the difference."""
-    d = np.asarray(a, dtype=np.float64)[list(components)] - np.asarray(b, np.float64)[
-        list(components)
-    ]
+    """Distance between two actions over ``components`` (all when None): max-abs or L2."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, np.float64)
+    if components is not None:
+        d = d[list(components)]
     if norm == "max":
         return float(np.max(np.abs(d)))
     if norm == "l2":
@@ -289,7 +289,8 @@ class RedundancyOracle(ObserverBase):
     Args:
         tolerances: in action units, each > 0.
         norm: ``max`` (max-abs difference, default) or ``l2``.
-        components: which of the action's four components count (default all four).
+        components: which of the action's components count (default all: Meta-World's four,
+            LIBERO's seven).
         empty: a tick with an empty buffer is ``non_redundant`` (default) or compared with the
             hold action (``compare_hold``).
         refill_due: optional predicate over the decider observation: the refill rule every
@@ -312,7 +313,7 @@ class RedundancyOracle(ObserverBase):
         self,
         tolerances: Sequence[float] = DEFAULT_TOLERANCES,
         norm: Norm = "max",
-        components: Sequence[int] = (0, 1, 2, 3),
+        components: Sequence[int] | None = None,
         empty: EmptyRule = "non_redundant",
         refill_due: Callable[[DeciderObservation], bool] | None = None,
         event_window: int = DEFAULT_EVENT_WINDOW,
@@ -327,9 +328,11 @@ class RedundancyOracle(ObserverBase):
             raise ValueError(f"tolerances {tolerances!r} repeat a value")
         if norm not in ("max", "l2"):
             raise ValueError(f"norm {norm!r}; allowed: max, l2")
-        comps = tuple(int(c) for c in components)
-        if not comps or any(not 0 <= c < 4 for c in comps) or len(set(comps)) != len(comps):
-            raise ValueError(f"components {components!r}: distinct indices in 0..3")
+        comps = None if components is None else tuple(int(c) for c in components)
+        if comps is not None and (
+            not comps or any(not 0 <= c < 7 for c in comps) or len(set(comps)) != len(comps)
+        ):
+            raise ValueError(f"components {components!r}: None (all) or distinct indices in 0..6")
         if empty not in ("non_redundant", "compare_hold"):
             raise ValueError(f"empty {empty!r}; allowed: non_redundant, compare_hold")
         for label, value in (("event_window", event_window), ("stall_window", stall_window),
@@ -518,10 +521,10 @@ class RedundancyOracle(ObserverBase):
         """The chunk the policy would emit now, and its fault; changes nothing in the episode."""
         policy = c.policy
         task = c.task
-        image = c.camera.peek() if policy.needs_image else None
-        inp = PolicyInput(image, task.proprio_vector(), task.instruction, task)
+        inp = c.camera.policy_input(policy, peek=True)
+        dim = int(task.action_space.shape[0])
         with policy_rng_kept(policy), physics_kept(task):
-            result = run_policy(policy, inp, 0, 0)  # split == n_blocks: plain act, no bytes
+            result = run_policy(policy, inp, 0, 0, dim)  # split == n_blocks: plain act, no bytes
         return result.chunk, result.fault
 
     def _spread(self, c: PartitionedController, chunk: np.ndarray) -> float | None:
@@ -533,11 +536,10 @@ class RedundancyOracle(ObserverBase):
         """
         policy = c.policy
         task = c.task
-        image = c.camera.peek() if policy.needs_image else None
-        inp = PolicyInput(image, task.proprio_vector(), task.instruction, task)
+        inp = c.camera.policy_input(policy, peek=True)
         with policy_rng_kept(policy), physics_kept(task):
             policy.reset(self._floor_rng)
-            result = run_policy(policy, inp, 0, 0)
+            result = run_policy(policy, inp, 0, 0, int(task.action_space.shape[0]))
         if result.chunk is None:
             return None
         return action_distance(chunk[0], result.chunk[0], self.norm, self.components)

@@ -12,7 +12,8 @@ instead of an exception, because a broken model must not end a sweep.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -33,17 +34,27 @@ class PolicyInput:
         sim: privileged handle on the task (:class:`~rapid_env.task.Task`). Only a scripted
             expert (a stand-in for a model) may read it, narrowing it to its own suite's task
             class for the simulator's handles; a learned policy must not.
+        images: every camera the policy asked for (its ``cameras`` attribute), by camera name,
+            each through the same visual noise as ``image``; empty for a one-camera policy. A
+            LIBERO policy reads ``agentview`` and ``eye_in_hand`` here, the way OpenVLA-OFT and
+            pi0 read a third-person and a wrist view.
     """
 
     image: np.ndarray | None
     proprio: np.ndarray
     instruction: str
     sim: Task | None = None
+    images: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @runtime_checkable
 class Policy(Protocol):
-    """Emits action chunks: arrays of shape (chunk_size, 4) in Meta-World's action space."""
+    """Emits action chunks: arrays of shape (chunk_size, action_dim) in the task's action space.
+
+    Meta-World's actions are 4-D (xyz delta, gripper), LIBERO's 7-D (xyz, axis-angle, gripper).
+    A policy that reads more than the task's main camera names them in an optional ``cameras``
+    attribute (see :class:`PolicyInput`).
+    """
 
     name: str
     chunk_size: int
@@ -54,7 +65,7 @@ class Policy(Protocol):
         ...
 
     def act(self, inp: PolicyInput) -> np.ndarray:
-        """Return an action chunk of shape (chunk_size, 4), one action per control tick."""
+        """Return an action chunk of shape (chunk_size, action_dim), one action per control tick."""
         ...
 
 
@@ -63,7 +74,8 @@ class PolicyResult:
     """What one policy call produced.
 
     Attributes:
-        chunk: the validated action chunk, float32 (chunk_size, 4), or None after a fault.
+        chunk: the validated action chunk, float32 (chunk_size, action_dim), or None after a
+            fault.
         fault: why there is no chunk (``policy_error: ...``, ``policy_bad_shape: ...``,
             ``policy_nonfinite_action``), None when there is one.
         exec_bytes: bytes the executable model really serialised at the split (0 when the policy
@@ -75,8 +87,13 @@ class PolicyResult:
     exec_bytes: int = 0
 
 
-def run_policy(policy: Policy, inp: PolicyInput, split: int, n_blocks: int) -> PolicyResult:
+def run_policy(
+    policy: Policy, inp: PolicyInput, split: int, n_blocks: int, action_dim: int = 4
+) -> PolicyResult:
     """Run ``policy`` on ``inp`` for a request split at block ``split`` of ``n_blocks``.
+
+    ``action_dim`` is the task's action width (its ``action_space``): a chunk of another width
+    is a ``policy_bad_shape`` fault, as a model trained on another suite would produce.
 
     An executable model with a split runtime (``act_split``) runs through it at the matching depth
     and the bytes it serialised are counted; fp32 split equals unsplit, so the chunk is the one
@@ -96,7 +113,7 @@ def run_policy(policy: Policy, inp: PolicyInput, split: int, n_blocks: int) -> P
         raise  # the user asked to stop: not the model's fault
     except BaseException as exc:  # a user's model failing (even sys.exit) must not end the sweep
         return PolicyResult(None, f"policy_error: {type(exc).__name__}: {exc}", exec_bytes)
-    if chunk.ndim != 2 or chunk.shape[1] != 4 or chunk.shape[0] < 1:
+    if chunk.ndim != 2 or chunk.shape[1] != action_dim or chunk.shape[0] < 1:
         return PolicyResult(None, f"policy_bad_shape: {chunk.shape}", exec_bytes)
     if not np.all(np.isfinite(chunk)):
         return PolicyResult(None, "policy_nonfinite_action", exec_bytes)

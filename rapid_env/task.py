@@ -41,7 +41,7 @@ from gymnasium import spaces
 
 from rapid_env.proprio import ProprioBuffer
 
-__all__ = ["SceneAccess", "SceneHook", "Task"]
+__all__ = ["MultiCameraTask", "SceneAccess", "SceneHook", "Task"]
 
 SceneHook = Callable[[Any], None]
 """Edits the renderer's scene between its update and its draw (a MuJoCo ``MjvScene`` for the
@@ -217,4 +217,22 @@ class Task(Protocol):
 
     def close(self) -> None:
         """Free what the task holds outside Python (a renderer's GL context)."""
+        ...
+
+
+@runtime_checkable
+class MultiCameraTask(Protocol):
+    """A task with more cameras than its main one (LIBERO's third-person and wrist views).
+
+    Optional beside :class:`Task`: the camera layer asks for it only when a policy names extra
+    cameras. Every camera renders with ``scene_hook`` applied, so in-scene noise shows in all.
+    """
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        """The task's cameras; the first is the one :meth:`Task.render_image` shows."""
+        ...
+
+    def render_camera(self, name: str) -> np.ndarray:
+        """Camera ``name``'s frame now, uint8 ``(*image_hw, 3)``; ValueError for another name."""
         ...

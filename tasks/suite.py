@@ -56,3 +56,43 @@ for _spec in MT10:
 def get_task(name: str) -> TaskSpec:
     """Return the spec of task ``name``; an unknown name raises with the allowed names."""
     return TASKS.create(name)
+
+
+SUITE_NAMES = ("mt10",)
+"""Names in ``--tasks`` that stand for a whole suite, besides every LIBERO suite's name."""
+
+
+def check_task(name: str) -> str:
+    """Return ``name`` if it is a task of any suite; ValueError naming the allowed ones.
+
+    Meta-World tasks (and plugins' tasks) are in :data:`TASKS`; LIBERO's (``<suite>/<index>``)
+    are checked against the shipped LIBERO table without importing robosuite.
+    """
+    from rapid_env.tasks.libero_suite import get_libero_task, is_libero
+
+    if is_libero(name):
+        get_libero_task(name)
+        return name
+    return TASKS.check(name)
+
+
+def expand_tasks(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``--tasks`` as task names: ``mt10`` -> the ten, ``libero_object`` -> its ten tasks."""
+    from rapid_env.tasks.libero_suite import is_libero, suite_tasks
+
+    out: list[str] = []
+    for name in names:
+        if name == "mt10":
+            out.extend(t.name for t in MT10)
+        elif is_libero(name) and "/" not in name:
+            out.extend(suite_tasks(name))
+        else:
+            out.append(check_task(name))
+    return tuple(out)
+
+
+def suite_episode_s(name: str, control_hz: float) -> float | None:
+    """A task's own episode length in seconds (a LIBERO suite's step limit); None for MT10."""
+    from rapid_env.tasks.libero_suite import is_libero, suite_ticks
+
+    return suite_ticks(name, control_hz) / control_hz if is_libero(name) else None

@@ -119,7 +119,9 @@ def _sweep_flags(g: argparse._ArgumentGroup) -> None:
     from rapid_env.serve import remote_link  # noqa: F401  (registers the remote: link form)
 
     g.add_argument("--tasks", type=_csv, default=_csv(DEFAULT_TASKS),
-                   help="comma-separated task names, or mt10 for all ten (default: mt10)")
+                   help="comma-separated task names (reach, libero_object/3), or a suite: mt10, "
+                        "libero_object, libero_spatial, libero_goal, libero_10, libero_90 or a "
+                        "LIBERO-PRO variant such as libero_object_swap (default: mt10)")
     g.add_argument("--agents", type=_agent_specs, default=_agent_specs(DEFAULT_AGENTS),
                    help="comma-separated deciders, each a name or name(key=value,...) "
                         f"(default: {DEFAULT_AGENTS})")
@@ -160,8 +162,10 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--control-hz", type=float, default=20.0,
                    help="control rate; must divide Meta-World's 80 Hz")
     g.add_argument("--chunk-size", type=int, default=8, help="actions per policy chunk")
-    g.add_argument("--max-episode-s", type=float, default=10.0,
-                   help="simulated seconds before an episode is truncated")
+    g.add_argument("--max-episode-s", type=float, default=None,
+                   help="simulated seconds before an episode is truncated (default: the suite's "
+                        "own: 10 s for Meta-World, a LIBERO suite's step limit, e.g. 14 s for "
+                        "libero_object)")
     g.add_argument("--edge-budget-gib", type=float, default=None, metavar="GIB",
                    help="fixed memory-bounded partition: the edge holds the deepest prefix of "
                         "blocks that fits in GIB GiB (the paper's regime: 2.4 RAPID, 4.7 the "
@@ -330,21 +334,20 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
     from rapid_env.eval.jobs import SweepSpec, check_distinct
     from rapid_env.eval.paired import resolve_baseline
     from rapid_env.plugins import import_modules, load_plugins
-    from rapid_env.tasks.suite import MT10, TASKS
+    from rapid_env.tasks.suite import expand_tasks, suite_episode_s
     from rapid_env.wandb_mode import resolve_entity, resolve_project
 
     imports = tuple(dict.fromkeys(m for group in args.imports for m in group))
     load_plugins()  # installed packages' entry points: a broken one fails here, named
     import_modules(imports)  # before any name is checked: they register names
-    tasks = tuple(t.name for t in MT10) if args.tasks == ("mt10",) else args.tasks
-    for t in tasks:
-        TASKS.check(t)
+    tasks = expand_tasks(args.tasks)
     _check_counts(args)
     agents, renamed = pipelined_agents(args.agents, args.max_in_flight)
     base = EnvConfig(
         task=tasks[0], policy=args.policy, profile=args.profile, edge=args.edge,
         cloud=args.cloud, image_size=args.image_size, control_hz=args.control_hz,
-        chunk_size=args.chunk_size, max_episode_s=args.max_episode_s,
+        chunk_size=args.chunk_size,
+        max_episode_s=10.0 if args.max_episode_s is None else args.max_episode_s,
         control=ControlConfig(hold_policy=args.hold_policy, align=args.align,
                               max_in_flight=controller_cap(agents, args.max_in_flight)),
         trust_checkpoint_code=args.trust_checkpoint_code, edge_budget_gib=args.edge_budget_gib,
@@ -356,8 +359,11 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
                                      ("noises", "--noise", args.noise),
                                      ("links", "--links", args.links)):
         check_distinct(field_name, values, flag)  # named by flag; SweepSpec checks it again
+    own_s = {t: suite_episode_s(t, args.control_hz) for t in tasks}
     spec = SweepSpec(tasks=tasks, agents=agents, noises=args.noise, links=args.links,
-                     episodes=args.episodes, seed=args.seed, base=base)
+                     episodes=args.episodes, seed=args.seed, base=base,
+                     episode_s={} if args.max_episode_s is not None else
+                     {t: s for t, s in own_s.items() if s is not None})
     check_workers(args.backend, args.workers)
     resolve_project(args.project)  # a name W&B would refuse fails now, not after the sweep
     resolve_entity(args.entity)

@@ -7,7 +7,12 @@ A scenario combines three kinds of part, each ``<name>:<severity 1-5>``, joined 
 * in-scene disturbances that change what MuJoCo renders (:mod:`rapid_env.noise.scene`:
   ``lighting``, ``camera_shake``, ``occlusion``, ``distractor``, ``background``);
 * sensor faults of the delivered frame (:mod:`rapid_env.noise.sensor`: ``frame_freeze``,
-  ``frame_drop``).
+  ``frame_drop``);
+* LIBERO-PRO scene variants (``pro-swap``, ``pro-object``, ``pro-language``, ``pro-task``; no
+  severity): the task is built from LIBERO-PRO's perturbed suite instead of the original (objects
+  at swapped positions, replaced objects, a paraphrased instruction, another task in the same
+  scene). They change the simulated scene itself, so they apply to LIBERO tasks only; the
+  builder (:mod:`rapid_env.build`) reads :attr:`Scenario.variant`.
 
 Order per frame: scene edits while rendering, then pixel corruptions, then sensor faults. Spec
 strings: ``clean``, a preset (``standard``, ``visual-noise``, ``interference``, see ``PRESETS``) or
@@ -35,7 +40,11 @@ if TYPE_CHECKING:
     from rapid_env.task import Task
 
 PIXEL_NAMES = tuple(CORRUPTIONS)
-NOISE_NAMES = (*PIXEL_NAMES, *SCENE_NAMES, *SENSOR_NAMES)
+VARIANTS: dict[str, str] = {
+    "pro-swap": "swap", "pro-object": "object", "pro-language": "lan", "pro-task": "task",
+}
+"""LIBERO-PRO scene variants: noise name -> the perturbed suite's suffix (``..._swap``)."""
+NOISE_NAMES = (*PIXEL_NAMES, *SCENE_NAMES, *SENSOR_NAMES)  # image noises; VARIANTS apart
 PRESETS: dict[str, str] = {
     # Our reading of the paper's Table I scene classes (the paper's own definitions are unread).
     "standard": "clean",
@@ -91,6 +100,8 @@ class Scenario:
     pixels: list[ImageNoise] = field(default_factory=list)
     scene: list[SceneDisturbance] = field(default_factory=list)
     sensors: list[SensorFault] = field(default_factory=list)
+    variant: str | None = None
+    """A LIBERO-PRO suite suffix (``swap``) the task is built from, or None."""
     _task: Task | None = None
 
     def reset(self, task: Task, rng: np.random.Generator) -> None:
@@ -136,6 +147,8 @@ for _name in SCENE_NAMES:
     NOISES.register(_name, partial(SCENE_CLASSES[_name], _name), layer="scene")
 for _name in SENSOR_NAMES:
     NOISES.register(_name, partial(SensorFault, _name), layer="sensors")
+for _name, _suffix in VARIANTS.items():
+    NOISES.register(_name, lambda severity=0, s=_suffix: s, layer="variant")
 
 
 def _parse_part(part: str) -> tuple[str, int]:
@@ -150,6 +163,11 @@ def _parse_part(part: str) -> tuple[str, int]:
     if NOISES.extra(name, "layer") is None:
         raise ValueError(f"noise {name!r} is a whole scenario; it takes no severity and cannot "
                          "be joined with '+'")
+    if NOISES.extra(name, "layer") == "variant":
+        if sep:
+            raise ValueError(f"noise {part!r}: {name} is a LIBERO-PRO scene variant and takes no "
+                             f"severity; allowed: {name}")
+        return name, 0
     if not sep or not sev.strip().lstrip("-").isdigit():
         raise ValueError(f"malformed noise {part!r}; expected <name>:<severity 1-5>")
     severity = int(sev)
@@ -187,5 +205,11 @@ def parse_noise(spec: str) -> Scenario:
         raise ValueError(f"malformed noise {spec!r}; expected parts like fog:3 joined with '+'")
     for part in body.split("+"):
         name, severity = _parse_part(part.strip())
-        getattr(out, NOISES.extra(name, "layer")).append(NOISES.create(name, severity))
+        layer = NOISES.extra(name, "layer")
+        if layer == "variant":
+            if out.variant is not None:
+                raise ValueError(f"noise {spec!r} names two LIBERO-PRO variants; allowed: one")
+            out.variant = NOISES.create(name)
+        else:
+            getattr(out, layer).append(NOISES.create(name, severity))
     return out

@@ -284,7 +284,7 @@ def test_distance_norms_and_field_names():
     assert action_distance(a, b, "l2", (0, 1)) == pytest.approx(np.hypot(0.1, 0.2))
     assert [tol_name(t) for t in (0.05, 0.1, 0.2, 1)] == ["0.05", "0.1", "0.2", "1"]
     for bad in ({"tolerances": ()}, {"tolerances": (0.0,)}, {"tolerances": (0.1, 0.1)},
-                {"norm": "l1"}, {"components": (4,)}, {"empty": "skip"}):
+                {"norm": "l1"}, {"components": (7,)}, {"empty": "skip"}):
         with pytest.raises(ValueError):
             RedundancyOracle(**bad)
 
@@ -400,10 +400,11 @@ def test_the_identity_check_has_teeth():
     try:
         plain = _plain(run_episode(c, build_decider("rapid"), 1000))
         oracle = RedundancyOracle()
-        c.camera.peek = c.camera.frame  # type: ignore[method-assign]
+        consuming = c.camera.policy_input
+        c.camera.policy_input = lambda policy, peek=False: consuming(policy)  # type: ignore[method-assign]
         consumed = _plain(run_episode(c, build_decider("rapid"), 1000, oracle=oracle))
     finally:
-        del c.camera.peek
+        del c.camera.policy_input
         c.task.close()
     assert any(not _same(plain[k], consumed[k]) for k in plain)
 
