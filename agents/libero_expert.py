@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import mujoco
 import numpy as np
 
 from rapid_env.policy import PolicyInput
@@ -151,23 +152,45 @@ def _rot_z(theta: float) -> np.ndarray:
 _HAND_PARTS = ((0.11, 0.035, 0.026, 0.124), (0.05, 0.012, -0.012, 0.026))
 
 
-def _hand_overlap(point: np.ndarray, axis: np.ndarray, others: list[Box]) -> float:
-    """Volume by which the hand, closed at ``point`` with fingers along ``axis``, overlaps
-    the other objects' boxes (boxes taken in the hand's frame, so a little conservative)."""
+def _hand_overlap(point: np.ndarray, axis: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Volume by which the hand, closed at ``point`` with fingers along ``axis``, hits others.
+
+    ``lo``/``hi`` (N, 3) are the other objects' geom boxes; each is taken in the hand's frame
+    as the box around its corners, so the overlap is a little conservative.
+    """
     v = np.array([-axis[1], axis[0], 0.0])
+    xs = np.stack([lo[:, 0], hi[:, 0], lo[:, 0], hi[:, 0]], axis=1) - point[0]
+    ys = np.stack([lo[:, 1], lo[:, 1], hi[:, 1], hi[:, 1]], axis=1) - point[1]
+    cu = xs * axis[0] + ys * axis[1]
+    cv = xs * v[0] + ys * v[1]
     total = 0.0
-    for b in others:
-        corners = np.array(
-            [[x, y, z] for x in (b.lo[0], b.hi[0]) for y in (b.lo[1], b.hi[1]) for z in (0.0,)]
-        ) - point
-        cu, cv = corners @ axis, corners @ v
-        for half_u, half_v, z_lo, z_hi in _HAND_PARTS:
-            ou = min(cu.max(), half_u) - max(cu.min(), -half_u)
-            ov = min(cv.max(), half_v) - max(cv.min(), -half_v)
-            oz = min(b.hi[2], point[2] + z_hi) - max(b.lo[2], point[2] + z_lo)
-            if ou > 0 and ov > 0 and oz > 0:
-                total += ou * ov * oz
+    for half_u, half_v, z_lo, z_hi in _HAND_PARTS:
+        ou = np.minimum(cu.max(1), half_u) - np.maximum(cu.min(1), -half_u)
+        ov = np.minimum(cv.max(1), half_v) - np.maximum(cv.min(1), -half_v)
+        oz = np.minimum(hi[:, 2], point[2] + z_hi) - np.maximum(lo[:, 2], point[2] + z_lo)
+        total += float(np.sum(np.clip(ou, 0, None) * np.clip(ov, 0, None) * np.clip(oz, 0, None)))
     return total
+
+
+def obstacle_boxes(env: _Env, exclude: str) -> tuple[np.ndarray, np.ndarray]:
+    """World boxes (lo, hi), one per collision geom, of every object and fixture but ``exclude``.
+
+    Per geom rather than per object, so a drawer's walls and a cabinet's top are separate
+    obstacles with free space between them.
+    """
+    m, d = _raw(env)
+    geoms = [
+        g for name, bid in env.obj_body_id.items() if name != exclude
+        for g in _collision_geoms(m, bid)
+    ]
+    if not geoms:
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    idx = np.array(geoms)
+    centre = d.geom_xpos[idx] + np.einsum("nij,nj->ni", d.geom_xmat[idx].reshape(-1, 3, 3),
+                                          m.geom_aabb[idx, :3])
+    half = np.einsum("nij,nj->ni", np.abs(d.geom_xmat[idx].reshape(-1, 3, 3)),
+                     m.geom_aabb[idx, 3:])
+    return centre - half, centre + half
 
 
 @dataclass(frozen=True)
@@ -272,8 +295,11 @@ class LiberoScriptedController:
         )
 
     def _target(self, env: _Env, goal: Goal) -> tuple[np.ndarray, float, float, Any]:
-        """Where the object goes: xy to centre it on, the support height, the height to clear
-        when carrying over it, and the model it comes to rest against (None for the table).
+        """Where the object goes, from the goal's region site or target body.
+
+        Returns the xy to centre the object on, the support height it is lowered to, the height
+        to clear when carrying over the target, and the model it comes to rest against (None
+        for a region of the table).
         """
         assert goal.target is not None
         if goal.target in env.object_sites_dict:
@@ -315,8 +341,11 @@ class LiberoScriptedController:
         candidates: list[tuple[np.ndarray, np.ndarray, float]] = []  # (point, axis, preference)
         if ext[narrow] > 0.07:  # wider than the gripper: take the rim
             radius = ext[narrow] / 2
+            # Prefer the wall on the side of the workspace centre line (y = 0): the hand then
+            # keeps its initial yaw (fingers along y) and the wrist stays far from its limits.
+            th0 = -np.pi / 2 if centre[1] > 0 else np.pi / 2
             for k in range(12):
-                th = np.pi + k * np.pi / 6  # start on the side facing the robot (-x)
+                th = th0 + k * np.pi / 6
                 u = np.array([np.cos(th), np.sin(th), 0.0])
                 p = centre + u * (radius - 0.012)
                 p[2] = box.hi[2] - 0.02
@@ -328,10 +357,8 @@ class LiberoScriptedController:
             along /= max(np.linalg.norm(along), 1e-9)
             across = np.array([-along[1], along[0], 0.0])
             round_ = ext[narrow] >= 0.8 * ext[wide]
-            axes = (
-                [np.array([np.cos(t), np.sin(t), 0.0]) for t in np.arange(4) * np.pi / 4 + np.pi / 2]
-                if round_ else [across]
-            )
+            turns = np.arange(4) * np.pi / 4 + np.pi / 2
+            axes = [np.array([np.cos(t), np.sin(t), 0.0]) for t in turns] if round_ else [across]
             reach = max(0.0, ext[wide] / 2 - 0.012) if not round_ else 0.0
             for j, u in enumerate(axes):
                 for off in (0.0, 0.01, -0.01, 0.02, -0.02, 0.03, -0.03):
@@ -340,11 +367,56 @@ class LiberoScriptedController:
                     p = centre + (np.array([-u[1], u[0], 0.0]) * off if round_ else along * off)
                     p[2] = z
                     candidates.append((p, u, abs(off) + 0.001 * j))
-        others = [
-            collision_box(env, o)[0] for o in env.obj_body_id if o != name
-        ]
-        best = min(candidates, key=lambda c: (round(_hand_overlap(c[0], c[1], others), 7), c[2]))
+        lo, hi = obstacle_boxes(env, name)
+        best = min(candidates, key=lambda c: (round(_hand_overlap(c[0], c[1], lo, hi), 7), c[2]))
         return best[0], best[1]
+
+    @staticmethod
+    def _covered(env: _Env, name: str, box: Box) -> bool:
+        """Whether some geom hangs over ``name`` within 10 cm (a cabinet top over a drawer)."""
+        lo, hi = obstacle_boxes(env, name)
+        over = (
+            np.all(lo[:, :2] < box.hi[:2] - 0.005, axis=1)
+            & np.all(hi[:, :2] > box.lo[:2] + 0.005, axis=1)
+            & (lo[:, 2] > box.hi[2] - 0.01)
+            & (lo[:, 2] < box.hi[2] + 0.10)
+        )
+        return bool(over.any())
+
+    @staticmethod
+    def _corridor_top(env: _Env, goal: Goal, box: Box, target_xy: np.ndarray) -> float:
+        """Highest obstacle under the path the held object sweeps from where it is to the target.
+
+        The object must be carried with its bottom above this (a drawer's front wall, a
+        ramekin beside the plate) as well as above the target.
+        """
+        assert goal.target is not None
+        exclude = {goal.subject}
+        parent = goal.target
+        if goal.target in env.object_sites_dict:
+            parent = env.object_states_dict[goal.target].parent_name or ""
+        lo, hi = obstacle_boxes(env, goal.subject)
+        if parent in env.obj_body_id:  # the target's own height is accounted for separately
+            m, d = _raw(env)
+            keep = np.ones(len(lo), dtype=bool)
+            n = 0
+            for name, bid in env.obj_body_id.items():
+                if name in exclude:
+                    continue
+                k = len(_collision_geoms(m, bid))
+                if name == parent:
+                    keep[n:n + k] = False
+                n += k
+            lo, hi = lo[keep], hi[keep]
+        if len(lo) == 0:
+            return -np.inf
+        radius = float(np.max(box.hi[:2] - box.lo[:2])) / 2
+        start = box.center[:2]
+        pts = start + np.linspace(0.0, 1.0, 12)[:, None] * (target_xy - start)
+        p = pts[:, None, :]
+        inside = np.all((p > lo[None, :, :2] - radius) & (p < hi[None, :, :2] + radius), axis=2)
+        inside = inside.any(axis=0)
+        return float(hi[inside, 2].max()) if inside.any() else -np.inf
 
     def _pick_place(self, env: _Env, goal: Goal) -> np.ndarray:
         obj_model = env.get_object(goal.subject)
@@ -353,8 +425,14 @@ class LiberoScriptedController:
         box, _ = collision_box(env, goal.subject)
         obj_pos = env.sim.data.body_xpos[env.obj_body_id[goal.subject]].copy()
         target_xy, support_z, top_z, target_model = self._target(env, goal)
-        grasped = bool(env._check_grasp(gripper=gripper, object_geoms=obj_model))
-        carry_bottom = top_z + 0.04
+        # Held: both pads touch it (robosuite's grasp test), or, since a thin rim slips in and
+        # out of one pad's contact while lifting, a closed-in gripper still touching it.
+        fingers = [g for k in ("left_finger", "right_finger", "left_fingerpad", "right_fingerpad")
+                   for g in gripper.important_geoms[k]]
+        grasped = bool(env._check_grasp(gripper=gripper, object_geoms=obj_model)) or (
+            self._opening(env) < GRIPPER_MAX - 0.01 and bool(env.check_contact(fingers, obj_model))
+        )
+        carry_bottom = max(top_z, self._corridor_top(env, goal, box, target_xy)) + 0.04
         xy_err = float(np.linalg.norm(obj_pos[:2] - target_xy))
         near_target = xy_err < 0.03 and box.lo[2] < support_z + 0.06
         if grasped:
@@ -365,8 +443,13 @@ class LiberoScriptedController:
             eef_target = eef.copy()
             eef_target[:2] += target_xy - obj_pos[:2]
             if xy_err > 0.03 and box.lo[2] < carry_bottom - 0.02:  # lift first
-                eef_target[:2] = eef[:2]
-                eef_target[2] += carry_bottom - box.lo[2]
+                step = target_xy - obj_pos[:2]
+                if self._covered(env, goal.subject, box):  # under a shelf: slide out first
+                    eef_target[:2] = eef[:2] + step / max(float(np.linalg.norm(step)), 1e-9) * 0.05
+                    eef_target[2] = eef[2] + 0.003
+                else:
+                    eef_target[:2] = eef[:2]
+                    eef_target[2] += carry_bottom - box.lo[2]
             elif xy_err > 0.01 and box.lo[2] >= carry_bottom - 0.02:  # carry across
                 eef_target[2] += carry_bottom - box.lo[2]
             else:  # lower onto the target
@@ -457,6 +540,12 @@ class LiberoExpert:
                 if i + 1 < self.chunk_size:
                     lib.simulate_tick(a)
         finally:
+            # The derived quantities (poses, contacts) the recorder and cameras read between
+            # ticks are recomputed for the restored state, not left at the look-ahead's end;
+            # mj_forward also refreshes the solver's warm start, so the state is put back again.
+            lib.set_state(saved)
+            m, d = _raw(lib.env)
+            mujoco.mj_forward(m, d)
             lib.set_state(saved)
             self.controller.set_state(saved_ctrl)
         return chunk

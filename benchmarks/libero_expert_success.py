@@ -1,7 +1,9 @@
 """Success of the scripted LIBERO experts over the suites' fixed initial states.
 
-Runs the per-tick controller closed-loop (no chunking, no latency) from each of a task's
-initial states for at most the suite's step limit, and prints a per-task success table.
+Runs the per-tick controller closed-loop (no chunking, no latency) in the harness's
+``LiberoTask`` from each of a task's fixed initial states (evaluation seed ``s`` picks state
+``s``; the task lets the objects settle first) for at most the suite's step limit at 20 Hz
+(spatial 220, object 280, goal 300), and prints a per-task success table.
 Usage: ``python benchmarks/libero_expert_success.py --suites libero_object,libero_spatial
 --states 50 [--tasks 0,3] [--first-state 0]``.
 """
@@ -18,46 +20,28 @@ import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-# The suites' step limits at 20 Hz, as the LIBERO papers evaluate them.
-MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520}
+from rapid_env.agents.libero_expert import LiberoScriptedController  # noqa: E402
+from rapid_env.tasks.libero_suite import suite_tasks, suite_ticks  # noqa: E402
+from rapid_env.tasks.libero_task import LiberoTask  # noqa: E402
+
+SUITES = ("libero_object", "libero_spatial", "libero_goal")
 
 
-def make_env(suite_name: str, task_id: int):  # noqa: ANN201 - LIBERO's ControlEnv
-    """A state-only ``ControlEnv`` for one task, and the task's initial states."""
-    from libero.libero import benchmark, get_libero_path
-    from libero.libero.envs.env_wrapper import ControlEnv
-
-    suites = benchmark.get_benchmark_dict()
-    if suite_name not in suites:
-        raise ValueError(f"unknown LIBERO suite {suite_name!r}; allowed: {', '.join(suites)}")
-    suite = suites[suite_name]()
-    task = suite.get_task(task_id)
-    bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
-    env = ControlEnv(
-        bddl_file_name=bddl, has_renderer=False, has_offscreen_renderer=False,
-        use_camera_obs=False,
-    )
-    return env, suite.get_task_init_states(task_id), task.language
-
-
-def run_episode(env, init_state: np.ndarray, max_steps: int) -> tuple[bool, int]:  # noqa: ANN001
-    """Run the controller from ``init_state``; (success, steps taken)."""
-    from rapid_env.agents.libero_expert import LiberoScriptedController
-
+def run_episode(task: LiberoTask, seed: int, max_ticks: int) -> tuple[bool, int]:
+    """Run the controller closed-loop from the initial state ``seed`` picks; (success, ticks)."""
     ctrl = LiberoScriptedController()
-    env.reset()
-    env.set_init_state(init_state)
-    for t in range(max_steps):
-        _, _, done, _ = env.step(ctrl.action(env.env))
-        if done:
+    task.reset(seed=seed)
+    for t in range(max_ticks):
+        task.simulate_tick(ctrl.action(task.env))
+        if task.env._check_success():
             return True, t + 1
-    return False, max_steps
+    return False, max_ticks
 
 
 def main() -> None:
     """Print per-task success for the requested suites and initial states."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--suites", default="libero_object,libero_spatial")
+    p.add_argument("--suites", default="libero_object,libero_spatial,libero_goal")
     p.add_argument("--states", type=int, default=50, help="initial states per task")
     p.add_argument("--first-state", type=int, default=0)
     p.add_argument("--tasks", default="", help="comma-separated task ids (default: all)")
@@ -66,27 +50,27 @@ def main() -> None:
     print("command:", " ".join(shlex.quote(a) for a in ["python", *sys.argv]), flush=True)
     rows = []
     for suite_name in args.suites.split(","):
-        if suite_name not in MAX_STEPS:
-            raise ValueError(f"unknown suite {suite_name!r}; allowed: {', '.join(MAX_STEPS)}")
-        task_ids = [int(t) for t in args.tasks.split(",")] if args.tasks else list(range(10))
-        for tid in task_ids:
-            env, inits, language = make_env(suite_name, tid)
-            env.seed(0)
+        if suite_name not in SUITES:
+            raise ValueError(f"unknown suite {suite_name!r}; allowed: {', '.join(SUITES)}")
+        names = suite_tasks(suite_name)
+        ids = [int(t) for t in args.tasks.split(",")] if args.tasks else range(len(names))
+        for tid in ids:
+            name = names[tid]
+            task = LiberoTask(name, image_size=16)
+            max_ticks = suite_ticks(name, 20)
             wins, steps = 0, []
-            states = range(args.first_state, min(args.first_state + args.states, len(inits)))
+            seeds = range(args.first_state, args.first_state + args.states)
             t0 = time.time()
-            for s in states:
-                ok, n = run_episode(env, inits[s], MAX_STEPS[suite_name])
+            for s in seeds:
+                ok, n = run_episode(task, s, max_ticks)
                 wins += ok
                 steps.append(n)
                 if args.verbose:
-                    print(f"  {suite_name}/{tid} state {s}: {'ok' if ok else 'FAIL'} {n}",
-                          flush=True)
-            env.close()
-            rows.append((suite_name, tid, language, wins, len(states)))
-            print(f"{suite_name:15s} {tid:2d} {wins:3d}/{len(states):<3d} "
-                  f"mean steps {np.mean(steps):5.1f}  {time.time() - t0:5.0f}s  {language}",
-                  flush=True)
+                    print(f"  {name} state {s}: {'ok' if ok else 'FAIL'} {n}", flush=True)
+            task.close()
+            rows.append((suite_name, tid, task.instruction, wins, len(seeds)))
+            print(f"{name:18s} {wins:3d}/{len(seeds):<3d} mean ticks {np.mean(steps):5.1f} "
+                  f"{time.time() - t0:5.0f}s  {task.instruction}", flush=True)
     print("\n| suite | task | instruction | success |\n|---|---|---|---|")
     for suite_name, tid, language, wins, n in rows:
         print(f"| {suite_name} | {tid} | {language} | {wins}/{n} ({100 * wins / n:.0f} %) |")
