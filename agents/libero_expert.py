@@ -341,9 +341,10 @@ class LiberoScriptedController:
         candidates: list[tuple[np.ndarray, np.ndarray, float]] = []  # (point, axis, preference)
         if ext[narrow] > 0.07:  # wider than the gripper: take the rim
             radius = ext[narrow] / 2
-            # Prefer the wall on the side of the workspace centre line (y = 0): the hand then
-            # keeps its initial yaw (fingers along y) and the wrist stays far from its limits.
-            th0 = -np.pi / 2 if centre[1] > 0 else np.pi / 2
+            # Prefer the wall facing the robot's base: the hand then stays closest to the base,
+            # and the arm keeps reach to spare when it lowers the object at a far target.
+            base = d.xpos[m.body("robot0_base").id]
+            th0 = float(np.arctan2(base[1] - centre[1], base[0] - centre[0]))
             for k in range(12):
                 th = th0 + k * np.pi / 6
                 u = np.array([np.cos(th), np.sin(th), 0.0])
