@@ -27,6 +27,7 @@ from rapid_env.agents.vision_entropy import VisionEntropyConfig, VisionEntropyDe
 from rapid_env.decision import Decider
 from rapid_env.policy import Policy
 from rapid_env.registry import ConfigRegistry, Registry
+from rapid_env.tasks.libero_suite import is_libero
 from rapid_env.tasks.suite import get_task
 
 DECIDERS: ConfigRegistry[Decider] = ConfigRegistry("agent", plugin_group="rapid_env.deciders")
@@ -67,6 +68,10 @@ trust_checkpoint_code=...)``; only checkpoint loaders that can import code use t
 
 
 def _expert(task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
+    if is_libero(task):  # LIBERO: the BDDL-goal pick-and-place / knob expert
+        from rapid_env.agents.libero_expert import LiberoExpert
+
+        return LiberoExpert(chunk_size)
     return ScriptedExpert(get_task(task).env_key, chunk_size)
 
 

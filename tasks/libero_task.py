@@ -36,6 +36,8 @@ import contextlib
 import io
 import math
 import os
+import sys
+import types
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, SupportsFloat
@@ -86,6 +88,9 @@ def _quiet() -> Iterator[None]:
 def _import_libero() -> tuple[Any, Any, Any]:
     """LIBERO's env class, path lookup and initial-state loader; a clear error when absent."""
     os.environ.setdefault("MUJOCO_GL", "egl")
+    # robosuite warns on every import that no private macro file exists (three lines on
+    # stderr); we run on its default macros on purpose, so an empty one stands in.
+    sys.modules.setdefault("robosuite.macros_private", types.ModuleType("robosuite.macros_private"))
     try:
         with _quiet():
             from libero.libero import get_libero_path

@@ -224,6 +224,22 @@ def test_quick_run_writes_both_files_with_all_four_tables(tmp_path):
     assert again["table3"] == tables["table3"]
 
 
+@pytest.mark.slow
+def test_suite_libero_quick_writes_the_tables_on_libero(tmp_path):
+    """``--suite libero``: the regime on LIBERO's stand-in for pick-place, Table II's row named."""
+    out = tmp_path / "paper-libero"
+    code = main(["--suite", "libero", "--quick", "--tasks", "libero_object/0", "--policy",
+                 "expert", "--max-episode-s", "0.5", "--out", str(out), "--quiet",
+                 "--wandb", "disabled"])
+    assert code == 0
+    tables = json.loads((out / "paper_tables.json").read_text())
+    assert tables["meta"]["suite"] == "libero"
+    row = tables["table2"][0]
+    assert row["row"] == "libero_object/0 (pick-place)" and row["paper"]["redundant_share"] == 0.825
+    assert len(tables["table1"]) == 6 and len(tables["table3"]) == 3
+    assert "rapid-eval --tasks libero_object/0" in (out / "paper_tables.md").read_text()
+
+
 def test_the_shipped_tables_are_rebuilt_exactly_from_the_shipped_records(tmp_path):
     import shutil
     from pathlib import Path
