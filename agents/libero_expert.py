@@ -19,6 +19,9 @@ Covered goals (see docs/libero_experts.md for the measured success):
 * ``turnon`` of the stove: the closed fingers press on the knob behind its handle and drag it
   round.
 
+An object farther from the arm's shoulder than the hand reaches (knocked off the table) is not
+chased: the expert holds still rather than drive the arm into its joint limits.
+
 Any other predicate (``open`` a drawer, ``close``, ...) raises a ValueError naming the covered
 ones. An ``in``/``on`` goal the pick and place cannot reach (a closed drawer's inside, the
 tilted wine rack) is attempted and fails; the docs list which tasks are covered.
@@ -39,7 +42,7 @@ POS_SCALE = 0.05  # metres per unit action: robosuite's OSC_POSE output_max for 
 ROT_SCALE = 0.5  # radians per unit action: its output_max for the axis-angle delta
 GRIPPER_MAX = 0.08  # Panda finger opening when fully open (two slides of 0.04 m)
 OPEN, CLOSE = -1.0, 1.0
-REACH = 0.95  # metres from the Panda's shoulder (joint 2) the grip site can reach pointing down
+REACH = 0.9  # metres from the Panda's shoulder (joint 2) the grip site reaches pointing down
 
 
 class _Env(Protocol):
