@@ -19,6 +19,9 @@ Covered goals (see docs/libero_experts.md for the measured success):
 * ``turnon`` of the stove: the closed fingers press on the knob behind its handle and drag it
   round.
 
+An object farther from the arm's shoulder than the hand reaches (knocked off the table) is not
+chased: the expert holds still rather than drive the arm into its joint limits.
+
 Any other predicate (``open`` a drawer, ``close``, ...) raises a ValueError naming the covered
 ones. An ``in``/``on`` goal the pick and place cannot reach (a closed drawer's inside, the
 tilted wine rack) is attempted and fails; the docs list which tasks are covered.
@@ -39,6 +42,7 @@ POS_SCALE = 0.05  # metres per unit action: robosuite's OSC_POSE output_max for 
 ROT_SCALE = 0.5  # radians per unit action: its output_max for the axis-angle delta
 GRIPPER_MAX = 0.08  # Panda finger opening when fully open (two slides of 0.04 m)
 OPEN, CLOSE = -1.0, 1.0
+REACH = 0.9  # metres from the Panda's shoulder (joint 2) the grip site reaches pointing down
 
 
 class _Env(Protocol):
@@ -469,6 +473,18 @@ class LiberoScriptedController:
         inside = inside.any(axis=0)
         return float(hi[inside, 2].max()) if inside.any() else -np.inf
 
+    @staticmethod
+    def _out_of_reach(env: _Env, point: np.ndarray) -> bool:
+        """Whether ``point`` is farther from the shoulder than the hand reaches pointing down.
+
+        The Panda reaches 0.855 m from its shoulder to the flange; the grip site of a hand
+        pointing down lies ~0.1 m below the flange, so a grasp on the floor beside the table
+        is out of reach while every grasp on the table is well inside.
+        """
+        m, d = _raw(env)
+        shoulder = d.xpos[m.body("robot0_link2").id]
+        return bool(np.linalg.norm(point - shoulder) > REACH)
+
     def _pick_place(self, env: _Env, goal: Goal) -> np.ndarray:
         obj_model = env.get_object(goal.subject)
         gripper = env.robots[0].gripper
@@ -514,6 +530,13 @@ class LiberoScriptedController:
             self.phase = "retreat"
             return self._move(env, np.array([eef[0], eef[1], box.hi[2] + 0.15]), None, OPEN)
         grasp, yaw = self._grasp_plan(env, goal.subject)
+        if self._out_of_reach(env, grasp):
+            # An object the hand cannot reach (knocked off the table): chasing it drives the arm
+            # into its joint limits and leaves it contorted, so hold still instead.
+            self.phase = "out-of-reach"
+            hold = np.zeros(ACTION_DIM)
+            hold[6] = OPEN
+            return hold
         dxy = float(np.linalg.norm(eef[:2] - grasp[:2]))
         dz = float(eef[2] - grasp[2])
         opening = self._opening(env)
