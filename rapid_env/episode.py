@@ -15,7 +15,7 @@ from rapid_env.controller import PartitionedController
 from rapid_env.decision import Decider
 from rapid_env.observer import EpisodeObserver
 from rapid_env.record import WALL_CLOCK_FIELDS, assemble
-from rapid_env.seeding import episode_streams
+from rapid_env.seeding import episode_streams, layout_seed
 
 if TYPE_CHECKING:
     from rapid_env.oracle import RedundancyOracle
@@ -53,7 +53,7 @@ def run_episode(
     ]
     wall0 = time.perf_counter()
     s = episode_streams(seed)
-    obs = controller.reset(s.task_seed, s.noise, s.link, s.policy)
+    obs = controller.reset(layout_seed(controller.task, seed, s), s.noise, s.link, s.policy)
     decider.reset(s.decider)
     decider.bind(controller.context())
     for o in watching:

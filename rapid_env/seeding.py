@@ -36,3 +36,15 @@ def episode_streams(seed: int) -> EpisodeStreams:
     task_seed = int(children[0].generate_state(1, dtype=np.uint32)[0])
     gens = [np.random.Generator(np.random.PCG64(c)) for c in children[1:]]
     return EpisodeStreams(task_seed, *gens)
+
+
+def layout_seed(task: object, seed: int, streams: EpisodeStreams) -> int:
+    """The seed a task's ``reset`` gets for episode ``seed``: its layout.
+
+    A task whose layouts vary continuously (Meta-World) draws from the episode's task stream. A
+    benchmark with fixed initial states that its seeds index (LIBERO: seed ``s`` is fixed state
+    ``s % 50``, seeds from 100,000 fresh demonstration layouts) says so with a true
+    ``layout_from_episode_seed`` attribute and gets the episode seed itself, so
+    ``rapid-eval --seed 1000`` runs the fixed states every LIBERO evaluation uses.
+    """
+    return seed if getattr(task, "layout_from_episode_seed", False) else streams.task_seed

@@ -44,7 +44,7 @@ from rapid_env.config import EnvConfig
 from rapid_env.controller import PartitionedController, TickOutcome
 from rapid_env.decision import KEEP, Decider, Decision
 from rapid_env.features import FEATURE_NAMES, feature_vector
-from rapid_env.seeding import episode_streams
+from rapid_env.seeding import episode_streams, layout_seed
 
 RECORD_INFO_KEY = "rapid"
 """The ``info`` key of the episode's record (a dict of the record's metrics) on the final step.
@@ -176,7 +176,8 @@ class RapidEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         ep_seed = seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
         s = episode_streams(ep_seed)
-        obs = self.controller.reset(s.task_seed, s.noise, s.link, s.policy)
+        task = self.controller.task
+        obs = self.controller.reset(layout_seed(task, ep_seed, s), s.noise, s.link, s.policy)
         self._was_success = False
         info: dict[str, Any] = {"seed": ep_seed}
         if self.decider is not None:

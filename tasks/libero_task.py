@@ -118,6 +118,8 @@ class LiberoTask(gym.Env[dict[str, Any], np.ndarray]):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
     action_space: spaces.Box
+    layout_from_episode_seed = True
+    """The episode seed picks the initial state (:func:`rapid_env.seeding.layout_seed`)."""
 
     def __init__(
         self,
@@ -197,6 +199,9 @@ class LiberoTask(gym.Env[dict[str, Any], np.ndarray]):
         self.scene_hook: Callable[[mujoco.MjvScene], None] | None = None
         self.scene = LiberoScene(self)
         self.init_state: int | None = None
+        with _quiet():  # robosuite places an object on another from where that one was last:
+            self._wrapper.reset()  # every fresh layout starts from this same state instead
+        self._canonical = np.asarray(self.sim.get_state().flatten(), dtype=np.float64).copy()
 
         self.proprio_space = spaces.Box(-np.inf, np.inf, (8,), np.float32)
         h, w = self.image_hw
@@ -278,6 +283,8 @@ class LiberoTask(gym.Env[dict[str, Any], np.ndarray]):
         try:
             np.random.seed(task_seed % 2**32)
             with _quiet():
+                self.sim.set_state_from_flattened(self._canonical)
+                self.sim.forward()
                 self._wrapper.reset()
                 if index is not None:
                     self._wrapper.set_init_state(self.init_states[index])
