@@ -47,6 +47,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from rapid_env.tasks.actions import checked_action
 from rapid_env.tasks.libero_render import libero_camera_renderers
 from rapid_env.tasks.libero_suite import (
     CAMERAS,
@@ -54,6 +55,7 @@ from rapid_env.tasks.libero_suite import (
     LiberoSpec,
     get_libero_task,
     init_state_index,
+    suite_ticks,
 )
 from rapid_env.tasks.limits import image_shape
 from rapid_env.tasks.proprio import N_ARM_JOINTS, ProprioBuffer
@@ -155,7 +157,7 @@ class LiberoTask(gym.Env[dict[str, Any], np.ndarray]):
         hz = self.control_hz
         self.metadata = {**self.metadata, "render_fps": int(hz) if hz.is_integer() else hz}
         if max_episode_s is None:
-            self.max_ticks = max(1, math.ceil(self.spec_task.max_ticks_20hz * hz / 20.0 - 1e-9))
+            self.max_ticks = suite_ticks(task, hz)
         elif not (isinstance(max_episode_s, int | float) and 0 < max_episode_s < math.inf):
             raise ValueError(f"max_episode_s={max_episode_s!r}; allowed: None or a number > 0")
         else:
@@ -297,7 +299,6 @@ class LiberoTask(gym.Env[dict[str, Any], np.ndarray]):
         for _ in range(self.settle_ticks):
             self.simulate_tick(settle)
         self.tick = 0
-        self.success = False
         self.proprio.clear()
         self._prev_qd = self.data.qvel[self._arm_dadr].copy()
         self._record(0.0)
@@ -343,7 +344,8 @@ class LiberoTask(gym.Env[dict[str, Any], np.ndarray]):
             ValueError: ``action`` is not a finite array of shape (7,).
             FloatingPointError: the simulation diverged.
         """
-        a = np.clip(self._checked_action(action), -1.0, 1.0)
+        shape = self.action_space.shape
+        a = np.clip(checked_action(action, shape, "xyz, axis-angle, gripper"), -1.0, 1.0)
         t0 = self.tick * self.tick_dt
 
         def sample(k: int) -> None:
@@ -361,21 +363,6 @@ class LiberoTask(gym.Env[dict[str, Any], np.ndarray]):
         info = {"success": now, "reward": float(now), "sim_time_s": self.sim_time}
         self.last_info = info
         return dict(info)
-
-    def _checked_action(self, action: object) -> np.ndarray:
-        shape = self.action_space.shape
-        allowed = f"allowed: an array of shape {shape} (xyz, axis-angle, gripper), finite"
-        try:
-            a = np.asarray(action, dtype=np.float64) if action is not None else None
-        except (TypeError, ValueError):
-            a = None
-        if a is None:
-            raise ValueError(f"action={action!r} is not a numeric array; {allowed}")
-        if a.shape != shape:
-            raise ValueError(f"action of shape {a.shape}; {allowed}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action={a.tolist()} is not finite; {allowed}")
-        return a
 
     def step(
         self, action: np.ndarray

@@ -34,6 +34,7 @@ import numpy as np
 from gymnasium import spaces
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
+from rapid_env.tasks.actions import checked_action
 from rapid_env.tasks.limits import (
     DEFAULT_CAMERA,
     IMAGE_SIZE_RANGE,
@@ -243,7 +244,8 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
                 NaN or an infinity (checked before MuJoCo sees it: a NaN mocap target makes
                 the simulation diverge a few steps later, far from its cause).
         """
-        a = np.clip(self._checked_action(action), -1.0, 1.0)
+        shape = self.action_space.shape
+        a = np.clip(checked_action(action, shape, "xyz delta, gripper effort"), -1.0, 1.0)
         mw, m, d = self.mw, self.model, self.data
         t0 = self.tick * self.tick_dt
         k = 0
@@ -270,22 +272,6 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         info["sim_time_s"] = self.sim_time
         self.last_info = info
         return info
-
-    def _checked_action(self, action: object) -> np.ndarray:
-        """``action`` as a float64 array of the action space's shape, all finite; ValueError."""
-        shape = self.action_space.shape
-        allowed = f"allowed: an array of shape {shape} (xyz delta, gripper effort), finite"
-        try:
-            a = np.asarray(action, dtype=np.float64) if action is not None else None
-        except (TypeError, ValueError):
-            a = None
-        if a is None:
-            raise ValueError(f"action={action!r} is not a numeric array; {allowed}")
-        if a.shape != shape:
-            raise ValueError(f"action of shape {a.shape}; {allowed}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action={a.tolist()} is not finite; {allowed}")
-        return a
 
     def step(
         self, action: np.ndarray
