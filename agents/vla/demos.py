@@ -12,13 +12,15 @@ Demos use training seeds only; evaluation seeds are disjoint (see ``TRAIN_SEED_B
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rapid_env.agents.expert import ScriptedExpert
-from rapid_env.policy import PolicyInput
+from rapid_env.policy import Policy, PolicyInput
+from rapid_env.task import Task
 from rapid_env.tasks.metaworld_task import MetaWorldTask
 from rapid_env.tasks.suite import MT10, get_task
 
@@ -144,36 +146,74 @@ def collect_task(
     expert = ScriptedExpert(spec.env_key, chunk_size=1)
     task_no = [t.name for t in MT10].index(spec.name) if spec in MT10 else 0
     rng = np.random.default_rng(np.random.SeedSequence([seed, first_seed, task_no]))
-    imgs, props, chunks, eps = [], [], [], []
-    kept = 0
     try:
-        for i in range(n_demos):
-            env.reset(seed=first_seed + i)
-            ep_img, ep_prop, ep_act = [], [], []
-            after = 0
-            for _ in range(env.max_ticks):
-                ep_img.append(env.render_image())
-                ep_prop.append(env.proprio_vector())
-                a = expert.act(PolicyInput(None, ep_prop[-1], spec.instruction, sim=env))[0]
-                ep_act.append(a)
-                executed = a.copy()
-                if dart_sigma > 0:
-                    executed[:3] += rng.normal(0.0, dart_sigma, 3)
-                env.advance(np.clip(executed, -1, 1))
-                if env.success:
-                    after += 1
-                    if after > POST_SUCCESS_TICKS:
-                        break
-            if successful_only and not env.success:
-                continue
-            acts = np.asarray(ep_act, dtype=np.float32)
-            imgs.append(np.asarray(ep_img, dtype=np.uint8))
-            props.append(np.asarray(ep_prop, dtype=np.float32))
-            chunks.append(chunk_labels(acts, chunk_size))
-            eps.append(np.full(len(acts), kept, dtype=np.int32))
-            kept += 1
+        return record_demos(
+            env, expert, task, spec.instruction, env.render_image, n_demos=n_demos,
+            first_seed=first_seed, chunk_size=chunk_size, dart_sigma=dart_sigma, rng=rng,
+            successful_only=successful_only,
+        )
     finally:
         env.close()
+
+
+def record_demos(
+    env: Task,
+    expert: Policy,
+    task: str,
+    instruction: str,
+    frame: Callable[[], np.ndarray],
+    *,
+    n_demos: int,
+    first_seed: int,
+    chunk_size: int,
+    dart_sigma: float,
+    rng: np.random.Generator,
+    record_every: int = 1,
+    successful_only: bool = True,
+    action_dtype: type[np.floating] = np.float32,
+    cameras: tuple[str, ...] = ("main",),
+) -> DemoSet:
+    """Run the expert (one-action chunks) for ``n_demos`` episodes of ``env`` and stack them.
+
+    Each suite's collector builds the task, the expert and the noise stream; the recipe is
+    shared: episode ``i`` starts from seed ``first_seed + i``; every ``record_every``-th tick
+    records ``frame()`` and the proprio; with ``dart_sigma`` > 0 the executed action's
+    translation carries seeded noise (DART) while the label stays the clean expert action; an
+    episode runs :data:`POST_SUCCESS_TICKS` past success; failed episodes are dropped unless
+    ``successful_only`` is False. ``action_dtype`` is the precision the noise is added in.
+
+    Raises:
+        RuntimeError: no episode succeeded.
+    """
+    imgs, props, chunks, eps = [], [], [], []
+    kept = 0
+    for i in range(n_demos):
+        env.reset(seed=first_seed + i)
+        ep_img, ep_prop, ep_act = [], [], []
+        after = 0
+        for t in range(env.max_ticks):
+            prop = env.proprio_vector()
+            if t % record_every == 0:
+                ep_img.append(frame())
+                ep_prop.append(prop)
+            a = expert.act(PolicyInput(None, prop, instruction, sim=env))[0]
+            ep_act.append(a)
+            executed = np.array(a, dtype=action_dtype)
+            if dart_sigma > 0:
+                executed[:3] += rng.normal(0.0, dart_sigma, 3)
+            env.advance(np.clip(executed, -1, 1))
+            if env.success:
+                after += 1
+                if after > POST_SUCCESS_TICKS:
+                    break
+        if successful_only and not env.success:
+            continue
+        labels = chunk_labels(np.asarray(ep_act, dtype=np.float32), chunk_size)
+        imgs.append(np.asarray(ep_img, dtype=np.uint8))
+        props.append(np.asarray(ep_prop, dtype=np.float32))
+        chunks.append(labels[::record_every])
+        eps.append(np.full(len(ep_img), kept, dtype=np.int32))
+        kept += 1
     if not imgs:
         raise RuntimeError(f"no successful demos of {task!r} in {n_demos} tries")
     n = sum(len(x) for x in imgs)
@@ -184,7 +224,8 @@ def collect_task(
         np.zeros(n, dtype=np.int16),
         np.concatenate(eps),
         [task],
-        [spec.instruction],
+        [instruction],
+        list(cameras),
     )
 
 

@@ -22,12 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from rapid_env.agents.libero_expert import LiberoExpert
-from rapid_env.agents.vla.demos import DemoSet, chunk_labels
-from rapid_env.policy import PolicyInput
+from rapid_env.agents.vla.demos import DemoSet, record_demos
 from rapid_env.tasks.libero_suite import CAMERAS, DEMO_SEED_BASE, get_libero_task
 from rapid_env.tasks.libero_task import LiberoTask
-
-POST_SUCCESS_TICKS = 4  # a little after success, so late chunks end in a settled state
 
 
 def collect_libero_task(
@@ -63,48 +60,13 @@ def collect_libero_task(
     env = LiberoTask(task, image_size=image_size)
     expert = LiberoExpert(chunk_size=1)
     rng = np.random.default_rng(np.random.SeedSequence([seed, first_seed, spec.index, 7]))
-    imgs, props, chunks, eps = [], [], [], []
-    kept = 0
     try:
-        for i in range(n_demos):
-            env.reset(seed=first_seed + i)
-            ep_img, ep_prop, ep_act = [], [], []
-            after = 0
-            for t in range(env.max_ticks):
-                prop = env.proprio_vector()
-                if t % record_every == 0:
-                    ep_img.append(np.stack([env.render_camera(c) for c in CAMERAS]))
-                    ep_prop.append(prop)
-                a = expert.act(PolicyInput(None, prop, spec.instruction, sim=env))[0]
-                ep_act.append(a)
-                executed = a.astype(np.float64)
-                if dart_sigma > 0:
-                    executed[:3] += rng.normal(0.0, dart_sigma, 3)
-                env.advance(np.clip(executed, -1.0, 1.0))
-                if env.success:
-                    after += 1
-                    if after > POST_SUCCESS_TICKS:
-                        break
-            if successful_only and not env.success:
-                continue
-            labels = chunk_labels(np.asarray(ep_act, dtype=np.float32), chunk_size)
-            imgs.append(np.asarray(ep_img, dtype=np.uint8))
-            props.append(np.asarray(ep_prop, dtype=np.float32))
-            chunks.append(labels[::record_every])
-            eps.append(np.full(len(ep_img), kept, dtype=np.int32))
-            kept += 1
+        return record_demos(
+            env, expert, task, spec.instruction,
+            lambda: np.stack([env.render_camera(c) for c in CAMERAS]), n_demos=n_demos,
+            first_seed=first_seed, chunk_size=chunk_size, dart_sigma=dart_sigma, rng=rng,
+            record_every=record_every, successful_only=successful_only,
+            action_dtype=np.float64, cameras=CAMERAS,
+        )
     finally:
         env.close()
-    if not imgs:
-        raise RuntimeError(f"no successful demos of {task!r} in {n_demos} tries")
-    n = sum(len(x) for x in imgs)
-    return DemoSet(
-        np.concatenate(imgs),
-        np.concatenate(props),
-        np.concatenate(chunks),
-        np.zeros(n, dtype=np.int16),
-        np.concatenate(eps),
-        [task],
-        [spec.instruction],
-        list(CAMERAS),
-    )
