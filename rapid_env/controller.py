@@ -276,7 +276,7 @@ class PartitionedController:
         suffix = 0 < split < n and cost.plan(split).placement == "edge-suffix"
         if not decision.escalate:  # early exit: the edge's part and its exit head, nothing sent
             timed = early_exit(cost, split, t)  # raises under edge-suffix: no front on the edge
-            result = run_policy(self.policy, inp, n, n, self._action_dim)
+            result = run_policy(self.policy, inp, n, n, self.action_dim)
             self.recorder.count("early_exits")
         elif isinstance(self.transport, RemotePolicyTransport):  # it runs the cloud half itself
             result, timed = self.transport.request(self.policy, inp, split, t)
@@ -284,7 +284,7 @@ class PartitionedController:
             # an executable model is cut at the same boundary: n - split blocks before it when
             # the edge holds the tail (same chunk, same boundary bytes)
             result = run_policy(
-                self.policy, inp, n - split if suffix else split, n, self._action_dim
+                self.policy, inp, n - split if suffix else split, n, self.action_dim
             )
             transport = self.transport if cost is self.cost else self._alt_transport
             assert transport is not None and not isinstance(transport, RemotePolicyTransport)
@@ -369,7 +369,7 @@ class PartitionedController:
         return self.camera.frame()
 
     @property
-    def _action_dim(self) -> int:
+    def action_dim(self) -> int:
         """The task's action width: a chunk of another width is a policy fault."""
         return int(self.task.action_space.shape[0])
 

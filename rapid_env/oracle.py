@@ -522,9 +522,9 @@ class RedundancyOracle(ObserverBase):
         policy = c.policy
         task = c.task
         inp = c.camera.policy_input(policy, peek=True)
-        dim = int(task.action_space.shape[0])
         with policy_rng_kept(policy), physics_kept(task):
-            result = run_policy(policy, inp, 0, 0, dim)  # split == n_blocks: plain act, no bytes
+            # split == n_blocks: the plain act, no bytes
+            result = run_policy(policy, inp, 0, 0, c.action_dim)
         return result.chunk, result.fault
 
     def _spread(self, c: PartitionedController, chunk: np.ndarray) -> float | None:
@@ -539,7 +539,7 @@ class RedundancyOracle(ObserverBase):
         inp = c.camera.policy_input(policy, peek=True)
         with policy_rng_kept(policy), physics_kept(task):
             policy.reset(self._floor_rng)
-            result = run_policy(policy, inp, 0, 0, int(task.action_space.shape[0]))
+            result = run_policy(policy, inp, 0, 0, c.action_dim)
         if result.chunk is None:
             return None
         return action_distance(chunk[0], result.chunk[0], self.norm, self.components)
