@@ -136,6 +136,7 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         self.physics_dt = float(self.model.opt.timestep)
         self.tick_dt = 1.0 / self.control_hz
         self._renderer: CameraRenderer | None = None
+        self._extra_renderers: dict[str, CameraRenderer] = {}
         self.proprio = ProprioBuffer(proprio_capacity)
         self._arm_qadr = np.array([self.model.jnt_qposadr[i] for i in range(N_ARM_JOINTS)])
         self._arm_dadr = np.array([self.model.jnt_dofadr[i] for i in range(N_ARM_JOINTS)])
@@ -230,6 +231,9 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        for r in self._extra_renderers.values():
+            r.close()
+        self._extra_renderers.clear()
         self.mw.close()
 
     # ------------------------------------------------------------------ stepping
@@ -317,6 +321,42 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
                 self.model, self.data, self.camera, w, h, quality=self.quality
             )
         return self._renderer.render(self.scene_hook)
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        """The model's cameras, the main one first (a policy may read the others by name).
+
+        Meta-World's scene has ``topview``, ``corner``..``corner4``, ``behindGripper`` and the
+        wrist-mounted ``gripperPOV``, which sees the object large once the hand is near it.
+        """
+        names = [self.model.camera(i).name for i in range(self.model.ncam)]
+        return (self.camera, *(n for n in names if n != self.camera))
+
+    def render_camera(self, name: str) -> np.ndarray:
+        """Camera ``name``'s frame now (uint8, the task's image size, ``scene_hook`` applied)."""
+        if name == self.camera:
+            return self.render_image()
+        if name not in self._extra_renderers:
+            if name not in self.camera_names:
+                raise ValueError(
+                    f"unknown camera {name!r}; allowed: {', '.join(self.camera_names)}"
+                )
+            h, w = self.image_hw
+            self._extra_renderers[name] = CameraRenderer(
+                self.model, self.data, name, w, h, quality=self.quality
+            )
+        return self._extra_renderers[name].render(self.scene_hook)
+
+    def object_targets(self) -> np.ndarray:
+        """Privileged object and goal positions, float32 (9,): training labels only.
+
+        The first object's xyz, the second's (zeros when the task has one) and the goal's,
+        as Meta-World's full observation holds them. A policy never sees these; trainers use
+        them as an auxiliary localisation target.
+        """
+        obs = np.asarray(self.mw._get_obs(), dtype=np.float64)
+        goal = np.asarray(self.mw._target_pos, dtype=np.float64)
+        return np.concatenate([obs[4:7], obs[11:14], goal]).astype(np.float32)
 
     def render(self) -> np.ndarray | None:  # type: ignore[override]
         """Gymnasium render: the camera frame in ``rgb_array`` mode."""

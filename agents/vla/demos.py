@@ -43,6 +43,9 @@ class DemoSet:
         instructions: each task's instruction, in index order; empty for sets written before
             they were stored (Meta-World's, whose instructions the trainer looks up).
         cameras: the camera of each image slot (the first is the task's main camera).
+        targets: float32 (N, D) privileged labels for an auxiliary localisation loss (Meta-World:
+            object, second object and goal xyz, :meth:`MetaWorldTask.object_targets`), or None
+            for sets recorded without them. Never a policy input.
     """
 
     images: np.ndarray
@@ -53,14 +56,17 @@ class DemoSet:
     tasks: list[str]
     instructions: list[str] = field(default_factory=list)
     cameras: list[str] = field(default_factory=lambda: ["main"])
+    targets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` (uncompressed: loading speed matters more than disk here)."""
+        extra = {} if self.targets is None else {"targets": self.targets}
         np.savez(
             path,
+            **extra,
             images=self.images,
             proprio=self.proprio,
             chunks=self.chunks,
@@ -84,6 +90,7 @@ class DemoSet:
                 [str(t) for t in z["tasks"]],
                 [str(t) for t in z["instructions"]] if "instructions" in z else [],
                 [str(c) for c in z["cameras"]] if "cameras" in z else ["main"],
+                z["targets"] if "targets" in z else None,
             )
 
     @classmethod
@@ -111,6 +118,8 @@ class DemoSet:
             tasks,
             [said[t] for t in tasks] if all(t in said for t in tasks) else [],
             list(parts[0].cameras),
+            np.concatenate([p.targets for p in parts])  # type: ignore[misc]
+            if all(p.targets is not None for p in parts) else None,
         )
 
 
@@ -133,24 +142,43 @@ def collect_task(
     seed: int = 0,
     first_seed: int = TRAIN_SEED_BASE,
     successful_only: bool = True,
+    cameras: tuple[str, ...] = ("main",),
+    targets: bool = False,
 ) -> DemoSet:
     """Record ``n_demos`` expert episodes of ``task`` on seeds ``first_seed + i``.
 
     ``seed`` seeds the DART noise stream (together with ``first_seed`` and the task, so a task's
     demos do not depend on which worker collected them); layouts come from the episode seeds.
+    ``cameras``: ``main`` (the task's ``corner4``) and any other Meta-World camera by name
+    (``gripperPOV``); ``targets`` records the privileged object/goal positions as auxiliary
+    labels.
     """
     if n_demos < 1:
         raise ValueError(f"n_demos must be >= 1, got {n_demos}")
     spec = get_task(task)
     env = MetaWorldTask(task, image_size=image_size)
+    for c in cameras[1:]:
+        if c not in env.camera_names[1:]:
+            env.close()
+            raise ValueError(f"unknown camera {c!r}; allowed: {', '.join(env.camera_names[1:])}")
+    if cameras[0] != "main":
+        env.close()
+        raise ValueError(f"the first camera must be 'main' (the task's), got {cameras[0]!r}")
+
+    def frame() -> np.ndarray:
+        if len(cameras) == 1:
+            return env.render_image()
+        return np.stack([env.render_image(), *(env.render_camera(c) for c in cameras[1:])])
+
     expert = ScriptedExpert(spec.env_key, chunk_size=1)
     task_no = [t.name for t in MT10].index(spec.name) if spec in MT10 else 0
     rng = np.random.default_rng(np.random.SeedSequence([seed, first_seed, task_no]))
     try:
         return record_demos(
-            env, expert, task, spec.instruction, env.render_image, n_demos=n_demos,
+            env, expert, task, spec.instruction, frame, n_demos=n_demos,
             first_seed=first_seed, chunk_size=chunk_size, dart_sigma=dart_sigma, rng=rng,
-            successful_only=successful_only,
+            successful_only=successful_only, cameras=cameras,
+            targets=env.object_targets if targets else None,
         )
     finally:
         env.close()
@@ -172,6 +200,7 @@ def record_demos(
     successful_only: bool = True,
     action_dtype: type[np.floating] = np.float32,
     cameras: tuple[str, ...] = ("main",),
+    targets: Callable[[], np.ndarray] | None = None,
 ) -> DemoSet:
     """Run the expert (one-action chunks) for ``n_demos`` episodes of ``env`` and stack them.
 
@@ -181,21 +210,24 @@ def record_demos(
     translation carries seeded noise (DART) while the label stays the clean expert action; an
     episode runs :data:`POST_SUCCESS_TICKS` past success; failed episodes are dropped unless
     ``successful_only`` is False. ``action_dtype`` is the precision the noise is added in.
+    ``targets`` (if given) is read beside every recorded frame: auxiliary training labels.
 
     Raises:
         RuntimeError: no episode succeeded.
     """
-    imgs, props, chunks, eps = [], [], [], []
+    imgs, props, chunks, eps, tgts = [], [], [], [], []
     kept = 0
     for i in range(n_demos):
         env.reset(seed=first_seed + i)
-        ep_img, ep_prop, ep_act = [], [], []
+        ep_img, ep_prop, ep_act, ep_tgt = [], [], [], []
         after = 0
         for t in range(env.max_ticks):
             prop = env.proprio_vector()
             if t % record_every == 0:
                 ep_img.append(frame())
                 ep_prop.append(prop)
+                if targets is not None:
+                    ep_tgt.append(targets())
             a = expert.act(PolicyInput(None, prop, instruction, sim=env))[0]
             ep_act.append(a)
             executed = np.array(a, dtype=action_dtype)
@@ -213,6 +245,7 @@ def record_demos(
         props.append(np.asarray(ep_prop, dtype=np.float32))
         chunks.append(labels[::record_every])
         eps.append(np.full(len(ep_img), kept, dtype=np.int32))
+        tgts.append(np.asarray(ep_tgt, dtype=np.float32))
         kept += 1
     if not imgs:
         raise RuntimeError(f"no successful demos of {task!r} in {n_demos} tries")
@@ -226,6 +259,7 @@ def record_demos(
         [task],
         [instruction],
         list(cameras),
+        np.concatenate(tgts) if targets is not None else None,
     )
 
 
@@ -241,6 +275,8 @@ def main() -> None:
     p.add_argument("--dart-sigma", type=float, default=0.1)
     p.add_argument("--first-seed", type=int, default=TRAIN_SEED_BASE)
     p.add_argument("--record-every", type=int, default=2, help="LIBERO: record every n-th tick")
+    p.add_argument("--cameras", default="main", help="Meta-World: main[,gripperPOV...]")
+    p.add_argument("--targets", action="store_true", help="record object/goal positions")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     parts = []
@@ -256,7 +292,8 @@ def main() -> None:
         else:
             ds = collect_task(
                 t, a.demos, a.chunk_size, a.image_size, a.dart_sigma, seed=0,
-                first_seed=a.first_seed,
+                first_seed=a.first_seed, cameras=tuple(a.cameras.split(",")),
+                targets=a.targets,
             )
         dt = time.perf_counter() - t0
         print(

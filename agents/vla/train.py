@@ -93,10 +93,14 @@ def collect(
     image_size: int,
     first_seed: int,
     record_every: int = 2,
+    cameras: tuple[str, ...] = ("main",),
+    targets: bool = False,
 ) -> DemoSet:
     """Collect demos of ``tasks`` with ``workers`` processes; each worker writes an npz part.
 
-    ``record_every`` applies to LIBERO tasks (see :mod:`rapid_env.agents.vla.libero_demos`).
+    ``record_every`` applies to LIBERO tasks (see :mod:`rapid_env.agents.vla.libero_demos`);
+    ``cameras`` (``main`` first, then Meta-World camera names such as ``gripperPOV``) and
+    ``targets`` (privileged object/goal positions for an auxiliary loss) to Meta-World tasks.
     """
     groups = [tasks[i::workers] for i in range(workers) if tasks[i::workers]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,6 +125,9 @@ def collect(
                 str(first_seed),
                 "--record-every",
                 str(record_every),
+                "--cameras",
+                ",".join(cameras),
+                *(["--targets"] if targets else []),
                 "--out",
                 str(part),
             ]
@@ -389,6 +396,8 @@ def _collect_command(a: argparse.Namespace) -> int:
         a.image_size,
         a.first_seed,
         getattr(a, "record_every", 2),
+        tuple(getattr(a, "cameras", "main").split(",")),
+        getattr(a, "targets", False),
     )
     print(f"{len(ds)} steps from {int(ds.episode.max()) + 1} demos -> {a.out}")
     return 0

@@ -74,6 +74,12 @@ def _collect_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--first-seed", type=int, default=100_000,
                    help="first env seed of the demos (kept apart from evaluation seeds; on "
                         "LIBERO each draws a fresh layout, never one of the 50 fixed states)")
+    c.add_argument("--cameras", default="main", metavar="NAMES",
+                   help="Meta-World cameras to record: main (corner4) first, then e.g. "
+                   "gripperPOV (the wrist view)")
+    c.add_argument("--targets", action="store_true",
+                   help="also record object and goal positions (labels of the auxiliary "
+                   "localisation loss, never a policy input)")
     c.add_argument("--record-every", type=int, default=2,
                    help="LIBERO: record every n-th tick (rendering two cameras dominates the "
                         "cost); every tick still labels the chunks")
