@@ -48,6 +48,10 @@ from rapid_env.tasks.rendering import CameraRenderer
 from rapid_env.tasks.suite import TaskSpec, get_task
 
 INSTRUCTION_MAX_LEN = 128
+HAND_CROP = "hand_crop"
+"""A virtual camera: the main camera rendered at :data:`HAND_CROP_ZOOM` x the image size and cut
+to the image size around the projected tool centre, so the hand and what it touches fill the view."""
+HAND_CROP_ZOOM = 3
 _CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-'"
 TABLE_BODIES = ("tablelink",)
 """Bodies whose geoms (with the world body's floor) form the background in-scene noise recolours."""
@@ -327,15 +331,18 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
         """The model's cameras, the main one first (a policy may read the others by name).
 
         Meta-World's scene has ``topview``, ``corner``..``corner4``, ``behindGripper`` and the
-        wrist-mounted ``gripperPOV``, which sees the object large once the hand is near it.
+        wrist-mounted ``gripperPOV``, which sees the object large once the hand is near it; the
+        last name, :data:`HAND_CROP`, is a zoomed crop of the main camera around the hand.
         """
         names = [self.model.camera(i).name for i in range(self.model.ncam)]
-        return (self.camera, *(n for n in names if n != self.camera))
+        return (self.camera, *(n for n in names if n != self.camera), HAND_CROP)
 
     def render_camera(self, name: str) -> np.ndarray:
         """Camera ``name``'s frame now (uint8, the task's image size, ``scene_hook`` applied)."""
         if name == self.camera:
             return self.render_image()
+        if name == HAND_CROP:
+            return self._hand_crop()
         if name not in self._extra_renderers:
             if name not in self.camera_names:
                 raise ValueError(
@@ -346,6 +353,28 @@ class MetaWorldTask(gym.Env[dict[str, Any], np.ndarray]):
                 self.model, self.data, name, w, h, quality=self.quality
             )
         return self._extra_renderers[name].render(self.scene_hook)
+
+    def _hand_crop(self) -> np.ndarray:
+        """The main camera at ``HAND_CROP_ZOOM`` x resolution, cut around the tool centre."""
+        h, w = self.image_hw
+        zh, zw = h * HAND_CROP_ZOOM, w * HAND_CROP_ZOOM
+        r = self._extra_renderers.get(HAND_CROP)
+        if r is None:
+            r = CameraRenderer(self.model, self.data, self.camera, zw, zh, quality=self.quality)
+            self._extra_renderers[HAND_CROP] = r
+        big = r.render(self.scene_hook)
+        cid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, self.camera)
+        rel = np.asarray(self.data.cam_xmat[cid]).reshape(3, 3).T @ (
+            self.end_effector_pos() - self.data.cam_xpos[cid]
+        )  # camera frame: +x right, +y up, looking along -z
+        f = 0.5 * zh / np.tan(np.radians(self.model.cam_fovy[cid]) / 2)
+        depth = max(-rel[2], 1e-6)
+        u, v = zw / 2 + f * rel[0] / depth, zh / 2 - f * rel[1] / depth
+        if r.rotated:  # the renderer turned the image 180 degrees to put it right way up
+            u, v = zw - u, zh - v
+        top = int(np.clip(round(v - h / 2), 0, zh - h))
+        left = int(np.clip(round(u - w / 2), 0, zw - w))
+        return np.ascontiguousarray(big[top:top + h, left:left + w])
 
     def object_targets(self) -> np.ndarray:
         """Privileged object and goal positions, float32 (9,): training labels only.

@@ -156,4 +156,22 @@ def render_card(cfg: VLAConfig, card: dict[str, Any]) -> str:
         ]
         lines += [f"| {t} | {r:.2f} |" for t, r in ev["per_task"].items()]
         lines += [f"| **mean** | **{ev['mean']:.3f}** |", ""]
+    noisy = card.get("evaluation_noise") or {}
+    if noisy:
+        seen = card.get("noise_seen_in_training") or []
+        lines += [
+            "## Success under image noise, same seeds",
+            "",
+            "Corruption families seen in training: "
+            + (", ".join(seen) if seen else "none") + ".",
+            "",
+            "| noise | seen in training | mean | vs clean | command |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for spec, r in noisy.items():
+            parts = [p.split(":")[0] for p in spec.split("+")]
+            known = "yes" if all(p in seen for p in parts) else "no (held out)"
+            ratio = f"{r['mean'] / ev['mean']:.0%}" if ev and ev.get("mean") else "-"
+            lines.append(f"| {spec} | {known} | {r['mean']:.3f} | {ratio} | `{r['command']}` |")
+        lines.append("")
     return "\n".join(lines)

@@ -39,6 +39,12 @@ class ChunkRegressVLA(ExecutableVLA):
         self.decoder = bert(w, cfg.expert_layers, cfg.heads, cross=True)
         self.queries = nn.Parameter(torch.randn(cfg.chunk_size, w) * 0.02)
         self.head = nn.Linear(w, cfg.action_dim)
+        # Training only: regress privileged object/goal positions from the encoder's memory, so
+        # the vision tower learns to localise small objects (never part of the forward pass).
+        self.aux_head = (
+            nn.Sequential(nn.Linear(w, w), nn.GELU(), nn.Linear(w, cfg.aux_dim))
+            if cfg.aux_dim else None
+        )
 
     def blocks(self) -> list[Block]:
         """See the module docstring."""
@@ -80,6 +86,24 @@ class ChunkRegressVLA(ExecutableVLA):
             q = bert_layer(self.decoder, i, q, s["h"])
         return {"actions": self.head(q)}
 
-    def loss(self, state: State, target: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """L1 between the regressed and the expert chunk (ACT)."""
-        return (self.forward(state) - target).abs().mean()
+    def loss(
+        self,
+        state: State,
+        target: torch.Tensor,
+        gen: torch.Generator,
+        aux_target: torch.Tensor | None = None,
+        aux_weight: float = 0.0,
+    ) -> torch.Tensor:
+        """L1 between the regressed and the expert chunk (ACT), plus the auxiliary term.
+
+        With ``aux_target`` (B, aux_dim) normalised object/goal positions and an ``aux_head``,
+        ``aux_weight`` times the mean squared error of their regression from the mean-pooled
+        encoder memory is added.
+        """
+        last = self.n_blocks - 1
+        memory = self.run(state, 0, last)
+        loss = (self.run(memory, last)["actions"] - target).abs().mean()
+        if aux_target is not None and self.aux_head is not None and aux_weight > 0:
+            pred = self.aux_head(memory["h"].mean(dim=1))
+            loss = loss + aux_weight * nn.functional.mse_loss(pred, aux_target)
+        return loss

@@ -49,6 +49,8 @@ class VLAConfig:
         proprio_mean / proprio_std: normalisation statistics measured on the training demos;
             left empty, Meta-World's rough workspace statistics (4-D) or 0 / 1 (other widths).
         vocab_size: the tokenizer's vocabulary size (set when the tokenizer is built).
+        aux_dim: chunk-regress: width of the training-only head that regresses privileged object
+            and goal positions from the encoder (0: none; Meta-World's targets are 9-D).
     """
 
     family: str = "chunk-regress"
@@ -71,6 +73,7 @@ class VLAConfig:
     proprio_mean: list[float] = field(default_factory=list)
     proprio_std: list[float] = field(default_factory=list)
     vocab_size: int = 64
+    aux_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:

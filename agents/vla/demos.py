@@ -93,6 +93,37 @@ class DemoSet:
                 z["targets"] if "targets" in z else None,
             )
 
+    def select(
+        self, tasks: list[str] | None = None, cameras: list[str] | None = None
+    ) -> DemoSet:
+        """The steps of ``tasks`` (all if None) seen through ``cameras`` (all if None), re-indexed.
+
+        Ablations train on subsets of one recorded set this way, so every row sees the same
+        episodes. ValueError names a task or camera the set does not hold.
+        """
+        tasks = list(self.tasks) if tasks is None else list(tasks)
+        cameras = list(self.cameras) if cameras is None else list(cameras)
+        for t in tasks:
+            if t not in self.tasks:
+                raise ValueError(f"task {t!r} not in this demo set; allowed: {self.tasks}")
+        for c in cameras:
+            if c not in self.cameras:
+                raise ValueError(f"camera {c!r} not in this demo set; allowed: {self.cameras}")
+        keep = np.isin(self.task_index, [self.tasks.index(t) for t in tasks])
+        images = self.images[keep]
+        if self.images.ndim == 5:
+            slots = [self.cameras.index(c) for c in cameras]
+            images = images[:, slots[0]] if len(slots) == 1 else images[:, slots]
+        remap = np.full(len(self.tasks), -1, dtype=np.int16)
+        remap[[self.tasks.index(t) for t in tasks]] = np.arange(len(tasks), dtype=np.int16)
+        said = dict(zip(self.tasks, self.instructions, strict=False))
+        return DemoSet(
+            np.ascontiguousarray(images), self.proprio[keep], self.chunks[keep],
+            remap[self.task_index[keep]], self.episode[keep], tasks,
+            [said[t] for t in tasks] if self.instructions else [], cameras,
+            None if self.targets is None else self.targets[keep],
+        )
+
     @classmethod
     def concat(cls, parts: list[DemoSet]) -> DemoSet:
         """Join sets, re-indexing tasks and episodes so they stay unique."""

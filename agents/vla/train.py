@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from rapid_env.agents.fixed_split import FixedSplitDecider
+from rapid_env.agents.vla.augment import check_corruptions, color_jitter, corrupt_some
 from rapid_env.agents.vla.checkpoint import load_checkpoint, save_checkpoint
 from rapid_env.agents.vla.components import random_shift
 from rapid_env.agents.vla.config import VLAConfig
@@ -39,7 +40,7 @@ from rapid_env.cost import build_cost_model
 from rapid_env.cost.instant import InstantCost
 from rapid_env.episode import run_episode
 from rapid_env.link import IdealLink
-from rapid_env.noise import Clean
+from rapid_env.noise import parse_noise
 from rapid_env.progress import Progress
 from rapid_env.task import Task
 from rapid_env.tasks.libero_suite import get_libero_task, is_libero, suite_tasks
@@ -178,11 +179,20 @@ def _start_model(
     return model, tok, cfg, prior
 
 
-def _bc_step(model: Any, opt: Any, batch: tuple[Any, ...], gen: Any) -> float:
-    """One behaviour-cloning step on a (shifted images, proprio, text, chunks) batch."""
+def _bc_step(
+    model: Any, opt: Any, batch: tuple[Any, ...], gen: Any,
+    aux: torch.Tensor | None = None, aux_weight: float = 0.0,
+) -> float:
+    """One behaviour-cloning step on a (shifted images, proprio, text, chunks) batch.
+
+    ``aux`` (normalised object/goal positions) adds chunk-regress's auxiliary term.
+    """
     img, proprio, text, chunks = batch
     state = model.prepare(img, proprio, text, gen)
-    loss = model.loss(state, chunks, gen)
+    if aux is None:
+        loss = model.loss(state, chunks, gen)
+    else:
+        loss = model.loss(state, chunks, gen, aux_target=aux, aux_weight=aux_weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -204,7 +214,7 @@ def shift_images(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.
 
 
 def _card(family: str, model: Any, data: DemoSet, step: int, batch: int, lr: float, took: float,
-          ema: float | None, prior: dict[str, Any]) -> dict[str, Any]:
+          ema: float | None, prior: dict[str, Any], recipe: str = "") -> dict[str, Any]:
     """The model card's training facts, counting the ``init`` run's steps and time too."""
     return {
         "family": family,
@@ -213,8 +223,8 @@ def _card(family: str, model: Any, data: DemoSet, step: int, batch: int, lr: flo
         "data": f"{len(data)} steps from {int(data.episode.max()) + 1} demos of "
         f"{len(data.tasks)} tasks ({', '.join(data.tasks)}), DART-noised, "
         f"{data.images.shape[-2]} px {' + '.join(_camera_label(data.cameras))}",
-        "training": f"{step} steps of batch {batch}, AdamW lr {lr} cosine, random shift 4 px, "
-        f"{took / 60:.1f} min on {torch.get_num_threads()} CPU thread(s)",
+        "training": f"{step} steps of batch {batch}, AdamW lr {lr} cosine, random shift 4 px"
+        f"{recipe}, {took / 60:.1f} min on {torch.get_num_threads()} CPU thread(s)",
         "train_steps": step + int(prior.get("train_steps", 0)),
         "train_seconds": round(took + float(prior.get("train_seconds", 0.0)), 1),
         "final_loss": ema,
@@ -233,6 +243,11 @@ def train(
     init: str | Path | None = None,
     quiet: bool = False,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    aux_weight: float = 0.0,
+    jitter: float = 0.0,
+    noise_aug: tuple[str, ...] = (),
+    noise_share: float = 0.25,
+    noise_max_severity: int = 2,
     **overrides: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Behaviour-clone ``family`` on ``data`` for ``minutes`` (or ``max_steps``).
@@ -244,9 +259,28 @@ def train(
     ``log_every`` steps go to stderr and stdout unless ``quiet``. ``on_log`` (a W&B run's
     ``log``, say) gets ``train/loss``, ``train/loss_ema``, ``train/lr``, ``train/step`` and
     ``train/elapsed_s`` every :data:`LOG_METRICS_EVERY` steps and at the last step.
+
+    Recipe options: ``aux_weight`` > 0 adds chunk-regress's auxiliary localisation loss on the
+    demos' privileged ``targets`` (normalised by their statistics); ``jitter`` is the colour
+    jitter strength (:func:`~rapid_env.agents.vla.augment.color_jitter`); ``noise_aug`` names
+    the corruption families a ``noise_share`` of the training images go through at severity
+    1..``noise_max_severity`` (:func:`~rapid_env.agents.vla.augment.corrupt_some`).
     """
+    noise_aug = check_corruptions(noise_aug)
+    if aux_weight > 0:
+        if family != "chunk-regress":
+            raise ValueError(f"aux_weight={aux_weight} needs family chunk-regress, got {family!r}")
+        if data.targets is None:
+            raise ValueError("aux_weight > 0 needs demos recorded with targets (collect --targets)")
+        if init is None:
+            overrides = {"aux_dim": int(data.targets.shape[1]), **overrides}
     torch.manual_seed(seed)
     model, tok, cfg, prior = _start_model(family, data, init, overrides)
+    aux_all: torch.Tensor | None = None
+    if aux_weight > 0 and data.targets is not None:
+        t = data.targets.astype(np.float32)
+        aux_all = torch.from_numpy((t - t.mean(0)) / (t.std(0) + 1e-3))
+    aug_rng = np.random.default_rng([seed, 1])
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     text = torch.cat(
@@ -271,8 +305,10 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
             idx = torch.from_numpy(rng.integers(0, len(data), batch))
-            value = _bc_step(model, opt, (shift_images(images[idx], 4, gen), proprio[idx],
-                                          text[task_idx[idx]], chunks[idx]), gen)
+            img = color_jitter(shift_images(images[idx], 4, gen), jitter, gen)
+            img = corrupt_some(img, noise_aug, noise_share, noise_max_severity, aug_rng)
+            value = _bc_step(model, opt, (img, proprio[idx], text[task_idx[idx]], chunks[idx]),
+                             gen, None if aux_all is None else aux_all[idx], aux_weight)
             ema = value if ema is None else 0.98 * ema + 0.02 * value
             step += 1
             if math.isfinite(budget) and step >= 2 and (step < 20 or step % 20 == 0):
@@ -288,7 +324,15 @@ def train(
     if on_log is not None and ema is not None and step % LOG_METRICS_EVERY and step != 1:
         on_log(_train_metrics(step, value, ema, opt, t0))
     took = time.perf_counter() - t0
-    card = _card(family, model, data, step, batch, lr, took, ema, prior)
+    recipe = "".join([
+        f", auxiliary localisation loss x{aux_weight}" if aux_all is not None else "",
+        f", colour jitter {jitter}" if jitter > 0 else "",
+        f", {noise_share:.0%} of images corrupted ({', '.join(noise_aug)}; severity 1-"
+        f"{noise_max_severity})" if noise_aug else "",
+    ])
+    card = _card(family, model, data, step, batch, lr, took, ema, prior, recipe)
+    if noise_aug:
+        card["noise_seen_in_training"] = list(noise_aug)
     return model.eval(), tok, card
 
 
@@ -312,12 +356,19 @@ def evaluate(
     first_seed: int = EVAL_FIRST_SEED,
     verbose: bool = True,
     quiet: bool = False,
+    noise: str = "clean",
 ) -> dict[str, Any]:
-    """Success per task at zero latency with a clean image on seeds ``first_seed ..``.
+    """Success per task at zero latency on seeds ``first_seed ..``, clean image by default.
+
+    ``noise`` is a noise spec (``fog:2``, a preset) applied to every camera the policy reads,
+    drawn from each episode's noise stream as in ``rapid-eval``; LIBERO-PRO scene variants are
+    refused here (they change the task, use ``rapid-eval --noise``).
 
     ``verbose`` prints one result line per task; the progress over all episodes (``ok``: solved,
     ``fail``: an episode with a policy fault) is shown when ``verbose`` and not ``quiet``.
     """
+    if parse_noise(noise).variant is not None:
+        raise ValueError(f"noise {noise!r} changes the task; allowed here: image noise only")
     per_task: dict[str, float] = {}
     with Progress(
         total=len(tasks) * seeds, desc="rapid-train eval", quiet=quiet or not verbose
@@ -325,7 +376,7 @@ def evaluate(
         for name in tasks:
             task = make_task(name, policy.model.cfg.image_size)
             ctrl = PartitionedController(
-                task, policy, InstantCost(build_cost_model()), IdealLink(), Clean()
+                task, policy, InstantCost(build_cost_model()), IdealLink(), parse_noise(noise)
             )
             wins = 0
             for s in range(first_seed, first_seed + seeds):
@@ -339,7 +390,8 @@ def evaluate(
             if verbose:
                 bar.write(f"{policy.name:14s} {name:22s} {wins}/{seeds}", always=True)
     mean = float(np.mean(list(per_task.values())))
-    return {"seeds": f"{first_seed}-{first_seed + seeds - 1}", "per_task": per_task, "mean": mean}
+    out = {"seeds": f"{first_seed}-{first_seed + seeds - 1}", "per_task": per_task, "mean": mean}
+    return out if noise == "clean" else {**out, "noise": noise}
 
 
 # ---------------------------------------------------------------------- W&B
@@ -421,6 +473,10 @@ def _train_command(a: argparse.Namespace, command: str, mode: str, config: dict[
             init=a.init,
             quiet=a.quiet,
             on_log=None if run is None else run.log,
+            aux_weight=getattr(a, "aux_weight", 0.0),
+            jitter=getattr(a, "jitter", 0.0),
+            noise_aug=tuple(n for n in getattr(a, "noise_aug", "").split(",") if n),
+            noise_share=getattr(a, "noise_share", 0.25),
             **extra,
         )
         if run is not None:
@@ -450,13 +506,18 @@ def _eval_command(a: argparse.Namespace, command: str, mode: str, config: dict[s
     run = start_wandb(mode, Path(a.checkpoint), {**config, "command": command}, "eval-vla")
     try:
         model, tok, card = load_checkpoint(a.checkpoint)
-        card["evaluation"] = evaluate(
-            VLAPolicy(model, tok), parse_tasks(a.tasks), a.seeds, a.first_seed, quiet=a.quiet
+        noise = getattr(a, "noise", "clean")
+        result = evaluate(
+            VLAPolicy(model, tok), parse_tasks(a.tasks), a.seeds, a.first_seed, quiet=a.quiet,
+            noise=noise,
         )
-        log_evaluation(run, card["evaluation"])
-        card["eval_command"] = command
+        log_evaluation(run, result)
+        if noise == "clean":
+            card["evaluation"], card["eval_command"] = result, command
+        else:  # beside the clean result, one entry per noise spec
+            card.setdefault("evaluation_noise", {})[noise] = {**result, "command": command}
         save_checkpoint(a.checkpoint, model, tok, card)
-        print(f"mean success {card['evaluation']['mean']:.3f}")
+        print(f"mean success {result['mean']:.3f}")
     except BaseException:
         finish_run(run, mode, "rapid-train", exit_code=1)
         raise

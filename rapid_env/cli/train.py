@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--first-seed", type=int, default=EVAL_FIRST_SEED,
                    help="first held-out seed (demos use seeds >= 100000; on LIBERO seed s "
                         "starts from fixed initial state s %% 50)")
+    e.add_argument("--noise", default="clean", metavar="SPEC",
+                   help="image noise on every camera the policy reads (fog:2, a preset; see "
+                        "rapid-eval --noise); the result goes beside the clean one in the card")
     for sp in (t, e):
         sp.add_argument("--quiet", action="store_true",
                         help="no progress bar, progress lines or loss lines; results still print")
@@ -100,6 +103,18 @@ def _train_flags(t: argparse.ArgumentParser) -> None:
     budget.add_argument("--seed", type=int, default=0, help="torch seed")
     budget.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default)")
+    recipe = t.add_argument_group("recipe")
+    recipe.add_argument("--aux-weight", type=float, default=0.0,
+                        help="chunk-regress: weight of the auxiliary loss regressing object and "
+                        "goal positions (needs demos collected with --targets)")
+    recipe.add_argument("--jitter", type=float, default=0.0,
+                        help="colour jitter strength (brightness, contrast, channel gain)")
+    recipe.add_argument("--noise-aug", default="", metavar="NAMES",
+                        help="corruption families applied to a share of training images at "
+                        "severity 1-2 (e.g. gaussian_noise,contrast); leave a family out to "
+                        "test generalisation honestly")
+    recipe.add_argument("--noise-share", type=float, default=0.25,
+                        help="share of training images --noise-aug corrupts")
     t.add_argument("--decode", default="autoregressive", choices=["autoregressive", "parallel"],
                    help="ar-token only: how action tokens are decoded")
     t.add_argument("--vision-layers", type=int, default=None, metavar="N",

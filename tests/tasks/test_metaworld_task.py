@@ -69,3 +69,33 @@ def test_bad_inputs_name_the_value():
         mw_steps_per_tick(30)
     with pytest.raises(ValueError, match="image_size=4"):
         MetaWorldTask("reach", image_size=4)
+
+
+def test_extra_cameras_by_name_and_the_hand_crop_follows_the_hand() -> None:
+    from rapid_env.task import MultiCameraTask
+    from rapid_env.tasks.metaworld_task import HAND_CROP, HAND_CROP_ZOOM
+
+    env = MetaWorldTask("push", image_size=16)
+    env.reset(seed=3)
+    assert isinstance(env, MultiCameraTask)
+    assert env.camera_names[0] == "corner4" and "gripperPOV" in env.camera_names
+    assert env.camera_names[-1] == HAND_CROP
+    assert env.render_camera("gripperPOV").shape == (16, 16, 3)
+    np.testing.assert_array_equal(env.render_camera("corner4"), env.render_image())
+    crop = env.render_camera(HAND_CROP)
+    big = env._extra_renderers[HAND_CROP].render(None)
+    assert big.shape == (16 * HAND_CROP_ZOOM, 16 * HAND_CROP_ZOOM, 3)
+    # the crop is one window of the zoomed frame; it moves when the hand moves
+    windows = {(r, c) for r in range(33) for c in range(33)
+               if np.array_equal(big[r:r + 16, c:c + 16], crop)}
+    assert windows
+    for _ in range(8):
+        env.advance(np.array([1.0, 0.0, 0.0, 0.0]))
+    crop2 = env.render_camera(HAND_CROP)
+    big2 = env._extra_renderers[HAND_CROP].render(None)
+    moved = {(r, c) for r in range(33) for c in range(33)
+             if np.array_equal(big2[r:r + 16, c:c + 16], crop2)}
+    assert moved and not (moved & windows)
+    with pytest.raises(ValueError, match="unknown camera 'wrist'; allowed: corner4"):
+        env.render_camera("wrist")
+    env.close()
