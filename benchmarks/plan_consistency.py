@@ -187,8 +187,12 @@ def run_cell(
     torch = sys.modules.get("torch")  # loaded by a VLA policy: one thread, as rapid-train eval
     if torch is not None:  # (on a shared CPU, more threads spin against each other, ~20x slower)
         torch.set_num_threads(1)
-    seconds = {} if max_ticks is None else {"max_episode_s": max_ticks / CONTROL_HZ}
-    task = MetaWorldTask(task_name, image_size=image_size, control_hz=CONTROL_HZ, **seconds)
+    task = (
+        MetaWorldTask(task_name, image_size=image_size, control_hz=CONTROL_HZ)
+        if max_ticks is None
+        else MetaWorldTask(task_name, image_size=image_size, control_hz=CONTROL_HZ,
+                           max_episode_s=max_ticks / CONTROL_HZ)
+    )
     ctrl = PartitionedController(
         task, policy, InstantCost(build_cost_model()), IdealLink(), Clean()
     )
