@@ -24,6 +24,7 @@ from rapid_env.agents.periodic import PeriodicConfig, PeriodicDecider
 from rapid_env.agents.rapid import VARIANTS, RapidConfig, RapidDecider
 from rapid_env.agents.static_split import StaticSplitConfig, StaticSplitDecider
 from rapid_env.agents.vision_entropy import VisionEntropyConfig, VisionEntropyDecider
+from rapid_env.agents.vla.shipped import SHIPPED_NAMES
 from rapid_env.decision import Decider
 from rapid_env.policy import Policy
 from rapid_env.registry import ConfigRegistry, Registry
@@ -78,19 +79,20 @@ def _expert(task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False)
 POLICIES.register("expert", _expert)
 
 
-def _shipped(family: str) -> Callable[..., Policy]:
+def _shipped(name: str) -> Callable[..., Policy]:
     def make(task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
         from rapid_env.agents.vla.policy import VLAPolicy  # torch + transformers: import lazily
 
-        return VLAPolicy.shipped(family, chunk_size)
+        return VLAPolicy.shipped(name, chunk_size)
 
     return make
 
 
-for _family in ("ar-token", "flow", "chunk-regress"):
-    POLICIES.register(_family, _shipped(_family))
-# trained on LIBERO (libero_object): both cameras, 8-D state, 7-D actions
-POLICIES.register("chunk-regress-libero", _shipped("chunk-regress-libero"))
+# ar-token, flow, chunk-regress (each family's newest Meta-World checkpoint), then
+# chunk-regress-libero (trained on libero_object: both cameras, 8-D state, 7-D actions), then
+# the pinned versions (chunk-regress@v1, ...), which always load the same weights
+for _name in SHIPPED_NAMES:
+    POLICIES.register(_name, _shipped(_name))
 
 
 def _checkpoint(

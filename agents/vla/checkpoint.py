@@ -18,6 +18,7 @@ import rapid_env
 from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.config import VLAConfig
 from rapid_env.agents.vla.families import build_model
+from rapid_env.agents.vla.shipped import checkpoint_folder
 from rapid_env.agents.vla.tokenizer import load_tokenizer
 from rapid_env.jsonfile import read_json_object
 
@@ -26,9 +27,16 @@ CHECKPOINT_ROOT = Path(rapid_env.__file__).resolve().parent / "data" / "checkpoi
 WEIGHTS, CONFIG, CARD_JSON, CARD_MD = "model.safetensors", "config.json", "card.json", "README.md"
 
 
-def shipped_checkpoint(family: str) -> Path:
-    """Where the repo ships the trained checkpoint of ``family``."""
-    return CHECKPOINT_ROOT / family
+def shipped_checkpoint(name: str) -> Path:
+    """Where the package ships the trained checkpoint ``name``.
+
+    ``name`` is a plain family name (its newest checkpoint, e.g. ``chunk-regress``) or a pinned
+    version (``chunk-regress@v1``); :mod:`rapid_env.agents.vla.shipped` lists them.
+
+    Raises:
+        ValueError: no shipped checkpoint has that name (the message names the allowed ones).
+    """
+    return CHECKPOINT_ROOT / checkpoint_folder(name)
 
 
 def save_checkpoint(

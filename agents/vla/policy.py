@@ -101,13 +101,17 @@ class VLAPolicy:
         return cls(model, tok, name, chunk_size)
 
     @classmethod
-    def shipped(cls, family: str, chunk_size: int | None = None) -> VLAPolicy:
-        """The checkpoint that ships with the package under the name ``family``.
+    def shipped(cls, name: str, chunk_size: int | None = None) -> VLAPolicy:
+        """The checkpoint that ships with the package under ``name``; the policy keeps that name.
 
-        A family's name (``chunk-regress``) is its Meta-World checkpoint; ``chunk-regress-libero``
+        A family's name (``chunk-regress``) is its newest Meta-World checkpoint, ``family@v1``
+        a pinned version of it (:mod:`rapid_env.agents.vla.shipped`); ``chunk-regress-libero``
         is the one trained on LIBERO.
+
+        Raises:
+            ValueError: no shipped checkpoint has that name (the message names the allowed ones).
         """
-        return cls.load(shipped_checkpoint(family), family, chunk_size)
+        return cls.load(shipped_checkpoint(name), name, chunk_size)
 
     def reset(self, rng: np.random.Generator) -> None:
         """Reseed the model's own noise (flow family) from the episode's policy stream."""

@@ -152,8 +152,9 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
     from rapid_env.config import ACTION_CONTRACTS, LOOP_COST_CHOICES, PLACEMENT_CHOICES
 
     g.add_argument("--policy", default="chunk-regress",
-                   help="robot policy: ar-token, flow, chunk-regress, expert, ckpt:<dir>, "
-                        "hf:<dir>, or a name a plugin registers")
+                   help="robot policy: ar-token, flow, chunk-regress (each family's newest "
+                        "checkpoint), a pinned version such as chunk-regress@v1, expert, "
+                        "ckpt:<dir>, hf:<dir>, or a name a plugin registers")
     g.add_argument("--profile", default="openvla-7b",
                    help="full-size architecture whose cost the simulated latency follows")
     g.add_argument("--edge", default="jetson-agx-orin", help="edge device")
