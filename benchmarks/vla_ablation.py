@@ -35,13 +35,14 @@ def run_row(a: argparse.Namespace) -> dict[str, object]:
     model, tok, card = train(
         "chunk-regress", data, a.minutes, max_steps=a.steps, seed=a.seed, quiet=True,
         aux_weight=a.aux_weight, jitter=a.jitter,
-        noise_aug=tuple(n for n in a.noise_aug.split(",") if n),
+        noise_aug=tuple(n for n in a.noise_aug.split(",") if n), vision_layers=a.vision_layers,
     )
     took = time.perf_counter() - t0
     policy = VLAPolicy(model, tok)
     clean = evaluate(policy, tasks, a.seeds, a.first_seed, verbose=False)
     row: dict[str, object] = {
         "label": a.label, "cameras": data.cameras, "image_size": int(data.images.shape[-2]),
+        "vision_layers": a.vision_layers,
         "aux_weight": a.aux_weight, "jitter": a.jitter, "noise_aug": a.noise_aug,
         "demos": int(data.episode.max()) + 1 if len(data) else 0, "steps": card["train_steps"],
         "train_min": round(took / 60, 1), "seeds": clean["seeds"], "per_task": clean["per_task"],
@@ -57,13 +58,17 @@ def table(path: Path) -> str:
     """The rows of ``path`` as a markdown table."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     tasks = list(rows[0]["per_task"]) if rows else []
-    head = ["row", "cameras", "px", "aux", "jitter", "noise aug", *tasks, "mean", "steps", "min"]
+    head = ["row", "cameras", "px", "grid", "aux", "jitter", "noise aug", *tasks, "mean",
+            "held-out noise", "steps", "min"]
     out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         cams = " + ".join("corner4" if c == "main" else c for c in r["cameras"])
-        cells = [r["label"], cams, str(r["image_size"]), str(r["aux_weight"] or "-"),
-                 str(r["jitter"] or "-"), r["noise_aug"] or "-",
-                 *(f"{r['per_task'][t]:.2f}" for t in tasks), f"**{r['mean']:.2f}**",
+        side = r["image_size"] // 4 // 2 ** (r.get("vision_layers", 2) - 1)
+        noisy = f"{r['noise_mean']:.2f} ({r['noise']})" if "noise_mean" in r else "-"
+        cells = [r["label"], cams, str(r["image_size"]), f"{side}x{side}",
+                 str(r["aux_weight"] or "-"), str(r["jitter"] or "-"),
+                 "yes" if r["noise_aug"] else "-",
+                 *(f"{r['per_task'][t]:.2f}" for t in tasks), f"**{r['mean']:.2f}**", noisy,
                  str(r["steps"]), str(r["train_min"])]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
@@ -84,6 +89,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, default=10, help="held-out episode seeds per task")
     p.add_argument("--first-seed", type=int, default=1000)
+    p.add_argument("--vision-layers", type=int, default=3,
+                   help="ResNet stages: 3 gives a 4x4 token grid per 64 px camera, 2 an 8x8 one")
     p.add_argument("--aux-weight", type=float, default=0.0)
     p.add_argument("--jitter", type=float, default=0.0)
     p.add_argument("--noise-aug", default="")

@@ -322,11 +322,6 @@ class CameraRenderer:
         """Whether images are rotated by 180 degrees to undo the camera's roll."""
         return self._rotate
 
-    @property
-    def rotated(self) -> bool:
-        """Whether frames are turned 180 degrees to be right way up (see camera_needs_rotation)."""
-        return self._rotate
-
     def render(self, scene_hook: Callable[[mujoco.MjvScene], None] | None = None) -> np.ndarray:
         """Render the current state of ``data``.
 

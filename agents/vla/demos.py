@@ -63,19 +63,19 @@ class DemoSet:
 
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` (uncompressed: loading speed matters more than disk here)."""
-        extra = {} if self.targets is None else {"targets": self.targets}
-        np.savez(
-            path,
-            **extra,
-            images=self.images,
-            proprio=self.proprio,
-            chunks=self.chunks,
-            task_index=self.task_index,
-            episode=self.episode,
-            tasks=np.array(self.tasks),
-            instructions=np.array(self.instructions, dtype=str),
-            cameras=np.array(self.cameras),
-        )
+        arrays: dict[str, np.ndarray] = {
+            "images": self.images,
+            "proprio": self.proprio,
+            "chunks": self.chunks,
+            "task_index": self.task_index,
+            "episode": self.episode,
+            "tasks": np.array(self.tasks),
+            "instructions": np.array(self.instructions, dtype=str),
+            "cameras": np.array(self.cameras),
+        }
+        if self.targets is not None:
+            arrays["targets"] = self.targets
+        np.savez(path, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: str | Path) -> DemoSet:
