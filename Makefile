@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export WANDB_MODE ?= offline
 
-.PHONY: demo test lint lint-imports install clean bench proto
+.PHONY: demo test lint lint-imports install clean bench proto train-chunk-regress
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,17 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_vla.py
 	$(BIN)/python benchmarks/bench_corruptions.py
 	$(BIN)/python benchmarks/bench_link.py
+
+# The shipped chunk-regress (v2) from scratch: seeded demos (corner4 + wrist camera, object/goal
+# targets), 80 min of training on one thread, the card's evaluation. Writes runs/train/.
+SEEN_NOISE := gaussian_noise,shot_noise,impulse_noise,defocus_blur,motion_blur,brightness,contrast,jpeg_compression,pixelate,saturate
+train-chunk-regress: $(STAMP)
+	mkdir -p runs/train
+	$(BIN)/rapid-train collect --tasks mt10 --demos 150 --workers 1 --dart-sigma 0.1 --cameras main,gripperPOV --targets --first-seed 100000 --out runs/train/mt10-a.npz
+	$(BIN)/rapid-train collect --tasks mt10 --demos 75 --workers 1 --dart-sigma 0.25 --cameras main,gripperPOV --targets --first-seed 100150 --out runs/train/mt10-b.npz
+	$(BIN)/rapid-train train --family chunk-regress --data runs/train/mt10-a.npz,runs/train/mt10-b.npz --out runs/train/chunk-regress --minutes 80 --threads 1 --vision-layers 3 --aux-weight 1 --jitter 0.2 --noise-aug $(SEEN_NOISE) --noise-share 0.25
+	$(BIN)/rapid-train eval --checkpoint runs/train/chunk-regress --seeds 20
+	$(BIN)/rapid-train eval --checkpoint runs/train/chunk-regress --seeds 20 --noise fog:2
 
 # rapid-serve's gRPC modules (serve/rapid_serve_pb2*.py, checked in) from its .proto; the
 # generated service module imports its messages package-relative, as installed
