@@ -14,6 +14,7 @@ Both registries read plugins: installed packages' entry points in the groups
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from rapid_env.agents.bandwidth_adaptive import BandwidthAdaptiveConfig, BandwidthAdaptiveDecider
 from rapid_env.agents.chunk_threshold import ChunkThresholdConfig, ChunkThresholdDecider
@@ -24,7 +25,7 @@ from rapid_env.agents.periodic import PeriodicConfig, PeriodicDecider
 from rapid_env.agents.rapid import VARIANTS, RapidConfig, RapidDecider
 from rapid_env.agents.static_split import StaticSplitConfig, StaticSplitDecider
 from rapid_env.agents.vision_entropy import VisionEntropyConfig, VisionEntropyDecider
-from rapid_env.agents.vla.shipped import SHIPPED_NAMES
+from rapid_env.agents.vla.shipped import SHIPPED_NAMES, shipped_checkpoint
 from rapid_env.decision import Decider
 from rapid_env.policy import Policy
 from rapid_env.registry import ConfigRegistry, Registry
@@ -65,7 +66,15 @@ DECIDERS.register_prefix("sb3:", lambda path: LearnedDecider(path, name=f"sb3:{p
 
 POLICIES: Registry[Policy] = Registry("policy", plugin_group="rapid_env.policies")
 """Robot policies by name. Every factory is called as ``factory(task, chunk_size=...,
-trust_checkpoint_code=...)``; only checkpoint loaders that can import code use the last one."""
+trust_checkpoint_code=...)``; only checkpoint loaders that can import code use the last one.
+
+An entry backed by a checkpoint folder has the extra ``checkpoint``: a callable that takes the
+full policy name and returns that folder without loading anything, so the weights' digest of a
+results store (:func:`rapid_env.agents.policy_digest.policy_digest`) needs no torch. A plugin
+may register one too."""
+
+CHECKPOINT_EXTRA = "checkpoint"
+"""The :data:`POLICIES` extra that names an entry's checkpoint folder (see above)."""
 
 
 def _expert(task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
@@ -92,7 +101,7 @@ def _shipped(name: str) -> Callable[..., Policy]:
 # chunk-regress-libero (trained on libero_object: both cameras, 8-D state, 7-D actions), then
 # the pinned versions (chunk-regress@v1, ...), which always load the same weights
 for _name in SHIPPED_NAMES:
-    POLICIES.register(_name, _shipped(_name))
+    POLICIES.register(_name, _shipped(_name), checkpoint=shipped_checkpoint)
 
 
 def _checkpoint(
@@ -113,5 +122,12 @@ def _hf(path: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool =
     )
 
 
-POLICIES.register_prefix("ckpt:", _checkpoint)  # a checkpoint written by rapid-train
-POLICIES.register_prefix("hf:", _hf)  # a user's transformers / LeRobot checkpoint directory
+def _after_prefix(name: str) -> Path:
+    """The folder of a ``prefix:<dir>`` policy name (what its loader opens)."""
+    return Path(name.partition(":")[2])
+
+
+# a checkpoint written by rapid-train
+POLICIES.register_prefix("ckpt:", _checkpoint, checkpoint=_after_prefix)
+# a user's transformers / LeRobot checkpoint directory
+POLICIES.register_prefix("hf:", _hf, checkpoint=_after_prefix)

@@ -14,29 +14,15 @@ from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from transformers import PreTrainedTokenizerFast
 
-import rapid_env
 from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.config import VLAConfig
+from rapid_env.agents.vla.digest import CONFIG, WEIGHTS
 from rapid_env.agents.vla.families import build_model
-from rapid_env.agents.vla.shipped import checkpoint_folder
+from rapid_env.agents.vla.shipped import shipped_checkpoint as shipped_checkpoint
 from rapid_env.agents.vla.tokenizer import load_tokenizer
 from rapid_env.jsonfile import read_json_object
 
-# Package data of ``rapid_env`` (next to profiles.json), wherever the package is installed.
-CHECKPOINT_ROOT = Path(rapid_env.__file__).resolve().parent / "data" / "checkpoints"
-WEIGHTS, CONFIG, CARD_JSON, CARD_MD = "model.safetensors", "config.json", "card.json", "README.md"
-
-
-def shipped_checkpoint(name: str) -> Path:
-    """Where the package ships the trained checkpoint ``name``.
-
-    ``name`` is a plain family name (its newest checkpoint, e.g. ``chunk-regress``) or a pinned
-    version (``chunk-regress@v1``); :mod:`rapid_env.agents.vla.shipped` lists them.
-
-    Raises:
-        ValueError: no shipped checkpoint has that name (the message names the allowed ones).
-    """
-    return CHECKPOINT_ROOT / checkpoint_folder(name)
+CARD_JSON, CARD_MD = "card.json", "README.md"
 
 
 def save_checkpoint(

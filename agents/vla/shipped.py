@@ -12,6 +12,13 @@ loaded.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import rapid_env
+
+CHECKPOINT_ROOT = Path(rapid_env.__file__).resolve().parent / "data" / "checkpoints"
+"""Package data of ``rapid_env`` (next to profiles.json), wherever the package is installed."""
+
 LATEST: tuple[str, ...] = ("ar-token", "flow", "chunk-regress", "chunk-regress-libero")
 """The plain names: each is the newest checkpoint of its family (``-libero``: trained on LIBERO)."""
 
@@ -45,3 +52,16 @@ def checkpoint_folder(name: str) -> str:
             f"{', '.join(f'{base}@{v}' for v in VERSIONS[base])}, or {base!r} for the newest"
         )
     raise ValueError(f"no shipped checkpoint {name!r}; allowed: {', '.join(SHIPPED_NAMES)}")
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """Where the package ships the trained checkpoint ``name``.
+
+    ``name`` is a plain family name (its newest checkpoint, e.g. ``chunk-regress``) or a pinned
+    version (``chunk-regress@v1``). Here, not beside the loader, so that readers of the folder
+    that need no model (the weights' digest of a results store) need no torch.
+
+    Raises:
+        ValueError: no shipped checkpoint has that name (the message names the allowed ones).
+    """
+    return CHECKPOINT_ROOT / checkpoint_folder(name)
