@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from rapid_env.agents.registry import CHECKPOINT_EXTRA, POLICIES
 from rapid_env.agents.vla.digest import checkpoint_digest
+from rapid_env.agents.vla.shipped import VERSIONS
 
 
 def policy_digest(policy: str) -> str | None:
@@ -28,3 +29,15 @@ def policy_digest(policy: str) -> str | None:
     if folder_of is None:
         return None
     return checkpoint_digest(folder_of(policy))
+
+
+def pinned_with_digest(policy: str, digest: str) -> list[str]:
+    """The pinned shipped versions of ``policy``'s family (``chunk-regress@v1``) with ``digest``.
+
+    After an upgrade the plain name loads new weights; this names the version that still loads
+    the old ones, so a refusal can say exactly what to run. Empty for a name that is no shipped
+    family, or when no pinned version has those weights.
+    """
+    family = policy.partition("@")[0]
+    return [f"{family}@{v}" for v in VERSIONS.get(family, ())
+            if policy_digest(f"{family}@{v}") == digest]

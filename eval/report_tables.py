@@ -13,6 +13,7 @@ from typing import Any
 
 from rapid_env.eval.pooling import as_float
 from rapid_env.eval.rounding import ci_parts, fmt, signed
+from rapid_env.eval.store import POLICY_DIGEST_FIELD
 from rapid_env.eval.summary import CELL_KEYS
 from rapid_env.eval.table import episodes_cell
 from rapid_env.record import invalid_reason
@@ -175,6 +176,16 @@ def _seeds(sweep: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> st
     return f"{distinct[0]}–{distinct[-1]} ({len(distinct)} distinct)" if distinct else "–"
 
 
+def _weights(manifest: Mapping[str, Any]) -> str:
+    """``, weights <digest>`` when the manifest records the policy's weights (a checkpoint).
+
+    The name alone does not say which weights ran (``chunk-regress`` is always the newest
+    version), so a reader comparing two reports can tell them apart by this.
+    """
+    digest = manifest.get(POLICY_DIGEST_FIELD)
+    return f", weights <code>{esc(digest)}</code>" if isinstance(digest, str) else ""
+
+
 def config_table(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
     """What the sweep ran: its lists, seeds, models, control settings, versions and run ids."""
     sweep = manifest.get("sweep") or {}
@@ -186,7 +197,8 @@ def config_table(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any
         ("noises", "noises", "noise"), ("links", "links", "link"))]
     items += [
         ("seeds", esc(_seeds(sweep, records))),
-        ("policy", f"<code>{esc(env.get('policy', first.get('policy', '–')))}</code>"),
+        ("policy", f"<code>{esc(env.get('policy', first.get('policy', '–')))}</code>"
+                   + _weights(manifest)),
         ("cost profile", f"<code>{esc(env.get('profile', first.get('profile', '–')))}</code>"),
         ("devices", f"edge <code>{esc(env.get('edge', first.get('edge', '–')))}</code>, "
                     f"cloud <code>{esc(env.get('cloud', first.get('cloud', '–')))}</code>"),

@@ -4,7 +4,9 @@
 
 * ``manifest.json`` -- the resolved sweep (its lists, the base environment, every cell's full
   configuration), what each episode records on top of the plain record (``recorded``: the
-  ``--oracle`` tolerances and ``--videos`` count), the package versions, the git commit, the W&B
+  ``--oracle`` tolerances and ``--videos`` count), the digest of the policy's weights
+  (``policy_digest``, :func:`~rapid_env.agents.policy_digest.policy_digest`; null for a policy
+  without a checkpoint, such as the scripted expert), the package versions, the git commit, the W&B
   run ids (``wandb_run_id``: the sweep-level run; ``wandb_runs``: one per cell, by
   ``agent|task|noise|link``), and when it was started;
 * ``episodes.jsonl`` -- one JSON record per finished episode, keyed by ``episode_key`` (the
@@ -21,7 +23,15 @@ instead of running the same episodes again and appending every key twice.
 
 **Reopening** compares manifests: the same sweep **resumes** (only the missing keys run), a
 different one is refused with the fields that differ, unless the user asks to ``overwrite``
-(start afresh) or to ``extend`` (more cells or seeds over the same base environment). A resume
+(start afresh) or to ``extend`` (more cells or seeds over the same base environment).
+
+**The same weights.** A policy name does not pin its weights (``chunk-regress`` is always the
+newest shipped version; a ``ckpt:<dir>`` folder can be trained again), so a resume or an
+extension whose policy now loads weights of another digest than the manifest's is refused: it
+would mix two policies in one table. A manifest written before stores recorded the digest
+resumes as before, with a warning (:attr:`ResultsStore.warnings`) that the weights cannot be
+checked; it is not given today's digest, which would claim the stored episodes ran with it. A
+resume
 that would record more than the stored episodes hold (oracle tolerances, videos of more seeds)
 is refused too: it would run only the missing episodes, so the new parts would silently be
 missing from the rest. ``overwrite`` clears only a folder whose manifest this harness wrote, and
@@ -83,6 +93,8 @@ LOCK = ".lock"
 DIGEST_FIELD = "record_digest"
 """The record field that seals a stored record (:func:`record_digest`)."""
 DIGEST_ALGORITHM = "sha256"
+POLICY_DIGEST_FIELD = "policy_digest"
+"""The manifest field that holds the digest of the policy's weights (None: no checkpoint)."""
 _UNSEALED = frozenset((DIGEST_FIELD, *WALL_CLOCK_FIELDS))
 OWNED: tuple[str, ...] = (
     MANIFEST, f"{MANIFEST}.tmp", EPISODES, "summary.json", "summary.csv", "paired.csv",
@@ -157,11 +169,19 @@ def make_manifest(
         "n_episodes": spec.n_episodes(),
         "recorded": (recorded or Recorded()).to_dict(),
         DIGEST_FIELD: DIGEST_ALGORITHM,
+        POLICY_DIGEST_FIELD: _policy_digest(spec.base.policy),
         "versions": _versions(),
         "git_commit": _git_commit(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **(dict(extra) if extra else {}),
     }
+
+
+def _policy_digest(policy: str) -> str | None:
+    """The weights' digest of ``policy`` (imported here: readers of a store need no registry)."""
+    from rapid_env.agents.policy_digest import policy_digest
+
+    return policy_digest(policy)
 
 
 def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -318,6 +338,8 @@ class ResultsStore:
         problems: one line per stored line that is not counted (damaged, torn, or not to be
             trusted), ``OUT/episodes.jsonl:<line>: <why>``, found when the store opened.
         dropped_torn_line: a torn last line (a crash mid-write) was cut off on open.
+        warnings: one line per thing the user should know about the store that does not stop
+            it, found when it opened (a manifest too old to record the weights' digest).
     """
 
     def __init__(self, out: Path) -> None:
@@ -329,6 +351,7 @@ class ResultsStore:
         self.records: dict[str, dict[str, Any]] = {}
         self.problems: list[str] = []
         self.dropped_torn_line = False
+        self.warnings: list[str] = []
         self._fd: int | None = None
         self._lock: IO[bytes] | None = None
 
@@ -390,6 +413,7 @@ class ResultsStore:
         new = make_manifest(spec, extra, recorded)
         if old is not None:
             self._check_compatible(old, new, mode)
+            self._check_weights(old, new)
             new["created"] = old.get("created", new["created"])
             for key in WANDB_KEYS:  # a resumed or extended sweep logs into the same runs
                 if key in old:
@@ -450,6 +474,35 @@ class ResultsStore:
             "resume it, add --extend to add cells or seeds, --overwrite to start afresh, or use "
             "another --out"
         )
+
+    def _check_weights(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Refuse to add episodes of other weights than the stored ones (same policy name).
+
+        A manifest without the field (written before stores recorded it) resumes unchecked,
+        with a warning, and keeps no digest: its stored episodes' weights are unknown.
+        """
+        policy = str(new["sweep"]["env"].get("policy"))
+        now = new.get(POLICY_DIGEST_FIELD)
+        if POLICY_DIGEST_FIELD not in old:
+            new.pop(POLICY_DIGEST_FIELD, None)
+            if now is not None:
+                self.warnings.append(
+                    f"{self.manifest_path} records no digest of the policy's weights (written "
+                    f"before stores did): cannot check that {policy!r} still loads the weights "
+                    f"the stored episodes ran with (now {now})")
+            return
+        had = old[POLICY_DIGEST_FIELD]
+        if had == now:
+            return
+        from rapid_env.agents.policy_digest import pinned_with_digest
+
+        pinned = pinned_with_digest(policy, had) if isinstance(had, str) else []
+        again = pinned[0] if pinned else "the pinned <family>@vN"
+        loads = f"weights {now}" if now is not None else "no checkpoint's weights"
+        raise StoreError(
+            f"{self.out}: the stored episodes ran policy {policy!r} with weights {had}, but "
+            f"{policy!r} now loads {loads}; a resume would mix two policies in one table: "
+            f"use a new --out (there, --policy {again} runs the stored weights again)")
 
     def _check_recorded(
         self, spec: SweepSpec, jobs: Sequence[EpisodeJob], old: Mapping[str, Any],

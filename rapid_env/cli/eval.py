@@ -541,6 +541,8 @@ class SweepWatcher:
                   file=sys.stderr)
         for problem in store.problems:  # damaged or untrusted lines: named, not counted
             print(f"rapid-eval: {problem}", file=sys.stderr)
+        for warning in store.warnings:  # e.g. a manifest too old to check the weights by
+            print(f"rapid-eval: warning: {warning}", file=sys.stderr)
         if done:
             print(f"rapid-eval: resuming: {done} of {total} episodes done", file=sys.stderr)
         extra = {"out": str(inv.out), "backend": inv.backend, "workers": inv.workers,
