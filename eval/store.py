@@ -497,12 +497,13 @@ class ResultsStore:
         from rapid_env.agents.policy_digest import pinned_with_digest
 
         pinned = pinned_with_digest(policy, had) if isinstance(had, str) else []
-        again = pinned[0] if pinned else "the pinned <family>@vN"
+        again = (f"--policy {pinned[0]} to run the stored weights again" if pinned
+                 else "a pinned --policy <family>@vN for weights that never change")
         loads = f"weights {now}" if now is not None else "no checkpoint's weights"
         raise StoreError(
             f"{self.out}: the stored episodes ran policy {policy!r} with weights {had}, but "
             f"{policy!r} now loads {loads}; a resume would mix two policies in one table: "
-            f"use a new --out (there, --policy {again} runs the stored weights again)")
+            f"use a new --out (with {again})")
 
     def _check_recorded(
         self, spec: SweepSpec, jobs: Sequence[EpisodeJob], old: Mapping[str, Any],

@@ -11,6 +11,7 @@ import pytest
 
 from rapid_env.agents.policy_digest import policy_digest
 from rapid_env.agents.vla import shipped
+from rapid_env.cli.eval import main as rapid_eval
 from rapid_env.config import EnvConfig
 from rapid_env.eval.jobs import KEY_FIELD, SweepSpec, plan
 from rapid_env.eval.report_tables import config_table
@@ -79,7 +80,7 @@ def test_an_upgraded_plain_name_points_to_its_pinned_version(
     spec = with_policy("chunk-regress")
     store_one(tmp_path / "out", spec)
     retrain(root / "chunk-regress")  # the plain name now loads v2
-    with pytest.raises(StoreError, match=r"--policy chunk-regress@v1 runs the stored weights"):
+    with pytest.raises(StoreError, match="--policy chunk-regress@v1 to run the stored weights"):
         ResultsStore(tmp_path / "out").open(spec)
 
 
@@ -103,3 +104,26 @@ def test_the_config_table_shows_the_digest(tmp_path: Path) -> None:
     manifest = store_one(tmp_path / "vla", with_policy("chunk-regress@v1"))
     assert f"weights <code>{manifest[POLICY_DIGEST_FIELD]}</code>" in config_table(manifest, [])
     assert "weights" not in config_table(store_one(tmp_path / "expert", SPEC), [])
+
+
+def test_rapid_eval_warns_on_an_old_manifest_and_refuses_other_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    argv = ["--tasks", "reach", "--agents", "cloud-only", "--episodes", "1", "--policy",
+            "chunk-regress@v1", "--max-episode-s", "0.1", "--wandb", "disabled", "--quiet",
+            "--no-report", "--out", str(out)]
+    assert rapid_eval(argv) == 0  # one real episode of the pinned checkpoint
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text())
+    digest = manifest.pop(POLICY_DIGEST_FIELD)
+    assert digest == policy_digest("chunk-regress@v1")
+    path.write_text(json.dumps(manifest))  # as a store written before digests
+    capsys.readouterr()
+    assert rapid_eval(argv) == 0
+    warned = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
+    assert len(warned) == 1 and "cannot check" in warned[0] and digest in warned[0]
+    path.write_text(json.dumps({**manifest, POLICY_DIGEST_FIELD: "0123456789abcdef"}))
+    assert rapid_eval(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "0123456789abcdef" in err and digest in err
