@@ -119,6 +119,21 @@ def test_a_failing_call_is_a_lost_request_with_its_fault(vla):
     assert timed.bytes_up > 0 and timed.transfers[0].lost
 
 
+def test_an_observation_without_a_camera_the_model_reads_is_a_policy_fault_before_any_call(vla):
+    from rapid_env.serve.transport import GrpcTransport
+
+    client = CloudHere(vla.model)
+    transport = GrpcTransport(client, vla, FakeCost(n_blocks=32), 2.0)
+    result, timed = transport.request(vla, observation(cameras=()), 8, 1.0)
+    if not vla.cameras:  # a one-camera model reads the main frame only: served as usual
+        assert result.chunk is not None and len(client.calls) == 1
+        return
+    assert result.chunk is None and client.calls == []  # refused on the edge, nothing sent
+    assert result.fault.startswith("policy_error: ValueError: ")
+    assert f"needs the camera image {vla.cameras[0]!r}" in result.fault
+    assert timed.bytes_up == 0 and timed.transfers == ()
+
+
 def test_all_edge_makes_no_call_and_charges_the_measured_edge_time(vla):
     from rapid_env.serve.transport import GrpcTransport
 
