@@ -122,9 +122,10 @@ def boundary(split: int, compression: str) -> tuple[bytes, int]:
 
     model = build_policy(EnvConfig(policy="chunk-regress")).model  # type: ignore[attr-defined]
     cfg, s = model.cfg, model.cfg.image_size
+    cams = (cfg.n_cameras,) if cfg.n_cameras > 1 else ()  # one frame per camera it reads
     gen = torch.Generator().manual_seed(0)
     state = model.prepare(
-        torch.randint(0, 256, (1, s, s, 3), dtype=torch.uint8, generator=gen),
+        torch.randint(0, 256, (1, *cams, s, s, 3), dtype=torch.uint8, generator=gen),
         torch.rand(1, cfg.proprio_dim, generator=gen),
         torch.randint(0, cfg.vocab_size, (1, cfg.max_text_tokens), generator=gen),
         torch.Generator(),

@@ -65,6 +65,9 @@ def main() -> None:
             rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
             np.array([0.0, 0.6, 0.2, 1.0], np.float32),
             "open the drawer",
+            images={  # a frame for every camera beyond the main one (a multi-camera model)
+                cam: rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for cam in pol.cameras
+            },
         )
         runners = [SplitRunner(m, k) for k in range(1, m.n_blocks)]
         full: list[float] = []

@@ -123,6 +123,8 @@ class ServerDescription:
     Attributes:
         boundaries: (split, compression) -> the expected tensors, ``(name, dtype, shape)``.
         nbytes: (split, compression) -> the size of the boundary blob the edge writes.
+        cameras: the cameras the model reads, in the order the boundary's image batch holds
+            them (``("main",)`` from a server that predates the field).
     """
 
     policy: str
@@ -136,6 +138,7 @@ class ServerDescription:
     max_request_bytes: int
     boundaries: dict[tuple[int, str], tuple[tuple[str, str, tuple[int, ...]], ...]]
     nbytes: dict[tuple[int, str], int]
+    cameras: tuple[str, ...] = ("main",)
 
     @classmethod
     def from_proto(cls, info: pb.ServerInfo) -> ServerDescription:
@@ -160,6 +163,7 @@ class ServerDescription:
             max_request_bytes=int(info.max_request_bytes),
             boundaries=boundaries,
             nbytes=nbytes,
+            cameras=tuple(info.cameras) or ("main",),
         )
 
 

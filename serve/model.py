@@ -48,7 +48,10 @@ class CloudModel:
 
     The expected boundaries come from one dry edge run per split on zero inputs of batch 1 (what
     :meth:`SplitRunner.boundary_layout` does): names, dtypes and shapes of the safetensors blob
-    :func:`serialise` writes under each compression, and the strides the cloud restores.
+    :func:`serialise` writes under each compression, and the strides the cloud restores. A model
+    that reads several cameras folds their frames into the batch until its tokens block
+    (:meth:`ExecutableVLA.prepare`), so its boundaries hold one image (or feature map) per camera:
+    an edge that sends fewer is refused by shape, with :meth:`cameras_note` naming the cameras.
 
     The model's forward keeps no state between calls (every block is a pure function of its input
     state; the autoregressive family's KV cache lives in the call), so concurrent requests may run
@@ -71,14 +74,9 @@ class CloudModel:
         self.splits = tuple(range(self.n_blocks))  # k = n_blocks would leave nothing to serve
         self._lock: threading.Lock | None = None if parallel else threading.Lock()
         self.table: dict[tuple[int, str], Boundary] = {}
-        cfg, s = model.cfg, model.cfg.image_size
+        self.cameras: tuple[str, ...] = tuple(model.cfg.cameras)
         with torch.inference_mode():
-            first = model.prepare(
-                torch.zeros(1, s, s, 3, dtype=torch.uint8),
-                torch.zeros(1, cfg.proprio_dim),
-                torch.zeros(1, cfg.max_text_tokens, dtype=torch.long),
-                torch.Generator(),
-            )
+            first = model.zero_inputs(1)  # a frame for every camera the model reads
             for k in self.splits:
                 state = model.run(first, 0, k)
                 layout = layout_of(state)
@@ -98,6 +96,19 @@ class CloudModel:
             )
         return cls(name, model, chunk, parallel)
 
+    def cameras_note(self) -> str:
+        """What a rejected boundary's message adds for a multi-camera model ("" for one camera).
+
+        The server cannot tell which camera an edge left out (frames travel as one batch), so it
+        names the ones it needs, in the order the batch holds them.
+        """
+        if len(self.cameras) == 1:
+            return ""
+        return (
+            f"; policy {self.name!r} reads {len(self.cameras)} cameras, one frame each in this "
+            f"order: {', '.join(self.cameras)}"
+        )
+
     def boundary(self, split: int, compression: str) -> Boundary:
         """The expected boundary (KeyError for a split or compression not served)."""
         return self.table[split, compression]
@@ -114,6 +125,7 @@ class CloudModel:
             compressions=list(COMPRESSIONS),
             block_names=self.block_names,
             max_request_bytes=max_request_bytes,
+            cameras=list(self.cameras),
         )
         for k in self.splits:
             entry = out.split_info.add(split=k, first_cloud_block=self.block_names[k])

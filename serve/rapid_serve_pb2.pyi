@@ -69,7 +69,7 @@ class SplitInfo(_message.Message):
     def __init__(self, split: _Optional[int] = ..., first_cloud_block: _Optional[str] = ..., boundaries: _Optional[_Iterable[_Union[BoundarySpec, _Mapping]]] = ...) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("policy", "family", "n_blocks", "splits", "chunk_size", "action_dim", "compressions", "split_info", "block_names", "max_request_bytes")
+    __slots__ = ("policy", "family", "n_blocks", "splits", "chunk_size", "action_dim", "compressions", "split_info", "block_names", "max_request_bytes", "cameras")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     N_BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class ServerInfo(_message.Message):
     SPLIT_INFO_FIELD_NUMBER: _ClassVar[int]
     BLOCK_NAMES_FIELD_NUMBER: _ClassVar[int]
     MAX_REQUEST_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CAMERAS_FIELD_NUMBER: _ClassVar[int]
     policy: str
     family: str
     n_blocks: int
@@ -90,4 +91,5 @@ class ServerInfo(_message.Message):
     split_info: _containers.RepeatedCompositeFieldContainer[SplitInfo]
     block_names: _containers.RepeatedScalarFieldContainer[str]
     max_request_bytes: int
-    def __init__(self, policy: _Optional[str] = ..., family: _Optional[str] = ..., n_blocks: _Optional[int] = ..., splits: _Optional[_Iterable[int]] = ..., chunk_size: _Optional[int] = ..., action_dim: _Optional[int] = ..., compressions: _Optional[_Iterable[str]] = ..., split_info: _Optional[_Iterable[_Union[SplitInfo, _Mapping]]] = ..., block_names: _Optional[_Iterable[str]] = ..., max_request_bytes: _Optional[int] = ...) -> None: ...
+    cameras: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, policy: _Optional[str] = ..., family: _Optional[str] = ..., n_blocks: _Optional[int] = ..., splits: _Optional[_Iterable[int]] = ..., chunk_size: _Optional[int] = ..., action_dim: _Optional[int] = ..., compressions: _Optional[_Iterable[str]] = ..., split_info: _Optional[_Iterable[_Union[SplitInfo, _Mapping]]] = ..., block_names: _Optional[_Iterable[str]] = ..., max_request_bytes: _Optional[int] = ..., cameras: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -119,7 +119,7 @@ class PolicyService(pb_grpc.PolicyServerServicer):
         """The boundary's header checked, then its bytes decoded and their values checked."""
         invalid = grpc.StatusCode.INVALID_ARGUMENT
         cloud, k = self.cloud, request.split
-        where = f"for split {k} with compression {comp}"
+        where = f"for split {k} with compression {comp}{cloud.cameras_note()}"
         error = ""
         try:
             check_boundary(request.boundary, cloud.boundary(k, comp).tensors, comp, where)

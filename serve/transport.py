@@ -273,8 +273,8 @@ def check_remote(link: str, policy: Policy, chunk_size: int,
 
     Raises:
         ValueError: the spec is malformed, there is no token, the server is not reachable, it
-            refuses the token, or its model's family, block count or chunk size differ from the
-            local policy's (both named).
+            refuses the token, or its model's family, block count, chunk size or cameras differ
+            from the local policy's (both named).
     """
     from rapid_env.serve.client import ServeError, Unauthenticated
 
@@ -289,13 +289,15 @@ def check_remote(link: str, policy: Policy, chunk_size: int,
                                  f"({exc.message}); check --token-file") from None
             raise ValueError(f"--links {link}: no rapid-serve reachable at {address} "
                              f"({exc.code}: {exc.message})") from None
-    local = (vla.model.cfg.family, vla.model.n_blocks, chunk_size)
-    served = (info.family, info.n_blocks, info.chunk_size)
+    cfg = vla.model.cfg
+    local = (cfg.family, vla.model.n_blocks, chunk_size, tuple(cfg.cameras))
+    served = (info.family, info.n_blocks, info.chunk_size, info.cameras)
     if local != served:
         raise ValueError(
             f"--links {link}: the server at {address} runs {info.policy!r} ({info.family}, "
-            f"{info.n_blocks} blocks, chunk {info.chunk_size}); the local policy "
-            f"{policy.name!r} is ({local[0]}, {local[1]} blocks, chunk {local[2]}): start "
+            f"{info.n_blocks} blocks, chunk {info.chunk_size}, cameras "
+            f"{', '.join(info.cameras)}); the local policy {policy.name!r} is ({local[0]}, "
+            f"{local[1]} blocks, chunk {local[2]}, cameras {', '.join(local[3])}): start "
             "rapid-serve with the same --policy and --chunk-size"
         )
     if vla.compression not in info.compressions:
@@ -307,9 +309,10 @@ def measure_link(client: Any, vla: Any) -> tuple[float, float]:
     """A nominal (Mbit/s, RTT ms) of the path to the server, for deciders' a-priori context.
 
     RTT: the median of :data:`PROBES` health-check round trips (no token, not counted by the
-    server's ``--max-requests``). Bandwidth: :data:`PROBES` all-cloud probe requests on a blank
-    frame; the median of their bytes over (round trip - server compute - RTT), kept within
-    1 Mbit/s .. 10 Gbit/s. Errors of the calls propagate (the controller cannot be built).
+    server's ``--max-requests``). Bandwidth: :data:`PROBES` all-cloud probe requests on blank
+    frames (one per camera the model reads); the median of their bytes over (round trip - server
+    compute - RTT), kept within 1 Mbit/s .. 10 Gbit/s. Errors of the calls propagate (the
+    controller cannot be built).
     """
     from rapid_env.agents.vla.split import SplitRunner
 
@@ -319,9 +322,11 @@ def measure_link(client: Any, vla: Any) -> tuple[float, float]:
         client.health(deadline_s=CONNECT_TIMEOUT_S)
         rtts.append(time.perf_counter() - t0)
     rtt = statistics.median(rtts)
-    s = vla.model.cfg.image_size
-    blank = PolicyInput(
-        np.zeros((s, s, 3), np.uint8), np.zeros(vla.model.cfg.proprio_dim, np.float32), "probe"
+    cfg = vla.model.cfg
+    frame = np.zeros((cfg.image_size, cfg.image_size, 3), np.uint8)
+    blank = PolicyInput(  # a frame for every camera the model reads, as the loop renders them
+        frame, np.zeros(cfg.proprio_dim, np.float32), "probe",
+        images={cam: frame for cam in vla.cameras},
     )
     blob = SplitRunner(vla.model, 0, vla.compression).edge(vla.prepare(blank))
     rates = []

@@ -35,9 +35,10 @@ def image_blob(seed: int) -> bytes:
 
     model = build_policy(EnvConfig(policy="chunk-regress")).model  # type: ignore[attr-defined]
     cfg, s = model.cfg, model.cfg.image_size
+    cams = (cfg.n_cameras,) if cfg.n_cameras > 1 else ()  # one frame per camera it reads
     gen = torch.Generator().manual_seed(seed)
     state = model.prepare(
-        torch.randint(0, 256, (1, s, s, 3), dtype=torch.uint8, generator=gen),
+        torch.randint(0, 256, (1, *cams, s, s, 3), dtype=torch.uint8, generator=gen),
         torch.rand(1, cfg.proprio_dim, generator=gen),
         torch.zeros(1, cfg.max_text_tokens, dtype=torch.long),
         torch.Generator(),

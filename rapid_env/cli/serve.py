@@ -147,8 +147,9 @@ def _announce(running: RunningServer, threads: int) -> None:
             "clear (give --tls-cert and --tls-key)", config.host,
         )
     print(
-        f"rapid-serve: serving {cloud.name} ({cloud.model.cfg.family}, splits "
-        f"{cloud.splits[0]}..{cloud.splits[-1]}) on {running.address} ({scheme}, "
+        f"rapid-serve: serving {cloud.name} ({cloud.model.cfg.family}, cameras "
+        f"{', '.join(cloud.cameras)}, splits {cloud.splits[0]}..{cloud.splits[-1]}) on "
+        f"{running.address} ({scheme}, "
         f"{config.workers} workers, {threads} torch threads, "
         f"{'parallel forwards' if config.parallel_forward else 'one forward at a time'})",
         flush=True,

@@ -373,7 +373,10 @@ def test_shipped_policy_action_uncertainty(family):
 
     torch.set_num_threads(1)
     policy = VLAPolicy.shipped(family)
-    inp = PolicyInput(_noisy(20.0), np.array([0.0, 0.6, 0.2, 1.0]), "reach the goal")
+    extra = {cam: _noisy(20.0, seed=1 + i) for i, cam in enumerate(policy.cameras)}
+    inp = PolicyInput(  # a frame for every camera the checkpoint reads (two for some)
+        _noisy(20.0), np.array([0.0, 0.6, 0.2, 1.0]), "reach the goal", images=extra
+    )
     policy.reset(np.random.default_rng(1))
     before = policy.act(inp)
     policy.reset(np.random.default_rng(1))

@@ -1,14 +1,24 @@
-"""A shipped ``chunk-regress`` model loaded once, and in-thread servers on free local ports."""
+"""The served models, each loaded once, and in-thread servers on free local ports.
+
+Every server test runs twice: on the shipped ``chunk-regress`` and on a random-weight
+``chunk-regress`` that reads two cameras (``main`` and Meta-World's ``gripperPOV``, a 4x4
+feature grid each), so the multi-camera path is covered whichever checkpoint ships.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
+from rapid_env.agents.vla.checkpoint import save_checkpoint
+from rapid_env.agents.vla.families import build_model, default_config
 from rapid_env.agents.vla.policy import VLAPolicy
+from rapid_env.agents.vla.tokenizer import build_tokenizer
 from rapid_env.compose import build_policy
 from rapid_env.config import EnvConfig
 from rapid_env.policy import PolicyInput
@@ -16,29 +26,58 @@ from rapid_env.serve.client import PolicyClient
 from rapid_env.serve.config import ServeConfig
 from rapid_env.serve.lifecycle import RunningServer, start
 from rapid_env.serve.model import CloudModel
+from tests.agents.vla.test_models import TINY
 
 TOKEN = "test-token-0123456789abcdef0123"
 
+TWO_CAMERAS = ("main", "gripperPOV")
 
-def make_input(seed: int, instruction: str = "push the puck to the goal") -> PolicyInput:
+
+def save_two_camera_checkpoint(path: Path) -> Path:
+    """A random-weight two-camera ``chunk-regress`` checkpoint (the shipped one's layout, tiny)."""
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    cfg = default_config("chunk-regress", **{
+        **TINY, "vocab_size": len(tok), "image_size": 64, "chunk_size": 8,
+        "cameras": TWO_CAMERAS, "vision_layers": 3, "aux_dim": 9,
+    })
+    return save_checkpoint(path, build_model(cfg), tok, {})
+
+
+def make_input(
+    seed: int, instruction: str = "push the puck to the goal", cameras: Sequence[str] = ()
+) -> PolicyInput:
+    """A random observation with a frame for the main camera and for each of ``cameras``."""
     rng = np.random.default_rng(seed)
-    return PolicyInput(
-        image=rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
-        proprio=np.array([0.0, 0.6, 0.15, 0.5], dtype=np.float32) + rng.normal(0, 0.02, 4),
-        instruction=instruction,
-    )
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    proprio = np.array([0.0, 0.6, 0.15, 0.5], dtype=np.float32) + rng.normal(0, 0.02, 4)
+    images = {cam: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for cam in cameras}
+    return PolicyInput(image=image, proprio=proprio, instruction=instruction, images=images)
 
 
 @pytest.fixture(scope="session")
-def policy() -> VLAPolicy:
-    built = build_policy(EnvConfig(policy="chunk-regress"))
+def two_camera_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_two_camera_checkpoint(tmp_path_factory.mktemp("two-camera"))
+
+
+@pytest.fixture(scope="session", params=["chunk-regress", "two-camera"])
+def policy_spec(request: pytest.FixtureRequest) -> str:
+    """The ``--policy`` the server runs: the shipped model, or the two-camera checkpoint."""
+    if request.param == "two-camera":
+        return f"ckpt:{request.getfixturevalue('two_camera_dir')}"
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def policy(policy_spec: str) -> VLAPolicy:
+    built = build_policy(EnvConfig(policy=policy_spec))
     assert isinstance(built, VLAPolicy)
     return built
 
 
 @pytest.fixture(scope="session")
-def cloud(policy: VLAPolicy) -> CloudModel:
-    return CloudModel.from_policy("chunk-regress", policy)
+def cloud(policy_spec: str, policy: VLAPolicy) -> CloudModel:
+    return CloudModel.from_policy(policy_spec, policy)
 
 
 @pytest.fixture

@@ -74,9 +74,12 @@ def test_unusable_token_files_and_flags_are_refused_with_2(
     assert code == 2 and "chmod 600" in err
 
 
-def test_sigterm_stops_a_serving_process_with_0(token_file: Path, policy: VLAPolicy) -> None:
+def test_sigterm_stops_a_serving_process_with_0(
+    token_file: Path, policy: VLAPolicy, policy_spec: str
+) -> None:
+    """Runs on the shipped model and on a two-camera one: its start-up must warm up every camera."""
     proc = subprocess.Popen(
-        [*SERVE, "--policy", "chunk-regress", "--token-file", str(token_file), "--port", "0",
+        [*SERVE, "--policy", policy_spec, "--token-file", str(token_file), "--port", "0",
          "--max-seconds", "90", "--grace-s", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )
@@ -85,7 +88,7 @@ def test_sigterm_stops_a_serving_process_with_0(token_file: Path, policy: VLAPol
     reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)  # type: ignore[union-attr]
     reader.start()
     try:
-        port = None
+        port, serving = None, ""
         deadline = time.monotonic() + 60
         while port is None and time.monotonic() < deadline:
             try:
@@ -95,13 +98,17 @@ def test_sigterm_stops_a_serving_process_with_0(token_file: Path, policy: VLAPol
                 continue
             if line.startswith("rapid-serve: port "):
                 port = int(line.split()[-1])
+            if line.startswith("rapid-serve: serving "):
+                serving = line
         assert port, "the server never printed its port"
+        assert f"cameras {', '.join(policy.model.cfg.cameras)}, splits" in serving, serving
         with PolicyClient(f"127.0.0.1:{port}", TOKEN, timeout_s=10) as c:
             c.wait_ready()
             assert c.health() == "SERVING"
-            blob = SplitRunner(policy.model, 3).edge(policy.prepare(make_input(7)))
+            inp = make_input(7, cameras=policy.cameras)
+            blob = SplitRunner(policy.model, 3).edge(policy.prepare(inp))
             actions, _, _ = c.infer("sub", 3, "", blob)
-        local, _ = policy.act_split(make_input(7), 3 / policy.model.n_blocks)
+        local, _ = policy.act_split(inp, 3 / policy.model.n_blocks)
         # another process, maybe another torch thread count: equal up to the kernels' last bit
         np.testing.assert_allclose(actions, local, rtol=0, atol=1e-5)
         proc.send_signal(signal.SIGTERM)

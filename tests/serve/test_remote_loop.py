@@ -40,16 +40,20 @@ MEASURED = ("measured_edge_ms_mean", "measured_rtt_ms_mean", "server_ms_mean")
 
 
 @pytest.fixture(scope="module")
-def vla():
+def vla(policy_spec):
+    """The shipped model and a two-camera one (``policy_spec``, tests/serve/conftest.py)."""
     from rapid_env.compose import build_policy
 
-    return build_policy(EnvConfig(policy="chunk-regress"))
+    return build_policy(EnvConfig(policy=policy_spec))
 
 
-def observation(seed: int = 0) -> PolicyInput:
+def observation(seed: int = 0, cameras=("gripperPOV",)) -> PolicyInput:
+    """A random observation; a frame for each of ``cameras`` too (a one-camera model ignores it)."""
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    return PolicyInput(image, rng.normal(size=4).astype(np.float32), "reach the goal")
+    proprio = rng.normal(size=4).astype(np.float32)
+    images = {cam: rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for cam in cameras}
+    return PolicyInput(image, proprio, "reach the goal", images=images)
 
 
 class CloudHere:
@@ -115,6 +119,21 @@ def test_a_failing_call_is_a_lost_request_with_its_fault(vla):
     assert timed.bytes_up > 0 and timed.transfers[0].lost
 
 
+def test_an_observation_without_a_camera_the_model_reads_is_a_policy_fault_before_any_call(vla):
+    from rapid_env.serve.transport import GrpcTransport
+
+    client = CloudHere(vla.model)
+    transport = GrpcTransport(client, vla, FakeCost(n_blocks=32), 2.0)
+    result, timed = transport.request(vla, observation(cameras=()), 8, 1.0)
+    if not vla.cameras:  # a one-camera model reads the main frame only: served as usual
+        assert result.chunk is not None and len(client.calls) == 1
+        return
+    assert result.chunk is None and client.calls == []  # refused on the edge, nothing sent
+    assert result.fault.startswith("policy_error: ValueError: ")
+    assert f"needs the camera image {vla.cameras[0]!r}" in result.fault
+    assert timed.bytes_up == 0 and timed.transfers == ()
+
+
 def test_all_edge_makes_no_call_and_charges_the_measured_edge_time(vla):
     from rapid_env.serve.transport import GrpcTransport
 
@@ -176,9 +195,9 @@ class Server:
     """``rapid-serve`` in a subprocess; stops itself after ``--max-seconds`` whatever happens."""
 
     def __init__(self, token_file: Path, log: Path, max_requests: int = 2000, port: int = 0,
-                 max_seconds: float = 180) -> None:
+                 max_seconds: float = 180, policy: str = "chunk-regress") -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rapid_env.cli.serve", "--policy", "chunk-regress",
+            [sys.executable, "-m", "rapid_env.cli.serve", "--policy", policy,
              "--port", str(port), "--token-file", str(token_file),
              "--max-requests", str(max_requests), "--max-seconds", f"{max_seconds:g}",
              "--log-level", "WARNING"],
@@ -216,9 +235,10 @@ def server(token_file, tmp_path_factory):
     s.stop()
 
 
-def sweep(link: str, out: Path, *extra: str, episodes: int = 2, seconds: float = 2) -> list[str]:
+def sweep(link: str, out: Path, *extra: str, episodes: int = 2, seconds: float = 2,
+          policy: str = "chunk-regress") -> list[str]:
     return ["--links", link, "--tasks", "reach", "--agents", "cloud-only", "--episodes",
-            str(episodes), "--policy", "chunk-regress", "--max-episode-s", str(seconds),
+            str(episodes), "--policy", policy, "--max-episode-s", str(seconds),
             "--wandb", "disabled", "--out", str(out), "--quiet", "--no-report", *extra]
 
 
@@ -255,6 +275,32 @@ def test_a_remote_sweep_is_measured_and_succeeds_where_a_fast_link_does(
     assert differ <= 1
     everything = "".join(p.read_text(errors="replace") for p in remote.rglob("*") if p.is_file())
     assert TOKEN not in everything + capsys.readouterr().out  # the path travels, never the token
+
+
+def test_a_two_camera_model_runs_remote_on_the_rendered_wrist_camera(
+    two_camera_dir, token_file, tmp_path, capsys
+):
+    """The loop renders ``gripperPOV`` for it, the probe and every request carry both frames."""
+    from rapid_env.cli.eval import main
+
+    spec = f"ckpt:{two_camera_dir}"
+    served = Server(token_file, tmp_path / "serve.log", policy=spec)
+    try:
+        out = tmp_path / "remote"
+        args = sweep(f"remote:{served.address}", out, "--token-file", str(token_file),
+                     episodes=1, seconds=1, policy=spec)
+        assert main(args) == 0, capsys.readouterr().err
+        one_camera = tmp_path / "one-camera"  # a server that reads fewer cameras is named
+        assert main(sweep(f"remote:{served.address}", one_camera, "--token-file",
+                          str(token_file), episodes=1, seconds=1)) == 2
+    finally:
+        served.stop()
+    (r,) = records(out)
+    assert all(r[k] > 0 for k in MEASURED), r
+    assert r["lost_requests"] == 0 and r["fault"] is None and r["bytes_up"] > 0
+    err = capsys.readouterr().err
+    assert "cameras main, gripperPOV); the local policy" in err and "cameras main)" in err
+    assert records(one_camera) == []
 
 
 def test_a_wrong_token_exits_2_before_any_episode(server, tmp_path, capsys):

@@ -16,6 +16,7 @@ from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from rapid_env.agents.vla.policy import VLAPolicy
 from rapid_env.agents.vla.split import SplitRunner
+from rapid_env.policy import PolicyInput
 from rapid_env.serve import model as model_mod
 from rapid_env.serve import rapid_serve_pb2 as pb
 from rapid_env.serve import rapid_serve_pb2_grpc as pb_grpc
@@ -36,13 +37,23 @@ from rapid_env.serve.servicer import SERVICE_NAME
 from tests.serve.conftest import TOKEN, make_input
 
 
+def observe(policy: VLAPolicy, seed: int = 0) -> PolicyInput:
+    """A random observation with a frame for every camera ``policy`` reads."""
+    return make_input(seed, cameras=policy.cameras)
+
+
 def edge_blob(policy: VLAPolicy, k: int, seed: int = 0, compression: str = "none") -> bytes:
-    return SplitRunner(policy.model, k, compression).edge(policy.prepare(make_input(seed)))
+    return SplitRunner(policy.model, k, compression).edge(policy.prepare(observe(policy, seed)))
 
 
 def local_chunk(policy: VLAPolicy, k: int, seed: int = 0) -> np.ndarray:
-    chunk, _ = policy.act_split(make_input(seed), k / policy.model.n_blocks)
+    chunk, _ = policy.act_split(observe(policy, seed), k / policy.model.n_blocks)
     return chunk
+
+
+def tokens_split(policy: VLAPolicy) -> int:
+    """The split whose cloud part starts at the tokens block: the last with image features."""
+    return policy.model.block_names().index("tokens")
 
 
 def rebuild(header: dict, data: bytes) -> bytes:
@@ -86,11 +97,12 @@ def test_compressed_boundaries_give_the_split_runtimes_chunk(
 
 
 def test_info_lists_the_splits_and_the_boundary_each_expects(
-    client: PolicyClient, policy: VLAPolicy
+    client: PolicyClient, policy: VLAPolicy, policy_spec: str
 ) -> None:
     info = client.info()
     n = policy.model.n_blocks
-    assert (info.policy, info.family, info.n_blocks) == ("chunk-regress", "chunk-regress", n)
+    assert (info.policy, info.family, info.n_blocks) == (policy_spec, "chunk-regress", n)
+    assert info.cameras == policy.model.cfg.cameras == ("main", *policy.cameras)
     assert info.splits == tuple(range(n)) and info.chunk_size == policy.chunk_size
     assert info.action_dim == 4 and info.compressions == ("none", "fp16", "int8")
     assert info.block_names == tuple(policy.model.block_names())
@@ -128,13 +140,19 @@ def test_a_wrong_or_missing_token_is_refused_and_the_next_call_served(
     assert np.array_equal(actions, local_chunk(policy, 4))
 
 
+def reshaped(shape: list[int]) -> list[int]:
+    """The same number of elements in another (B, C, H, W) shape: half the rows, twice as wide."""
+    b, c, h, w = shape
+    return [b, c, h // 2, w * 2]
+
+
 def malformed(blob: bytes) -> dict[str, bytes]:
     header, start = read_header(blob)
     data = blob[start:]
     huge = json.loads(json.dumps(header))
     huge["h"] = {"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 4 * 10**12]}
     shape = json.loads(json.dumps(header))
-    shape["h"]["shape"] = [1, 64, 4, 16]
+    shape["h"]["shape"] = reshaped(shape["h"]["shape"])
     dtype = json.loads(json.dumps(header))
     dtype["h"]["dtype"] = "F64"
     extra = json.loads(json.dumps(header))
@@ -149,13 +167,15 @@ def malformed(blob: bytes) -> dict[str, bytes]:
 
 
 def test_malformed_boundaries_are_refused_before_decoding_and_the_server_goes_on(
-    client: PolicyClient, policy: VLAPolicy, decode_spy: list[int]
+    client: PolicyClient, policy: VLAPolicy, cloud: CloudModel, decode_spy: list[int]
 ) -> None:
     blob = edge_blob(policy, 3)
+    h = list(cloud.boundary(3, "none").tensors["h"][1])  # (B * cameras, C, H, W) features
+    assert h[0] == len(policy.model.cfg.cameras)
     needles = {
         "garbage": "header length",
         "header claims 10^12 bytes": "'h': shape [1000000, 1000000]",
-        "wrong shape": "'h': shape [1, 64, 4, 16], expected [1, 64, 8, 8]",
+        "wrong shape": f"'h': shape {reshaped(h)}, expected {h}",
         "wrong dtype": "'h': dtype 'F64', expected 'F32'",
         "extra tensor": "unexpected tensor 'evil'",
     }
@@ -173,24 +193,49 @@ def test_malformed_boundaries_are_refused_before_decoding_and_the_server_goes_on
 def test_a_boundary_for_another_split_or_compression_is_refused(
     client: PolicyClient, policy: VLAPolicy, decode_spy: list[int]
 ) -> None:
+    n, t = policy.model.n_blocks, tokens_split(policy)
     with pytest.raises(RequestRejected, match="'h': shape .* for split 2"):
         client.infer("r", 2, "", edge_blob(policy, 3))  # a k=3 state sent as k=2
     with pytest.raises(RequestRejected, match="missing tensor 'proprio'"):
-        client.infer("r", 2, "", edge_blob(policy, 4))
+        client.infer("r", 2, "", edge_blob(policy, t + 1))  # the tokens block took it in
     with pytest.raises(RequestRejected, match="written with compression 'int8'"):
         client.infer("r", 3, "", edge_blob(policy, 3, compression="int8"), "none")
-    with pytest.raises(RequestRejected, match=r"split 7 not served; accepted: 0\.\.6") as err:
-        client.infer("r", 7, "", edge_blob(policy, 3))
+    with pytest.raises(
+        RequestRejected, match=rf"split {n} not served; accepted: 0\.\.{n - 1}"
+    ) as err:
+        client.infer("r", n, "", edge_blob(policy, 3))
     assert err.value.code == "INVALID_ARGUMENT"
     with pytest.raises(RequestRejected, match="unknown compression 'zstd'"):
         client.infer("r", 3, "", edge_blob(policy, 3), "zstd")
     assert decode_spy == []
 
 
+def test_a_boundary_without_every_cameras_frame_is_refused_naming_the_cameras(
+    client: PolicyClient, policy: VLAPolicy, policy_spec: str, decode_spy: list[int]
+) -> None:
+    cameras = policy.model.cfg.cameras
+    if len(cameras) == 1:
+        pytest.skip("a one-camera model has no camera to leave out")
+    with pytest.raises(ValueError, match=f"needs the camera image {cameras[1]!r}"):
+        policy.prepare(make_input(0))  # the edge itself refuses an observation without it
+    state = policy.prepare(observe(policy))
+    main_only = dict(state, image=state["image"][:1])  # the main camera's frame, no other
+    with pytest.raises(RequestRejected) as err:
+        client.infer("one-frame", 0, "", SplitRunner(policy.model, 0).edge(main_only))
+    assert err.value.code == "INVALID_ARGUMENT"
+    s = policy.model.cfg.image_size
+    assert (
+        f"'image': shape [1, {s}, {s}, 3], expected [{len(cameras)}, {s}, {s}, 3] for split 0 "
+        f"with compression none; policy {policy_spec!r} reads {len(cameras)} cameras, one frame "
+        f"each in this order: {', '.join(cameras)}"
+    ) in err.value.message
+    assert decode_spy == []
+
+
 def test_non_finite_values_and_out_of_vocabulary_ids_are_invalid(
     client: PolicyClient, policy: VLAPolicy
 ) -> None:
-    state = policy.prepare(make_input(0))
+    state = policy.prepare(observe(policy))
     bad = dict(state, proprio=torch.full_like(state["proprio"], float("nan")))
     blob = SplitRunner(policy.model, 0).edge(bad)  # k=0: the state is the input
     with pytest.raises(RequestRejected, match="'proprio' holds non-finite values"):
@@ -292,7 +337,7 @@ def test_a_second_server_cannot_share_a_bound_port(make_server) -> None:
 
 
 def test_parallel_forward_gives_the_same_chunks(make_server, policy: VLAPolicy) -> None:
-    parallel = CloudModel.from_policy("chunk-regress", policy, parallel=True)
+    parallel = CloudModel.from_policy("parallel", policy, parallel=True)
     running = make_server(model=parallel)
     with PolicyClient(running.address, TOKEN) as c:
         actions, _, _ = c.infer("p", 2, "", edge_blob(policy, 2))
