@@ -50,7 +50,7 @@ from rapid_env.tasks.suite import TaskSpec, get_task
 INSTRUCTION_MAX_LEN = 128
 HAND_CROP = "hand_crop"
 """A virtual camera: the main camera rendered at :data:`HAND_CROP_ZOOM` x the image size and cut
-to the image size around the projected tool centre, so the hand and what it touches fill the view."""
+to the image size around the projected tool centre, so the hand and what it touches fill it."""
 HAND_CROP_ZOOM = 3
 _CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-'"
 TABLE_BODIES = ("tablelink",)
