@@ -25,7 +25,7 @@ LATEST: tuple[str, ...] = ("ar-token", "flow", "chunk-regress", "chunk-regress-l
 VERSIONS: dict[str, tuple[str, ...]] = {
     "ar-token": ("v1",),
     "flow": ("v1",),
-    "chunk-regress": ("v1",),
+    "chunk-regress": ("v1", "v2"),
 }
 """The pinned versions of each plain name (v1: the 64 px corner4 one-camera Meta-World ones)."""
 
