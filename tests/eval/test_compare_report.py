@@ -13,7 +13,7 @@ SCRIPT = ROOT / "benchmarks" / "compare_report.py"
 RESULTS = ROOT / "docs" / "results"
 
 
-@pytest.mark.parametrize("name", ["comparison", "ablation"])
+@pytest.mark.parametrize("name", ["comparison", "ablation", "comparison_v2"])
 def test_shipped_report_is_regenerated_from_the_shipped_records(name: str) -> None:
     # regenerate with: python benchmarks/compare_report.py docs/results/<name>_episodes.jsonl.gz
     out = subprocess.run(
