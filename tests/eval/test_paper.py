@@ -240,7 +240,7 @@ def test_suite_libero_quick_writes_the_tables_on_libero(tmp_path):
     assert "rapid-eval --tasks libero_object/0" in (out / "paper_tables.md").read_text()
 
 
-@pytest.mark.parametrize("folder", ["paper", "paper-libero"])
+@pytest.mark.parametrize("folder", ["paper", "paper-libero", "paper-v2"])
 def test_the_shipped_tables_are_rebuilt_exactly_from_the_shipped_records(tmp_path, folder):
     import shutil
     from pathlib import Path
