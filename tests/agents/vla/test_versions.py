@@ -23,8 +23,10 @@ from rapid_env.registry import UnknownNameError
 def _input(seed: int) -> PolicyInput:
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    wrist = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)  # v2 reads it, v1 ignores it
     proprio = np.array([0.0, 0.6, 0.15, 0.5]) + rng.normal(0, 0.05, 4)
-    return PolicyInput(image=image, proprio=proprio, instruction="push the puck to the goal")
+    return PolicyInput(image=image, proprio=proprio, instruction="push the puck to the goal",
+                       images={"gripperPOV": wrist})
 
 
 @pytest.mark.parametrize("name", VERSIONED)
