@@ -215,14 +215,18 @@ def test_rapid_settle_is_registered_as_a_one_switch_ablation():
 
 # ----------------------------------------------------------------------------- real episodes
 def _episode(spec: str, link: str, edge_budget_gib: float | None, task: str = "reach") -> dict:
-    """One 4 s episode of the chunk-regress policy, seed 1000, with the sweep flag's cap."""
+    """One 4 s episode of the chunk-regress@v1 policy, seed 1000, with the sweep flag's cap.
+
+    Pinned to v1: the stall counts these tests compare were chosen on its episodes (the
+    mechanism, not the policy, is under test).
+    """
     from rapid_env.compose import build_controller, build_decider
     from rapid_env.config import ControlConfig, EnvConfig
     from rapid_env.episode import run_episode
 
     d = build_decider(spec)
     cap = max(2, d.config.max_in_flight + 1)  # what rapid-eval --max-in-flight sets
-    cfg = EnvConfig(task=task, policy="chunk-regress", link=link, image_size=32,
+    cfg = EnvConfig(task=task, policy="chunk-regress@v1", link=link, image_size=32,
                     max_episode_s=4.0, edge_budget_gib=edge_budget_gib,
                     control=ControlConfig(max_in_flight=cap))
     c = build_controller(cfg, d.needs_image)

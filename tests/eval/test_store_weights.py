@@ -74,13 +74,15 @@ def test_an_upgraded_plain_name_points_to_its_pinned_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "checkpoints"  # the package's checkpoints, before and after an upgrade
-    for name in ("chunk-regress", "chunk-regress@v1"):
+    pinned = [f"chunk-regress@{v}" for v in shipped.VERSIONS["chunk-regress"]]
+    newest = pinned[-1]  # what the plain name loads today
+    for name in ("chunk-regress", *pinned):
         shutil.copytree(shipped.shipped_checkpoint(name), root / name)
     monkeypatch.setattr(shipped, "CHECKPOINT_ROOT", root)
     spec = with_policy("chunk-regress")
     store_one(tmp_path / "out", spec)
-    retrain(root / "chunk-regress")  # the plain name now loads v2
-    with pytest.raises(StoreError, match="--policy chunk-regress@v1 to run the stored weights"):
+    retrain(root / "chunk-regress")  # the plain name now loads a newer checkpoint
+    with pytest.raises(StoreError, match=f"--policy {newest} to run the stored weights"):
         ResultsStore(tmp_path / "out").open(spec)
 
 

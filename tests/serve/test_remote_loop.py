@@ -292,7 +292,8 @@ def test_a_two_camera_model_runs_remote_on_the_rendered_wrist_camera(
         assert main(args) == 0, capsys.readouterr().err
         one_camera = tmp_path / "one-camera"  # a server that reads fewer cameras is named
         assert main(sweep(f"remote:{served.address}", one_camera, "--token-file",
-                          str(token_file), episodes=1, seconds=1)) == 2
+                          str(token_file), episodes=1, seconds=1,
+                          policy="chunk-regress@v1")) == 2
     finally:
         served.stop()
     (r,) = records(out)
