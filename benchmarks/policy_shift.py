@@ -45,40 +45,39 @@ def _two(v: float) -> str:
     return f"{v:.2f}"
 
 
+Column = tuple[str, str, Callable[[float], str]]
+"""A table column: its header, the key of ``ours`` it reads, how a value prints."""
+
+SECTIONS: tuple[tuple[str, str, str, tuple[Column, ...]], ...] = (
+    ("Table I: latency and success by scene", "table1", "scheme / scene", (
+        ("latency ms", "latency_ms_mean", _ms), ("escalation rate", "escalation_rate", _pct),
+        ("offloads/s", "offloads_per_s", _two), ("success", "success", _pct),
+        ("stall share", "stall_share", _pct))),
+    ("Table II: redundant ticks under RAPID (tolerance 0.1)", "table2", "task", (
+        ("redundant share", "redundant_share", _pct),
+        ("of cached ticks", "redundant_share_of_cached", _pct),
+        ("at 0.05", "redundant_share_0.05", _pct), ("at 0.2", "redundant_share_0.2", _pct),
+        ("stall share", "stall_share", _pct))),
+    ("Trigger precision against non-redundant ticks (standard scene)", "trigger", "decider", (
+        ("precision @0.1", "precision", _two), ("chance", "chance_precision", _two),
+        ("precision on eligible", "precision_eligible", _two),
+        ("chance on eligible", "chance_eligible", _two), ("event recall", "event_recall", _two),
+        ("requests/s", "requests_per_s", _two), ("success", "success", _pct))),
+)
+"""The tables a conclusion rests on, in order: title, key in ``paper_tables.json``, columns."""
+
+
 def shift(old: dict[str, Any], new: dict[str, Any], old_label: str, new_label: str) -> str:
     """The markdown tables, ``new (old)`` in every cell."""
-    head = f"Cells: {new_label} ({old_label})."
-    out = [head, "", "### Table I: latency and success by scene", "",
-           "| scheme / scene | latency ms | escalation rate | offloads/s | success | stall share |",
-           "| --- | --- | --- | --- | --- | --- |"]
-    t_old, t_new = _rows(old["table1"]), _rows(new["table1"])
-    for row in t_new:
-        n, o = t_new[row], t_old.get(row)
-        out.append(f"| {row} | {_cell(n, o, 'latency_ms_mean', _ms)} | "
-                   f"{_cell(n, o, 'escalation_rate', _pct)} | {_cell(n, o, 'offloads_per_s', _two)}"
-                   f" | {_cell(n, o, 'success', _pct)} | {_cell(n, o, 'stall_share', _pct)} |")
-    out += ["", "### Table II: redundant ticks under RAPID (tolerance 0.1)", "",
-            "| task | redundant share | of cached ticks | at 0.05 | at 0.2 | stall share |",
-            "| --- | --- | --- | --- | --- | --- |"]
-    t_old, t_new = _rows(old["table2"]), _rows(new["table2"])
-    for row in t_new:
-        n, o = t_new[row], t_old.get(row)
-        out.append(f"| {row} | {_cell(n, o, 'redundant_share', _pct)} | "
-                   f"{_cell(n, o, 'redundant_share_of_cached', _pct)} | "
-                   f"{_cell(n, o, 'redundant_share_0.05', _pct)} | "
-                   f"{_cell(n, o, 'redundant_share_0.2', _pct)} | "
-                   f"{_cell(n, o, 'stall_share', _pct)} |")
-    out += ["", "### Trigger precision against non-redundant ticks (standard scene)", "",
-            "| decider | precision @0.1 | chance | precision on eligible | chance on eligible | "
-            "event recall | requests/s | success |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    t_old, t_new = _rows(old["trigger"]), _rows(new["trigger"])
-    for row in t_new:
-        n, o = t_new[row], t_old.get(row)
-        cells = [_cell(n, o, k, _two) for k in (
-            "precision", "chance_precision", "precision_eligible", "chance_eligible",
-            "event_recall", "requests_per_s")]
-        out.append(f"| {row} | {' | '.join(cells)} | {_cell(n, o, 'success', _pct)} |")
+    out = [f"Cells: {new_label} ({old_label})."]
+    for title, key, first, columns in SECTIONS:
+        out += ["", f"### {title}", "",
+                "| " + " | ".join([first, *(c[0] for c in columns)]) + " |",
+                "|" + " --- |" * (len(columns) + 1)]
+        t_old, t_new = _rows(old[key]), _rows(new[key])
+        for row, n in t_new.items():
+            cells = [_cell(n, t_old.get(row), k, fmt) for _, k, fmt in columns]
+            out.append(f"| {row} | {' | '.join(cells)} |")
     return "\n".join(out)
 
 
