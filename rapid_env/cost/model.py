@@ -373,6 +373,49 @@ class CostModel:
                 ]
         return tuple(out)
 
+    def cloud_stage_seconds(self, k: int, batch: int = 1) -> tuple[float, ...]:
+        """Seconds of each cloud stage of :meth:`plan` ``(k)`` when ``batch`` requests share it.
+
+        In plan order: one entry for a split outside the loop, ``decode_steps + 1`` for a
+        per-pass split inside it. At ``batch=1`` they are exactly the plan's cloud stages; a
+        shared cloud (:mod:`rapid_env.fleet`) times a batch with them.
+
+        Example:
+            >>> model = build_cost_model()
+            >>> one, eight = model.cloud_stage_seconds(0)[0], model.cloud_stage_seconds(0, 8)[0]
+            >>> round(one * 1e3, 1), round(eight / one, 2)
+            (72.3, 3.55)
+        """
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch={batch!r}; allowed: an int >= 1")
+        if batch == 1:
+            return tuple(s.seconds for s in self.plan(k).stages if s.kind == "cloud")
+        steps = self.profile.decode_steps
+        times = tuple(_block_times(b, self.cloud, steps, batch) for b in self.profile.blocks)
+        blocks = self.cloud_blocks(k)
+        if self.splits_decoder(k) and self.loop_cost == "per-pass":
+            prefill = sum(times[i][0] for i in blocks)
+            step = sum(times[i][1] for i in blocks)
+            return (prefill, *([step] * steps))
+        if k == self.n_blocks:
+            return ()
+        return (self._seconds(times, blocks.start, blocks.stop),)
+
+    def cloud_memory_bytes(self) -> tuple[float, float]:
+        """GPU memory of a cloud that serves every split: (weights, one request's state).
+
+        The cloud holds the whole model, since a cloud-only request needs every block; each
+        request in service adds its KV cache and two buffers of the largest activation (the
+        reading :meth:`edge_memory_bytes` uses on the edge). Memory admission divides the
+        device's memory left after the weights by the second number.
+        """
+        blocks = self.profile.blocks
+        weights = sum(b.weight_bytes for b in blocks)
+        state = sum(b.kv_cache_bytes for b in blocks) + 2.0 * max(
+            [b.activation_bytes for b in blocks] + [float(self.profile.input_bytes)]
+        )
+        return weights, state
+
     def edge_memory_bytes(self, k: int) -> float:
         """Edge memory at split ``k``: resident weights, KV cache, and an activation estimate.
 
@@ -520,18 +563,24 @@ class SplitCost:
         return self.latency_s - self.edge_s - self.cloud_s
 
 
-def _block_times(block: BlockCost, device: DeviceProfile, decode_steps: int) -> tuple[float, float]:
+def _block_times(
+    block: BlockCost, device: DeviceProfile, decode_steps: int, batch: int = 1
+) -> tuple[float, float]:
     """Roofline seconds of a block's first (prefill) pass and of one further loop pass.
 
     A loop block reads its KV cache on every pass, the first included: an action expert's first
     flow step attends to the whole prefix cache like the others (for an autoregressive layer the
     prefill writes about as many bytes of KV as the loop ends with, and is compute-bound anyway).
+
+    A ``batch`` of requests runs the block once over all of them: FLOPs and each request's KV
+    cache scale with the batch, the weights are read once. That is why batching pays on a
+    memory-bound decode step and hardly on a compute-bound prefill.
     """
-    kv = block.kv_cache_bytes if block.per_token else 0.0
-    prefill = device.time_s(block.prefill_flops(decode_steps), block.streamed_bytes + kv)
+    kv = block.kv_cache_bytes * batch if block.per_token else 0.0
+    prefill = device.time_s(block.prefill_flops(decode_steps) * batch, block.streamed_bytes + kv)
     if not block.per_token or decode_steps == 0:
         return prefill, 0.0
-    step = device.time_s(block.decode_flops, block.streamed_bytes + kv)
+    step = device.time_s(block.decode_flops * batch, block.streamed_bytes + kv)
     return prefill, step
 
 
