@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,9 @@ from rapid_env.record import NONFINITE_FIRST, infrastructure_fault, is_nonfinite
 from rapid_env.recorder import EpisodeRecorder, TickDelta, tick_jerk
 from rapid_env.task import Task
 from rapid_env.transport import (
+    PENDING,
     CostPlanner,
+    DeferredTransport,
     RemotePolicyTransport,
     SimulatedTransport,
     TimedRequest,
@@ -185,12 +188,25 @@ class PartitionedController:
 
     def step(self, decision: Decision) -> TickOutcome:
         """Apply ``decision`` and run one control tick (the module docstring's five steps)."""
+        self.send(decision)
+        return self.run_tick()
+
+    def send(self, decision: Decision) -> None:
+        """Step 1 alone: apply ``decision`` (send its request, if any) at the tick's start.
+
+        A fleet (:mod:`rapid_env.fleet`) sends every robot's request before any robot's tick
+        runs, so that its shared cloud sees all of them; :meth:`step` is this then
+        :meth:`run_tick`.
+        """
+        self._events = []
+        self.recorder.begin_tick()
+        if decision.kind == "infer":
+            self._request(decision, self.task.sim_time)
+
+    def run_tick(self) -> TickOutcome:
+        """Steps 2-5 of the tick whose decision :meth:`send` applied."""
         task, rec = self.task, self.recorder
         t = task.sim_time
-        self._events = []
-        rec.begin_tick()
-        if decision.kind == "infer":
-            self._request(decision, t)
         self._deliver(t)
         action = self.buffer.pop()
         stalled = action is None
@@ -280,6 +296,11 @@ class PartitionedController:
             self.recorder.count("early_exits")
         elif isinstance(self.transport, RemotePolicyTransport):  # it runs the cloud half itself
             result, timed = self.transport.request(self.policy, inp, split, t)
+        elif isinstance(self.transport, DeferredTransport):  # a shared cloud times it later
+            result = run_policy(
+                self.policy, inp, n - split if suffix else split, n, self.action_dim
+            )
+            timed = PENDING
         else:
             # an executable model is cut at the same boundary: n - split blocks before it when
             # the edge holds the tail (same chunk, same boundary bytes)
@@ -292,11 +313,15 @@ class PartitionedController:
         chunk = result.chunk
         if chunk is not None and self.action_contract == "single":
             chunk = chunk[:1]  # one action per call: the robot executes the first only
+        seq = self.in_flight.next_seq
         self.in_flight.add(Request(
-            seq=self.in_flight.next_seq, tick=self.task.tick, t=t,
+            seq=seq, tick=self.task.tick, t=t,
             executed_at_request=self._executed, chunk=chunk, fault=result.fault,
             timed=timed, deadline=t + self.config.request_timeout_s,
         ))
+        if timed.pending:
+            assert isinstance(self.transport, DeferredTransport)
+            self.transport.submit(cost, split, t, partial(self._timed, self.in_flight, seq))
         offload = decision.escalate and split < n
         self.recorder.request(split, offload, timed, result.exec_bytes, suffix=suffix)
         self._classify(result, timed)
@@ -304,6 +329,21 @@ class PartitionedController:
         self._events.append(f"request:split={split}")
         if timed.fault is not None:  # lost on the way: one fault now, a loss at its deadline
             self._fault(timed.fault)
+
+    def _timed(self, in_flight: InFlight, seq: int, timed: TimedRequest) -> None:
+        """A deferred request's timing is known: it can be delivered, and its bytes count.
+
+        ``in_flight`` is the episode's that sent it: a timing that comes back after a reset
+        belongs to no request of the new episode.
+        """
+        if in_flight is self.in_flight and in_flight.resolve(seq, timed):
+            self.recorder.sent(timed)
+
+    def use_transport(self, transport: DeferredTransport) -> None:
+        """Time every escalated request with ``transport`` (a fleet's, for both placements)."""
+        if isinstance(self.transport, RemotePolicyTransport):
+            raise ValueError("a controller on a remote transport cannot join a fleet")
+        self.transport = transport
 
     def _deliver(self, t: float) -> None:
         """Hand arrivals and losses up to ``t`` to the buffer, the recorder and the events."""

@@ -17,7 +17,7 @@ empties every chunk, which is why it is not the default.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -100,6 +100,14 @@ class InFlight:
         """A preemption: chunks still on their way were planned before the critical moment."""
         self._installed_seq = max(self._installed_seq, self.next_seq)
 
+    def resolve(self, seq: int, timed: TimedRequest) -> bool:
+        """Request ``seq``'s timing is known now; False when it is no longer in flight."""
+        for i, req in enumerate(self.pending):
+            if req.seq == seq:
+                self.pending[i] = replace(req, timed=timed)
+                return True
+        return False
+
     def deliver(self, t: float, executed: int, tick: int) -> Iterator[Outcome]:
         """Deliver what has arrived by ``t`` and give up lost requests past their deadline.
 
@@ -107,6 +115,8 @@ class InFlight:
         first; the link estimator learns from each request's transfers as it leaves.
         """
         for req in sorted(self.pending, key=_arrival_order):
+            if req.timed.pending:  # a shared resource has not timed it yet: not due, not lost
+                continue
             arrival = req.timed.arrival
             if arrival is not None and arrival <= t + _EPS_T:
                 self.pending.remove(req)

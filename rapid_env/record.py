@@ -38,8 +38,10 @@ __all__ = [
     "markdown", "observer_field", "validate",
 ]
 
-Source = Literal["job", "recorder", "loop", "oracle", "media", "store", "observer"]
-Presence = Literal["always", "ran", "oracle", "oracle_refill", "media", "stored", "observer"]
+Source = Literal["job", "recorder", "loop", "oracle", "fleet", "media", "store", "observer"]
+Presence = Literal[
+    "always", "ran", "oracle", "oracle_refill", "fleet", "media", "stored", "observer"
+]
 
 TOL = "<tol>"
 """The placeholder of a family's name: a tolerance as ``format(tol, "g")``."""
@@ -53,6 +55,8 @@ SOURCES: dict[str, str] = {
     "loop": "the episode loop (rapid_env/episode.py): the decider's cost and the episode's wall "
     "time",
     "oracle": "the redundancy oracle (rapid_env/oracle.py, `rapid-eval --oracle`)",
+    "fleet": "the fleet loop (rapid_env/fleet/, `rapid-fleet`): what the robot met in the cloud "
+    "it shares",
     "media": "the media writer (eval/media.py, `rapid-eval --videos N`)",
     "store": "the results store (eval/store.py), as it appends the line to `episodes.jsonl`",
     "observer": "an episode observer of your own (rapid_env/observer.py), which declares its "
@@ -66,6 +70,7 @@ PRESENCE: dict[str, str] = {
     "ran": "in every record whose episode ran (not in an `episode_error` record)",
     "oracle": "only with the oracle; a `<tol>` family once per tolerance",
     "oracle_refill": "only with the oracle and the refill rule (`rapid-eval --oracle` has it)",
+    "fleet": "only in a fleet's records (`rapid-fleet`)",
     "media": "only for recorded episodes: `media`, or `media_error` when writing failed",
     "stored": "in every line of `episodes.jsonl` (a store written before it existed: none); "
     "never in a record in memory",
@@ -321,6 +326,23 @@ FIELDS: tuple[Field, ...] = (
        "(they drop a fresh chunk)", "oracle", "oracle_refill"),
     # ------------------------------------------------------------------ wall time, media
     _f("wall_time_s", "float", "s", "host seconds the episode took", "loop", wall_clock=True),
+    # ------------------------------------------------------------------ fleet
+    _f("fleet_robots", "int", "", "robots in the fleet that shared the cloud", "fleet", "fleet"),
+    _f("fleet_robot", "int", "", "this robot's index in its fleet (0 ..)", "fleet", "fleet"),
+    _f("fleet_gpus", "int | None", "", "GPUs of the shared cloud (None: one per request)",
+       "fleet", "fleet"),
+    _f("fleet_max_batch", "int", "", "the cloud's largest batch (B)", "fleet", "fleet"),
+    _f("fleet_max_wait_ms", "float", "ms", "how long a batch's head waits for it to fill (W)",
+       "fleet", "fleet"),
+    _f("queue_ms_mean", "float | None", "ms",
+       "mean seconds a request waited for a GPU, over the robot's timed requests", "fleet",
+       "fleet"),
+    _f("queue_ms_p95", "float | None", "ms", "95th percentile of the same", "fleet", "fleet"),
+    _f("batch_size_mean", "float | None", "",
+       "mean size of the batches the robot's cloud stages ran in", "fleet", "fleet"),
+    _f("airtime_share", "float | None", "",
+       "mean share of the wireless cell the robot's transfers got (1.0: unshared)", "fleet",
+       "fleet"),
     _f("media", "dict[str, str]", "",
        "the episode's `video`, `series` and `still`, relative to the sweep's folder", "media",
        "media"),
@@ -557,11 +579,12 @@ def assemble(
                                 "invalid": fault}, ("recorder",)))
     else:
         parts += [
-            ("episode", episode, ("recorder", "loop", "oracle", "observer")),
+            ("episode", episode, ("recorder", "loop", "oracle", "fleet", "observer")),
             ("metrics", metrics, ("recorder",)),
             ("loop", loop, ("loop",)),
             ("oracle", oracle, ("oracle",)),
-            ("observer", observers, ("oracle", "observer")),  # the oracle is an observer
+            # the oracle is an observer, and so is the fleet loop's account of the cloud
+            ("observer", observers, ("oracle", "fleet", "observer")),
             ("wall_time_s", None if wall_time_s is None else {"wall_time_s": wall_time_s},
              ("loop",)),
         ]
@@ -615,7 +638,7 @@ def validate(record: Mapping[str, Any]) -> None:
     if "oracle_refill" in presences:
         presences.add("oracle")
     tols = {t for f, ts in present.items() if f.family for t in ts if t is not None}
-    for group in ("oracle", "oracle_refill"):
+    for group in ("oracle", "oracle_refill", "fleet"):
         if group in presences:
             need |= {f for f in FIELDS if f.presence == group}
     missing: list[str] = []

@@ -100,6 +100,12 @@ class EpisodeRecorder:
         self.splits.append(split)
         self._placed.add((split, suffix))
         self.exec_bytes_up += exec_bytes
+        if not timed.pending:
+            self.sent(timed)
+
+    def sent(self, timed: TimedRequest) -> None:
+        """A request's transfers as timed: counted when the request is sent, or, for a request
+        a shared resource times later (``pending``), when its timing is known."""
         self.bytes_up += timed.bytes_up
         self.bytes_down += timed.bytes_down
         self._tick_bytes += timed.bytes_up + timed.bytes_down

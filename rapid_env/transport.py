@@ -21,6 +21,7 @@ request that failed on the way (``fault``), all None on a simulated link.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -72,6 +73,9 @@ class TimedRequest:
             a simulated link or when the call failed.
         fault: why a remote request was lost (``remote_error: ...``); the controller records it
             once, when the request is sent. None when nothing failed.
+        pending: the timing is not known yet: a shared resource (a fleet's cloud queue,
+            :class:`DeferredTransport`) decides it later; the request is neither delivered nor
+            lost until then, and every other field is a placeholder.
     """
 
     arrival: float | None
@@ -86,6 +90,11 @@ class TimedRequest:
     measured_rtt_s: float | None = None
     server_s: float | None = None
     fault: str | None = None
+    pending: bool = False
+
+
+PENDING = TimedRequest(None, pending=True)
+"""The placeholder timing of a request a :class:`DeferredTransport` has not timed yet."""
 
 
 class Transport(Protocol):
@@ -111,6 +120,28 @@ class RemotePolicyTransport(Protocol):
         self, policy: Policy, inp: PolicyInput, split: int, t: float
     ) -> tuple[PolicyResult, TimedRequest]:
         """Run ``policy`` on ``inp`` split at ``split`` (a cost-model block), sent at ``t``."""
+        ...
+
+
+@runtime_checkable
+class DeferredTransport(Protocol):
+    """A transport whose requests' timing is decided later, by a resource others share.
+
+    Robots that share a cloud queue for it: when a request's cloud stage starts depends on
+    requests other robots send later in virtual time but that reach the cloud first
+    (:mod:`rapid_env.fleet`). The controller then sends the request with :data:`PENDING`
+    timing, and the transport calls ``done`` with the real :class:`TimedRequest` once its
+    shared resources have decided, always before the simulated time of its arrival.
+    """
+
+    def submit(
+        self,
+        cost: CostPlanner,
+        split: int,
+        t: float,
+        done: Callable[[TimedRequest], None],
+    ) -> None:
+        """Send a request split at ``split`` of ``cost``'s plan at ``t``; ``done`` gets its timing."""
         ...
 
 

@@ -82,7 +82,8 @@ class CloudJob:
         kind: what runs (jobs batch only with jobs of the same kind).
         arrival: when the request's input is on the cloud.
         deadline: when its requester gives it up (a job not started by then is dropped).
-        done: called once with ``(start, finish, batch size)`` when its batch is started.
+        done: called once with ``(start, service seconds, batch size)`` when its batch starts
+            (it finishes at ``start + service seconds``).
         dropped: called once, with the time it was dropped, if the deadline passed first.
         robot: which robot sent it (for the statistics only).
     """
@@ -124,9 +125,10 @@ class CloudQueue:
         job.order = self._order
         self._order += 1
         if self.policy.gpus is None:  # a GPU of its own: it starts on arrival, alone
-            finish = job.arrival + self.service_s(job.kind, 1)
+            seconds = self.service_s(job.kind, 1)
+            finish = job.arrival + seconds
             self.batches.append(Batch(-1, job.arrival, finish, 1, job.kind))
-            job.done(job.arrival, finish, 1)
+            job.done(job.arrival, seconds, 1)
             return
         self._waiting.append(job)
 
@@ -148,13 +150,14 @@ class CloudQueue:
                 continue
             batch = [j for j in self._waiting if j.kind == head.kind and j.arrival <= start]
             batch = [j for j in batch if j.deadline > start][: self.policy.batch_cap]
-            finish = start + self.service_s(head.kind, len(batch))
+            seconds = self.service_s(head.kind, len(batch))
+            finish = start + seconds
             self._free[gpu] = finish
             self.batches.append(Batch(gpu, start, finish, len(batch), head.kind))
             for job in batch:
                 self._waiting.remove(job)
             for job in batch:
-                job.done(start, finish, len(batch))
+                job.done(start, seconds, len(batch))
 
     def drain(self) -> None:
         """Serve everything still waiting (nothing more will arrive)."""
