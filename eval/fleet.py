@@ -23,6 +23,7 @@ import numpy as np
 
 from rapid_env.compose import build_controller, build_decider
 from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob, SweepSpec
+from rapid_env.fleet.cell import parse_cell
 from rapid_env.fleet.loop import FleetResult, FleetRobot, run_fleet
 from rapid_env.fleet.queue import BatchPolicy
 from rapid_env.record import assemble
@@ -40,6 +41,8 @@ class FleetSpec:
     sweep: SweepSpec
     robots: tuple[int, ...]
     cloud: BatchPolicy
+    cell: str | None = None
+    stagger_s: float = 1.0
 
     def __post_init__(self) -> None:
         for n in self.robots:
@@ -56,17 +59,20 @@ class FleetJob:
     robots: int
     cloud: BatchPolicy
     sweep: SweepSpec
+    cell: str | None = None
+    stagger_s: float = 1.0
 
     def fleet_fields(self) -> dict[str, Any]:
         """The fleet's settings, as they are named in its summary row."""
         return {"agent": self.agent, "link": self.link, "robots": self.robots,
                 "gpus": self.cloud.gpus, "max_batch": self.cloud.max_batch,
-                "max_wait_ms": self.cloud.max_wait_s * 1e3}
+                "max_wait_ms": self.cloud.max_wait_s * 1e3, "cell": self.cell,
+                "stagger_s": self.stagger_s}
 
 
 def fleet_jobs(spec: FleetSpec) -> list[FleetJob]:
     """Every fleet of the spec: sizes x links x deciders, in that order."""
-    return [FleetJob(agent, link, n, spec.cloud, spec.sweep)
+    return [FleetJob(agent, link, n, spec.cloud, spec.sweep, spec.cell, spec.stagger_s)
             for n in spec.robots for link in spec.sweep.links for agent in spec.sweep.agents]
 
 
@@ -94,7 +100,10 @@ def run_fleet_job(job: FleetJob) -> tuple[list[dict[str, Any]], FleetResult]:
         decider = build_decider(ej.agent)
         controller = build_controller(ej.config, bool(decider.needs_image))
         robots.append(FleetRobot(controller, decider, ej.seed))
-    result = run_fleet(robots, job.cloud)
+    cell = None
+    if job.cell is not None:
+        cell = parse_cell(job.cell, float(robots[0].controller.link.mean_bandwidth_bps))
+    result = run_fleet(robots, job.cloud, cell, job.stagger_s, job.sweep.seed)
     records = []
     fleet = json.dumps(job.fleet_fields(), sort_keys=True)
     for ej, body in zip(jobs, result.records, strict=True):

@@ -48,3 +48,14 @@ def layout_seed(task: object, seed: int, streams: EpisodeStreams) -> int:
     ``rapid-eval --seed 1000`` runs the fixed states every LIBERO evaluation uses.
     """
     return seed if getattr(task, "layout_from_episode_seed", False) else streams.task_seed
+
+
+FLEET_STREAM = 0xF1EE7
+"""Spawn key of the fleet's own stream, apart from every episode's (an episode's streams are
+the children of its seed's ``SeedSequence``; this is a child of another key)."""
+
+
+def stagger_rng(seed: int) -> np.random.Generator:
+    """The stream a fleet draws its robots' start times from: its own, so staggering the
+    robots never changes any episode's layout, noise or link."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([FLEET_STREAM, seed])))

@@ -28,9 +28,12 @@ import numpy as np
 from rapid_env.controller import PartitionedController
 from rapid_env.decision import Decider
 from rapid_env.episode import EpisodeRun
+from rapid_env.fleet.cell import CellSpec, WirelessCell
 from rapid_env.fleet.queue import BatchPolicy, CloudQueue
+from rapid_env.fleet.shared import SharedResources
 from rapid_env.fleet.transport import FleetTransport, RobotLoad, service_seconds
 from rapid_env.observer import EpisodeObserver
+from rapid_env.seeding import stagger_rng
 
 __all__ = ["FleetResult", "FleetRobot", "admitted", "run_fleet"]
 
@@ -56,6 +59,7 @@ class FleetResult:
             trace-driven replay or a real server is driven with).
         cloud: the shared cloud's queue (its batches, busy time).
         sim_time_s: virtual seconds from the first tick to the last robot's end.
+        starts: per robot, the tick of the fleet's clock its episode started at.
     """
 
     records: list[dict[str, Any]]
@@ -63,6 +67,7 @@ class FleetResult:
     requests: list[list[tuple[float, int]]] = field(default_factory=list)
     cloud: CloudQueue | None = None
     sim_time_s: float = 0.0
+    starts: list[int] = field(default_factory=list)
 
 
 def admitted(policy: BatchPolicy, controller: PartitionedController) -> BatchPolicy:
@@ -81,8 +86,18 @@ def admitted(policy: BatchPolicy, controller: PartitionedController) -> BatchPol
     return BatchPolicy(policy.gpus, policy.max_batch, policy.max_wait_s, fits)
 
 
-def run_fleet(robots: Sequence[FleetRobot], policy: BatchPolicy) -> FleetResult:
+def run_fleet(
+    robots: Sequence[FleetRobot],
+    policy: BatchPolicy,
+    cell: CellSpec | None = None,
+    stagger_s: float = 0.0,
+    seed: int = 0,
+) -> FleetResult:
     """Run every robot's episode in one virtual clock on one shared cloud (module docstring).
+
+    ``stagger_s``: robots other than the first start their episodes at a whole tick drawn
+    uniformly in ``[0, stagger_s)`` on the fleet's clock (from ``seed``'s own stream), as a real
+    fleet's robots do not all start at once; 0 starts them together.
 
     The robots must share a control rate; their cost models must share the cloud (same
     profile and cloud device), since their requests batch together.
@@ -98,42 +113,44 @@ def run_fleet(robots: Sequence[FleetRobot], policy: BatchPolicy) -> FleetResult:
         raise ValueError(f"a fleet's robots share one cloud model and device; got {sorted(clouds)}")
     policy = admitted(policy, robots[0].controller)
     cloud = CloudQueue(policy, service_seconds)
+    shared = SharedResources(cloud, None if cell is None else WirelessCell(cell))
     transports = []
     runs: list[EpisodeRun] = []
+    dt = dts.pop()
+    starts = [0, *(int(x) for x in stagger_rng(seed).integers(
+        0, max(1, round(stagger_s / dt)), size=len(robots) - 1))]
     for i, robot in enumerate(robots):
-        transport = FleetTransport(robot.controller.link, cloud, robot=i)
+        transport = FleetTransport(robot.controller.link, shared, robot=i,
+                                   offset_s=starts[i] * dt)
         robot.controller.use_transport(transport)
         transports.append(transport)
         runs.append(EpisodeRun(robot.controller, robot.decider, robot.seed, robot.observers))
     requests: list[list[tuple[float, int]]] = [[] for _ in robots]
-    dt = dts.pop()
-    t0 = robots[0].controller.task.sim_time
-    t = t0
-    while True:
-        active = [i for i, run in enumerate(runs) if not run.done]
-        if not active:
-            break
-        t = robots[active[0]].controller.task.sim_time
+    tick = 0
+    while not all(run.done for run in runs):
+        now = tick * dt
+        active = [i for i, run in enumerate(runs) if starts[i] <= tick and not run.done]
         for i in active:
-            before = robots[i].controller.recorder.counts["offloads"]
-            decision = runs[i].decide()
-            robots[i].controller.send(decision)
-            if robots[i].controller.recorder.counts["offloads"] > before:
-                requests[i].append((t, robots[i].controller.recorder.splits[-1]))
-        cloud.advance(t + dt)
+            controller = robots[i].controller
+            before = controller.recorder.counts["offloads"]
+            controller.send(runs[i].decide())
+            if controller.recorder.counts["offloads"] > before:
+                requests[i].append((now, controller.recorder.splits[-1]))
+        shared.advance((tick + 1) * dt)
         for i in active:
             runs[i].after(robots[i].controller.run_tick())
-    cloud.drain()
+        tick += 1
+    shared.drain()
     records = [
-        run.record(_fleet_fields(i, len(robots), policy, transports[i].load))
+        run.record(_fleet_fields(i, len(robots), policy, cell, transports[i].load))
         for i, run in enumerate(runs)
     ]
     latencies = [list(r.controller.latencies_s) for r in robots]
-    return FleetResult(records, latencies, requests, cloud, t + dt - t0)
+    return FleetResult(records, latencies, requests, cloud, tick * dt, starts)
 
 
 def _fleet_fields(
-    index: int, n: int, policy: BatchPolicy, load: RobotLoad
+    index: int, n: int, policy: BatchPolicy, cell: CellSpec | None, load: RobotLoad
 ) -> dict[str, Any]:
     queue_ms = np.asarray(load.queue_s) * 1e3
     return {
@@ -142,8 +159,9 @@ def _fleet_fields(
         "fleet_gpus": policy.gpus,
         "fleet_max_batch": policy.max_batch,
         "fleet_max_wait_ms": policy.max_wait_s * 1e3,
+        "fleet_cell": None if cell is None else cell.name,
         "queue_ms_mean": float(queue_ms.mean()) if queue_ms.size else None,
         "queue_ms_p95": float(np.percentile(queue_ms, 95)) if queue_ms.size else None,
         "batch_size_mean": float(np.mean(load.batch_sizes)) if load.batch_sizes else None,
-        "airtime_share": 1.0,
+        "airtime_share": float(np.mean(load.airtime)) if load.airtime else 1.0,
     }

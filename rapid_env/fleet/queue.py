@@ -26,6 +26,8 @@ per request (no queue at all): the single-robot harness's assumption.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -108,14 +110,18 @@ class Batch:
     kind: Hashable
 
 
+def _fifo(job: CloudJob) -> tuple[float, int]:
+    return job.arrival, job.order
+
+
 class CloudQueue:
     """The shared cloud's queue, GPUs and batches (see the module docstring)."""
 
     def __init__(self, policy: BatchPolicy, service_s: ServiceTime) -> None:
         self.policy = policy
         self.service_s = service_s
-        self._free = [0.0] * (policy.gpus or 0)
-        self._waiting: list[CloudJob] = []
+        self._free = [(0.0, g) for g in range(policy.gpus or 0)]  # a heap: (free at, gpu)
+        self._waiting: list[CloudJob] = []  # sorted by (arrival, order)
         self._order = 0
         self.batches: list[Batch] = []
         self.dropped = 0
@@ -130,34 +136,53 @@ class CloudQueue:
             self.batches.append(Batch(-1, job.arrival, finish, 1, job.kind))
             job.done(job.arrival, seconds, 1)
             return
-        self._waiting.append(job)
+        bisect.insort(self._waiting, job, key=_fifo)
 
     def advance(self, until: float) -> None:
         """Start every batch that starts before ``until`` (the caller has sent everything
         that arrives before then), in start order; each job's ``done`` learns its times."""
-        while self._waiting:
-            self._waiting.sort(key=lambda j: (j.arrival, j.order))
-            head = self._waiting[0]
-            gpu = min(range(len(self._free)), key=lambda g: (self._free[g], g))
-            start = self._start_time(head, self._free[gpu])
-            if start >= until:
-                return
-            if head.deadline <= start:  # given up before a GPU took it
-                self._waiting.pop(0)
-                self.dropped += 1
-                if head.dropped is not None:
-                    head.dropped(start)
-                continue
-            batch = [j for j in self._waiting if j.kind == head.kind and j.arrival <= start]
-            batch = [j for j in batch if j.deadline > start][: self.policy.batch_cap]
-            seconds = self.service_s(head.kind, len(batch))
-            finish = start + seconds
-            self._free[gpu] = finish
-            self.batches.append(Batch(gpu, start, finish, len(batch), head.kind))
-            for job in batch:
-                self._waiting.remove(job)
-            for job in batch:
-                job.done(start, seconds, len(batch))
+        while self.next_start() < until:
+            self.start_next()
+
+    def next_start(self) -> float:
+        """When the next batch starts on what has arrived so far (inf: nothing waits)."""
+        if not self._waiting:
+            return math.inf
+        return self._start_time(self._waiting[0], self._free[0][0])
+
+    def start_next(self) -> None:
+        """Start the next batch (or drop its head, whose requester gave it up)."""
+        head = self._waiting[0]
+        free, gpu = self._free[0]
+        start = self._start_time(head, free)
+        if head.deadline <= start:  # given up before a GPU took it
+            self._waiting.pop(0)
+            self.dropped += 1
+            if head.dropped is not None:
+                head.dropped(start)
+            return
+        batch = self._batch(head, start)
+        seconds = self.service_s(head.kind, len(batch))
+        finish = start + seconds
+        heapq.heapreplace(self._free, (finish, gpu))
+        self.batches.append(Batch(gpu, start, finish, len(batch), head.kind))
+        taken = {id(j) for j in batch}
+        self._waiting = [j for j in self._waiting if id(j) not in taken]
+        for job in batch:
+            job.done(start, seconds, len(batch))
+
+    def _batch(self, head: CloudJob, start: float) -> list[CloudJob]:
+        """The jobs the batch headed by ``head`` takes at ``start``, oldest first."""
+        cap = self.policy.batch_cap
+        if cap == 1:
+            return [head]
+        batch: list[CloudJob] = []
+        for job in self._waiting:
+            if job.arrival > start or len(batch) == cap:
+                break
+            if job.kind == head.kind and job.deadline > start:
+                batch.append(job)
+        return batch
 
     def drain(self) -> None:
         """Serve everything still waiting (nothing more will arrive)."""
@@ -170,8 +195,13 @@ class CloudQueue:
         cap = self.policy.batch_cap
         if cap == 1 or self.policy.max_wait_s == 0:
             return ready
-        same = [j.arrival for j in self._waiting if j.kind == head.kind]
-        full = same[cap - 1] if len(same) >= cap else math.inf
+        full, seen = math.inf, 0
+        for job in self._waiting:
+            if job.kind == head.kind:
+                seen += 1
+                if seen == cap:
+                    full = job.arrival
+                    break
         return max(ready, min(head.arrival + self.policy.max_wait_s, full))
 
     def busy_s(self, until: float | None = None) -> float:

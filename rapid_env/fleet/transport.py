@@ -12,10 +12,11 @@ one, every job starts on arrival for exactly the plan's seconds: the single robo
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from rapid_env.fleet.queue import CloudJob, CloudQueue
+from rapid_env.fleet.queue import CloudJob
+from rapid_env.fleet.shared import SharedResources
 from rapid_env.link import Link, TransferResult
 from rapid_env.transport import CostPlanner, TimedRequest
 
@@ -51,29 +52,46 @@ def service_seconds(kind: object, batch: int) -> float:
     return _stage_seconds(kind, batch)
 
 
+@dataclass(frozen=True)
+class CellTransfer:
+    """A transfer the walk hands to the cell: its direction, start and bytes."""
+
+    direction: str
+    start: float
+    nbytes: int
+
+
 @dataclass
 class RobotLoad:
-    """What one robot's requests met in the shared cloud (for its record's fleet fields).
+    """What one robot's requests met in what the fleet shares (its record's fleet fields).
 
     Attributes:
         queue_s: per timed request, seconds its cloud stages waited for a GPU.
         batch_sizes: per cloud stage served, the size of the batch it ran in.
+        airtime: per transfer through the cell, its work over its time in the cell (1.0: it
+            had the cell to itself).
     """
 
     queue_s: list[float] = field(default_factory=list)
     batch_sizes: list[int] = field(default_factory=list)
+    airtime: list[float] = field(default_factory=list)
 
 
-Walk = Generator[tuple[CloudStage, float], tuple[float, float, int], TimedRequest]
+Walk = Generator[tuple[CloudStage, float] | CellTransfer, tuple[float, ...], TimedRequest]
 
 
 class FleetTransport:
     """One robot's :class:`~rapid_env.transport.DeferredTransport` onto a shared cloud."""
 
-    def __init__(self, link: Link, cloud: CloudQueue, robot: int = 0) -> None:
+    def __init__(
+        self, link: Link, shared: SharedResources, robot: int = 0, offset_s: float = 0.0
+    ) -> None:
         self.link = link
-        self.cloud = cloud
+        self.shared = shared
         self.robot = robot
+        self.offset_s = offset_s
+        """When this robot's episode started on the fleet's clock: its controller and link
+        keep the episode's own time, the shared resources the fleet's."""
         self.load = RobotLoad()
 
     def submit(
@@ -85,19 +103,28 @@ class FleetTransport:
     def _resume(
         self,
         walk: Walk,
-        value: tuple[float, float, int] | None,
+        value: tuple[float, ...] | None,
         done: Callable[[TimedRequest], None],
     ) -> None:
         try:
-            stage, arrival = walk.send(value)  # type: ignore[arg-type]  # None starts it
+            step = walk.send(value)  # type: ignore[arg-type]  # None starts it
         except StopIteration as finished:
             done(finished.value)
             return
-        self.cloud.submit(CloudJob(
+
+        def resume(*got: float) -> None:
+            self._resume(walk, got, done)
+
+        if isinstance(step, CellTransfer):
+            assert self.shared.cell is not None
+            self.shared.cell.join(step.direction, step.start + self.offset_s, step.nbytes, resume)
+            return
+        stage, arrival = step
+        self.shared.cloud.submit(CloudJob(
             kind=stage,
-            arrival=arrival,
+            arrival=arrival + self.offset_s,
             deadline=float("inf"),  # like a lone robot's, a slow request is never given up
-            done=lambda start, seconds, size: self._resume(walk, (start, seconds, size), done),
+            done=resume,
             robot=self.robot,
         ))
 
@@ -116,14 +143,21 @@ class FleetTransport:
                 now += stage.seconds
                 continue
             if stage.kind == "cloud":
-                start, seconds, size = yield CloudStage(model, split, index, cost), now
+                start, seconds, got = yield CloudStage(model, split, index, cost), now
+                size = int(got)
                 index += 1
+                start -= self.offset_s  # the fleet's clock to the episode's
                 queue_s += start - now
                 cloud_s += seconds
                 now = start + seconds
                 self.load.batch_sizes.append(size)
                 continue
             res = self.link.transfer(int(stage.nbytes), now, stage.kind)
+            if res.arrival is not None and self.shared.cell is not None:
+                extra, work = yield CellTransfer(stage.kind, now, int(stage.nbytes))
+                self.load.airtime.append(work / (work + extra) if work + extra > 0 else 1.0)
+                if extra > 0:  # the cell was shared: the transfer is that much later
+                    res = replace(res, arrival=res.arrival + extra)
             transfers.append(res)
             if stage.kind == "up":
                 bytes_up += int(stage.nbytes)
