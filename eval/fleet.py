@@ -28,7 +28,7 @@ from rapid_env.fleet.loop import FleetResult, FleetRobot, run_fleet
 from rapid_env.fleet.queue import BatchPolicy
 from rapid_env.record import assemble
 
-__all__ = ["FleetJob", "FleetSpec", "fleet_jobs", "fleet_summary", "robot_jobs", "run_fleet_job"]
+__all__ = ["FleetJob", "FleetSpec", "fleet_jobs", "fleet_key", "fleet_summary", "robot_jobs", "run_fleet_job"]
 
 MAX_ROBOTS = 4096
 """Robots in one closed-loop fleet: each is a MuJoCo scene and a policy in this process."""
@@ -76,6 +76,18 @@ def fleet_jobs(spec: FleetSpec) -> list[FleetJob]:
             for n in spec.robots for link in spec.sweep.links for agent in spec.sweep.agents]
 
 
+def fleet_key(job: FleetJob) -> str:
+    """16 hex digits naming a fleet: its settings, its robots' configuration and seeds."""
+    sweep = job.sweep
+    identity = {
+        **job.fleet_fields(),
+        "tasks": list(sweep.tasks), "noises": list(sweep.noises), "seed": sweep.seed,
+        "env": sweep.base.to_dict(), "episode_s": dict(sweep.episode_s),
+    }
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def robot_jobs(job: FleetJob) -> list[EpisodeJob]:
     """Robot ``i``'s episode: task ``i % T``, noise ``(i // T) % K``, seed ``seed + i``."""
     sweep = job.sweep
@@ -103,9 +115,9 @@ def run_fleet_job(job: FleetJob) -> tuple[list[dict[str, Any]], FleetResult]:
     cell = None
     if job.cell is not None:
         cell = parse_cell(job.cell, float(robots[0].controller.link.mean_bandwidth_bps))
-    result = run_fleet(robots, job.cloud, cell, job.stagger_s, job.sweep.seed)
+    fleet = fleet_key(job)
+    result = run_fleet(robots, job.cloud, cell, job.stagger_s, job.sweep.seed, fleet)
     records = []
-    fleet = json.dumps(job.fleet_fields(), sort_keys=True)
     for ej, body in zip(jobs, result.records, strict=True):
         key = hashlib.sha256(f"{ej.key()}|{fleet}".encode()).hexdigest()[:16]
         records.append(assemble(job={**ej.head(), KEY_FIELD: key}, episode=body))

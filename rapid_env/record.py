@@ -327,6 +327,8 @@ FIELDS: tuple[Field, ...] = (
     # ------------------------------------------------------------------ wall time, media
     _f("wall_time_s", "float", "s", "host seconds the episode took", "loop", wall_clock=True),
     # ------------------------------------------------------------------ fleet
+    _f("fleet_key", "str", "", "16 hex digits naming the fleet (its settings and seeds)",
+       "fleet", "fleet"),
     _f("fleet_robots", "int", "", "robots in the fleet that shared the cloud", "fleet", "fleet"),
     _f("fleet_robot", "int", "", "this robot's index in its fleet (0 ..)", "fleet", "fleet"),
     _f("fleet_gpus", "int | None", "", "GPUs of the shared cloud (None: one per request)",

@@ -92,12 +92,14 @@ def run_fleet(
     cell: CellSpec | None = None,
     stagger_s: float = 0.0,
     seed: int = 0,
+    key: str = "fleet",
 ) -> FleetResult:
     """Run every robot's episode in one virtual clock on one shared cloud (module docstring).
 
     ``stagger_s``: robots other than the first start their episodes at a whole tick drawn
     uniformly in ``[0, stagger_s)`` on the fleet's clock (from ``seed``'s own stream), as a real
-    fleet's robots do not all start at once; 0 starts them together.
+    fleet's robots do not all start at once; 0 starts them together. ``key`` names the fleet in
+    its records (``fleet_key``).
 
     The robots must share a control rate; their cost models must share the cloud (same
     profile and cloud device), since their requests batch together.
@@ -142,7 +144,8 @@ def run_fleet(
         tick += 1
     shared.drain()
     records = [
-        run.record(_fleet_fields(i, len(robots), policy, cell, transports[i].load))
+        run.record({"fleet_key": key,
+                    **_fleet_fields(i, len(robots), policy, cell, transports[i].load)})
         for i, run in enumerate(runs)
     ]
     latencies = [list(r.controller.latencies_s) for r in robots]
