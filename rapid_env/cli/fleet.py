@@ -40,7 +40,7 @@ from rapid_env.cli.common import (
     EXIT_OK,
     make_parser,
 )
-from rapid_env.cli.eval import _agent_specs, _csv, _model_flags, _out_dir
+from rapid_env.cli.eval import _agent_specs, _csv, _model_flags, _out_dir, controller_cap
 
 if TYPE_CHECKING:
     from rapid_env.eval.fleet import FleetJob, FleetSpec
@@ -189,7 +189,8 @@ def parse(argv: Sequence[str] | None) -> FleetInvocation:
         cloud=args.cloud, image_size=args.image_size, control_hz=args.control_hz,
         chunk_size=args.chunk_size,
         max_episode_s=10.0 if args.max_episode_s is None else args.max_episode_s,
-        control=ControlConfig(hold_policy=args.hold_policy, align=args.align),
+        control=ControlConfig(hold_policy=args.hold_policy, align=args.align,
+                              max_in_flight=controller_cap(args.agents, None)),
         trust_checkpoint_code=args.trust_checkpoint_code, edge_budget_gib=args.edge_budget_gib,
         placement=args.placement, loop_cost=args.loop_cost,
         action_contract=args.action_contract,

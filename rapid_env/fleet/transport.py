@@ -146,10 +146,10 @@ class FleetTransport:
                 start, seconds, got = yield CloudStage(model, split, index, cost), now
                 size = int(got)
                 index += 1
-                start -= self.offset_s  # the fleet's clock to the episode's
-                queue_s += start - now
+                wait = start - (now + self.offset_s)  # on the fleet's clock, as it queued
+                queue_s += wait
                 cloud_s += seconds
-                now = start + seconds
+                now = now + wait + seconds
                 self.load.batch_sizes.append(size)
                 continue
             res = self.link.transfer(int(stage.nbytes), now, stage.kind)

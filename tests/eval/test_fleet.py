@@ -1,0 +1,90 @@
+"""rapid-fleet end to end on Meta-World: a fleet of one is rapid-eval's episode, a fleet of
+eight on one GPU queues and repeats itself exactly, and the capacity search writes its table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rapid_env.cli.eval import main as rapid_eval
+from rapid_env.cli.fleet import main as rapid_fleet
+from rapid_env.record import FIELDS, WALL_CLOCK_FIELDS
+
+SHORT = ["--tasks", "reach", "--max-episode-s", "1.5", "--wandb", "disabled", "--quiet"]
+FLEET_SOURCE = {f.name for f in FIELDS if f.source == "fleet"}
+STORE_SOURCE = {f.name for f in FIELDS if f.source == "store"}  # the results store's own
+
+
+def records(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+
+
+def comparable(record: dict[str, Any]) -> dict[str, Any]:
+    skip = set(WALL_CLOCK_FIELDS) | FLEET_SOURCE | STORE_SOURCE | {"episode_key"}
+    return {k: v for k, v in record.items() if k not in skip}
+
+
+@pytest.mark.parametrize("gpus", ["1", "unbounded"])
+def test_a_fleet_of_one_is_rapid_evals_episode(tmp_path: Path, gpus: str) -> None:
+    agents = "rapid,cloud-only"
+    assert rapid_eval([*SHORT, "--agents", agents, "--links", "lab-wifi6", "--episodes", "1",
+                       "--seed", "1000", "--out", str(tmp_path / "eval"), "--no-report"]) == 0
+    assert rapid_fleet([*SHORT, "--agents", agents, "--robots", "1", "--gpus", gpus,
+                        "--max-batch", "1", "--out", str(tmp_path / "fleet")]) == 0
+    solo = {r["agent"]: comparable(r) for r in records(tmp_path / "eval")}
+    fleet = {r["agent"]: comparable(r) for r in records(tmp_path / "fleet")}
+    assert solo.keys() == fleet.keys() == {"rapid", "cloud-only"}
+    for agent in solo:
+        diff = {k: (solo[agent].get(k), fleet[agent].get(k))
+                for k in solo[agent].keys() | fleet[agent].keys()
+                if solo[agent].get(k) != fleet[agent].get(k)}
+        assert diff == {}, agent
+
+
+def test_eight_robots_share_a_gpu_and_repeat_exactly(tmp_path: Path) -> None:
+    argv = [*SHORT, "--robots", "8", "--agents", "rapid,cloud-only", "--max-episode-s", "1"]
+    for run in ("a", "b"):
+        assert rapid_fleet([*argv, "--out", str(tmp_path / run)]) == 0
+    a, b = records(tmp_path / "a"), records(tmp_path / "b")
+    assert len(a) == 16
+    assert [comparable(r) for r in a] == [comparable(r) for r in b]
+    assert [r["episode_key"] for r in a] == [r["episode_key"] for r in b]
+    assert any(r["queue_ms_mean"] > 0 for r in a)
+    rows = json.loads((tmp_path / "a" / "fleet_summary.json").read_text())
+    assert {r["agent"] for r in rows} == {"rapid", "cloud-only"}
+    assert all(0 < r["gpu_util"] <= 1 and r["latency_ms_p95"] > 0 for r in rows)
+    # the same command again resumes: nothing runs twice
+    assert rapid_fleet([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert len(records(tmp_path / "a")) == 16
+
+
+def test_capacity_writes_robots_per_gpu(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "cap"
+    assert rapid_fleet([*SHORT, "--capacity", "--slo-p95-ms", "120", "--agents", "cloud-only",
+                        "--max-robots", "4", "--max-episode-s", "1", "--out", str(out)]) == 0
+    rows = json.loads((out / "capacity.json").read_text())["rows"]
+    assert [r["agent"] for r in rows] == ["cloud-only"]
+    row = rows[0]
+    assert 1 <= row["robots"] <= 4 and row["robots_per_gpu"] == row["robots"]
+    assert str(row["robots"]) in json.dumps(row["probes"])
+    assert "robots per GPU" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--gpus", "0"], "--gpus"),
+    (["--max-batch", "0"], "--max-batch 0"),
+    (["--max-wait-ms", "-1"], "--max-wait-ms -1"),
+    (["--cell", "fast"], "'fast'"),
+    (["--capacity"], "--slo-p95-ms"),
+    (["--robots", "0"], "'0'"),
+    (["--agents", "nope"], "nope"),
+])
+def test_bad_flags_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], says: str
+) -> None:
+    assert rapid_fleet([*SHORT, *argv, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1
