@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from rapid_env.compose import build_controller, build_decider
+from rapid_env.eval.fleet_replay import MAX_REPLAY_ROBOTS
 from rapid_env.eval.jobs import KEY_FIELD, EpisodeJob, SweepSpec
 from rapid_env.fleet.cell import parse_cell
 from rapid_env.fleet.loop import FleetResult, FleetRobot, run_fleet
@@ -45,9 +46,9 @@ class FleetSpec:
     stagger_s: float = 1.0
 
     def __post_init__(self) -> None:
-        for n in self.robots:
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_ROBOTS:
-                raise ValueError(f"robots={n!r}; allowed: an int in 1..{MAX_ROBOTS}")
+        for n in self.robots:  # a closed-loop fleet has its own bound, MAX_ROBOTS
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_REPLAY_ROBOTS:
+                raise ValueError(f"robots={n!r}; allowed: an int in 1..{MAX_REPLAY_ROBOTS}")
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ def run_fleet_job(job: FleetJob) -> tuple[list[dict[str, Any]], FleetResult]:
     Each record opens with its robot's job identity; its ``episode_key`` digests the job's and
     the fleet's settings, so a fleet's record never passes for a lone robot's in a store.
     """
+    if job.robots > MAX_ROBOTS:
+        raise ValueError(f"robots={job.robots}; allowed: 1..{MAX_ROBOTS} in a closed-loop fleet")
     jobs = robot_jobs(job)
     robots = []
     for ej in jobs:

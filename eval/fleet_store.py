@@ -5,9 +5,10 @@ record plus the fleet fields), ``OUT/fleets.jsonl`` one summary row per finished
 ``fleet_key`` digests the fleet's settings and the sweep's), and ``OUT/fleet_summary.json`` /
 ``.csv`` the rows of the fleets this command asked for. A fleet is appended as a whole when it
 ends, so an interrupted sweep keeps every finished fleet, and the same command run again skips
-them. ``OUT/requests.jsonl`` holds each fleet's per-robot request timeline (send time and split
-of every offloaded request, on the fleet's clock): the arrival process a trace-driven replay or
-a real server is driven with.
+them. ``OUT/requests.jsonl`` holds each fleet's per-robot request timelines (send time on the fleet's
+clock, split, and the seconds of edge compute and transfer around each cloud stage, for every
+request that reached the cloud): what a trace-driven replay (``rapid-fleet --replay OUT``) or a
+real server's benchmark is driven with.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rapid_env.eval.fleet import FleetJob, fleet_key
+from rapid_env.fleet.transport import RequestTrace
 
 __all__ = ["FleetStore"]
 
@@ -51,19 +53,26 @@ class FleetStore:
         job: FleetJob,
         row: dict[str, Any],
         records: Sequence[dict[str, Any]],
-        requests: Sequence[Sequence[tuple[float, int]]] = (),
+        timelines: Sequence[Sequence[RequestTrace]] = (),
+        horizon_s: float | None = None,
     ) -> dict[str, Any]:
-        """Append a finished fleet: its records, its request timeline, then its row."""
+        """Append a finished fleet: its records, its request timelines, then its row."""
         key = fleet_key(job)
         row = {"fleet_key": key, **row}
         with self.episodes.open("a") as f:
             for record in records:
                 f.write(json.dumps(record) + "\n")
-        if requests:
+        if timelines:
             with self.requests.open("a") as f:
-                f.write(json.dumps({"fleet_key": key, "robots": [
-                    [[round(t, 9), split] for t, split in robot] for robot in requests
-                ]}) + "\n")
+                f.write(json.dumps({
+                    "fleet_key": key, **{k: row[k] for k in ("agent", "link", "robots", "gpus",
+                                                             "cell") if k in row},
+                    "horizon_s": horizon_s,
+                    "model": {k: getattr(job.sweep.base, k) for k in (
+                        "profile", "edge", "cloud", "placement", "loop_cost")},
+                    "timelines": [[[r.t, r.split, list(r.gaps)] for r in robot]
+                                  for robot in timelines],
+                }) + "\n")
         with self.fleets.open("a") as f:
             f.write(json.dumps(row) + "\n")
         self.rows[key] = row

@@ -70,7 +70,7 @@ def _gpus(text: str) -> int | None:
 
 
 def _robots(text: str) -> tuple[int, ...]:
-    from rapid_env.eval.fleet import MAX_ROBOTS
+    from rapid_env.eval.fleet_replay import MAX_REPLAY_ROBOTS as MAX_ROBOTS
 
     out = []
     for part in _csv(text):
@@ -130,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--capacity: and the success rate it must keep (0..1)")
     o.add_argument("--max-robots", type=int, default=64,
                    help="--capacity: the largest fleet probed")
+    r = p.add_argument_group("trace-driven: recorded requests replayed, no physics")
+    r.add_argument("--replay", type=Path, default=None, metavar="RUN",
+                   help="replay the request timelines a rapid-fleet run recorded in RUN (best "
+                        "recorded with --gpus unbounded) at the --robots sizes, into the cloud "
+                        "the flags above describe; with --capacity, bisect N the same way")
+    r.add_argument("--gpus-needed", action="store_true",
+                   help="with --replay and --slo-p95-ms: the fewest GPUs per --robots size "
+                        "that keep chunk latency p95 within the SLO (OUT/gpus_needed.json, .md)")
     o.add_argument("--wandb", default=None, choices=("online", "offline", "disabled"),
                    help="W&B mode (default: offline unless an API key is configured)")
     o.add_argument("--project", default=None, help="W&B project")
@@ -152,6 +160,8 @@ class FleetInvocation:
     project: str | None
     quiet: bool
     command: str
+    replay: Path | None = None
+    gpus_needed: bool = False
 
 
 def parse(argv: Sequence[str] | None) -> FleetInvocation:
@@ -173,9 +183,18 @@ def parse(argv: Sequence[str] | None) -> FleetInvocation:
         raise ValueError(f"--max-wait-ms {args.max_wait_ms}; allowed: a finite number >= 0")
     if not (math.isfinite(args.stagger_s) and 0 <= args.stagger_s <= 60):
         raise ValueError(f"--stagger-s {args.stagger_s}; allowed: 0..60 seconds")
-    if args.capacity:
+    if args.replay is None and max(args.robots) > MAX_ROBOTS:
+        raise ValueError(f"--robots {max(args.robots)}; allowed: 1..{MAX_ROBOTS} for a "
+                         "closed-loop fleet (more with --replay, which runs no physics)")
+    if args.gpus_needed and args.replay is None:
+        raise ValueError("--gpus-needed replays recorded requests; give --replay RUN")
+    if args.replay is not None and not (args.replay / "requests.jsonl").exists():
+        raise ValueError(f"--replay {str(args.replay)!r} has no requests.jsonl; allowed: the "
+                         "--out folder of a rapid-fleet run")
+    if args.capacity or args.gpus_needed:
+        what = "--capacity" if args.capacity else "--gpus-needed"
         if args.slo_p95_ms is None or not args.slo_p95_ms > 0:
-            raise ValueError(f"--capacity needs --slo-p95-ms > 0; got {args.slo_p95_ms}")
+            raise ValueError(f"{what} needs --slo-p95-ms > 0; got {args.slo_p95_ms}")
         if not 1 <= args.max_robots <= MAX_ROBOTS:
             raise ValueError(f"--max-robots {args.max_robots}; allowed: 1..{MAX_ROBOTS}")
     if args.min_success is not None and not 0 <= args.min_success <= 1:
@@ -211,7 +230,7 @@ def parse(argv: Sequence[str] | None) -> FleetInvocation:
     command = shlex.join(["rapid-fleet", *(sys.argv[1:] if argv is None else argv)])
     return FleetInvocation(spec, out, args.overwrite, args.capacity, args.slo_p95_ms,
                            args.min_success, args.max_robots, args.wandb, args.project,
-                           args.quiet, command)
+                           args.quiet, command, args.replay, args.gpus_needed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = FleetStore(inv.out, inv.overwrite)
     failed: list[str] = []
     try:
-        if inv.capacity:
+        if inv.replay is not None:
+            rows = _replay(inv)
+        elif inv.capacity:
             rows = _capacity(inv, store, failed)
         else:
             rows = [_fleet(inv, store, job, failed) for job in _jobs(inv)]
@@ -267,7 +288,8 @@ def _fleet(
         why = f"{type(exc).__name__}: {exc}"
         failed.append(f"fleet {job.agent} x {job.link} x {job.robots} robots failed: {why}")
         return {**job.fleet_fields(), "error": why}
-    row = store.add(job, fleet_summary(job, records, result), records, result.requests)
+    row = store.add(job, fleet_summary(job, records, result), records, result.timelines,
+                    result.sim_time_s)
     if not inv.quiet:
         print(_line(row), file=sys.stderr)
     return row
@@ -299,6 +321,66 @@ def _capacity(
     (inv.out / "capacity.md").write_text(f"`{inv.command}`\n\n{table}")
     print(table)
     return rows
+
+
+def _replay(inv: FleetInvocation) -> list[dict[str, Any]]:
+    """Trace-driven rows: every --robots size (or the capacity, or the GPUs needed)."""
+    from rapid_env.eval.capacity import find_capacity, markdown_table
+    from rapid_env.eval.fleet_replay import gpus_needed, load_recordings, replay_row
+
+    assert inv.replay is not None
+    recordings = load_recordings(inv.replay)
+    spec = inv.spec
+    seed = spec.sweep.seed
+    rows: list[dict[str, Any]] = []
+    for link in spec.sweep.links:
+        for agent in spec.sweep.agents:
+            rec = recordings.get((agent, link))
+            if rec is None:
+                raise ValueError(
+                    f"--replay {str(inv.replay)!r} recorded no fleet of {agent!r} on {link!r}; "
+                    f"allowed: {', '.join(f'{a} on {k}' for a, k in sorted(recordings))}")
+            if inv.gpus_needed:
+                assert inv.slo_p95_ms is not None
+                rows += [gpus_needed(rec, n, spec.cloud, inv.slo_p95_ms, seed)
+                         for n in spec.robots]
+            elif inv.capacity:
+                assert inv.slo_p95_ms is not None
+                cap = find_capacity(agent, link, lambda n, rec=rec: replay_row(
+                    rec, n, spec.cloud, seed), inv.slo_p95_ms, None, inv.max_robots)
+                rows.append({**cap.row(inv.slo_p95_ms, None, spec.cloud.gpus), "mode": "trace"})
+            else:
+                rows += [replay_row(rec, n, spec.cloud, seed) for n in spec.robots]
+    inv.out.mkdir(parents=True, exist_ok=True)
+    if inv.gpus_needed:
+        table = _gpus_table(rows)
+        (inv.out / "gpus_needed.json").write_text(json.dumps(
+            {"command": inv.command, "rows": rows}, indent=1) + "\n")
+        (inv.out / "gpus_needed.md").write_text(f"`{inv.command}`\n\n{table}")
+    elif inv.capacity:
+        table = markdown_table(rows)
+        (inv.out / "capacity.json").write_text(json.dumps(
+            {"command": inv.command, "mode": "trace", "rows": rows}, indent=1) + "\n")
+        (inv.out / "capacity.md").write_text(f"`{inv.command}`\n\n{table}")
+    else:
+        table = _table(rows)
+        (inv.out / "replay_summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(table)
+    return rows
+
+
+def _gpus_table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["| decider | link | robots | GPUs needed | robots per GPU | p95 ms | GPU util | "
+             "req/s |", "|" + "---|" * 8]
+    for r in rows:
+        if not r["reachable"]:
+            lines.append(f"| {r['agent']} | {r['link']} | {r['robots']} | unreachable | - | - "
+                         "| - | - |")
+            continue
+        lines.append(f"| {r['agent']} | {r['link']} | {r['robots']} | {r['gpus']} | "
+                     f"{r['robots_per_gpu']:.1f} | {r['latency_ms_p95']:.0f} | "
+                     f"{r['gpu_util']:.2f} | {r['requests_per_s']:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 _COLUMNS = (("agent", "decider", "s"), ("link", "link", "s"), ("robots", "N", "d"),

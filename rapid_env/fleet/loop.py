@@ -31,7 +31,12 @@ from rapid_env.episode import EpisodeRun
 from rapid_env.fleet.cell import CellSpec, WirelessCell
 from rapid_env.fleet.queue import BatchPolicy, CloudQueue
 from rapid_env.fleet.shared import SharedResources
-from rapid_env.fleet.transport import FleetTransport, RobotLoad, service_seconds
+from rapid_env.fleet.transport import (
+    FleetTransport,
+    RequestTrace,
+    RobotLoad,
+    service_seconds,
+)
 from rapid_env.observer import EpisodeObserver
 from rapid_env.seeding import stagger_rng
 
@@ -60,6 +65,8 @@ class FleetResult:
         cloud: the shared cloud's queue (its batches, busy time).
         sim_time_s: virtual seconds from the first tick to the last robot's end.
         starts: per robot, the tick of the fleet's clock its episode started at.
+        timelines: per robot, its requests that reached the cloud as a trace-driven replay
+            needs them (:mod:`rapid_env.fleet.replay`).
     """
 
     records: list[dict[str, Any]]
@@ -68,6 +75,7 @@ class FleetResult:
     cloud: CloudQueue | None = None
     sim_time_s: float = 0.0
     starts: list[int] = field(default_factory=list)
+    timelines: list[list[RequestTrace]] = field(default_factory=list)
 
 
 def admitted(policy: BatchPolicy, controller: PartitionedController) -> BatchPolicy:
@@ -149,7 +157,8 @@ def run_fleet(
         for i, run in enumerate(runs)
     ]
     latencies = [list(r.controller.latencies_s) for r in robots]
-    return FleetResult(records, latencies, requests, cloud, tick * dt, starts)
+    timelines = [t.load.timeline for t in transports]
+    return FleetResult(records, latencies, requests, cloud, tick * dt, starts, timelines)
 
 
 def _fleet_fields(

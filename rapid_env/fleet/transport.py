@@ -20,7 +20,7 @@ from rapid_env.fleet.shared import SharedResources
 from rapid_env.link import Link, TransferResult
 from rapid_env.transport import CostPlanner, TimedRequest
 
-__all__ = ["CloudStage", "FleetTransport", "RobotLoad", "service_seconds"]
+__all__ = ["CloudStage", "FleetTransport", "RequestTrace", "RobotLoad", "service_seconds"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,22 @@ class CellTransfer:
     nbytes: int
 
 
+@dataclass(frozen=True)
+class RequestTrace:
+    """One request as a replay sees it: when it was sent, its split, and what was not cloud.
+
+    Attributes:
+        t: send time on the fleet's clock.
+        split: the request's split.
+        gaps: seconds before its first cloud stage, between consecutive cloud stages, and after
+            its last one until the chunk was back (edge compute and transfers; no queueing).
+    """
+
+    t: float
+    split: int
+    gaps: tuple[float, ...]
+
+
 @dataclass
 class RobotLoad:
     """What one robot's requests met in what the fleet shares (its record's fleet fields).
@@ -70,11 +86,13 @@ class RobotLoad:
         batch_sizes: per cloud stage served, the size of the batch it ran in.
         airtime: per transfer through the cell, its work over its time in the cell (1.0: it
             had the cell to itself).
+        timeline: per request that reached the cloud, what a trace-driven replay needs.
     """
 
     queue_s: list[float] = field(default_factory=list)
     batch_sizes: list[int] = field(default_factory=list)
     airtime: list[float] = field(default_factory=list)
+    timeline: list[RequestTrace] = field(default_factory=list)
 
 
 Walk = Generator[tuple[CloudStage, float] | CellTransfer, tuple[float, ...], TimedRequest]
@@ -136,6 +154,8 @@ class FleetTransport:
         now: float | None = t
         index = 0
         model = repr(cost)
+        gaps: list[float] = []
+        mark = t  # where the current non-cloud gap began
         for stage in cost.plan(split).stages:
             assert now is not None
             if stage.kind == "edge":
@@ -143,6 +163,7 @@ class FleetTransport:
                 now += stage.seconds
                 continue
             if stage.kind == "cloud":
+                gaps.append(now - mark)
                 start, seconds, got = yield CloudStage(model, split, index, cost), now
                 size = int(got)
                 index += 1
@@ -150,6 +171,7 @@ class FleetTransport:
                 queue_s += wait
                 cloud_s += seconds
                 now = now + wait + seconds
+                mark = now
                 self.load.batch_sizes.append(size)
                 continue
             res = self.link.transfer(int(stage.nbytes), now, stage.kind)
@@ -172,6 +194,9 @@ class FleetTransport:
                 down_s += res.arrival - now
             now = res.arrival
         self.load.queue_s.append(queue_s)
+        if gaps and now is not None:
+            self.load.timeline.append(
+                RequestTrace(t + self.offset_s, split, (*gaps, now - mark)))
         return TimedRequest(
             now, edge_s, cloud_s, up_s, down_s, bytes_up, bytes_down, tuple(transfers)
         )
