@@ -334,12 +334,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             got, lt = results.get(timeout=arrivals[-1].t + 120)
             outcomes.update(dict(got))
             late.extend(lt)
-        for p in procs:
-            p.join(30)
+        for proc in procs:
+            proc.join(30)
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
         server.stop()
 
     assert server.batcher is not None
@@ -356,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace, arrivals: list[Arrival], reqs: list[Request],
-           table: ServiceTable, model_batches: list[object], ok: list[object], failed: int,
+           table: ServiceTable, model_batches: list[object], ok: Sequence[object], failed: int,
            late: list[float], outcomes: dict[int, str]) -> None:
     """Print the setup, the side-by-side table and the one-line figure."""
     q_meas = [r.start - r.arrival for r in reqs]
