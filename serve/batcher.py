@@ -13,7 +13,9 @@ server (``benchmarks/bench_fleet_serve.py``):
   checkpoint), oldest first, up to ``max_batch``.
 * It **starts** as soon as it is full or when its head has waited ``max_wait_s``, whichever comes
   first, and also early enough that no member's deadline passes while it waits: at the latest
-  at a member's deadline less the last batch's service time of that kind.
+  at a member's deadline less the longest of the last :data:`TIMED` batch times of that kind.
+  Until a kind's first batch has been timed, its batches start at once (nothing is known yet to
+  hold a request safely short of its deadline).
 * **Deadlines.** A request whose deadline passes while it waits is taken out of the queue and
   answered at once (:class:`WaitedPastDeadline`), never after its deadline; one whose deadline
   has passed when its batch starts is answered so, without running.
@@ -48,6 +50,9 @@ RunBatch = Callable[[Sequence[State], int, float], list[np.ndarray]]
 
 KEPT = 100_000
 """Most :class:`Served` records kept (the oldest are dropped first)."""
+
+TIMED = 16
+"""Batch times kept per kind: the longest of them is how long before a deadline a batch starts."""
 
 
 class WaitedPastDeadline(Exception):
@@ -138,7 +143,7 @@ class Batcher:
         self._cond = threading.Condition()
         self._waiting: list[Job] = []
         self._closed = False
-        self._service_s: dict[Hashable, float] = {}  # the last batch's time, per kind
+        self._service_s: dict[Hashable, deque[float]] = {}  # recent batch times, per kind
         self._served: deque[Served] = deque(maxlen=kept)
         self._thread = threading.Thread(target=self._loop, name="rapid-serve-batcher",
                                         daemon=True)
@@ -218,9 +223,10 @@ class Batcher:
 
     def _start_by(self, head: Job, same: list[Job]) -> float:
         """When the batch ``head`` heads must start: full, waited out, or a deadline near."""
-        if len(same) >= self.max_batch:
+        timed = self._service_s.get(head.kind)
+        if len(same) >= self.max_batch or not timed:
             return head.queued
-        latest = min(j.deadline for j in same) - self._service_s.get(head.kind, 0.0)
+        latest = min(j.deadline for j in same) - max(timed)
         return min(head.queued + self.max_wait_s, latest)
 
     def _execute(self, batch: list[Job]) -> None:
@@ -238,7 +244,7 @@ class Batcher:
         if error is not None:
             outcome = "deadline" if isinstance(error, DeadlineHit) else "failed"
         with self._cond:
-            self._service_s[split] = finish - start
+            self._service_s.setdefault(split, deque(maxlen=TIMED)).append(finish - start)
             for i, job in enumerate(batch):
                 job.state = {}  # the boundary's tensors are not kept with the statistics
                 if chunks is not None:
