@@ -5,7 +5,8 @@
 * :mod:`.config` holds what the server is started with (no torch, no grpc: the command line
   parses its flags with it before anything heavy loads);
 * :mod:`.model` is the cloud half of a loaded policy (:class:`~.model.CloudModel`), :mod:`.auth`
-  the bearer-token check, :mod:`.servicer` the ``PolicyServer`` calls and :mod:`.lifecycle` a
+  the bearer-token check, :mod:`.servicer` the ``PolicyServer`` calls, :mod:`.batcher` the
+  queue that runs same-split requests as one forward (``--max-batch``) and :mod:`.lifecycle` a
   started server with its graceful stop; the ``rapid-serve`` command is
   :mod:`rapid_env.cli.serve`;
 * :mod:`.client` is what a control loop calls (:class:`~.client.PolicyClient`), with errors as a

@@ -44,6 +44,8 @@ BOUNDS: dict[str, tuple[str, type, float, float, bool]] = {
     "max_seconds": ("--max-seconds", float, 1e-3, 366 * 86400.0, True),  # a year
     "grace_s": ("--grace-s", float, 0.0, 600.0, False),
     "chunk_size": ("--chunk-size", int, 1, 256, False),
+    "max_batch": ("--max-batch", int, 1, 1024, False),
+    "max_wait_ms": ("--max-wait-ms", float, 0.0, 60000.0, False),
 }
 """Every number ``rapid-serve`` takes: its flag, kind and closed range (finite, always).
 
@@ -109,12 +111,23 @@ class ServeConfig:
     max_seconds: float | None = None
     grace_s: float = 2.0
     chunk_size: int = field(default_factory=default_chunk_size)
+    max_batch: int = 1
+    max_wait_ms: float = 0.0
 
     def __post_init__(self) -> None:
         """Check every number against :data:`BOUNDS` (one :class:`UsageError` naming the flag)."""
         for f in fields(self):
             if f.name in BOUNDS:
                 check_number(*BOUNDS[f.name], getattr(self, f.name))
+
+    @property
+    def batching(self) -> bool:
+        """Whether requests go through the batcher (``--max-batch`` above 1 or a wait above 0).
+
+        The defaults (1 and 0) keep the unbatched path: each call runs its own forward on its
+        own request thread, exactly as before batching existed.
+        """
+        return self.max_batch > 1 or self.max_wait_ms > 0
 
     @property
     def max_request_bytes(self) -> int:

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from rapid_env.serve import rapid_serve_pb2_grpc as pb_grpc
 from rapid_env.serve.auth import TokenAuth
+from rapid_env.serve.batcher import Batcher
 from rapid_env.serve.config import ServeConfig, UsageError
 from rapid_env.serve.model import CloudModel, load_cloud_model
 from rapid_env.serve.servicer import SERVICE_NAME, PolicyService
@@ -70,7 +71,11 @@ class RunningServer:
     """
 
     def __init__(
-        self, config: ServeConfig, cloud: CloudModel, on_stopped: Callable[[], None] | None = None
+        self,
+        config: ServeConfig,
+        cloud: CloudModel,
+        on_stopped: Callable[[], None] | None = None,
+        batch: bool | None = None,
     ) -> None:
         self.config = config
         self.cloud = cloud
@@ -80,8 +85,10 @@ class RunningServer:
         self._count_lock = threading.Lock()
         self._on_stopped = on_stopped
         self.health = health.HealthServicer()
+        self.batcher = _batcher(config, cloud, batch)
         self.service = PolicyService(
-            cloud, config.max_request_bytes, config.deadline_s, on_call=self._counted
+            cloud, config.max_request_bytes, config.deadline_s, on_call=self._counted,
+            batcher=self.batcher,
         )
         self.server = _grpc_server(config)
         pb_grpc.add_PolicyServerServicer_to_server(self.service, self.server)
@@ -107,6 +114,8 @@ class RunningServer:
             log.info("--max-seconds %s passed: stopping", self.config.max_seconds)
         self.health.enter_graceful_shutdown()  # every service NOT_SERVING, later sets ignored
         self.server.stop(self.config.grace_s).wait()
+        if self.batcher is not None:
+            self.batcher.close()
         self.stopped.set()
         if self._on_stopped is not None:
             self._on_stopped()
@@ -122,9 +131,27 @@ class RunningServer:
         return self.stopped.wait(timeout)
 
 
-def start(config: ServeConfig, cloud: CloudModel | None = None) -> RunningServer:
-    """Load the policy (unless ``cloud`` is given) and start serving it."""
+def _batcher(config: ServeConfig, cloud: CloudModel, batch: bool | None) -> Batcher | None:
+    """The batching queue when ``batch`` (default: when the config batches), else None."""
+    if not (config.batching if batch is None else batch):
+        return None
+    if config.max_batch > config.workers:
+        log.warning(
+            "--max-batch %d is above --workers %d: a batch holds at most as many requests as "
+            "there are request threads to wait in it", config.max_batch, config.workers,
+        )
+    return Batcher(cloud.forward_batch, config.max_batch, config.max_wait_ms / 1000.0)
+
+
+def start(
+    config: ServeConfig, cloud: CloudModel | None = None, batch: bool | None = None
+) -> RunningServer:
+    """Load the policy (unless ``cloud`` is given) and start serving it.
+
+    ``batch`` forces the batching queue on or off; by default it is on when ``--max-batch`` is
+    above 1 or ``--max-wait-ms`` above 0 (a benchmark turns it on at batch 1 for its statistics).
+    """
     if cloud is None:
         cloud = load_cloud_model(config.policy, config.chunk_size, config.parallel_forward)
-    return RunningServer(config, cloud)
+    return RunningServer(config, cloud, batch=batch)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,6 +172,29 @@ class CloudModel:
                 actions = self._run(state, split, deadline)
         out = actions[0, : self.chunk_size].numpy().astype(np.float32)
         return np.clip(out, -1.0, 1.0)
+
+    def forward_batch(
+        self, states: Sequence[dict[str, torch.Tensor]], split: int, deadline: float = math.inf
+    ) -> list[np.ndarray]:
+        """One forward over several requests' decoded states at ``split``: a chunk for each.
+
+        The states are stacked on the batch dimension (every boundary tensor's first): a
+        multi-camera model's image batch holds each sample's frames camera-major, so stacking
+        samples keeps the order :meth:`ExecutableVLA.prepare` folds them in. The blocks are pure
+        per sample, so each request's chunk is its unbatched :meth:`forward`'s up to the float
+        rounding of the larger kernels. ``deadline`` is checked between blocks as there.
+        """
+        if len(states) == 1:
+            return [self.forward(states[0], split, deadline)]
+        with torch.inference_mode():
+            stacked = {key: torch.cat([s[key] for s in states]) for key in states[0]}
+        if self._lock is None:
+            actions = self._run(stacked, split, deadline)
+        else:
+            with self._lock:
+                actions = self._run(stacked, split, deadline)
+        out = np.clip(actions[:, : self.chunk_size].numpy().astype(np.float32), -1.0, 1.0)
+        return [out[i] for i in range(len(states))]
 
     def _run(self, state: dict[str, torch.Tensor], split: int, deadline: float) -> torch.Tensor:
         with torch.inference_mode():

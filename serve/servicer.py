@@ -20,6 +20,7 @@ import torch
 from rapid_env.agents.vla.split import COMPRESSIONS
 from rapid_env.serve import rapid_serve_pb2 as pb
 from rapid_env.serve import rapid_serve_pb2_grpc as pb_grpc
+from rapid_env.serve.batcher import Batcher, BatcherClosed, Job, WaitedPastDeadline
 from rapid_env.serve.boundary import BoundaryError, check_boundary
 from rapid_env.serve.model import CloudModel, DeadlineHit
 
@@ -47,8 +48,10 @@ class PolicyService(pb_grpc.PolicyServerServicer):
         max_request_bytes: int,
         deadline_s: float,
         on_call: Callable[[], None] | None = None,
+        batcher: Batcher | None = None,
     ) -> None:
         self.cloud = cloud
+        self.batcher = batcher
         self.deadline_s = deadline_s
         self._info = cloud.info(max_request_bytes)
         self._on_call = on_call or (lambda: None)
@@ -74,7 +77,10 @@ class PolicyService(pb_grpc.PolicyServerServicer):
         comp = self._check_request(request, context)
         k = request.split
         state = self._decode(request, comp, context)
-        actions = self._forward(request, state, t0, context)
+        if self.batcher is None:
+            actions = self._forward(request, state, t0, context)
+        else:
+            actions = self._batched(request, state, t0, context)
         server_ms = (time.perf_counter() - t0) * 1000.0
         log.info(
             "infer %r split=%d compression=%s bytes=%d %.1f ms instruction=%r",
@@ -147,22 +153,59 @@ class PolicyService(pb_grpc.PolicyServerServicer):
     ) -> np.ndarray:
         """The cloud blocks under the deadline; their failure is answered, never fatal."""
         k = request.split
-        remaining = context.time_remaining()
-        budget = self.deadline_s if remaining is None else min(remaining, self.deadline_s)
+        budget = self._budget(context)
         failure: tuple[grpc.StatusCode, str] | None = None
         try:
             actions = self.cloud.forward(state, k, t0 + budget)
-        except DeadlineHit as e:
-            failure = (
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"deadline of {budget * 1000:.0f} ms passed before block {e.args[0]!r}",
-            )
         except Exception as e:  # the model's failure is answered, never fatal
-            log.exception("forward failed (request %r, split %d)", request.request_id, k)
-            failure = (grpc.StatusCode.INTERNAL, f"forward failed at split {k}: "
-                       f"{type(e).__name__}: {e}")
+            failure = self._failure(e, request, budget)
         if failure is None and not np.isfinite(actions).all():
             failure = (grpc.StatusCode.INTERNAL, "forward produced non-finite actions")
         if failure is not None:
             _abort(context, *failure)
         return actions
+
+    def _batched(
+        self,
+        request: pb.InferRequest,
+        state: dict[str, torch.Tensor],
+        t0: float,
+        context: grpc.ServicerContext,
+    ) -> np.ndarray:
+        """The cloud blocks as part of a batch (``--max-batch``); answered as :meth:`_forward`."""
+        assert self.batcher is not None
+        budget = self._budget(context)
+        job = Job(request.split, state, t0 + budget, t0, request.request_id)
+        try:
+            self.batcher.run(job)
+        except BatcherClosed as e:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(e))
+        if job.error is not None:
+            _abort(context, *self._failure(job.error, request, budget))
+        actions = job.chunk
+        if actions is None or not np.isfinite(actions).all():
+            _abort(context, grpc.StatusCode.INTERNAL, "forward produced non-finite actions")
+        return actions
+
+    def _budget(self, context: grpc.ServicerContext) -> float:
+        """Seconds this request may take: ``--deadline-s``, or the client's shorter deadline."""
+        remaining = context.time_remaining()
+        return self.deadline_s if remaining is None else min(remaining, self.deadline_s)
+
+    def _failure(
+        self, e: BaseException, request: pb.InferRequest, budget: float
+    ) -> tuple[grpc.StatusCode, str]:
+        """The status and message that answer a forward's exception."""
+        if isinstance(e, DeadlineHit):
+            return (
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"deadline of {budget * 1000:.0f} ms passed before block {e.args[0]!r}",
+            )
+        if isinstance(e, WaitedPastDeadline):
+            return (
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"deadline of {budget * 1000:.0f} ms passed while waiting for a batch",
+            )
+        k = request.split
+        log.error("forward failed (request %r, split %d)", request.request_id, k, exc_info=e)
+        return (grpc.StatusCode.INTERNAL, f"forward failed at split {k}: {type(e).__name__}: {e}")

@@ -80,6 +80,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--chunk-size", type=int, default=None,
                     help="rows of every reply (at most the checkpoint's chunk; default: the "
                          "environment's)")
+    ap.add_argument("--max-batch", type=int, default=1,
+                    help="most requests for the same split run as one batched forward (1: no "
+                         "batching)")
+    ap.add_argument("--max-wait-ms", type=float, default=0.0,
+                    help="longest the oldest waiting request waits for its batch to fill (never "
+                         "past its deadline)")
     ap.add_argument("--max-requests", type=int, default=None,
                     help="stop after this many Infer/Info calls (tests)")
     ap.add_argument("--max-seconds", type=float, default=None,
@@ -121,6 +127,8 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         max_seconds=args.max_seconds,
         grace_s=args.grace_s,
         chunk_size=chunk_size,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
     )
 
 
@@ -137,6 +145,14 @@ def _start(args: argparse.Namespace, config: ServeConfig) -> tuple[RunningServer
     return start(config, cloud), threads
 
 
+def _forwards(config: ServeConfig) -> str:
+    """How forwards run: batched (with the batch rule), in parallel, or one at a time."""
+    if config.batching:
+        return (f"batches of up to {config.max_batch} per split, the oldest waiting at most "
+                f"{config.max_wait_ms:g} ms")
+    return "parallel forwards" if config.parallel_forward else "one forward at a time"
+
+
 def _announce(running: RunningServer, threads: int) -> None:
     """What is served where (the ``port`` line is the one to parse with ``--port 0``)."""
     config, cloud = running.config, running.cloud
@@ -151,7 +167,7 @@ def _announce(running: RunningServer, threads: int) -> None:
         f"{', '.join(cloud.cameras)}, splits {cloud.splits[0]}..{cloud.splits[-1]}) on "
         f"{running.address} ({scheme}, "
         f"{config.workers} workers, {threads} torch threads, "
-        f"{'parallel forwards' if config.parallel_forward else 'one forward at a time'})",
+        f"{_forwards(config)})",
         flush=True,
     )
     print(f"rapid-serve: port {running.port}", flush=True)
