@@ -100,6 +100,32 @@ def read_arrivals(path: Path) -> list[Arrival]:
     return sorted(out, key=lambda a: a.t)
 
 
+def fleet_arrivals(path: Path, rate: float, split: int, requests: int) -> list[Arrival]:
+    """A virtual fleet's arrival process, from ``rapid-fleet``'s ``requests.jsonl``.
+
+    Every request of the file's first fleet reaches the cloud at its send time plus the edge
+    compute and upload before its first cloud stage (the recorded gap). The fleet's clock is
+    scaled so that the mean rate is ``rate`` per second: the executable model serves in
+    milliseconds what the full-size model's cloud half takes tens of milliseconds for, so the
+    same load, not the same seconds, is what the server gets (the burstiness -- robots that ask
+    together, quiet stretches -- is the fleet's). Every request runs at ``split`` (the
+    executable model's own blocks); the first ``requests`` are kept.
+    """
+    line = next((x for x in path.read_text().splitlines() if x.strip()), None)
+    if line is None:
+        raise ValueError(f"{path}: no fleet recorded")
+    row = json.loads(line)
+    times = sorted(
+        (t + gaps[0], robot)
+        for robot, timeline in enumerate(row["timelines"]) for t, _, gaps in timeline
+    )[:requests]
+    if len(times) < 2:
+        raise ValueError(f"{path}: its fleet sent {len(times)} requests; need 2 or more")
+    t0, span = times[0][0], times[-1][0] - times[0][0]
+    scale = (len(times) - 1) / rate / span if span > 0 else 1.0
+    return [Arrival((t - t0) * scale, robot, split) for t, robot in times]
+
+
 def poisson_arrivals(rate: float, requests: int, robots: int, split: int,
                      seed: int) -> list[Arrival]:
     """``requests`` arrivals of a Poisson process of ``rate`` per second (seeded)."""
@@ -214,8 +240,8 @@ def model_run(reqs: list[Request], table: ServiceTable, max_batch: int,
     queue = CloudQueue(BatchPolicy(gpus=1, max_batch=max_batch, max_wait_s=max_wait_s), service_s)
 
     def done_for(r: Request):  # noqa: ANN202 - a closure over one request
-        def done(start: float, finish: float, size: int) -> None:
-            r.model_start, r.model_finish = start, finish
+        def done(start: float, seconds: float, size: int) -> None:
+            r.model_start, r.model_finish = start, start + seconds
 
         return done
 
@@ -242,7 +268,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's --max-wait-ms")
     ap.add_argument("--arrivals", type=Path, default=None,
                     help="JSON lines {t, robot, split}; default: a seeded Poisson process")
-    ap.add_argument("--rate", type=float, default=150.0, help="Poisson requests per second")
+    ap.add_argument("--fleet", type=Path, default=None,
+                    help="a rapid-fleet OUT/requests.jsonl: its first fleet's arrivals, its "
+                         "clock scaled to --rate per second, every request at --split")
+    ap.add_argument("--rate", type=float, default=150.0,
+                    help="requests per second (Poisson, or --fleet's scaled)")
     ap.add_argument("--requests", type=int, default=1500, help="Poisson requests")
     ap.add_argument("--robots", type=int, default=16, help="Poisson: robots the requests come from")
     ap.add_argument("--split", type=int, default=3, help="Poisson: every request's split")
@@ -272,6 +302,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             arrivals = read_arrivals(args.arrivals)
         except (OSError, ValueError) as e:
+            print(f"bench_fleet_serve: {e}", file=sys.stderr)
+            return 2
+    elif args.fleet is not None:
+        try:
+            arrivals = fleet_arrivals(args.fleet, args.rate, args.split, args.requests)
+        except (OSError, ValueError, KeyError) as e:
             print(f"bench_fleet_serve: {e}", file=sys.stderr)
             return 2
     else:
@@ -371,7 +407,8 @@ def report(args: argparse.Namespace, arrivals: list[Arrival], reqs: list[Request
     busy_mod = sum(b.finish - b.start for b in model_batches)  # type: ignore[attr-defined]
     checks = [r.queued - r.received for r in ok]  # type: ignore[attr-defined]
     source = (f"arrivals {args.arrivals}" if args.arrivals else
-              f"Poisson {args.rate:g}/s, seed {args.seed}, {args.robots} robots, split "
+              f"fleet {args.fleet} scaled to {args.rate:g}/s, split {args.split}" if args.fleet
+              else f"Poisson {args.rate:g}/s, seed {args.seed}, {args.robots} robots, split "
               f"{args.split}")
     print(f"policy {args.policy}, B={args.max_batch}, W={args.max_wait_ms:g} ms, "
           f"{len(arrivals)} requests ({source}), {args.clients} client processes, "

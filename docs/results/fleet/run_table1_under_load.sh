@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Table I under load: the paper regime's two deciders on their fixed partitions (RAPID 2.4 GiB,
+# the escalating vision trigger 4.7 GiB), 1, 8 and 32 robots sharing one A100 and one lab-wifi6
+# cell (300 Mbit/s each way), in the standard / visual-noise / interference scenes (one fleet
+# per scene). Resumable: rerun to finish. About 40 min on 2 CPU cores.
+set -euo pipefail
+OUT=${1:-docs/results/fleet/table1}
+COMMON=(--tasks mt10 --robots 1,8,32 --links lab-wifi6 --cell link --gpus 1 --max-batch 1
+        --seed 1000 --wandb disabled --quiet)
+for noise in clean visual-noise interference; do
+  rapid-fleet "${COMMON[@]}" --agents rapid --edge-budget-gib 2.4 --noise "$noise" \
+    --out "$OUT/rapid-$noise"
+  rapid-fleet "${COMMON[@]}" --agents 'vision-entropy(mode=escalate)' --edge-budget-gib 4.7 \
+    --noise "$noise" --out "$OUT/vision-$noise"
+done
