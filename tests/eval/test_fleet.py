@@ -88,3 +88,25 @@ def test_bad_flags_are_one_line_and_exit_2(
     assert rapid_fleet([*SHORT, *argv, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1
+
+
+def test_replay_and_gpus_needed_from_a_recorded_fleet(tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    base = [*SHORT, "--agents", "cloud-only", "--max-episode-s", "1"]
+    assert rapid_fleet([*base, "--robots", "2", "--gpus", "unbounded", "--out", str(rec)]) == 0
+    lines = (rec / "requests.jsonl").read_text().splitlines()
+    recorded = json.loads(lines[0])
+    assert recorded["agent"] == "cloud-only" and len(recorded["timelines"]) == 2
+    assert all(len(gaps) == 2 for robot in recorded["timelines"] for _, _, gaps in robot)
+    out = tmp_path / "replay"
+    assert rapid_fleet([*base, "--replay", str(rec), "--robots", "2,200", "--gpus", "1",
+                        "--out", str(out)]) == 0
+    rows = json.loads((out / "replay_summary.json").read_text())
+    assert [r["robots"] for r in rows] == [2, 200] and rows[0]["mode"] == "trace"
+    assert rows[1]["latency_ms_p95"] > rows[0]["latency_ms_p95"]  # 200 robots, one GPU
+    need = tmp_path / "need"
+    assert rapid_fleet([*base, "--replay", str(rec), "--robots", "200", "--gpus-needed",
+                        "--slo-p95-ms", "150", "--out", str(need)]) == 0
+    (row,) = json.loads((need / "gpus_needed.json").read_text())["rows"]
+    assert row["reachable"] and row["gpus"] > 1 and row["latency_ms_p95"] <= 150
+    assert row["probes"][str(row["gpus"] - 1)] > 150  # one GPU fewer misses it
