@@ -29,7 +29,7 @@ from rapid_env.fleet.loop import FleetResult, FleetRobot, run_fleet
 from rapid_env.fleet.queue import BatchPolicy
 from rapid_env.record import assemble
 
-__all__ = ["FleetJob", "FleetSpec", "fleet_jobs", "fleet_key", "fleet_summary", "robot_jobs", "run_fleet_job"]
+__all__ = ["FleetJob", "FleetSpec", "fleet_jobs", "fleet_key", "fleet_task", "fleet_summary", "robot_jobs", "run_fleet_job"]
 
 MAX_ROBOTS = 4096
 """Robots in one closed-loop fleet: each is a MuJoCo scene and a policy in this process."""
@@ -127,6 +127,16 @@ def run_fleet_job(job: FleetJob) -> tuple[list[dict[str, Any]], FleetResult]:
     for robot in robots:
         _close(robot)
     return records, result
+
+
+def fleet_task(job: FleetJob) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any], float]:
+    """One fleet as a backend's task: its records, summary row, timelines and simulated time
+    (plain data, for a worker process to send back)."""
+    import torch
+
+    torch.set_num_threads(1)
+    records, result = run_fleet_job(job)
+    return records, fleet_summary(job, records, result), result.timelines, result.sim_time_s
 
 
 def _close(robot: FleetRobot) -> None:

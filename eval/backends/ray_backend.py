@@ -338,6 +338,32 @@ class RayBackend:
                     record = _failed(job, exc, ray)
                 yield record
 
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Run ``fn(item)`` for every item as a Ray task of one CPU; yield ``(index, result)``
+        as they finish (``fn`` must be importable on the workers: a module-level function).
+
+        What a sweep whose unit is not one episode runs on: ``rapid-fleet`` submits one fleet
+        per task (its robots share a clock, so a fleet never spreads over workers). A task that
+        fails raises its error here.
+        """
+        ray = self._ray
+        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(fn)
+        todo = list(reversed(list(enumerate(items))))
+        running: dict[Any, int] = {}
+        while todo or running:
+            while todo and len(running) < TASKS_PER_CPU * self.cluster_cpus():
+                index, item = todo.pop()
+                running[task.remote(item)] = index
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                index = running.pop(ref)
+                try:
+                    yield index, ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    if _interrupted(exc, ray):
+                        raise KeyboardInterrupt from exc
+                    raise
+
     def close(self) -> None:
         """Shut down the cluster this backend started, or disconnect from the one it joined."""
         if self._connected and self._ray.is_initialized():

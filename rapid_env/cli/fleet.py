@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gpus-needed", action="store_true",
                    help="with --replay and --slo-p95-ms: the fewest GPUs per --robots size "
                         "that keep chunk latency p95 within the SLO (OUT/gpus_needed.json, .md)")
+    o.add_argument("--backend", choices=("serial", "ray"), default="serial",
+                   help="run the fleets here one after another, or as Ray tasks (one fleet per "
+                        "task; --capacity and --replay run here)")
+    o.add_argument("--workers", type=int, default=1,
+                   help="--backend ray: CPUs of the local Ray cluster it starts")
+    o.add_argument("--address", default=None,
+                   help="--backend ray: a running cluster's address instead of a local one")
     o.add_argument("--wandb", default=None, choices=("online", "offline", "disabled"),
                    help="W&B mode (default: offline unless an API key is configured)")
     o.add_argument("--project", default=None, help="W&B project")
@@ -162,6 +169,9 @@ class FleetInvocation:
     command: str
     replay: Path | None = None
     gpus_needed: bool = False
+    backend: str = "serial"
+    workers: int = 1
+    address: str | None = None
 
 
 def parse(argv: Sequence[str] | None) -> FleetInvocation:
@@ -186,6 +196,10 @@ def parse(argv: Sequence[str] | None) -> FleetInvocation:
     if args.replay is None and max(args.robots) > MAX_ROBOTS:
         raise ValueError(f"--robots {max(args.robots)}; allowed: 1..{MAX_ROBOTS} for a "
                          "closed-loop fleet (more with --replay, which runs no physics)")
+    if args.backend == "ray" and args.address is None:
+        from rapid_env.eval.backends.ray_backend import check_local_cpus
+
+        check_local_cpus(args.workers)
     if args.gpus_needed and args.replay is None:
         raise ValueError("--gpus-needed replays recorded requests; give --replay RUN")
     if args.replay is not None and not (args.replay / "requests.jsonl").exists():
@@ -230,7 +244,8 @@ def parse(argv: Sequence[str] | None) -> FleetInvocation:
     command = shlex.join(["rapid-fleet", *(sys.argv[1:] if argv is None else argv)])
     return FleetInvocation(spec, out, args.overwrite, args.capacity, args.slo_p95_ms,
                            args.min_success, args.max_robots, args.wandb, args.project,
-                           args.quiet, command, args.replay, args.gpus_needed)
+                           args.quiet, command, args.replay, args.gpus_needed, args.backend,
+                           args.workers, args.address)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -250,7 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif inv.capacity:
             rows = _capacity(inv, store, failed)
         else:
-            rows = [_fleet(inv, store, job, failed) for job in _jobs(inv)]
+            jobs = _jobs(inv)
+            if inv.backend == "ray":
+                _on_ray(inv, store, [j for j in jobs if store.done(j) is None], failed)
+            rows = [_fleet(inv, store, job, failed) for job in jobs]
             store.write_summary(rows)
             print(_table(rows))
     except KeyboardInterrupt:
@@ -293,6 +311,25 @@ def _fleet(
     if not inv.quiet:
         print(_line(row), file=sys.stderr)
     return row
+
+
+def _on_ray(
+    inv: FleetInvocation, store: FleetStore, jobs: Sequence[FleetJob], failed: list[str]
+) -> None:
+    """Run ``jobs`` as Ray tasks, one fleet each; store each as it finishes."""
+    from rapid_env.eval.backends.ray_backend import RayBackend
+    from rapid_env.eval.fleet import fleet_task
+
+    if not jobs:
+        return
+    backend = RayBackend(inv.address, inv.workers)
+    try:
+        for index, (records, row, timelines, sim_s) in backend.map(fleet_task, jobs):
+            stored = store.add(jobs[index], row, records, timelines, sim_s)
+            if not inv.quiet:
+                print(_line(stored), file=sys.stderr)
+    finally:
+        backend.close()
 
 
 def _capacity(

@@ -110,3 +110,16 @@ def test_replay_and_gpus_needed_from_a_recorded_fleet(tmp_path: Path) -> None:
     (row,) = json.loads((need / "gpus_needed.json").read_text())["rows"]
     assert row["reachable"] and row["gpus"] > 1 and row["latency_ms_p95"] <= 150
     assert row["probes"][str(row["gpus"] - 1)] > 150  # one GPU fewer misses it
+
+
+def test_fleets_on_ray_give_the_serial_records(tmp_path: Path) -> None:
+    argv = [*SHORT, "--robots", "1,2", "--agents", "cloud-only", "--max-episode-s", "1"]
+    assert rapid_fleet([*argv, "--out", str(tmp_path / "serial")]) == 0
+    assert rapid_fleet([*argv, "--backend", "ray", "--workers", "2",
+                        "--out", str(tmp_path / "ray")]) == 0
+    key = "episode_key"
+    serial = sorted((comparable(r) | {key: r[key]} for r in records(tmp_path / "serial")),
+                    key=lambda r: r[key])
+    ray = sorted((comparable(r) | {key: r[key]} for r in records(tmp_path / "ray")),
+                 key=lambda r: r[key])
+    assert len(serial) == 3 and serial == ray
