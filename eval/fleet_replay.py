@@ -82,9 +82,12 @@ def load_recordings(folder: Path) -> dict[tuple[str, str], Recording]:
     return best
 
 
-def replay_row(rec: Recording, robots: int, policy: BatchPolicy, seed: int) -> dict[str, Any]:
+def replay_row(
+    rec: Recording, robots: int, policy: BatchPolicy, seed: int, max_in_flight: int | None = None
+) -> dict[str, Any]:
     """Replay ``robots`` robots of ``rec`` into ``policy``'s cloud: a summary row."""
-    result = replay(rec.timelines, robots, policy, rec.cost(), rec.horizon_s, seed)
+    result = replay(rec.timelines, robots, policy, rec.cost(), rec.horizon_s, seed,
+                    max_in_flight)
     return _row(rec, robots, policy, result)
 
 
@@ -93,7 +96,7 @@ def _row(rec: Recording, robots: int, policy: BatchPolicy, r: ReplayResult) -> d
     return {
         "agent": rec.agent, "link": rec.link, "robots": robots, "mode": "trace",
         "recorded_robots": rec.robots, "gpus": policy.gpus, "max_batch": policy.max_batch,
-        "max_wait_ms": policy.max_wait_s * 1e3, "requests": n,
+        "max_wait_ms": policy.max_wait_s * 1e3, "requests": n, "refused": r.refused,
         "requests_per_s": n / r.horizon_s,
         "gpu_util": min(1.0, r.busy_s / (policy.gpus * r.horizon_s)) if policy.gpus else None,
         "latency_ms_p50": r.p(50) if n else None, "latency_ms_p95": r.p(95) if n else None,
@@ -104,14 +107,19 @@ def _row(rec: Recording, robots: int, policy: BatchPolicy, r: ReplayResult) -> d
 
 
 def gpus_needed(
-    rec: Recording, robots: int, policy: BatchPolicy, slo_p95_ms: float, seed: int
+    rec: Recording,
+    robots: int,
+    policy: BatchPolicy,
+    slo_p95_ms: float,
+    seed: int,
+    max_in_flight: int | None = None,
 ) -> dict[str, Any]:
     """The fewest GPUs that keep ``robots`` robots' chunk latency p95 within the SLO."""
     probes: dict[int, dict[str, Any]] = {}
 
     def ok(m: int) -> bool:
         if m not in probes:
-            probes[m] = replay_row(rec, robots, replace(policy, gpus=m), seed)
+            probes[m] = replay_row(rec, robots, replace(policy, gpus=m), seed, max_in_flight)
         p95 = probes[m]["latency_ms_p95"]
         return p95 is not None and p95 <= slo_p95_ms
 

@@ -369,6 +369,7 @@ def _replay(inv: FleetInvocation) -> list[dict[str, Any]]:
     recordings = load_recordings(inv.replay)
     spec = inv.spec
     seed = spec.sweep.seed
+    window = spec.sweep.base.control.max_in_flight  # the controller's, as the robots had it
     rows: list[dict[str, Any]] = []
     for link in spec.sweep.links:
         for agent in spec.sweep.agents:
@@ -379,15 +380,15 @@ def _replay(inv: FleetInvocation) -> list[dict[str, Any]]:
                     f"allowed: {', '.join(f'{a} on {k}' for a, k in sorted(recordings))}")
             if inv.gpus_needed:
                 assert inv.slo_p95_ms is not None
-                rows += [gpus_needed(rec, n, spec.cloud, inv.slo_p95_ms, seed)
+                rows += [gpus_needed(rec, n, spec.cloud, inv.slo_p95_ms, seed, window)
                          for n in spec.robots]
             elif inv.capacity:
                 assert inv.slo_p95_ms is not None
                 cap = find_capacity(agent, link, lambda n, rec=rec: replay_row(
-                    rec, n, spec.cloud, seed), inv.slo_p95_ms, None, inv.max_robots)
+                    rec, n, spec.cloud, seed, window), inv.slo_p95_ms, None, inv.max_robots)
                 rows.append({**cap.row(inv.slo_p95_ms, None, spec.cloud.gpus), "mode": "trace"})
             else:
-                rows += [replay_row(rec, n, spec.cloud, seed) for n in spec.robots]
+                rows += [replay_row(rec, n, spec.cloud, seed, window) for n in spec.robots]
     inv.out.mkdir(parents=True, exist_ok=True)
     if inv.gpus_needed:
         table = _gpus_table(rows)

@@ -41,6 +41,7 @@ class ReplayResult:
         busy_s: GPU-seconds the batches took.
         horizon_s: the replay's span (requests per second and utilisation are over it).
         batches: how many batches ran, and their mean size.
+        refused: recorded requests not sent because their robot's window was full.
     """
 
     latencies_s: np.ndarray
@@ -49,6 +50,7 @@ class ReplayResult:
     horizon_s: float
     batches: int
     batch_size_mean: float
+    refused: int = 0
 
     def p(self, q: float) -> float:
         """The ``q``-th percentile of latency, in milliseconds."""
@@ -65,8 +67,16 @@ def replay(
     cost: CostPlanner,
     horizon_s: float,
     seed: int = 0,
+    max_in_flight: int | None = None,
 ) -> ReplayResult:
-    """Replay ``robots`` robots drawn from ``timelines`` into a cloud of ``policy``'s size."""
+    """Replay ``robots`` robots drawn from ``timelines`` into a cloud of ``policy``'s size.
+
+    ``max_in_flight``: the controller's cap on a robot's requests in flight. A recorded request
+    sent while its robot already has that many on their way is refused, as the controller would
+    refuse it (``refused_requests``): the one feedback a replay keeps, and the one that matters
+    most when the cloud slows down (a robot cannot pile up more than its window). None: every
+    recorded request is sent.
+    """
     if not timelines or robots < 1:
         raise ValueError(f"replay needs timelines and robots >= 1; got {len(timelines)}, {robots}")
     if not horizon_s > 0:
@@ -83,8 +93,10 @@ def replay(
     sends.sort(key=lambda s: (s[0], s[1]))
     cloud = CloudQueue(policy, service_seconds)
     model = repr(cost)
-    latency = np.zeros(len(sends))
+    latency = np.full(len(sends), np.nan)
     queued = np.zeros(len(sends))
+    back = np.full(len(sends), np.inf)  # when each sent request's chunk is back (inf: not yet)
+    mine: list[list[int]] = [[] for _ in range(robots)]  # each robot's sent requests
 
     def walk(i: int, t: float, req: RequestTrace) -> Walk:
         now = t + req.gaps[0]
@@ -93,6 +105,7 @@ def replay(
             queued[i] += start - now
             now = start + seconds + gap
         latency[i] = now - t
+        back[i] = now
 
     def resume(w: Walk, value: tuple[float, float, int] | None) -> None:
         try:
@@ -102,10 +115,16 @@ def replay(
         cloud.submit(CloudJob(stage, arrival, float("inf"),
                               lambda s, d, b: resume(w, (s, d, b))))
 
-    for i, (t, _, req) in enumerate(sends):
+    for i, (t, j, req) in enumerate(sends):
         cloud.advance(t)  # everything that starts before this send is decided
+        if max_in_flight is not None:
+            mine[j] = [k for k in mine[j] if back[k] > t]
+            if len(mine[j]) >= max_in_flight:
+                continue  # refused: the robot's window is full
+            mine[j].append(i)
         resume(walk(i, t, req), None)
     cloud.drain()
+    sent = ~np.isnan(latency)
     sizes = [b.size for b in cloud.batches]
-    return ReplayResult(latency, queued, cloud.busy_s(), horizon_s, len(sizes),
-                        float(np.mean(sizes)) if sizes else 0.0)
+    return ReplayResult(latency[sent], queued[sent], cloud.busy_s(), horizon_s, len(sizes),
+                        float(np.mean(sizes)) if sizes else 0.0, int((~sent).sum()))

@@ -2,7 +2,8 @@
 # Table I under load: the paper regime's two deciders on their fixed partitions (RAPID 2.4 GiB,
 # the escalating vision trigger 4.7 GiB), 1, 8 and 32 robots sharing one A100 and one lab-wifi6
 # cell (300 Mbit/s each way), in the standard / visual-noise / interference scenes (one fleet
-# per scene). Resumable: rerun to finish. About 40 min on 2 CPU cores.
+# per scene), the baseline under both readings of its untriggered steps (early exit, cross).
+# Resumable: rerun to finish.
 set -euo pipefail
 OUT=${1:-docs/results/fleet/table1}
 COMMON=(--tasks mt10 --robots 1,8,32 --links lab-wifi6 --cell link --gpus 1 --max-batch 1
@@ -12,4 +13,7 @@ for noise in clean visual-noise interference; do
     --out "$OUT/rapid-$noise"
   rapid-fleet "${COMMON[@]}" --agents 'vision-entropy(mode=escalate)' --edge-budget-gib 4.7 \
     --noise "$noise" --out "$OUT/vision-$noise"
+  # the symmetric reading: the baseline's untriggered refills cross its partition too
+  rapid-fleet "${COMMON[@]}" --agents 'vision-entropy(mode=escalate,untriggered=cross)' \
+    --edge-budget-gib 4.7 --noise "$noise" --out "$OUT/vision-cross-$noise"
 done
