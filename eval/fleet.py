@@ -29,7 +29,10 @@ from rapid_env.fleet.loop import FleetResult, FleetRobot, run_fleet
 from rapid_env.fleet.queue import BatchPolicy
 from rapid_env.record import assemble
 
-__all__ = ["FleetJob", "FleetSpec", "fleet_jobs", "fleet_key", "fleet_task", "fleet_summary", "robot_jobs", "run_fleet_job"]
+__all__ = [
+    "FleetJob", "FleetSpec", "fleet_jobs", "fleet_key", "fleet_summary", "fleet_task",
+    "robot_jobs", "run_fleet_job",
+]
 
 MAX_ROBOTS = 4096
 """Robots in one closed-loop fleet: each is a MuJoCo scene and a policy in this process."""
@@ -130,8 +133,10 @@ def run_fleet_job(job: FleetJob) -> tuple[list[dict[str, Any]], FleetResult]:
 
 
 def fleet_task(job: FleetJob) -> tuple[list[dict[str, Any]], dict[str, Any], list[Any], float]:
-    """One fleet as a backend's task: its records, summary row, timelines and simulated time
-    (plain data, for a worker process to send back)."""
+    """One fleet as a backend's task: records, summary row, timelines, simulated time.
+
+    Plain data, for a worker process to send back.
+    """
     import torch
 
     torch.set_num_threads(1)

@@ -1,5 +1,4 @@
-"""``rapid-fleet --replay``: recorded request timelines replayed at any fleet size, and how many
-GPUs a fleet needs within an SLO.
+"""``rapid-fleet --replay``: recorded requests replayed at any fleet size, and GPUs needed.
 
 The timelines come from a closed-loop fleet's folder (its ``requests.jsonl``), one set per
 decider and link: the largest fleet recorded for them, best recorded on a cloud that queued
@@ -15,12 +14,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rapid_env.cost import build_cost_model
 from rapid_env.fleet.queue import BatchPolicy
 from rapid_env.fleet.replay import ReplayResult, replay
 from rapid_env.fleet.transport import RequestTrace
+
+if TYPE_CHECKING:
+    from rapid_env.cost.model import LoopCost, Placement
 
 __all__ = ["MAX_REPLAY_ROBOTS", "Recording", "gpus_needed", "load_recordings", "replay_row"]
 
@@ -51,15 +53,17 @@ class Recording:
     def cost(self) -> Any:
         """The cost model whose cloud stages the requests run."""
         m = self.model
-        return build_cost_model(m["profile"], m["edge"], m["cloud"],
-                                placement=m["placement"] if m["placement"] != "best"
-                                else "edge-prefix",
-                                loop_cost=m["loop_cost"])  # type: ignore[arg-type]
+        placement: Placement = "edge-suffix" if m["placement"] == "edge-suffix" else "edge-prefix"
+        loop: LoopCost = "once" if m["loop_cost"] == "once" else "per-pass"
+        return build_cost_model(m["profile"], m["edge"], m["cloud"], placement=placement,
+                                loop_cost=loop)
 
 
 def load_recordings(folder: Path) -> dict[tuple[str, str], Recording]:
-    """Per (decider, link), the largest fleet recorded in ``folder``'s ``requests.jsonl``
-    (an unqueued one preferred at equal size)."""
+    """Per (decider, link), the largest fleet recorded in ``folder``'s ``requests.jsonl``.
+
+    At equal size, one recorded on a cloud that queued nothing is preferred.
+    """
     path = folder / "requests.jsonl"
     if not path.exists():
         raise ValueError(f"--replay {str(folder)!r} has no requests.jsonl; allowed: the --out "

@@ -5,10 +5,10 @@ record plus the fleet fields), ``OUT/fleets.jsonl`` one summary row per finished
 ``fleet_key`` digests the fleet's settings and the sweep's), and ``OUT/fleet_summary.json`` /
 ``.csv`` the rows of the fleets this command asked for. A fleet is appended as a whole when it
 ends, so an interrupted sweep keeps every finished fleet, and the same command run again skips
-them. ``OUT/requests.jsonl`` holds each fleet's per-robot request timelines (send time on the fleet's
-clock, split, and the seconds of edge compute and transfer around each cloud stage, for every
-request that reached the cloud): what a trace-driven replay (``rapid-fleet --replay OUT``) or a
-real server's benchmark is driven with.
+them. ``OUT/requests.jsonl`` holds each fleet's per-robot request timelines (send time on the
+fleet's clock, split, and the seconds of edge compute and transfer around each cloud stage, for
+every request that reached the cloud): what a trace-driven replay (``rapid-fleet --replay OUT``)
+or a real server's benchmark is driven with.
 """
 
 from __future__ import annotations

@@ -128,7 +128,9 @@ class PartitionedController:
         self.link = link
         self.config = config or ControlConfig()
         self.decider_needs_image = decider_needs_image
-        self.transport = transport or SimulatedTransport(cost, link)
+        self.transport: Transport | RemotePolicyTransport | DeferredTransport = (
+            transport or SimulatedTransport(cost, link)
+        )
         self._alt_transport = (
             None if alternative is None else SimulatedTransport(alternative.cost, link)
         )

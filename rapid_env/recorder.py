@@ -104,8 +104,11 @@ class EpisodeRecorder:
             self.sent(timed)
 
     def sent(self, timed: TimedRequest) -> None:
-        """A request's transfers as timed: counted when the request is sent, or, for a request
-        a shared resource times later (``pending``), when its timing is known."""
+        """A request's transfers as timed.
+
+        Counted when the request is sent, or, for a request a shared resource times later
+        (``pending``), when its timing is known.
+        """
         self.bytes_up += timed.bytes_up
         self.bytes_down += timed.bytes_down
         self._tick_bytes += timed.bytes_up + timed.bytes_down

@@ -56,6 +56,8 @@ the children of its seed's ``SeedSequence``; this is a child of another key)."""
 
 
 def stagger_rng(seed: int) -> np.random.Generator:
-    """The stream a fleet draws its robots' start times from: its own, so staggering the
-    robots never changes any episode's layout, noise or link."""
+    """The stream a fleet draws its robots' start times from.
+
+    Its own, so staggering the robots never changes any episode's layout, noise or link.
+    """
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([FLEET_STREAM, seed])))

@@ -141,7 +141,7 @@ class DeferredTransport(Protocol):
         t: float,
         done: Callable[[TimedRequest], None],
     ) -> None:
-        """Send a request split at ``split`` of ``cost``'s plan at ``t``; ``done`` gets its timing."""
+        """Send a request split at ``split`` of ``cost``'s plan at ``t``; ``done`` gets it timed."""
         ...
 
 

@@ -339,8 +339,10 @@ class RayBackend:
                 yield record
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
-        """Run ``fn(item)`` for every item as a Ray task of one CPU; yield ``(index, result)``
-        as they finish (``fn`` must be importable on the workers: a module-level function).
+        """Run ``fn(item)`` for every item as a Ray task of one CPU; yield ``(index, result)``.
+
+        Results come as the tasks finish; ``fn`` must be importable on the workers (a
+        module-level function).
 
         What a sweep whose unit is not one episode runs on: ``rapid-fleet`` submits one fleet
         per task (its robots share a clock, so a fleet never spreads over workers). A task that

@@ -30,6 +30,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,9 @@ from rapid_env.cli.eval import _agent_specs, _csv, _model_flags, _out_dir, contr
 
 if TYPE_CHECKING:
     from rapid_env.eval.fleet import FleetJob, FleetSpec
+    from rapid_env.eval.fleet_replay import Recording
     from rapid_env.eval.fleet_store import FleetStore
+    from rapid_env.fleet.queue import BatchPolicy
 
 __all__ = ["build_parser", "main", "parse"]
 
@@ -384,8 +387,8 @@ def _replay(inv: FleetInvocation) -> list[dict[str, Any]]:
                          for n in spec.robots]
             elif inv.capacity:
                 assert inv.slo_p95_ms is not None
-                cap = find_capacity(agent, link, lambda n, rec=rec: replay_row(
-                    rec, n, spec.cloud, seed, window), inv.slo_p95_ms, None, inv.max_robots)
+                cap = find_capacity(agent, link, partial(_replayed, rec, spec.cloud, seed, window),
+                                    inv.slo_p95_ms, None, inv.max_robots)
                 rows.append({**cap.row(inv.slo_p95_ms, None, spec.cloud.gpus), "mode": "trace"})
             else:
                 rows += [replay_row(rec, n, spec.cloud, seed, window) for n in spec.robots]
@@ -405,6 +408,15 @@ def _replay(inv: FleetInvocation) -> list[dict[str, Any]]:
         (inv.out / "replay_summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(table)
     return rows
+
+
+def _replayed(
+    rec: Recording, cloud: BatchPolicy, seed: int, window: int, robots: int
+) -> dict[str, Any]:
+    """One capacity probe of the replay: ``robots`` robots of ``rec``."""
+    from rapid_env.eval.fleet_replay import replay_row
+
+    return replay_row(rec, robots, cloud, seed, window)
 
 
 def _gpus_table(rows: Sequence[dict[str, Any]]) -> str:

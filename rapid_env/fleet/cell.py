@@ -46,8 +46,11 @@ class CellSpec:
 
 
 def parse_cell(text: str, link_bandwidth_bps: float | None = None) -> CellSpec:
-    """``UP:DOWN`` in Mbit/s (``300:300``), one number for both, or ``link``: the fleet's link's
-    mean bandwidth as the cell's capacity both ways (what one robot alone gets from it)."""
+    """The cell a spec names: ``UP:DOWN`` in Mbit/s, one number for both, or ``link``.
+
+    ``link`` takes the fleet's link's mean bandwidth as the cell's capacity both ways (what one
+    robot alone gets from it).
+    """
     text = text.strip()
     if text == "link":
         if link_bandwidth_bps is None:
@@ -128,8 +131,10 @@ class WirelessCell:
     def join(
         self, direction: str, start: float, nbytes: int, done: Callable[[float, float], None]
     ) -> None:
-        """A transfer of ``nbytes`` starts at ``start``; ``done(extra seconds, work seconds)``
-        is called when it is through the cell."""
+        """A transfer of ``nbytes`` starts at ``start``.
+
+        ``done(extra seconds, work seconds)`` is called when it is through the cell.
+        """
         channel = self._channels[direction]
         work = nbytes * 8.0 / channel.capacity_bps
         self._order += 1

@@ -79,8 +79,10 @@ class FleetResult:
 
 
 def admitted(policy: BatchPolicy, controller: PartitionedController) -> BatchPolicy:
-    """``policy`` with the memory admission of the cloud device (weights once, state per
-    request); a cloud that cannot hold the weights and one request raises ValueError."""
+    """``policy`` with the cloud device's memory admission (weights once, state per request).
+
+    A cloud that cannot hold the weights and one request raises ValueError.
+    """
     cost = controller.cost
     weights, state = cost.cloud_memory_bytes()  # type: ignore[attr-defined]
     memory = float(cost.cloud.memory_bytes)  # type: ignore[attr-defined]

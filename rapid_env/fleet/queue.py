@@ -139,8 +139,11 @@ class CloudQueue:
         bisect.insort(self._waiting, job, key=_fifo)
 
     def advance(self, until: float) -> None:
-        """Start every batch that starts before ``until`` (the caller has sent everything
-        that arrives before then), in start order; each job's ``done`` learns its times."""
+        """Start every batch that starts before ``until``, in start order.
+
+        The caller has sent everything that arrives before then; each job's ``done`` learns its
+        times.
+        """
         while self.next_start() < until:
             self.start_next()
 

@@ -25,8 +25,11 @@ class SharedResources:
         self.cell = cell
 
     def advance(self, until: float) -> None:
-        """Process every event before ``until``, earliest first (the cell's on a tie: a
-        transfer that ends at the moment a batch starts is in time for it)."""
+        """Process every event before ``until``, earliest first.
+
+        On a tie the cell's goes first: a transfer that ends at the moment a batch starts is in
+        time for it.
+        """
         while True:
             cell_t = self.cell.next_event() if self.cell is not None else math.inf
             cloud_t = self.cloud.next_start()
