@@ -116,8 +116,8 @@ def fleet_arrivals(path: Path, rate: float, split: int, requests: int) -> list[A
         raise ValueError(f"{path}: no fleet recorded")
     row = json.loads(line)
     times = sorted(
-        (t + gaps[0], robot)
-        for robot, timeline in enumerate(row["timelines"]) for t, _, gaps in timeline
+        (req[0] + req[2][0], robot)  # [t, split, gaps, back]: sent at t, at the cloud t + gaps[0]
+        for robot, timeline in enumerate(row["timelines"]) for req in timeline
     )[:requests]
     if len(times) < 2:
         raise ValueError(f"{path}: its fleet sent {len(times)} requests; need 2 or more")

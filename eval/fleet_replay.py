@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from rapid_env.cost import build_cost_model
 from rapid_env.fleet.queue import BatchPolicy
-from rapid_env.fleet.replay import ReplayResult, replay
+from rapid_env.fleet.replay import ReplayMode, ReplayResult, replay
 from rapid_env.fleet.transport import RequestTrace
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def load_recordings(folder: Path) -> dict[tuple[str, str], Recording]:
         rec = Recording(
             row["agent"], row["link"], row["robots"], row.get("gpus"), row["horizon_s"],
             row["model"],
-            [[RequestTrace(t, split, tuple(gaps)) for t, split, gaps in robot]
+            [[RequestTrace(r[0], r[1], tuple(r[2]), r[3] if len(r) > 3 else None) for r in robot]
              for robot in row["timelines"]],
         )
         key = (rec.agent, rec.link)
@@ -87,12 +87,17 @@ def load_recordings(folder: Path) -> dict[tuple[str, str], Recording]:
 
 
 def replay_row(
-    rec: Recording, robots: int, policy: BatchPolicy, seed: int, max_in_flight: int | None = None
+    rec: Recording,
+    robots: int,
+    policy: BatchPolicy,
+    seed: int,
+    max_in_flight: int | None = None,
+    mode: ReplayMode = "reactive",
 ) -> dict[str, Any]:
     """Replay ``robots`` robots of ``rec`` into ``policy``'s cloud: a summary row."""
     result = replay(rec.timelines, robots, policy, rec.cost(), rec.horizon_s, seed,
-                    max_in_flight)
-    return _row(rec, robots, policy, result)
+                    max_in_flight, mode)
+    return {**_row(rec, robots, policy, result), "replay_mode": mode}
 
 
 def _row(rec: Recording, robots: int, policy: BatchPolicy, r: ReplayResult) -> dict[str, Any]:
@@ -117,13 +122,15 @@ def gpus_needed(
     slo_p95_ms: float,
     seed: int,
     max_in_flight: int | None = None,
+    mode: ReplayMode = "reactive",
 ) -> dict[str, Any]:
     """The fewest GPUs that keep ``robots`` robots' chunk latency p95 within the SLO."""
     probes: dict[int, dict[str, Any]] = {}
 
     def ok(m: int) -> bool:
         if m not in probes:
-            probes[m] = replay_row(rec, robots, replace(policy, gpus=m), seed, max_in_flight)
+            probes[m] = replay_row(rec, robots, replace(policy, gpus=m), seed, max_in_flight,
+                                   mode)
         p95 = probes[m]["latency_ms_p95"]
         return p95 is not None and p95 <= slo_p95_ms
 
@@ -145,6 +152,7 @@ def gpus_needed(
     return {"agent": rec.agent, "link": rec.link, "robots": robots, "gpus": hi,
             "slo_p95_ms": slo_p95_ms, "reachable": True,
             "max_batch": policy.max_batch, "max_wait_ms": policy.max_wait_s * 1e3,
-            "robots_per_gpu": robots / hi, "latency_ms_p95": row["latency_ms_p95"],
+            "replay_mode": mode, "robots_per_gpu": robots / hi,
+            "latency_ms_p95": row["latency_ms_p95"],
             "gpu_util": row["gpu_util"], "requests_per_s": row["requests_per_s"],
             "probes": {m: probes[m]["latency_ms_p95"] for m in sorted(probes)}}

@@ -70,7 +70,7 @@ class FleetStore:
                     "horizon_s": horizon_s,
                     "model": {k: getattr(job.sweep.base, k) for k in (
                         "profile", "edge", "cloud", "placement", "loop_cost")},
-                    "timelines": [[[r.t, r.split, list(r.gaps)] for r in robot]
+                    "timelines": [[[r.t, r.split, list(r.gaps), r.back] for r in robot]
                                   for robot in timelines],
                 }) + "\n")
         with self.fleets.open("a") as f:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from rapid_env.eval.fleet_replay import Recording
     from rapid_env.eval.fleet_store import FleetStore
     from rapid_env.fleet.queue import BatchPolicy
+    from rapid_env.fleet.replay import ReplayMode
 
 __all__ = ["build_parser", "main", "parse"]
 
@@ -138,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay the request timelines a rapid-fleet run recorded in RUN (best "
                         "recorded with --gpus unbounded) at the --robots sizes, into the cloud "
                         "the flags above describe; with --capacity, bisect N the same way")
+    r.add_argument("--replay-mode", choices=("reactive", "fixed"), default="reactive",
+                   help="reactive: a robot's next request waits as long after its chunk as it "
+                        "did when recorded (later chunks, later requests); fixed: every "
+                        "request at its recorded time")
     r.add_argument("--gpus-needed", action="store_true",
                    help="with --replay and --slo-p95-ms: the fewest GPUs per --robots size "
                         "that keep chunk latency p95 within the SLO (OUT/gpus_needed.json, .md)")
@@ -175,6 +180,7 @@ class FleetInvocation:
     backend: str = "serial"
     workers: int = 1
     address: str | None = None
+    replay_mode: str = "reactive"
 
 
 def parse(argv: Sequence[str] | None) -> FleetInvocation:
@@ -248,7 +254,7 @@ def parse(argv: Sequence[str] | None) -> FleetInvocation:
     return FleetInvocation(spec, out, args.overwrite, args.capacity, args.slo_p95_ms,
                            args.min_success, args.max_robots, args.wandb, args.project,
                            args.quiet, command, args.replay, args.gpus_needed, args.backend,
-                           args.workers, args.address)
+                           args.workers, args.address, args.replay_mode)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -373,6 +379,7 @@ def _replay(inv: FleetInvocation) -> list[dict[str, Any]]:
     spec = inv.spec
     seed = spec.sweep.seed
     window = spec.sweep.base.control.max_in_flight  # the controller's, as the robots had it
+    mode: ReplayMode = "fixed" if inv.replay_mode == "fixed" else "reactive"
     rows: list[dict[str, Any]] = []
     for link in spec.sweep.links:
         for agent in spec.sweep.agents:
@@ -383,15 +390,15 @@ def _replay(inv: FleetInvocation) -> list[dict[str, Any]]:
                     f"allowed: {', '.join(f'{a} on {k}' for a, k in sorted(recordings))}")
             if inv.gpus_needed:
                 assert inv.slo_p95_ms is not None
-                rows += [gpus_needed(rec, n, spec.cloud, inv.slo_p95_ms, seed, window)
+                rows += [gpus_needed(rec, n, spec.cloud, inv.slo_p95_ms, seed, window, mode)
                          for n in spec.robots]
             elif inv.capacity:
                 assert inv.slo_p95_ms is not None
-                cap = find_capacity(agent, link, partial(_replayed, rec, spec.cloud, seed, window),
-                                    inv.slo_p95_ms, None, inv.max_robots)
+                probe = partial(_replayed, rec, spec.cloud, seed, window, mode)
+                cap = find_capacity(agent, link, probe, inv.slo_p95_ms, None, inv.max_robots)
                 rows.append({**cap.row(inv.slo_p95_ms, None, spec.cloud.gpus), "mode": "trace"})
             else:
-                rows += [replay_row(rec, n, spec.cloud, seed, window) for n in spec.robots]
+                rows += [replay_row(rec, n, spec.cloud, seed, window, mode) for n in spec.robots]
     inv.out.mkdir(parents=True, exist_ok=True)
     if inv.gpus_needed:
         table = _gpus_table(rows)
@@ -411,12 +418,12 @@ def _replay(inv: FleetInvocation) -> list[dict[str, Any]]:
 
 
 def _replayed(
-    rec: Recording, cloud: BatchPolicy, seed: int, window: int, robots: int
+    rec: Recording, cloud: BatchPolicy, seed: int, window: int, mode: ReplayMode, robots: int
 ) -> dict[str, Any]:
     """One capacity probe of the replay: ``robots`` robots of ``rec``."""
     from rapid_env.eval.fleet_replay import replay_row
 
-    return replay_row(rec, robots, cloud, seed, window)
+    return replay_row(rec, robots, cloud, seed, window, mode)
 
 
 def _gpus_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -18,8 +18,12 @@ closed-loop fleet (docs/fleet.md).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+import heapq
+import math
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Literal
 
 import numpy as np
 
@@ -28,7 +32,7 @@ from rapid_env.fleet.transport import CloudStage, RequestTrace, service_seconds
 from rapid_env.seeding import stagger_rng
 from rapid_env.transport import CostPlanner
 
-__all__ = ["ReplayResult", "replay"]
+__all__ = ["REPLAY_MODES", "ReplayMode", "ReplayResult", "replay"]
 
 
 @dataclass(frozen=True)
@@ -68,63 +72,175 @@ def replay(
     horizon_s: float,
     seed: int = 0,
     max_in_flight: int | None = None,
+    mode: ReplayMode = "fixed",
 ) -> ReplayResult:
     """Replay ``robots`` robots drawn from ``timelines`` into a cloud of ``policy``'s size.
 
     ``max_in_flight``: the controller's cap on a robot's requests in flight. A recorded request
     sent while its robot already has that many on their way is refused, as the controller would
-    refuse it (``refused_requests``): the one feedback a replay keeps, and the one that matters
-    most when the cloud slows down (a robot cannot pile up more than its window). None: every
-    recorded request is sent.
+    refuse it. None: every recorded request is sent.
+
+    ``mode``: ``fixed`` sends every request at its recorded time (robots beyond the recorded
+    ones shifted, wrapping around ``horizon_s``); ``reactive`` times each request from its
+    robot's last chunk that had arrived when it was recorded (the recorded delay after that
+    arrival, added to the arrival as replayed), or, when none had, from the robot's previous
+    request (the recorded interval), so a robot whose chunks come later asks later, as a robot
+    waiting for its chunk does; copies beyond the recorded robots start shifted, no wrap.
     """
     if not timelines or robots < 1:
         raise ValueError(f"replay needs timelines and robots >= 1; got {len(timelines)}, {robots}")
     if not horizon_s > 0:
         raise ValueError(f"horizon_s={horizon_s!r}; allowed: > 0")
+    if mode not in REPLAY_MODES:
+        raise ValueError(f"mode={mode!r}; allowed: {', '.join(REPLAY_MODES)}")
+    if mode == "reactive" and any(r.back is None for t in timelines for r in t):
+        raise ValueError("a reactive replay needs each request's recorded arrival (`back`); "
+                         "allowed: timelines recorded by this version of rapid-fleet, or "
+                         "mode 'fixed'")
     k = len(timelines)
     shifts = np.zeros(robots)
     if robots > k:
         shifts[k:] = stagger_rng(seed).uniform(0.0, horizon_s, size=robots - k)
-    sends: list[tuple[float, int, RequestTrace]] = []
-    for j in range(robots):
-        for req in timelines[j % k]:
-            t = req.t + shifts[j]
-            sends.append((t - horizon_s if t >= horizon_s else t, j, req))
-    sends.sort(key=lambda s: (s[0], s[1]))
-    cloud = CloudQueue(policy, service_seconds)
-    model = repr(cost)
-    latency = np.full(len(sends), np.nan)
-    queued = np.zeros(len(sends))
-    back = np.full(len(sends), np.inf)  # when each sent request's chunk is back (inf: not yet)
-    mine: list[list[int]] = [[] for _ in range(robots)]  # each robot's sent requests
+    run = _Run(policy, cost, robots, max_in_flight)
+    if mode == "fixed":
+        sends: list[tuple[float, int, RequestTrace]] = []
+        for j in range(robots):
+            for req in timelines[j % k]:
+                t = req.t + shifts[j]
+                sends.append((t - horizon_s if t >= horizon_s else t, j, req))
+        sends.sort(key=lambda s: (s[0], s[1]))
+        for t, j, req in sends:
+            run.cloud.advance(t)  # everything that starts before this send is decided
+            run.send(t, j, req)
+        span = horizon_s
+    else:
+        span = _reactive(run, [timelines[j % k] for j in range(robots)], shifts, horizon_s)
+    run.cloud.drain()
+    return run.result(span)
 
-    def walk(i: int, t: float, req: RequestTrace) -> Walk:
+
+ReplayMode = Literal["fixed", "reactive"]
+REPLAY_MODES: tuple[str, ...] = ("fixed", "reactive")
+
+
+class _Run:
+    """The queue, and every replayed request's fate."""
+
+    def __init__(
+        self, policy: BatchPolicy, cost: CostPlanner, robots: int, window: int | None
+    ) -> None:
+        self.cloud = CloudQueue(policy, service_seconds)
+        self.cost = cost
+        self.model = repr(cost)
+        self.window = window
+        self.latency: list[float] = []
+        self.queued: list[float] = []
+        self.back: list[float] = []  # when each sent request's chunk is back (inf: not yet)
+        self.mine: list[list[int]] = [[] for _ in range(robots)]  # each robot's sent requests
+        self.refused = 0
+
+    def send(
+        self, t: float, robot: int, req: RequestTrace,
+        on_back: Callable[[float], None] | None = None,
+    ) -> bool:
+        """Send ``req`` for ``robot`` at ``t`` (False: refused, the robot's window is full)."""
+        if self.window is not None:
+            self.mine[robot] = [i for i in self.mine[robot] if self.back[i] > t]
+            if len(self.mine[robot]) >= self.window:
+                self.refused += 1
+                return False
+        i = len(self.latency)
+        self.latency.append(math.nan)
+        self.queued.append(0.0)
+        self.back.append(math.inf)
+        self.mine[robot].append(i)
+        self._resume(self._walk(i, t, req, on_back), None)
+        return True
+
+    def _walk(
+        self, i: int, t: float, req: RequestTrace, on_back: Callable[[float], None] | None
+    ) -> Walk:
         now = t + req.gaps[0]
         for index, gap in enumerate(req.gaps[1:]):
-            start, seconds, _ = yield CloudStage(model, req.split, index, cost), now
-            queued[i] += start - now
+            start, seconds, _ = yield CloudStage(self.model, req.split, index, self.cost), now
+            self.queued[i] += start - now
             now = start + seconds + gap
-        latency[i] = now - t
-        back[i] = now
+        self.latency[i] = now - t
+        self.back[i] = now
+        if on_back is not None:
+            on_back(now)
 
-    def resume(w: Walk, value: tuple[float, float, int] | None) -> None:
+    def _resume(self, w: Walk, value: tuple[float, float, int] | None) -> None:
         try:
             stage, arrival = w.send(value)  # type: ignore[arg-type]  # None starts it
         except StopIteration:
             return
-        cloud.submit(CloudJob(stage, arrival, float("inf"),
-                              lambda s, d, b: resume(w, (s, d, b))))
+        self.cloud.submit(CloudJob(stage, arrival, math.inf,
+                                   lambda s, d, b: self._resume(w, (s, d, b))))
 
-    for i, (t, j, req) in enumerate(sends):
-        cloud.advance(t)  # everything that starts before this send is decided
-        if max_in_flight is not None:
-            mine[j] = [k for k in mine[j] if back[k] > t]
-            if len(mine[j]) >= max_in_flight:
-                continue  # refused: the robot's window is full
-            mine[j].append(i)
-        resume(walk(i, t, req), None)
-    cloud.drain()
-    sent = ~np.isnan(latency)
-    sizes = [b.size for b in cloud.batches]
-    return ReplayResult(latency[sent], queued[sent], cloud.busy_s(), horizon_s, len(sizes),
-                        float(np.mean(sizes)) if sizes else 0.0, int((~sent).sum()))
+    def result(self, span: float) -> ReplayResult:
+        latency = np.asarray(self.latency)
+        sent = ~np.isnan(latency)
+        sizes = [b.size for b in self.cloud.batches]
+        return ReplayResult(latency[sent], np.asarray(self.queued)[sent],
+                            self.cloud.busy_s(span), span, len(sizes),
+                            float(np.mean(sizes)) if sizes else 0.0, self.refused)
+
+
+def _reactive(
+    run: _Run, timelines: Sequence[Sequence[RequestTrace]], shifts: np.ndarray, horizon: float
+) -> float:
+    """Send every robot's requests, each timed from what it waited for (see :func:`replay`)."""
+    n = len(timelines)
+    after: list[list[int | None]] = []  # per request: the robot's last chunk back before it
+    for reqs in timelines:
+        row: list[int | None] = []
+        for k, req in enumerate(reqs):
+            back = [p for p in range(k) if (reqs[p].back or math.inf) <= req.t]
+            row.append(max(back, key=lambda p: reqs[p].back or 0.0) if back else None)
+        after.append(row)
+    sent_at: list[list[float]] = [[] for _ in range(n)]
+    back_at: list[dict[int, float]] = [{} for _ in range(n)]
+    waiting: list[bool] = [False] * n  # a robot whose next send waits for a chunk
+    heap: list[tuple[float, int, int]] = []
+
+    def schedule(j: int) -> None:
+        k = len(sent_at[j])
+        reqs = timelines[j]
+        if k >= len(reqs):
+            return
+        if k == 0:
+            heapq.heappush(heap, (reqs[0].t + shifts[j], j, 0))
+            return
+        p = after[j][k]
+        if p is None:
+            t = sent_at[j][k - 1] + (reqs[k].t - reqs[k - 1].t)
+        elif p in back_at[j]:
+            t = back_at[j][p] + (reqs[k].t - (reqs[p].back or 0.0))
+        else:
+            waiting[j] = True  # sent when chunk p is back
+            return
+        heapq.heappush(heap, (max(t, sent_at[j][k - 1]), j, k))
+
+    def on_back(j: int, k: int, t: float) -> None:
+        back_at[j][k] = t
+        if waiting[j] and after[j][len(sent_at[j])] == k:
+            waiting[j] = False
+            schedule(j)
+
+    for j in range(n):
+        schedule(j)
+    last = 0.0
+    while heap or run.cloud.next_start() < math.inf:
+        send_t = heap[0][0] if heap else math.inf
+        if send_t <= run.cloud.next_start():
+            t, j, k = heapq.heappop(heap)
+            last = max(last, t)
+            sent_at[j].append(t)
+            req = timelines[j][k]
+            if not run.send(t, j, req, partial(on_back, j, k)):
+                on_back(j, k, t + ((req.back or t) - req.t))  # refused: as if it came back
+            schedule(j)
+        else:
+            run.cloud.start_next()
+    return max(last, horizon)

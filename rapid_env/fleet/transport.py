@@ -70,11 +70,14 @@ class RequestTrace:
         split: the request's split.
         gaps: seconds before its first cloud stage, between consecutive cloud stages, and after
             its last one until the chunk was back (edge compute and transfers; no queueing).
+        back: when its chunk was back on the robot, on the fleet's clock (queueing included):
+            a reactive replay times the robot's next request from it.
     """
 
     t: float
     split: int
     gaps: tuple[float, ...]
+    back: float | None = None
 
 
 @dataclass
@@ -196,7 +199,7 @@ class FleetTransport:
         self.load.queue_s.append(queue_s)
         if gaps and now is not None:
             self.load.timeline.append(
-                RequestTrace(t + self.offset_s, split, (*gaps, now - mark)))
+                RequestTrace(t + self.offset_s, split, (*gaps, now - mark), now + self.offset_s))
         return TimedRequest(
             now, edge_s, cloud_s, up_s, down_s, bytes_up, bytes_down, tuple(transfers)
         )

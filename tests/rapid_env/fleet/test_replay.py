@@ -56,3 +56,23 @@ def test_batching_serves_more_per_gpu_second(recorded) -> None:
 def test_replay_refuses_nothing_to_replay() -> None:
     with pytest.raises(ValueError, match="timelines"):
         replay([], 3, BatchPolicy(1), build_cost_model(), 10.0)
+
+
+def test_reactive_replay_on_an_unqueued_cloud_is_the_recording(recorded) -> None:
+    timelines, latencies, horizon = recorded
+    fixed = replay(timelines, 4, BatchPolicy(None), build_cost_model(), horizon)
+    reactive = replay(timelines, 4, BatchPolicy(None), build_cost_model(), horizon,
+                      mode="reactive")
+    assert np.allclose(np.sort(reactive.latencies_s), np.sort(fixed.latencies_s), atol=1e-9)
+
+
+def test_reactive_robots_ask_later_when_chunks_come_later(recorded) -> None:
+    timelines, _, horizon = recorded
+    fixed = replay(timelines, 16, BatchPolicy(1), build_cost_model(), horizon, seed=2)
+    reactive = replay(timelines, 16, BatchPolicy(1), build_cost_model(), horizon, seed=2,
+                      mode="reactive")
+    assert reactive.horizon_s > horizon  # the same requests, spread over a longer time
+    assert reactive.latencies_s.size == fixed.latencies_s.size
+    assert reactive.p(95) < fixed.p(95)  # a closed loop does not pile up what it waits for
+    with pytest.raises(ValueError, match="mode='sometimes'"):
+        replay(timelines, 1, BatchPolicy(1), build_cost_model(), horizon, mode="sometimes")
