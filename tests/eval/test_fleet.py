@@ -63,7 +63,9 @@ def test_eight_robots_share_a_gpu_and_repeat_exactly(tmp_path: Path) -> None:
 
 def test_capacity_writes_robots_per_gpu(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cap"
-    assert rapid_fleet([*SHORT, "--capacity", "--slo-p95-ms", "120", "--agents", "cloud-only",
+    offline = [a for a in SHORT if a != "disabled"]
+    offline[offline.index("--wandb") + 1:offline.index("--wandb") + 1] = ["offline"]
+    assert rapid_fleet([*offline, "--capacity", "--slo-p95-ms", "120", "--agents", "cloud-only",
                         "--max-robots", "4", "--max-episode-s", "1", "--out", str(out)]) == 0
     rows = json.loads((out / "capacity.json").read_text())["rows"]
     assert [r["agent"] for r in rows] == ["cloud-only"]
@@ -71,6 +73,8 @@ def test_capacity_writes_robots_per_gpu(tmp_path: Path, capsys: pytest.CaptureFi
     assert 1 <= row["robots"] <= 4 and row["robots_per_gpu"] == row["robots"]
     assert str(row["robots"]) in json.dumps(row["probes"])
     assert "robots per GPU" in capsys.readouterr().out
+    tables = {p.name.split("_")[0] for p in out.glob("wandb/offline-run-*/files/media/table/*")}
+    assert tables == {"capacity", "latency"}  # the table, and p95 against robots
 
 
 @pytest.mark.parametrize(("argv", "says"), [
