@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from collections.abc import Sequence
+from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -36,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--agent", default="rapid")
     ap.add_argument("--policy", default="chunk-regress")
     ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="timed rounds of each, alternating (after one untimed warm-up fleet)")
     args = ap.parse_args(argv)
 
     from rapid_env.compose import build_controller, build_decider
@@ -54,18 +58,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                       seed=args.seed, base=EnvConfig(task=tasks[0], policy=args.policy))
     job = FleetJob(args.agent, "lab-wifi6", args.robots, BatchPolicy(1), sweep)
 
-    t0 = time.perf_counter()
-    records, result = run_fleet_job(job)
-    fleet_s = time.perf_counter() - t0
-    ticks = sum(r["steps"] for r in records)
+    def fleet() -> tuple[float, int, Any]:
+        t0 = time.perf_counter()
+        records, result = run_fleet_job(job)
+        return time.perf_counter() - t0, sum(r["steps"] for r in records), result
 
-    t0 = time.perf_counter()
-    alone_ticks = 0
-    for ej in robot_jobs(job):  # each robot alone, built and run as rapid-eval would
-        decider = build_decider(ej.agent)
-        controller = build_controller(ej.config, bool(decider.needs_image))
-        alone_ticks += run_episode(controller, decider, ej.seed)["steps"]
-    alone_s = time.perf_counter() - t0
+    def alone() -> tuple[float, int]:
+        t0 = time.perf_counter()
+        ticks = 0
+        for ej in robot_jobs(job):  # each robot alone, built and run as rapid-eval would
+            decider = build_decider(ej.agent)
+            controller = build_controller(ej.config, bool(decider.needs_image))
+            ticks += run_episode(controller, decider, ej.seed)["steps"]
+        return time.perf_counter() - t0, ticks
+
+    fleet()  # warm-up: imports, the policy's first load, MuJoCo's and EGL's first contexts
+    runs_fleet, runs_alone = [], []
+    for i in range(args.rounds):  # alternating, so a change in the machine's load hits both
+        if i % 2 == 0:
+            runs_alone.append(alone())
+            runs_fleet.append(fleet())
+        else:
+            runs_fleet.append(fleet())
+            runs_alone.append(alone())
+    fleet_s = statistics.median(r[0] for r in runs_fleet)
+    ticks = runs_fleet[0][1]
+    result = runs_fleet[0][2]
+    alone_s = statistics.median(r[0] for r in runs_alone)
+    alone_ticks = runs_alone[0][1]
 
     model = build_cost_model(sweep.base.profile, sweep.base.edge, sweep.base.cloud)
     gpus = max(1, args.replay_robots // 8)
@@ -77,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"closed-loop fleet: {args.robots} robots ({args.agent}, {args.policy}, "
           f"{', '.join(tasks[:3])}{' ...' if len(tasks) > 3 else ''}), one GPU")
+    print(f"median of {args.rounds} alternating rounds after a warm-up")
     print("| run | robot-ticks | wall s | ms per robot-tick | simulated s | wall / simulated |")
     print("|---|---|---|---|---|---|")
     print(f"| fleet, lockstep, shared cloud | {ticks} | {fleet_s:.1f} | "
