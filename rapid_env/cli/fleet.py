@@ -284,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("rapid-fleet: interrupted; finished fleets are kept, the same command resumes",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ValueError as exc:  # a recording that does not hold what --replay asks for, ...
+        print(f"rapid-fleet: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     _log_wandb(inv, rows)
     if failed:
         for line in failed:

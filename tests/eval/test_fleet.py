@@ -101,7 +101,8 @@ def test_replay_and_gpus_needed_from_a_recorded_fleet(tmp_path: Path) -> None:
     lines = (rec / "requests.jsonl").read_text().splitlines()
     recorded = json.loads(lines[0])
     assert recorded["agent"] == "cloud-only" and len(recorded["timelines"]) == 2
-    assert all(len(gaps) == 2 for robot in recorded["timelines"] for _, _, gaps in robot)
+    assert all(len(gaps) == 2 and back > t for robot in recorded["timelines"]
+               for t, _, gaps, back in robot)
     out = tmp_path / "replay"
     assert rapid_fleet([*base, "--replay", str(rec), "--robots", "2,200", "--gpus", "1",
                         "--out", str(out)]) == 0
@@ -112,6 +113,8 @@ def test_replay_and_gpus_needed_from_a_recorded_fleet(tmp_path: Path) -> None:
     assert rapid_fleet([*base, "--replay", str(rec), "--robots", "200", "--gpus-needed",
                         "--slo-p95-ms", "150", "--out", str(need)]) == 0
     (row,) = json.loads((need / "gpus_needed.json").read_text())["rows"]
+    assert rapid_fleet([*base, "--agents", "rapid", "--replay", str(rec),
+                        "--out", str(tmp_path / "no")]) == 2  # rapid was never recorded
     assert row["reachable"] and row["gpus"] > 1 and row["latency_ms_p95"] <= 150
     assert row["probes"][str(row["gpus"] - 1)] > 150  # one GPU fewer misses it
 
