@@ -92,7 +92,7 @@ def replay_row(
     policy: BatchPolicy,
     seed: int,
     max_in_flight: int | None = None,
-    mode: ReplayMode = "reactive",
+    mode: ReplayMode = "fixed",
 ) -> dict[str, Any]:
     """Replay ``robots`` robots of ``rec`` into ``policy``'s cloud: a summary row."""
     result = replay(rec.timelines, robots, policy, rec.cost(), rec.horizon_s, seed,
@@ -122,7 +122,7 @@ def gpus_needed(
     slo_p95_ms: float,
     seed: int,
     max_in_flight: int | None = None,
-    mode: ReplayMode = "reactive",
+    mode: ReplayMode = "fixed",
 ) -> dict[str, Any]:
     """The fewest GPUs that keep ``robots`` robots' chunk latency p95 within the SLO."""
     probes: dict[int, dict[str, Any]] = {}

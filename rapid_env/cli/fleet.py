@@ -139,10 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay the request timelines a rapid-fleet run recorded in RUN (best "
                         "recorded with --gpus unbounded) at the --robots sizes, into the cloud "
                         "the flags above describe; with --capacity, bisect N the same way")
-    r.add_argument("--replay-mode", choices=("reactive", "fixed"), default="reactive",
-                   help="reactive: a robot's next request waits as long after its chunk as it "
-                        "did when recorded (later chunks, later requests); fixed: every "
-                        "request at its recorded time")
+    r.add_argument("--replay-mode", choices=("fixed", "reactive"), default="fixed",
+                   help="fixed: every request at its recorded time; reactive: a robot's next "
+                        "request waits as long after its chunk as it did when recorded (later "
+                        "chunks, later requests; docs/fleet.md compares the two)")
     r.add_argument("--gpus-needed", action="store_true",
                    help="with --replay and --slo-p95-ms: the fewest GPUs per --robots size "
                         "that keep chunk latency p95 within the SLO (OUT/gpus_needed.json, .md)")
@@ -180,7 +180,7 @@ class FleetInvocation:
     backend: str = "serial"
     workers: int = 1
     address: str | None = None
-    replay_mode: str = "reactive"
+    replay_mode: str = "fixed"
 
 
 def parse(argv: Sequence[str] | None) -> FleetInvocation:
