@@ -479,3 +479,7 @@ def _log_wandb(inv: FleetInvocation, rows: Sequence[dict[str, Any]]) -> None:
 
     log_fleet(inv.out, rows, capacity=inv.capacity, mode=inv.wandb, project=inv.project,
               command=inv.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
