@@ -24,7 +24,7 @@ task is anything that implements the :class:`~rapid_env.task.Task` protocol.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -312,6 +312,8 @@ class PartitionedController:
             transport = self.transport if cost is self.cost else self._alt_transport
             assert transport is not None and not isinstance(transport, RemotePolicyTransport)
             timed = transport.send(split, t)
+        if result.measured_rtt_s is not None and not timed.pending:  # a policy served elsewhere
+            timed = replace(timed, measured_rtt_s=result.measured_rtt_s, server_s=result.server_s)
         chunk = result.chunk
         if chunk is not None and self.action_contract == "single":
             chunk = chunk[:1]  # one action per call: the robot executes the first only
