@@ -470,7 +470,8 @@ class PartitionedController:
     def episode_metrics(self) -> dict[str, Any]:
         """Per-episode metrics (no wall-clock fields): success, latency, bytes, smoothness.
 
-        The recorder's, with ``invalid`` after ``fault``: the controller classifies the faults.
+        The recorder's, with ``invalid`` after ``fault`` (the controller classifies the faults)
+        and ``latency_timing`` after ``server_ms_mean`` (the controller knows its transport).
         """
         out: dict[str, Any] = {}
         suffix_cost = self.cost if self.alternative is None else self.alternative.cost
@@ -479,4 +480,7 @@ class PartitionedController:
             out[key] = value
             if key == "fault":
                 out["invalid"] = self.invalid
+            elif key == "server_ms_mean":  # a remote transport's requests took measured time
+                remote = isinstance(self.transport, RemotePolicyTransport)
+                out["latency_timing"] = "measured" if remote else "profile"
         return out

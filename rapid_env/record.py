@@ -222,6 +222,10 @@ FIELDS: tuple[Field, ...] = (
     _f("server_ms_mean", "float | None", "ms",
        "the server's own time per remote call; null on a simulated link", "recorder",
        wall_clock=True),
+    _f("latency_timing", "str", "",
+       "how the latencies were timed: `profile` (the cost profile's stages in virtual time, "
+       "deterministic; also for a policy served over openpi, whose wall-clock round trip is in "
+       "`measured_rtt_ms_mean`) or `measured` (the wall clock of `--links remote:`)", "recorder"),
     # ------------------------------------------------------------------ the decider's cost
     _f("decision_cpu_us_mean", "float", "us", "measured CPU time per `decide` call", "loop",
        wall_clock=True),

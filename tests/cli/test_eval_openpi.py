@@ -53,6 +53,7 @@ def test_served_policy_writes_the_in_process_records(tmp_path: Path) -> None:
             k: v for k, v in loc.items() if k not in skip}
         assert s["inferences"] and s["fault"] is None and s["invalid"] is None
         # measured on the wall clock: the served calls' round trip and the server's infer_ms
+        assert s["latency_timing"] == loc["latency_timing"] == "profile"
         assert s["measured_rtt_ms_mean"] > 0 and s["server_ms_mean"] > 0
         assert loc["measured_rtt_ms_mean"] is None and loc["server_ms_mean"] is None
 

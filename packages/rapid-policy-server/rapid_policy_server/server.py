@@ -24,10 +24,11 @@ import traceback
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.server import Request, Response, ServerConnection
+from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
 
 from rapid_policy_server.wire import packb, unpackb
 
@@ -165,7 +166,10 @@ class PolicyServer:
         while True:
             try:
                 start = time.monotonic()
-                obs = unpackb(await ws.recv())
+                message = await ws.recv()
+                if isinstance(message, str):
+                    raise TypeError("a text frame; expected a binary msgpack observation")
+                obs = unpackb(message)
                 t0 = time.monotonic()
                 reply = policy_reply(self.policy, obs)
                 timing = {"infer_ms": (time.monotonic() - t0) * 1e3}
