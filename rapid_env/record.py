@@ -379,8 +379,9 @@ EPISODE_ERROR = "episode_error"
 """Prefix of the ``fault`` of a record whose episode could not run (a harness-side fault)."""
 
 REMOTE_ERROR = "remote_error"
-"""Prefix of the ``fault`` of a request to ``rapid-serve`` that failed
-(``remote_error: <Error>: <CODE>: <message>``, :mod:`rapid_env.serve.transport`)."""
+"""Prefix of the ``fault`` of a request to ``rapid-serve`` or an openpi server that failed
+(``remote_error: <Error>: <CODE>: <message>``, :mod:`rapid_env.serve.transport`,
+:class:`rapid_env.policy.RemotePolicyError`)."""
 
 NONFINITE = "policy_nonfinite_action"
 """The ``fault`` of a chunk that held NaN or inf."""
@@ -421,7 +422,9 @@ FAULT_KINDS: dict[str, str] = {
     "very first call) it is an infrastructure fault (`invalid` is `nonfinite_first_call: "
     "...`): a checkpoint whose weights are NaN, which says nothing about a decider",
     REMOTE_ERROR: "a request to `rapid-serve` failed (`--links remote:`), counted once per "
-    "request when it is sent; the request is lost. An infrastructure fault when the server is "
+    "request when it is sent; the request is lost; or a call to an openpi server failed "
+    "(`--policy openpi:`), counted when its modelled arrival comes, as a policy error is. An "
+    "infrastructure fault when the server is "
     "unreachable or gone, refused the token or ran past the harness's deadline (errors "
     f"{', '.join(f'`{e}`' for e in INFRA_REMOTE_ERRORS)}, or status "
     f"{', '.join(f'`{c}`' for c in INFRA_REMOTE_CODES)}); a policy fault when the served model "
