@@ -6,6 +6,8 @@ each way a served policy can answer or fail is exercised over a real websocket.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -154,3 +156,40 @@ def test_a_reply_that_does_not_come_in_time_is_deadline_exceeded() -> None:
     assert result.fault is not None
     assert result.fault.startswith("remote_error: DeadlineExceeded: DEADLINE_EXCEEDED: ")
     assert infrastructure_fault(result.fault)
+
+
+DYING_SERVER = """
+import os, sys
+import numpy as np
+from rapid_policy_server import PolicyServer
+
+class DiesOnSecondCall:
+    calls = 0
+    def predict(self, obs):
+        self.calls += 1
+        if self.calls == 2:
+            os._exit(1)  # the process dies mid-request: no reply, no close frame
+        return np.zeros((8, 4), np.float32)
+
+server = PolicyServer(DiesOnSecondCall(), port=0).start()
+print(server.port, flush=True)
+server.wait()
+"""
+
+
+def test_a_server_process_that_dies_mid_request_is_an_infrastructure_fault() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", DYING_SERVER], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        policy = OpenPIPolicy(f"openpi:ws://127.0.0.1:{port}", "reach")
+        assert run_policy(policy, INP, 0, 1, action_dim=4).fault is None
+        died = run_policy(policy, INP, 0, 1, action_dim=4)
+        policy.close()
+        assert proc.wait(timeout=30) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+    assert died.fault is not None and infrastructure_fault(died.fault)
+    assert died.fault.startswith("remote_error: ServerUnavailable: UNAVAILABLE: ConnectionClosed")
