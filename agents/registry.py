@@ -131,3 +131,15 @@ def _after_prefix(name: str) -> Path:
 POLICIES.register_prefix("ckpt:", _checkpoint, checkpoint=_after_prefix)
 # a user's transformers / LeRobot checkpoint directory
 POLICIES.register_prefix("hf:", _hf, checkpoint=_after_prefix)
+
+
+def _openpi(
+    url: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False
+) -> Policy:
+    from rapid_env.agents.openpi_policy import PREFIX, OpenPIPolicy
+
+    return OpenPIPolicy(f"{PREFIX}{url}", task, chunk_size=chunk_size)
+
+
+# a whole policy served elsewhere over openpi's websocket protocol (openpi, rapid-policy-server)
+POLICIES.register_prefix("openpi:", _openpi, form="openpi:ws://<host>:<port>")

@@ -159,9 +159,10 @@ class EpisodeRunner:
 
 def _close(controller: PartitionedController) -> None:
     controller.task.close()
-    close = getattr(controller.transport, "close", None)
-    if callable(close):
-        close()
+    for part in (controller.transport, controller.policy):  # a remote one's connection
+        close = getattr(part, "close", None)
+        if callable(close):
+            close()
 
 
 def _media(trace: Any, record: dict[str, Any], media_dir: Path) -> dict[str, Any]:

@@ -44,11 +44,16 @@ def preflight(spec: SweepSpec, token_file: str | None = None) -> None:
     for agent in spec.agents:
         _build(f"agent {agent!r}", partial(build_decider, agent))
     policy = _build(f"policy {spec.base.policy!r}", partial(build_policy, spec.base))
-    for link in spec.links:
-        transport = link_transport(link)
-        if transport is not None:
-            _build(f"link {link!r}", partial(
-                transport.preflight, link, policy, spec.base.chunk_size, token_file))
+    try:
+        for link in spec.links:
+            transport = link_transport(link)
+            if transport is not None:
+                _build(f"link {link!r}", partial(
+                    transport.preflight, link, policy, spec.base.chunk_size, token_file))
+    finally:
+        close = getattr(policy, "close", None)  # a served policy's connection (openpi:)
+        if callable(close):
+            close()
 
 
 def _build(what: str, make: Callable[[], T]) -> T:

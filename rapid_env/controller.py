@@ -24,7 +24,7 @@ task is anything that implements the :class:`~rapid_env.task.Task` protocol.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -312,6 +312,8 @@ class PartitionedController:
             transport = self.transport if cost is self.cost else self._alt_transport
             assert transport is not None and not isinstance(transport, RemotePolicyTransport)
             timed = transport.send(split, t)
+        if result.measured_rtt_s is not None and not timed.pending:  # a policy served elsewhere
+            timed = replace(timed, measured_rtt_s=result.measured_rtt_s, server_s=result.server_s)
         chunk = result.chunk
         if chunk is not None and self.action_contract == "single":
             chunk = chunk[:1]  # one action per call: the robot executes the first only
@@ -468,7 +470,8 @@ class PartitionedController:
     def episode_metrics(self) -> dict[str, Any]:
         """Per-episode metrics (no wall-clock fields): success, latency, bytes, smoothness.
 
-        The recorder's, with ``invalid`` after ``fault``: the controller classifies the faults.
+        The recorder's, with ``invalid`` after ``fault`` (the controller classifies the faults)
+        and ``latency_timing`` after ``server_ms_mean`` (the controller knows its transport).
         """
         out: dict[str, Any] = {}
         suffix_cost = self.cost if self.alternative is None else self.alternative.cost
@@ -477,4 +480,7 @@ class PartitionedController:
             out[key] = value
             if key == "fault":
                 out["invalid"] = self.invalid
+            elif key == "server_ms_mean":  # a remote transport's requests took measured time
+                remote = isinstance(self.transport, RemotePolicyTransport)
+                out["latency_timing"] = "measured" if remote else "profile"
         return out

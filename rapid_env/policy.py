@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from rapid_env.record import REMOTE_ERROR
+
 if TYPE_CHECKING:
     from rapid_env.task import Task
 
@@ -80,11 +82,37 @@ class PolicyResult:
             ``policy_nonfinite_action``), None when there is one.
         exec_bytes: bytes the executable model really serialised at the split (0 when the policy
             has no split runtime or ran whole on the edge).
+        measured_rtt_s: wall-clock seconds of the call to a policy served elsewhere, as this host
+            saw it (its ``last_round_trip``); None for an in-process policy or a failed call.
+        server_s: that server's own compute for the call, as it reported it; None when it did
+            not say.
     """
 
     chunk: np.ndarray | None
     fault: str | None
     exec_bytes: int = 0
+    measured_rtt_s: float | None = None
+    server_s: float | None = None
+
+
+class RemotePolicyError(Exception):
+    """A policy served elsewhere could not answer; its ``fault`` is a ``remote_error``.
+
+    Raised by a policy whose whole model runs on a server (``openpi:ws://...``) when the call
+    fails on the way. :func:`run_policy` records :attr:`fault` as it is, so the record's schema
+    tells the infrastructure's failures (``ServerUnavailable``, ``DeadlineExceeded``: the episode
+    is invalid) from the served model's (``RequestRejected: INTERNAL``: data about the policy),
+    as for ``rapid-serve`` (:data:`rapid_env.record.INFRA_REMOTE_ERRORS`).
+
+    Args:
+        error: the error's class as the record names it (``ServerUnavailable`` ...).
+        code: a gRPC-style status (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ``INTERNAL``).
+        message: what happened, one line.
+    """
+
+    def __init__(self, error: str, code: str, message: str) -> None:
+        super().__init__(f"{error}: {code}: {message}")
+        self.fault = f"{REMOTE_ERROR}: {error}: {code}: {' '.join(message.split())}"
 
 
 def run_policy(
@@ -98,7 +126,10 @@ def run_policy(
     An executable model with a split runtime (``act_split``) runs through it at the matching depth
     and the bytes it serialised are counted; fp32 split equals unsplit, so the chunk is the one
     ``act`` would give. Any exception (``SystemExit`` too; only ``KeyboardInterrupt`` passes), a
-    wrong shape or a non-finite action becomes a fault.
+    wrong shape or a non-finite action becomes a fault; a :class:`RemotePolicyError` its own
+    ``remote_error``. A policy served elsewhere reports its call's wall-clock round trip in a
+    ``last_round_trip`` attribute, ``(rtt_s, server_s or None)`` or None, which the result
+    carries (the record's ``measured_rtt_ms_mean`` and ``server_ms_mean``).
     """
     exec_bytes = 0
     try:
@@ -111,10 +142,13 @@ def run_policy(
             chunk = np.asarray(policy.act(inp), dtype=np.float32)
     except KeyboardInterrupt:
         raise  # the user asked to stop: not the model's fault
+    except RemotePolicyError as exc:  # the call failed on the way, or the served model did
+        return PolicyResult(None, exc.fault, exec_bytes)
     except BaseException as exc:  # a user's model failing (even sys.exit) must not end the sweep
         return PolicyResult(None, f"policy_error: {type(exc).__name__}: {exc}", exec_bytes)
+    rtt_s, server_s = getattr(policy, "last_round_trip", None) or (None, None)
     if chunk.ndim != 2 or chunk.shape[1] != action_dim or chunk.shape[0] < 1:
-        return PolicyResult(None, f"policy_bad_shape: {chunk.shape}", exec_bytes)
+        return PolicyResult(None, f"policy_bad_shape: {chunk.shape}", exec_bytes, rtt_s, server_s)
     if not np.all(np.isfinite(chunk)):
-        return PolicyResult(None, "policy_nonfinite_action", exec_bytes)
-    return PolicyResult(chunk, None, exec_bytes)
+        return PolicyResult(None, "policy_nonfinite_action", exec_bytes, rtt_s, server_s)
+    return PolicyResult(chunk, None, exec_bytes, rtt_s, server_s)

@@ -222,6 +222,10 @@ FIELDS: tuple[Field, ...] = (
     _f("server_ms_mean", "float | None", "ms",
        "the server's own time per remote call; null on a simulated link", "recorder",
        wall_clock=True),
+    _f("latency_timing", "str", "",
+       "how the latencies were timed: `profile` (the cost profile's stages in virtual time, "
+       "deterministic; also for a policy served over openpi, whose wall-clock round trip is in "
+       "`measured_rtt_ms_mean`) or `measured` (the wall clock of `--links remote:`)", "recorder"),
     # ------------------------------------------------------------------ the decider's cost
     _f("decision_cpu_us_mean", "float", "us", "measured CPU time per `decide` call", "loop",
        wall_clock=True),
@@ -375,8 +379,9 @@ EPISODE_ERROR = "episode_error"
 """Prefix of the ``fault`` of a record whose episode could not run (a harness-side fault)."""
 
 REMOTE_ERROR = "remote_error"
-"""Prefix of the ``fault`` of a request to ``rapid-serve`` that failed
-(``remote_error: <Error>: <CODE>: <message>``, :mod:`rapid_env.serve.transport`)."""
+"""Prefix of the ``fault`` of a request to ``rapid-serve`` or an openpi server that failed
+(``remote_error: <Error>: <CODE>: <message>``, :mod:`rapid_env.serve.transport`,
+:class:`rapid_env.policy.RemotePolicyError`)."""
 
 NONFINITE = "policy_nonfinite_action"
 """The ``fault`` of a chunk that held NaN or inf."""
@@ -417,7 +422,9 @@ FAULT_KINDS: dict[str, str] = {
     "very first call) it is an infrastructure fault (`invalid` is `nonfinite_first_call: "
     "...`): a checkpoint whose weights are NaN, which says nothing about a decider",
     REMOTE_ERROR: "a request to `rapid-serve` failed (`--links remote:`), counted once per "
-    "request when it is sent; the request is lost. An infrastructure fault when the server is "
+    "request when it is sent; the request is lost; or a call to an openpi server failed "
+    "(`--policy openpi:`), counted when its modelled arrival comes, as a policy error is. An "
+    "infrastructure fault when the server is "
     "unreachable or gone, refused the token or ran past the harness's deadline (errors "
     f"{', '.join(f'`{e}`' for e in INFRA_REMOTE_ERRORS)}, or status "
     f"{', '.join(f'`{c}`' for c in INFRA_REMOTE_CODES)}); a policy fault when the served model "

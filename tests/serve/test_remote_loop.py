@@ -263,11 +263,12 @@ def test_a_remote_sweep_is_measured_and_succeeds_where_a_fast_link_does(
         assert all(r[k] > 0 for k in MEASURED), r
         assert r["bytes_up"] == r["exec_bytes_up"] > 0 and r["bytes_down"] > 0
         assert r["lost_requests"] == 0 and r["fault"] is None
+        assert r["latency_timing"] == "measured"
         assert r["latency_ms_mean"] == pytest.approx(
             r["edge_ms_mean"] + r["cloud_ms_mean"] + r["network_ms_mean"]
         )
     for r in ref:
-        assert all(r[k] is None for k in MEASURED)
+        assert all(r[k] is None for k in MEASURED) and r["latency_timing"] == "profile"
     # The chunks are the same computation (fp32 split is bit-identical); only when they take
     # effect differs (a few ms measured here, ~75 ms modelled for the 7B profile there), which
     # moves the hand a little; reach succeeds either way. One seed of slack for that.
