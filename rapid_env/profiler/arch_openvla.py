@@ -231,6 +231,11 @@ def _tower(timm_id: str, image_size: int, dtype: Any) -> tuple[VisionTower, Any]
     return tower, to_eval(model_cls(cfg), dtype)
 
 
+def _patch_features(model: Any, pixels: Any) -> Any:
+    """A vision tower's last hidden states (every token, CLS and registers included)."""
+    return model(pixel_values=pixels).last_hidden_state
+
+
 def _count_prismatic_vision(
     n_images: int, dtype: Any, spec: PrismaticSpec | None = None, llm_dim: int = LLAMA_WIDTH
 ) -> _PrismaticVision:
@@ -245,7 +250,7 @@ def _count_prismatic_vision(
         pixels = torch.empty(n_images, 3, size, size, dtype=dtype)
         for timm_id in spec.towers:
             tower, model = _tower(timm_id, size, dtype)
-            out, counts = count_flops(lambda m=model: m(pixel_values=pixels).last_hidden_state)
+            out, counts = count_flops(partial(_patch_features, model, pixels))
             flops = counts["Global"]
             if tower.head is not None:
                 head = getattr(model, tower.head, None) or getattr(model.vision_model, tower.head)

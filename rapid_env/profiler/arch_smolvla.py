@@ -152,7 +152,7 @@ def _smolvlm(spec: SmolVLASpec, dtype: Any) -> Any:
     fields = copy.deepcopy(spec.vlm)
     fields.setdefault("vision_config", {})["image_size"] = spec.image_size
     cfg = SmolVLMConfig(**fields)
-    text_cfg = cfg.text_config
+    text_cfg: Any = cfg.text_config
     if not 1 <= spec.vlm_layers <= text_cfg.num_hidden_layers:
         raise ValueError(
             f"num_vlm_layers={spec.vlm_layers}; allowed: 1..{text_cfg.num_hidden_layers}"
