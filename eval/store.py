@@ -6,7 +6,8 @@
   configuration), what each episode records on top of the plain record (``recorded``: the
   ``--oracle`` tolerances and ``--videos`` count), the digest of the policy's weights
   (``policy_digest``, :func:`~rapid_env.agents.policy_digest.policy_digest`; null for a policy
-  without a checkpoint, such as the scripted expert), the package versions, the git commit, the W&B
+  without a checkpoint, such as the scripted expert), the content digest of a ``file:`` cost
+  profile (``profile_digest``; only for those), the package versions, the git commit, the W&B
   run ids (``wandb_run_id``: the sweep-level run; ``wandb_runs``: one per cell, by
   ``agent|task|noise|link``), and when it was started;
 * ``episodes.jsonl`` -- one JSON record per finished episode, keyed by ``episode_key`` (the
@@ -31,6 +32,8 @@ extension whose policy now loads weights of another digest than the manifest's i
 would mix two policies in one table. A manifest written before stores recorded the digest
 resumes as before, with a warning (:attr:`ResultsStore.warnings`) that the weights cannot be
 checked; it is not given today's digest, which would claim the stored episodes ran with it. A
+``file:`` cost profile is held to the same rule by its content digest: a file counted again
+(another model behind the same name) is not resumed into the old episodes. A
 resume
 that would record more than the stored episodes hold (oracle tolerances, videos of more seeds)
 is refused too: it would run only the missing episodes, so the new parts would silently be
@@ -95,6 +98,8 @@ DIGEST_FIELD = "record_digest"
 DIGEST_ALGORITHM = "sha256"
 POLICY_DIGEST_FIELD = "policy_digest"
 """The manifest field that holds the digest of the policy's weights (None: no checkpoint)."""
+PROFILE_DIGEST_FIELD = "profile_digest"
+"""The manifest field that holds the content digest of a ``file:`` cost profile (only then)."""
 _UNSEALED = frozenset((DIGEST_FIELD, *WALL_CLOCK_FIELDS))
 OWNED: tuple[str, ...] = (
     MANIFEST, f"{MANIFEST}.tmp", EPISODES, "summary.json", "summary.csv", "paired.csv",
@@ -170,6 +175,7 @@ def make_manifest(
         "recorded": (recorded or Recorded()).to_dict(),
         DIGEST_FIELD: DIGEST_ALGORITHM,
         POLICY_DIGEST_FIELD: _policy_digest(spec.base.policy),
+        **_profile_digest(spec.base.profile),
         "versions": _versions(),
         "git_commit": _git_commit(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -182,6 +188,14 @@ def _policy_digest(policy: str) -> str | None:
     from rapid_env.agents.policy_digest import policy_digest
 
     return policy_digest(policy)
+
+
+def _profile_digest(profile: str) -> dict[str, str]:
+    """``{profile_digest: ...}`` for a ``file:`` profile (its name does not pin its content)."""
+    from rapid_env.cost.profiles import profile_digest
+
+    digest = profile_digest(profile)
+    return {} if digest is None else {PROFILE_DIGEST_FIELD: digest}
 
 
 def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -414,6 +428,7 @@ class ResultsStore:
         if old is not None:
             self._check_compatible(old, new, mode)
             self._check_weights(old, new)
+            self._check_profile(old, new)
             new["created"] = old.get("created", new["created"])
             for key in WANDB_KEYS:  # a resumed or extended sweep logs into the same runs
                 if key in old:
@@ -504,6 +519,17 @@ class ResultsStore:
             f"{self.out}: the stored episodes ran policy {policy!r} with weights {had}, but "
             f"{policy!r} now loads {loads}; a resume would mix two policies in one table: "
             f"use a new --out (with {again})")
+
+    def _check_profile(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Refuse to add episodes timed by another ``file:`` profile than the stored ones."""
+        had, now = old.get(PROFILE_DIGEST_FIELD), new.get(PROFILE_DIGEST_FIELD)
+        if had == now:
+            return
+        profile = str(new["sweep"]["env"].get("profile"))
+        raise StoreError(
+            f"{self.out}: the stored episodes were timed with cost profile {profile!r} of "
+            f"content {had}, but the file now holds {now}; a resume would mix two cost profiles "
+            "in one table: use a new --out (or restore the profile file)")
 
     def _check_recorded(
         self, spec: SweepSpec, jobs: Sequence[EpisodeJob], old: Mapping[str, Any],

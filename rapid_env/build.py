@@ -31,13 +31,14 @@ def validate_core_names(cfg: EnvConfig) -> None:
 
     Everything but the policy, which is checked where policies are known (:mod:`rapid_env.compose`).
     """
-    from rapid_env.cost import DEVICES, PROFILES
+    from rapid_env.cost import DEVICES
+    from rapid_env.cost.profiles import check_profile
     from rapid_env.link import parse_link
     from rapid_env.noise import parse_noise
     from rapid_env.tasks.suite import check_task
 
     check_task(cfg.task)
-    PROFILES.check(cfg.profile)
+    check_profile(cfg.profile)
     DEVICES.check(cfg.edge)
     DEVICES.check(cfg.cloud)
     scene_task(cfg.task, parse_noise(cfg.noise).variant)

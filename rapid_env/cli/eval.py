@@ -156,7 +156,8 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
                         "checkpoint), a pinned version such as chunk-regress@v1, expert, "
                         "ckpt:<dir>, hf:<dir>, or a name a plugin registers")
     g.add_argument("--profile", default="openvla-7b",
-                   help="full-size architecture whose cost the simulated latency follows")
+                   help="full-size architecture whose cost the simulated latency follows: a "
+                        "built-in name, or file:<json> written by rapid-profile")
     g.add_argument("--edge", default="jetson-agx-orin", help="edge device")
     g.add_argument("--cloud", default="a100", help="cloud device")
     g.add_argument("--image-size", type=int, default=64, help="camera image side in pixels")

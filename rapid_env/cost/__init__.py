@@ -29,7 +29,14 @@ if TYPE_CHECKING:
         build_cost_model,
         split_table,
     )
-    from rapid_env.cost.profiles import PROFILES, ArchProfile, BlockCost, load_profile
+    from rapid_env.cost.profiles import (
+        PROFILES,
+        ArchProfile,
+        BlockCost,
+        check_profile,
+        load_profile,
+        load_profile_file,
+    )
 
 _EXPORTS = {
     "DEVICES": "devices",
@@ -49,6 +56,8 @@ _EXPORTS = {
     "ArchProfile": "profiles",
     "BlockCost": "profiles",
     "load_profile": "profiles",
+    "load_profile_file": "profiles",
+    "check_profile": "profiles",
 }
 
 __all__ = [
@@ -67,7 +76,9 @@ __all__ = [
     "Stage",
     "StageKind",
     "build_cost_model",
+    "check_profile",
     "load_profile",
+    "load_profile_file",
     "split_table",
 ]
 

@@ -24,9 +24,10 @@ Counting conventions (see ``docs/cost_model.md``):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -257,3 +258,157 @@ def load_profile(name: str, path: Path | str | None = None) -> ArchProfile:
 
 for _name in read_cache():
     PROFILES.register(_name, partial(load_profile, _name))
+
+
+# ------------------------------------------------------------------------ a user's profile file
+
+FILE_PREFIX = "file:"
+"""``file:<json>`` names a profile file written by ``rapid-profile`` (docs/cost_model.md)."""
+FILE_FORMAT = "rapid-env-profile/1"
+"""The ``format`` a profile file declares (so a results store or another JSON is not mistaken
+for one)."""
+
+
+class ProfileFileError(ValueError):
+    """A profile file that cannot be used: one line naming the file and the bad field."""
+
+
+def profile_file_digest(path: Path | str) -> str:
+    """``sha256:<hex>`` of a profile file's bytes: what a results store records for it.
+
+    A ``file:`` name says where the profile is, not what it holds; a file counted again after
+    the model changed keeps its name, so stores compare this digest instead.
+
+    Raises:
+        ProfileFileError: the file cannot be read.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ProfileFileError(f"profile file {str(path)!r}: {exc.strerror or exc}") from None
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def _typed(value: object, kind: str, where: str) -> None:
+    """Refuse ``value`` unless it has the JSON type ``kind`` (``number``, ``int``, ...)."""
+    ok = {
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+        "number or null": value is None
+        or (isinstance(value, int | float) and not isinstance(value, bool)),
+    }[kind]
+    if not ok:
+        raise ValueError(f"{where}: expected {kind}, got {json.dumps(value)}")
+
+
+_BLOCK_TYPES = {
+    "name": "str", "flops": "number", "weight_bytes": "number", "activation_bytes": "number",
+    "per_token": "bool", "decode_flops": "number", "decode_activation_bytes": "number",
+    "kv_cache_bytes": "number", "read_bytes": "number or null",
+}
+_PROFILE_TYPES = {
+    "name": "str", "blocks": "list", "input_bytes": "int", "output_bytes": "int",
+    "decode_steps": "int", "source": "str", "token_bytes": "int", "loop": "str",
+}
+
+
+def _fields(data: object, types: dict[str, str], cls: type, where: str) -> dict[str, Any]:
+    """Check a JSON object against a dataclass's fields: no unknown, none missing, typed."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected an object, got {json.dumps(data)[:40]}")
+    unknown = sorted(set(data) - set(types))
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]}: unknown field; allowed: {', '.join(types)}")
+    for f in fields(cls):
+        if f.name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"{where}.{f.name}: missing")
+            continue
+        if types[f.name] != "list":
+            _typed(data[f.name], types[f.name], f"{where}.{f.name}")
+    return dict(data)
+
+
+def profile_from_json(data: object) -> ArchProfile:
+    """Validate a profile file's parsed JSON and build its :class:`ArchProfile`.
+
+    Raises:
+        ValueError: one line naming the first bad field (``profile.blocks[3].flops: ...``).
+    """
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object with 'format' and 'profile'")
+    if data.get("format") != FILE_FORMAT:
+        raise ValueError(
+            f"format: expected {FILE_FORMAT!r}, got {json.dumps(data.get('format'))} "
+            "(write the file with rapid-profile)"
+        )
+    prof = _fields(data.get("profile"), _PROFILE_TYPES, ArchProfile, "profile")
+    blocks = prof.get("blocks")
+    if not isinstance(blocks, list) or not blocks:
+        raise ValueError("profile.blocks: expected a non-empty list of blocks")
+    built = []
+    for i, block in enumerate(blocks):
+        where = f"profile.blocks[{i}]"
+        try:
+            built.append(BlockCost(**_fields(block, _BLOCK_TYPES, BlockCost, where)))
+        except ValueError as exc:
+            raise ValueError(exc if str(exc).startswith(where) else f"{where}: {exc}") from None
+    prof["blocks"] = tuple(built)
+    try:
+        return ArchProfile(**prof)
+    except ValueError as exc:
+        raise ValueError(f"profile: {exc}") from None
+
+
+def load_profile_file(path: Path | str) -> ArchProfile:
+    """Read a profile file written by ``rapid-profile`` (``--profile file:<json>``).
+
+    Raises:
+        ProfileFileError: the file is missing, not JSON, or a field is bad; one line naming the
+            file and the field.
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ProfileFileError(f"profile file {name!r}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProfileFileError(
+            f"profile file {name!r}: not JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
+    try:
+        return profile_from_json(data)
+    except ValueError as exc:
+        raise ProfileFileError(f"profile file {name!r}: {exc}") from None
+
+
+def check_profile(name: str) -> str:
+    """Return ``name`` if it names a usable profile: a cached one, or a valid ``file:`` one.
+
+    Raises:
+        UnknownNameError: neither a cached name nor ``file:<json>``.
+        ProfileFileError: a ``file:`` profile that cannot be read or is malformed.
+    """
+    PROFILES.check(name)
+    if name.startswith(FILE_PREFIX):
+        load_profile_file(name[len(FILE_PREFIX):])
+    return name
+
+
+def profile_digest(name: str) -> str | None:
+    """The content digest of a ``file:`` profile (:func:`profile_file_digest`); None otherwise.
+
+    A cached name's profile moves with the package (like a shipped policy name's weights).
+    """
+    if not name.startswith(FILE_PREFIX):
+        return None
+    return profile_file_digest(name[len(FILE_PREFIX):])
+
+
+PROFILES.register_prefix(
+    FILE_PREFIX, load_profile_file, form="file:<json>", identity=profile_file_digest
+)

@@ -8,7 +8,7 @@ reads continuous actions off their hidden states with an MLP head. See ``docs/co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -21,8 +21,8 @@ from rapid_env.profiler.counting import (
     image_bytes,
     nbytes,
     param_bytes,
+    resident_only,
     residual,
-    siglip_so400m_config,
     to_eval,
 )
 from rapid_env.profiler.registry import profile_builder
@@ -75,136 +75,254 @@ OFT_SOURCE = (
 
 # ------------------------------------------------------------------------- shared Prismatic parts
 
+DINOV2_REG4_LARGE = "vit_large_patch14_reg4_dinov2.lvd142m"
+SIGLIP_SO400M_224 = "vit_so400m_patch14_siglip_224"
+SIGLIP_SO400M_384 = "vit_so400m_patch14_siglip_384"
+CLIP_LARGE_224 = "vit_large_patch14_clip_224.openai"
+
+
+@dataclass(frozen=True)
+class VisionTower:
+    """One of a Prismatic backbone's vision towers, named by its timm id in the HF config.
+
+    Attributes:
+        block: The profile block's name (``vision.<block>``).
+        model_class: The ``transformers`` class that builds it.
+        config: That class's config keywords (``image_size`` is filled in per backbone).
+        prefix_tokens: Leading tokens Prismatic drops (CLS, registers): it reads patches only.
+        head: Name of a submodule kept in the checkpoint but never run (weights count, FLOPs
+            not), or ``None``.
+    """
+
+    block: str
+    model_class: str
+    config: dict[str, Any]
+    prefix_tokens: int = 0
+    head: str | None = None
+
+
+_DINOV2_LARGE: dict[str, Any] = {
+    "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "mlp_ratio": 4,
+    "patch_size": 14,
+}
+_SIGLIP_SO400M: dict[str, Any] = {
+    "hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27,
+    "num_attention_heads": 16, "patch_size": 14, "vision_use_head": True,
+}
+TIMM_TOWERS: dict[str, VisionTower] = {
+    DINOV2_REG4_LARGE: VisionTower(
+        "dinov2", "Dinov2WithRegistersModel", {**_DINOV2_LARGE, "num_register_tokens": 4}, 5
+    ),
+    # The checkpoint carries SigLIP's attention-pooling head (15.2 M params) although Prismatic
+    # reads patch features and never runs it: its weights count, its FLOPs do not.
+    SIGLIP_SO400M_224: VisionTower("siglip", "SiglipVisionModel", _SIGLIP_SO400M, 0, "head"),
+    SIGLIP_SO400M_384: VisionTower("siglip", "SiglipVisionModel", _SIGLIP_SO400M, 0, "head"),
+    CLIP_LARGE_224: VisionTower(
+        "clip", "CLIPVisionModel",
+        {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+         "num_attention_heads": 16, "patch_size": 14},
+        1,
+    ),
+}
+"""The timm vision towers Prismatic VLAs name (``timm_model_ids``) that the profiler can build
+in ``transformers`` on the meta device; the configs are the published ones."""
+
+PROJECTORS = ("fused-gelu-mlp", "gelu-mlp", "linear")
+"""Prismatic's projector kinds (the part of ``arch_specifier`` after ``+``)."""
+
+LLAMA2_7B: dict[str, Any] = {
+    "model_type": "llama",
+    "hidden_size": LLAMA_WIDTH,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32064,
+    "max_position_embeddings": 4096,
+    "tie_word_embeddings": False,
+}
+"""Llama-2-7B as OpenVLA ships it (vocab padded to 32064)."""
+
+
+@dataclass(frozen=True)
+class PrismaticSpec:
+    """What a Prismatic-style VLA's profile is counted from (defaults: OpenVLA-7B).
+
+    Attributes:
+        towers: timm ids of the vision towers, in the order their features are concatenated.
+        image_size: Input resolution of every tower (square).
+        projector: One of :data:`PROJECTORS`.
+        llm: The language model's ``transformers`` config (``model_type`` and its fields).
+        text_tokens: Tokens of the prompt text, BOS included (the patches go after BOS).
+        action_tokens: Action tokens decoded per call (one per action dimension).
+        name, source: The profile's name and its provenance string.
+    """
+
+    towers: tuple[str, ...] = (DINOV2_REG4_LARGE, SIGLIP_SO400M_224)
+    image_size: int = PRISMATIC_IMAGE_SIZE
+    projector: str = "fused-gelu-mlp"
+    llm: dict[str, Any] = field(default_factory=lambda: dict(LLAMA2_7B))
+    text_tokens: int = OPENVLA_TEXT_TOKENS
+    action_tokens: int = OPENVLA_ACTION_TOKENS
+    name: str = "openvla-7b"
+    source: str = OPENVLA_SOURCE
+
 
 @dataclass(frozen=True)
 class _PrismaticVision:
     """The counted vision half of a Prismatic VLA for ``n_images`` camera images.
 
     Attributes:
-        dino, siglip, projector: The meta-device modules (for their weight bytes).
-        dino_patches: DINOv2 patch features ``(n_images, 256, 1024)`` (CLS and registers dropped).
-        fused: DINOv2 and SigLIP features concatenated, ``(n_images, 256, 2176)``.
-        patch_embeds: Projected patch embeddings ``(n_images, 256, 4096)``.
-        dino_flops, siglip_flops, projector_flops: Counted FLOPs of each part.
+        towers: Per tower: its block name, the meta-device module (for its weight bytes), its
+            patch features ``(n_images, patches, width)`` and its counted FLOPs.
+        projector: The projector module.
+        fused: Every tower's features concatenated, ``(n_images, patches, sum of widths)``.
+        patch_embeds: Projected patch embeddings ``(n_images, patches, llm width)``.
+        projector_flops: Counted FLOPs of the projector.
     """
 
-    dino: Any
-    siglip: Any
+    towers: list[tuple[str, Any, Any, float]]
     projector: Any
-    dino_patches: Any
     fused: Any
     patch_embeds: Any
-    dino_flops: float
-    siglip_flops: float
     projector_flops: float
 
+    @property
+    def patches(self) -> int:
+        """Patch embeddings per image (what the prompt holds per image)."""
+        return int(self.patch_embeds.shape[1])
 
-def _prismatic_projector(vision_dim: int, llm_dim: int) -> Any:
-    """Prismatic's ``FusedMLPProjector``: Linear(v, 4v), GELU, Linear(4v, d), GELU, Linear(d, d)."""
+
+def _prismatic_projector(kind: str, vision_dim: int, llm_dim: int) -> Any:
+    """One of Prismatic's projectors, from the vision features' width to the LM's.
+
+    ``fused-gelu-mlp``: Linear(v, 4v), GELU, Linear(4v, d), GELU, Linear(d, d); ``gelu-mlp``:
+    Linear(v, d), GELU, Linear(d, d); ``linear``: Linear(v, d).
+    """
     from torch import nn
 
-    hidden = 4 * vision_dim
-    return nn.Sequential(
-        nn.Linear(vision_dim, hidden),
-        nn.GELU(),
-        nn.Linear(hidden, llm_dim),
-        nn.GELU(),
-        nn.Linear(llm_dim, llm_dim),
-    )
-
-
-def _count_prismatic_vision(n_images: int, dtype: Any) -> _PrismaticVision:
-    """Build and count Prismatic's 'dinosiglip-vit-so-224px' backbone + projector on meta."""
-    import torch
-    from transformers import (
-        Dinov2WithRegistersConfig,
-        Dinov2WithRegistersModel,
-        SiglipVisionModel,
-    )
-
-    dino_cfg = Dinov2WithRegistersConfig(
-        hidden_size=1024,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        mlp_ratio=4,
-        image_size=PRISMATIC_IMAGE_SIZE,
-        patch_size=14,
-        num_register_tokens=4,
-    )
-    # The checkpoint carries SigLIP's attention-pooling head (15.2 M params) although Prismatic
-    # reads patch features and never runs it: keep it for memory, drop its FLOPs below.
-    siglip_cfg = siglip_so400m_config(PRISMATIC_IMAGE_SIZE, use_head=True)
-    with torch.device("meta"):
-        dino = to_eval(Dinov2WithRegistersModel(dino_cfg), dtype)
-        siglip = to_eval(SiglipVisionModel(siglip_cfg), dtype)
-        vision_dim = dino_cfg.hidden_size + siglip_cfg.hidden_size
-        projector = to_eval(_prismatic_projector(vision_dim, LLAMA_WIDTH), dtype)
-        size = PRISMATIC_IMAGE_SIZE
-        pixels = torch.empty(n_images, 3, size, size, dtype=dtype)
-        dino_out, dino_flops = count_flops(lambda: dino(pixel_values=pixels).last_hidden_state)
-        prefix = 1 + dino_cfg.num_register_tokens  # CLS + registers: Prismatic keeps patches only
-        dino_patches = dino_out[:, prefix:, :]
-        siglip_out, siglip_flops = count_flops(
-            lambda: siglip(pixel_values=pixels).last_hidden_state
+    if kind == "fused-gelu-mlp":
+        hidden = 4 * vision_dim
+        return nn.Sequential(
+            nn.Linear(vision_dim, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, llm_dim),
+            nn.GELU(),
+            nn.Linear(llm_dim, llm_dim),
         )
-        fused = torch.cat([dino_patches, siglip_out], dim=-1)
+    if kind == "gelu-mlp":
+        return nn.Sequential(nn.Linear(vision_dim, llm_dim), nn.GELU(), nn.Linear(llm_dim, llm_dim))
+    if kind == "linear":
+        return nn.Linear(vision_dim, llm_dim)
+    raise ValueError(f"unknown projector {kind!r}; allowed: {', '.join(PROJECTORS)}")
+
+
+def _tower(timm_id: str, image_size: int, dtype: Any) -> tuple[VisionTower, Any]:
+    """Build one vision tower on the meta device (call inside ``torch.device("meta")``)."""
+    import transformers
+
+    if timm_id not in TIMM_TOWERS:
+        raise ValueError(
+            f"no profile rule for vision tower {timm_id!r}; allowed: {', '.join(TIMM_TOWERS)}"
+        )
+    tower = TIMM_TOWERS[timm_id]
+    model_cls = getattr(transformers, tower.model_class)
+    cfg = model_cls.config_class(**tower.config, image_size=image_size)
+    return tower, to_eval(model_cls(cfg), dtype)
+
+
+def _patch_features(model: Any, pixels: Any) -> Any:
+    """A vision tower's last hidden states (every token, CLS and registers included)."""
+    return model(pixel_values=pixels).last_hidden_state
+
+
+def _count_prismatic_vision(
+    n_images: int, dtype: Any, spec: PrismaticSpec | None = None, llm_dim: int = LLAMA_WIDTH
+) -> _PrismaticVision:
+    """Build and count a Prismatic fused backbone + projector on meta (default: OpenVLA's)."""
+    import torch
+
+    spec = spec or PrismaticSpec()
+    size = spec.image_size
+    towers: list[tuple[str, Any, Any, float]] = []
+    names: list[str] = []
+    with torch.device("meta"):
+        pixels = torch.empty(n_images, 3, size, size, dtype=dtype)
+        for timm_id in spec.towers:
+            tower, model = _tower(timm_id, size, dtype)
+            out, counts = count_flops(partial(_patch_features, model, pixels))
+            flops = counts["Global"]
+            if tower.head is not None:
+                head = getattr(model, tower.head, None) or getattr(model.vision_model, tower.head)
+                resident_only(head, "kept in the checkpoint, never run")
+                flops -= counts.get(f"{type(model).__name__}.{tower.head}", 0.0)
+            name = tower.block if tower.block not in names else f"{tower.block}{len(names)}"
+            names.append(name)
+            towers.append((name, model, out[:, tower.prefix_tokens :, :], flops))
+        shapes = {t[2].shape[1] for t in towers}
+        if len(shapes) != 1:
+            raise ValueError(f"vision towers {spec.towers} give different patch counts {shapes}")
+        fused = torch.cat([t[2] for t in towers], dim=-1)
+        projector = to_eval(_prismatic_projector(spec.projector, fused.shape[-1], llm_dim), dtype)
         patch_embeds, projector_flops = count_flops(lambda: projector(fused))
     return _PrismaticVision(
-        dino=dino,
-        siglip=siglip,
+        towers=towers,
         projector=projector,
-        dino_patches=dino_patches,
         fused=fused,
         patch_embeds=patch_embeds,
-        dino_flops=dino_flops["Global"],
-        siglip_flops=siglip_flops["Global"] - siglip_flops.get("SiglipVisionModel.head", 0.0),
         projector_flops=projector_flops["Global"],
     )
 
 
+def _language_model(llm: dict[str, Any], dtype: Any) -> Any:
+    """A ``transformers`` causal LM from its config dict (``model_type`` + fields), on meta."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    fields = dict(llm)
+    model_type = fields.pop("model_type", None)
+    if not isinstance(model_type, str):
+        raise ValueError("text_config.model_type: missing; a transformers model type, e.g. 'llama'")
+    try:
+        cfg = AutoConfig.for_model(model_type, **fields)
+    except ValueError as exc:
+        raise ValueError(f"text_config.model_type {model_type!r}: {exc}") from None
+    with torch.device("meta"):
+        return to_eval(AutoModelForCausalLM.from_config(cfg), dtype)
+
+
 def _llama2_7b(dtype: Any) -> Any:
     """Llama-2-7B as OpenVLA ships it (vocab padded to 32064), on the meta device."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(
-        hidden_size=LLAMA_WIDTH,
-        intermediate_size=11008,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=32,
-        vocab_size=32064,
-        max_position_embeddings=4096,
-        tie_word_embeddings=False,
-    )
-    with torch.device("meta"):
-        return to_eval(LlamaForCausalLM(cfg), dtype)
+    return _language_model(LLAMA2_7B, dtype)
 
 
 def _vision_blocks(
     vision: _PrismaticVision, raw_image_bytes: float, carried_bytes: float
 ) -> list[BlockCost]:
-    """DINOv2 and SigLIP blocks; ``carried_bytes`` (ids, proprio) ride along every cut."""
-    return [
-        BlockCost(
-            name="vision.dinov2",
-            flops=vision.dino_flops,
-            weight_bytes=param_bytes(vision.dino),
-            # SigLIP in the cloud still needs the image; the decoder needs the instruction.
-            activation_bytes=nbytes(vision.dino_patches) + raw_image_bytes + carried_bytes,
-        ),
-        BlockCost(
-            name="vision.siglip",
-            flops=vision.siglip_flops,
-            weight_bytes=param_bytes(vision.siglip),
-            activation_bytes=nbytes(vision.fused) + carried_bytes,
-        ),
-    ]
+    """One block per vision tower; ``carried_bytes`` (ids, proprio) ride along every cut.
+
+    A cut after tower ``i`` ships the features so far and, while a later tower still needs it,
+    the raw image; after the last tower it ships the fused features.
+    """
+    blocks = []
+    n = len(vision.towers)
+    for i, (name, model, _, flops) in enumerate(vision.towers):
+        so_far = sum(nbytes(t[2]) for t in vision.towers[: i + 1])
+        later_needs_image = raw_image_bytes if i < n - 1 else 0.0
+        blocks.append(
+            BlockCost(
+                name=f"vision.{name}",
+                flops=flops,
+                weight_bytes=param_bytes(model),
+                activation_bytes=so_far + later_needs_image + carried_bytes,
+            )
+        )
+    return blocks
 
 
 def _lm_logits(llm: Any, hidden: Any) -> Any:
     """Apply the final norm and LM head to the given positions (generate() keeps the last one)."""
-    return llm.lm_head(llm.model.norm(hidden))
+    return llm.get_output_embeddings()(llm.get_decoder().norm(hidden))
 
 
 # ------------------------------------------------------------------------------------ OpenVLA-7B
@@ -212,7 +330,12 @@ def _lm_logits(llm: Any, hidden: Any) -> Any:
 
 @profile_builder("openvla-7b")
 def build_openvla_7b() -> ArchProfile:
-    """Count OpenVLA-7B block by block from its ``transformers`` parts on the meta device.
+    """Count OpenVLA-7B block by block from its ``transformers`` parts on the meta device."""
+    return count_openvla(PrismaticSpec())
+
+
+def count_openvla(spec: PrismaticSpec) -> ArchProfile:
+    """Count an OpenVLA-style VLA (Prismatic backbone, decoder LM, action tokens) on meta.
 
     Why this block list: splitting between whole vision encoders, after the projector, or between
     any two decoder layers are the cut points a Neurosurgeon-style partitioner would consider;
@@ -222,13 +345,16 @@ def build_openvla_7b() -> ArchProfile:
     import torch
 
     dtype = torch.bfloat16
-    decode_steps = OPENVLA_ACTION_TOKENS - 1
-    vision = _count_prismatic_vision(1, dtype)
-    llm = _llama2_7b(dtype)
-    decoder = llm.model
+    if spec.action_tokens < 2:
+        raise ValueError(f"action_tokens={spec.action_tokens}; allowed: an int >= 2")
+    decode_steps = spec.action_tokens - 1
+    llm = _language_model(spec.llm, dtype)
+    decoder = llm.get_decoder()
+    width = int(llm.config.hidden_size)
+    vision = _count_prismatic_vision(1, dtype, spec, width)
     with torch.device("meta"):
-        raw_image_bytes = image_bytes(1, PRISMATIC_IMAGE_SIZE)
-        text_ids = torch.zeros(1, OPENVLA_TEXT_TOKENS, dtype=torch.long)
+        raw_image_bytes = image_bytes(1, spec.image_size)
+        text_ids = torch.zeros(1, spec.text_tokens, dtype=torch.long)
         text_id_bytes = nbytes(text_ids)
         text_embeds = decoder.embed_tokens(text_ids)
         # OpenVLA inserts the patch embeddings right after BOS.
@@ -242,7 +368,7 @@ def build_openvla_7b() -> ArchProfile:
 
         decode_counts: dict[str, float] = {}
         head_decode = 0.0
-        step_input = torch.empty(1, 1, LLAMA_WIDTH, dtype=dtype)
+        step_input = torch.empty(1, 1, width, dtype=dtype)
         for _ in range(decode_steps):
             step, counts = count_flops(
                 lambda: decoder(inputs_embeds=step_input, cache=cache, use_cache=True)
@@ -252,7 +378,7 @@ def build_openvla_7b() -> ArchProfile:
             _, head_counts = count_flops(partial(_lm_logits, llm, step.last_hidden_state))
             head_decode += head_counts["Global"]
 
-    hidden_bytes = float(LLAMA_WIDTH * BF16_BYTES)  # one token's hidden state
+    hidden_bytes = float(width * BF16_BYTES)  # one token's hidden state
     blocks = _vision_blocks(vision, raw_image_bytes, text_id_bytes)
     blocks += [
         BlockCost(
@@ -268,12 +394,13 @@ def build_openvla_7b() -> ArchProfile:
             activation_bytes=nbytes(prompt),
             per_token=True,
             decode_activation_bytes=hidden_bytes,
-            read_bytes=hidden_bytes * OPENVLA_TEXT_TOKENS,
+            read_bytes=hidden_bytes * spec.text_tokens,
         ),
     ]
     n_layers = len(decoder.layers)
+    layer_key = f"{type(decoder).__name__}.layers"
     for i, layer in enumerate(decoder.layers):
-        key = f"LlamaModel.layers.{i}"
+        key = f"{layer_key}.{i}"
         layer_cache = cache.layers[i]
         is_last = i == n_layers - 1
         blocks.append(
@@ -293,22 +420,22 @@ def build_openvla_7b() -> ArchProfile:
         BlockCost(
             name="llm.lm_head",
             flops=head_prefill["Global"] + head_decode,
-            weight_bytes=param_bytes(llm.lm_head, decoder.norm),
-            activation_bytes=float(OPENVLA_ACTION_TOKENS * FLOAT32_BYTES),
+            weight_bytes=param_bytes(llm.get_output_embeddings(), decoder.norm),
+            activation_bytes=float(spec.action_tokens * FLOAT32_BYTES),
             per_token=True,
             decode_flops=head_decode / decode_steps,
             decode_activation_bytes=float(TOKEN_ID_BYTES),
         )
     )
-    if prompt_tokens != 1 + 256 + OPENVLA_TEXT_TOKENS - 1:
+    if prompt_tokens != vision.patches + spec.text_tokens:
         raise AssertionError(f"unexpected prompt length {prompt_tokens}")
     return ArchProfile(
-        name="openvla-7b",
+        name=spec.name,
         blocks=tuple(blocks),
         input_bytes=int(raw_image_bytes + text_id_bytes),
-        output_bytes=OPENVLA_ACTION_TOKENS * FLOAT32_BYTES,  # 7 float32 action values
+        output_bytes=spec.action_tokens * FLOAT32_BYTES,  # one float32 per action dimension
         decode_steps=decode_steps,
-        source=OPENVLA_SOURCE,
+        source=spec.source,
         loop="autoregressive",
     )
 
@@ -369,6 +496,7 @@ def build_openvla_oft_7b() -> ArchProfile:
     llm = _llama2_7b(dtype)
     decoder = llm.model
     with torch.device("meta"):
+        resident_only(llm.lm_head, "loaded with the language model, not needed for regression")
         proprio_projector = to_eval(_oft_proprio_projector(), dtype)
         action_head = to_eval(_oft_action_head(), dtype)
         proprio = torch.empty(1, 1, OFT_PROPRIO_DIM, dtype=dtype)

@@ -10,6 +10,8 @@ only). See ``docs/cost_model.md``.
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
 from typing import Any
 
 from rapid_env.cost.profiles import ArchProfile, BlockCost
@@ -19,8 +21,8 @@ from rapid_env.profiler.arch_flow import (
     FLOW_STEPS,
     LIBERO_ACTION_DIM,
     LIBERO_CAMERAS,
+    LIBERO_STATE_DIM,
     PADDED_ACTION_DIM,
-    STATE_BYTES,
     FlowCount,
     expert_blocks,
     vlm_layer_blocks,
@@ -37,6 +39,7 @@ from rapid_env.profiler.counting import (
     layer_kv,
     nbytes,
     param_bytes,
+    resident_only,
     to_eval,
 )
 from rapid_env.profiler.registry import profile_builder
@@ -73,39 +76,92 @@ SMOLVLA_SOURCE = (
 )
 
 
-def _smolvlm(dtype: Any) -> Any:
-    """SmolVLM2-500M on the meta device, its language model cut to the first 16 layers."""
+SMOLVLM2_500M_NAME = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
+SMOLVLM2_500M: dict[str, Any] = {
+    "vision_config": {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "patch_size": 16,
+        "image_size": SMOLVLA_IMAGE_SIZE,
+    },
+    "text_config": {
+        "model_type": "llama",
+        "hidden_size": VLM_WIDTH,
+        "intermediate_size": 2560,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 15,
+        "num_key_value_heads": 5,
+        "head_dim": 64,
+        "vocab_size": VLM_VOCAB,
+        "tie_word_embeddings": False,
+    },
+    "scale_factor": 4,
+}
+"""SmolVLM2-500M's ``SmolVLMConfig`` fields (the published config)."""
+KNOWN_VLMS: dict[str, dict[str, Any]] = {SMOLVLM2_500M_NAME: SMOLVLM2_500M}
+"""``vlm_model_name`` values whose configs the profiler knows without downloading anything."""
+
+
+@dataclass(frozen=True)
+class SmolVLASpec:
+    """What a SmolVLA-style profile is counted from (defaults: SmolVLA on the LIBERO setup).
+
+    Attributes:
+        vlm: The VLM's ``SmolVLMConfig`` fields (vision and text configs, pixel-shuffle factor).
+        image_size: Resolution images are resized (and padded) to.
+        vlm_layers: VLM language layers kept (``num_vlm_layers``; the rest are dropped).
+        expert_width_multiplier: Expert width over the VLM's.
+        self_attn_every: Expert layers ``0, n, 2n ...`` self-attend, the others cross-attend.
+        cross_attention: ``attention_mode`` names cross-attention (else every layer self-attends).
+        cameras: Camera images per observation.
+        camera_size: The cameras' resolution (images are never upsampled before sending).
+        state_dim, action_dim: Robot state sent up, action dimensions sent down (float32).
+        max_state_dim, max_action_dim: What state and actions are padded to inside the model.
+        text_tokens: Instruction tokens.
+        chunk: Actions per chunk; steps: flow-matching steps.
+        name, source: The profile's name and its provenance string.
+    """
+
+    vlm: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(SMOLVLM2_500M))
+    image_size: int = SMOLVLA_IMAGE_SIZE
+    vlm_layers: int = VLM_LAYERS_KEPT
+    expert_width_multiplier: float = EXPERT_WIDTH_MULTIPLIER
+    self_attn_every: int = SELF_ATTN_EVERY
+    cross_attention: bool = True
+    cameras: int = LIBERO_CAMERAS
+    camera_size: int = CAMERA_SIZE
+    state_dim: int = LIBERO_STATE_DIM
+    action_dim: int = LIBERO_ACTION_DIM
+    max_state_dim: int = PADDED_ACTION_DIM
+    max_action_dim: int = PADDED_ACTION_DIM
+    text_tokens: int = SMOLVLA_TEXT_TOKENS
+    chunk: int = FLOW_CHUNK
+    steps: int = FLOW_STEPS
+    name: str = "smolvla"
+    source: str = SMOLVLA_SOURCE
+
+
+def _smolvlm(spec: SmolVLASpec, dtype: Any) -> Any:
+    """The VLM on the meta device, its language model cut to the first ``vlm_layers`` layers."""
     import torch
     from torch import nn
     from transformers import SmolVLMConfig, SmolVLMModel
 
-    cfg = SmolVLMConfig(
-        vision_config={
-            "hidden_size": 768,
-            "intermediate_size": 3072,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-            "patch_size": 16,
-            "image_size": SMOLVLA_IMAGE_SIZE,
-        },
-        text_config={
-            "model_type": "llama",
-            "hidden_size": VLM_WIDTH,
-            "intermediate_size": 2560,
-            "num_hidden_layers": 32,
-            "num_attention_heads": 15,
-            "num_key_value_heads": 5,
-            "head_dim": 64,
-            "vocab_size": VLM_VOCAB,
-            "tie_word_embeddings": False,
-        },
-        scale_factor=4,
-    )
+    fields = copy.deepcopy(spec.vlm)
+    fields.setdefault("vision_config", {})["image_size"] = spec.image_size
+    cfg = SmolVLMConfig(**fields)
+    text_cfg: Any = cfg.text_config
+    if not 1 <= spec.vlm_layers <= text_cfg.num_hidden_layers:
+        raise ValueError(
+            f"num_vlm_layers={spec.vlm_layers}; allowed: 1..{text_cfg.num_hidden_layers}"
+        )
     with torch.device("meta"):
         vlm = SmolVLMModel(cfg)
         # Layer skipping, as LeRobot does it: the dropped layers are not even loaded.
-        vlm.text_model.layers = vlm.text_model.layers[:VLM_LAYERS_KEPT]
-        lm_head = nn.Linear(VLM_WIDTH, VLM_VOCAB, bias=False)
+        vlm.text_model.layers = vlm.text_model.layers[: spec.vlm_layers]
+        lm_head = nn.Linear(text_cfg.hidden_size, text_cfg.vocab_size, bias=False)
         return to_eval(vlm, dtype), to_eval(lm_head, dtype)
 
 
@@ -115,32 +171,35 @@ def _expert_intermediate_size(width: int, multiplier: int = 4, multiple_of: int 
     return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
 
 
-def _expert(text_cfg: Any, dtype: Any) -> Any:
-    """The action expert: the VLM text config at 0.75 x width, odd layers made cross-attention."""
-    import copy
+def _is_cross(spec: SmolVLASpec, i: int) -> bool:
+    """Whether expert layer ``i`` cross-attends to the prefix (LeRobot's alternation)."""
+    return spec.cross_attention and bool(i % spec.self_attn_every)
 
+
+def _expert(spec: SmolVLASpec, text_cfg: Any, dtype: Any) -> Any:
+    """The action expert: the VLM text config at a fraction of its width, some layers crossed."""
     import torch
     from torch import nn
     from transformers import LlamaModel
 
     cfg = copy.deepcopy(text_cfg)
-    width = int(VLM_WIDTH * EXPERT_WIDTH_MULTIPLIER)
+    width = int(text_cfg.hidden_size * spec.expert_width_multiplier)
     cfg.hidden_size = width
     cfg.intermediate_size = _expert_intermediate_size(width)
-    cfg.num_hidden_layers = VLM_LAYERS_KEPT
+    cfg.num_hidden_layers = spec.vlm_layers
     kv_dim = text_cfg.num_key_value_heads * text_cfg.head_dim
     with torch.device("meta"):
         expert: Any = LlamaModel(cfg)
         expert.embed_tokens = None  # unused, removed by LeRobot too
         for i, layer in enumerate(expert.layers):
-            if i % SELF_ATTN_EVERY:
+            if _is_cross(spec, i):
                 # Cross-attention layers project the VLM's cached K/V, not the expert's tokens.
                 layer.self_attn.k_proj = nn.Linear(kv_dim, kv_dim, bias=False)
                 layer.self_attn.v_proj = nn.Linear(kv_dim, kv_dim, bias=False)
         return to_eval(expert, dtype)
 
 
-def _action_projections(expert_width: int, dtype: Any) -> Any:
+def _action_projections(spec: SmolVLASpec, vlm_width: int, expert_width: int, dtype: Any) -> Any:
     """SmolVLA's state / action / time projections (``VLAFlowMatching``)."""
     import torch
     from torch import nn
@@ -148,18 +207,18 @@ def _action_projections(expert_width: int, dtype: Any) -> Any:
     with torch.device("meta"):
         heads = nn.ModuleDict(
             {
-                "state_proj": nn.Linear(PADDED_ACTION_DIM, VLM_WIDTH),
-                "action_in_proj": nn.Linear(PADDED_ACTION_DIM, expert_width),
+                "state_proj": nn.Linear(spec.max_state_dim, vlm_width),
+                "action_in_proj": nn.Linear(spec.max_action_dim, expert_width),
                 "action_time_mlp_in": nn.Linear(2 * expert_width, expert_width),
                 "action_time_mlp_out": nn.Linear(expert_width, expert_width),
-                "action_out_proj": nn.Linear(expert_width, PADDED_ACTION_DIM),
+                "action_out_proj": nn.Linear(expert_width, spec.max_action_dim),
             }
         )
         return to_eval(heads, dtype)
 
 
 def _embed_images(vlm: Any, pixels: Any) -> Any:
-    """SigLIP over full 512 px images: patch conv + position embeddings, encoder, final norm.
+    """SigLIP over full-size images: patch conv + position embeddings, encoder, final norm.
 
     Written out (LeRobot passes ``patch_attention_mask=None`` too) because the variable-
     resolution mask bookkeeping of ``SmolVLMVisionEmbeddings`` cannot run on the meta device;
@@ -187,43 +246,53 @@ def _embed_suffix(heads: Any, noisy: Any, time_emb: Any) -> Any:
 @profile_builder("smolvla")
 def build_smolvla() -> ArchProfile:
     """Count SmolVLA: vision + connector + 16 VLM layers once; the action expert 10 times."""
+    return count_smolvla(SmolVLASpec())
+
+
+def count_smolvla(spec: SmolVLASpec) -> ArchProfile:
+    """Count a SmolVLA-style policy: the VLM prefix once, the action expert ``steps`` times."""
     import torch
 
     dtype = torch.bfloat16
-    vlm, lm_head = _smolvlm(dtype)
+    if spec.steps < 1 or spec.chunk < 1:
+        raise ValueError(f"num_steps={spec.steps}, chunk_size={spec.chunk}; allowed: ints >= 1")
+    vlm, lm_head = _smolvlm(spec, dtype)
     text = vlm.text_model
-    expert = _expert(vlm.config.text_config, dtype)
+    vlm_width = int(vlm.config.text_config.hidden_size)
+    expert = _expert(spec, vlm.config.text_config, dtype)
     width = expert.config.hidden_size
-    heads = _action_projections(width, dtype)
+    heads = _action_projections(spec, vlm_width, width, dtype)
+    resident_only(lm_head, "loaded with the language model, never run")
     with torch.device("meta"):
-        size = SMOLVLA_IMAGE_SIZE
-        pixels = torch.empty(LIBERO_CAMERAS, 3, size, size, dtype=dtype)
+        size = spec.image_size
+        pixels = torch.empty(spec.cameras, 3, size, size, dtype=dtype)
         image_feats, vision_flops = count_flops(lambda: _embed_images(vlm, pixels))
         image_tokens, connector_flops = count_flops(lambda: vlm.connector(image_feats))
-        text_ids = torch.zeros(1, SMOLVLA_TEXT_TOKENS, dtype=torch.long)
-        state = torch.empty(1, 1, PADDED_ACTION_DIM, dtype=dtype)
+        text_ids = torch.zeros(1, spec.text_tokens, dtype=torch.long)
+        state = torch.empty(1, 1, spec.max_state_dim, dtype=dtype)
         state_token, state_flops = count_flops(lambda: heads["state_proj"](state))
         prefix = torch.cat(
-            [image_tokens.reshape(1, -1, VLM_WIDTH), text.embed_tokens(text_ids), state_token], 1
+            [image_tokens.reshape(1, -1, vlm_width), text.embed_tokens(text_ids), state_token], 1
         )
         _, counts, cache = decoder_prefill(text, prefix)
 
-        noisy = torch.empty(1, FLOW_CHUNK, PADDED_ACTION_DIM, dtype=dtype)
-        time_emb = torch.empty(1, FLOW_CHUNK, width, dtype=dtype)  # sinusoidal: no matmul
-        suffix, in_flops = count_repeated(lambda: _embed_suffix(heads, noisy, time_emb), FLOW_STEPS)
-        prefix_kv = [layer_kv(cache, i) for i in range(VLM_LAYERS_KEPT)]
-        cross = [bool(i % SELF_ATTN_EVERY) for i in range(VLM_LAYERS_KEPT)]
-        layer_flops, hidden = count_expert_loop(expert.layers, suffix, prefix_kv, FLOW_STEPS, cross)
+        noisy = torch.empty(1, spec.chunk, spec.max_action_dim, dtype=dtype)
+        time_emb = torch.empty(1, spec.chunk, width, dtype=dtype)  # sinusoidal: no matmul
+        suffix, in_flops = count_repeated(lambda: _embed_suffix(heads, noisy, time_emb), spec.steps)
+        prefix_kv = [layer_kv(cache, i) for i in range(spec.vlm_layers)]
+        cross = [_is_cross(spec, i) for i in range(spec.vlm_layers)]
+        layer_flops, hidden = count_expert_loop(expert.layers, suffix, prefix_kv, spec.steps, cross)
         velocity, out_flops = count_repeated(
-            lambda: heads["action_out_proj"](expert.norm(hidden)), FLOW_STEPS
+            lambda: heads["action_out_proj"](expert.norm(hidden)), spec.steps
         )
 
     text_id_bytes = nbytes(text_ids)
+    layer_key = f"{type(text).__name__}.layers"
     flow = FlowCount(
         vlm_layers=list(text.layers),
-        vlm_layer_flops=[counts[f"LlamaModel.layers.{i}"] for i in range(VLM_LAYERS_KEPT)],
+        vlm_layer_flops=[counts[f"{layer_key}.{i}"] for i in range(spec.vlm_layers)],
         prefix_bytes=nbytes(prefix),
-        layer_kv_bytes=[kv_bytes(cache, i) for i in range(VLM_LAYERS_KEPT)],
+        layer_kv_bytes=[kv_bytes(cache, i) for i in range(spec.vlm_layers)],
         carried_bytes=0.0,  # the state is already a prefix token
         expert_in=[heads[k] for k in ("action_in_proj", "action_time_mlp_in")]
         + [heads["action_time_mlp_out"]],
@@ -234,11 +303,11 @@ def build_smolvla() -> ArchProfile:
         expert_out_flops=out_flops,
         suffix_bytes=nbytes(suffix),
         action_hidden_bytes=nbytes(suffix),
-        steps=FLOW_STEPS,
-        output_bytes=FLOW_CHUNK * LIBERO_ACTION_DIM * FLOAT32_BYTES,
+        steps=spec.steps,
+        output_bytes=spec.chunk * spec.action_dim * FLOAT32_BYTES,
         velocity_bytes=int(velocity.numel()) * FLOAT32_BYTES,  # float32 on the wire
     )
-    carried = text_id_bytes + STATE_BYTES
+    carried = text_id_bytes + spec.state_dim * FLOAT32_BYTES
     blocks = [
         BlockCost(
             name="vision.siglip",
@@ -258,22 +327,24 @@ def build_smolvla() -> ArchProfile:
             # The unused LM head and final norm load with the language model: resident only.
             weight_bytes=param_bytes(text.embed_tokens, heads["state_proj"], lm_head, text.norm),
             activation_bytes=nbytes(prefix),
-            read_bytes=float(VLM_WIDTH * BF16_BYTES * SMOLVLA_TEXT_TOKENS)
+            read_bytes=float(vlm_width * BF16_BYTES * spec.text_tokens)
             + param_bytes(heads["state_proj"]),
         ),
     ]
     blocks += vlm_layer_blocks(flow) + expert_blocks(flow)
-    expected = LIBERO_CAMERAS * VISUAL_TOKENS_PER_IMAGE + SMOLVLA_TEXT_TOKENS + 1
-    if prefix.shape[1] != expected or tuple(velocity.shape) != (1, FLOW_CHUNK, PADDED_ACTION_DIM):
+    expected_velocity = (1, spec.chunk, spec.max_action_dim)
+    if prefix.shape[1] != image_tokens.shape[0] * image_tokens.shape[1] + spec.text_tokens + 1 or (
+        tuple(velocity.shape) != expected_velocity
+    ):
         raise AssertionError(f"unexpected shapes {tuple(prefix.shape)}, {tuple(velocity.shape)}")
-    sent_size = min(SMOLVLA_IMAGE_SIZE, CAMERA_SIZE)
+    sent_size = min(spec.image_size, spec.camera_size)
     return ArchProfile(
-        name="smolvla",
+        name=spec.name,
         blocks=tuple(blocks),
-        input_bytes=int(image_bytes(LIBERO_CAMERAS, sent_size) + carried),
+        input_bytes=int(image_bytes(spec.cameras, sent_size) + carried),
         output_bytes=flow.output_bytes,
         decode_steps=flow.decode_steps,
-        source=SMOLVLA_SOURCE,
+        source=spec.source,
         token_bytes=flow.velocity_bytes,
         loop="flow",
     )

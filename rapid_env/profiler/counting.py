@@ -13,7 +13,9 @@ must stay importable (for type checking) without importing torch at module level
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -24,17 +26,127 @@ FLOAT32_BYTES = 4
 """Robot state and actions travel as float32."""
 
 
+@dataclass
+class Coverage:
+    """Which weight-holding modules a build counted FLOPs for, and which it could not.
+
+    A module whose matmul work the FLOP counter has no rule for (``nn.Bilinear``, a custom
+    kernel) runs on the meta device but adds nothing to the count, and a module that a builder
+    keeps for its weights but never runs adds nothing either. Both would silently undercount a
+    profile, so a build under :func:`track_coverage` records, per module object, the FLOPs
+    counted while its ``forward`` ran; :meth:`uncounted` then names every module that owns a
+    matrix-shaped weight (not an embedding table, which is a lookup) and got none.
+
+    Attributes:
+        flops: ``id(module)`` -> FLOPs counted inside its forward calls (children included).
+        accounted: Modules whose weights a block counts (every :func:`param_bytes` call).
+        resident: Modules a builder declares kept but not run (:func:`resident_only`), with why.
+    """
+
+    flops: dict[int, float] = field(default_factory=dict)
+    accounted: dict[int, Any] = field(default_factory=dict)
+    resident: dict[int, str] = field(default_factory=dict)
+
+    def uncounted(self) -> list[str]:
+        """One line per weight-holding module with no counted FLOPs, in model order."""
+        from torch import nn
+
+        lines: list[str] = []
+        seen: set[int] = set()
+        for root in self.accounted.values():
+            for path, module in _walk(root, self.resident):
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
+                if isinstance(module, nn.Embedding) or not any(
+                    p.ndim >= 2 for p in module.parameters(recurse=False)
+                ):
+                    continue
+                ran = id(module) in self.flops
+                if ran and self.flops[id(module)] > 0:
+                    continue
+                what = repr(module) if not any(module.children()) else type(module).__name__
+                where = f"{type(root).__name__}.{path} " if path else ""
+                why = "ran, but no FLOP rule counted its work" if ran else "never run"
+                lines.append(f"{where}{what}: {why}")
+        return lines
+
+
+def _walk(root: Any, skip: dict[int, str]) -> Iterator[tuple[str, Any]]:
+    """``root.named_modules()`` without the subtrees of modules in ``skip``."""
+    stack = [("", root)]
+    while stack:
+        path, module = stack.pop(0)
+        if id(module) in skip:
+            continue
+        yield path, module
+        stack[:0] = [
+            (f"{path}.{name}" if path else name, child)
+            for name, child in module.named_children()
+        ]
+
+
+_COVERAGE: list[Coverage] = []
+"""The active :class:`Coverage` (at most one; a list so that nothing needs ``global``)."""
+
+
+@contextmanager
+def track_coverage() -> Iterator[Coverage]:
+    """Record, for everything counted inside the block, which modules got FLOPs."""
+    coverage = Coverage()
+    _COVERAGE.append(coverage)
+    try:
+        yield coverage
+    finally:
+        _COVERAGE.remove(coverage)
+
+
+def resident_only(module: Any, why: str) -> None:
+    """Declare ``module`` kept for its weights but deliberately not run (not "uncounted")."""
+    if _COVERAGE:
+        _COVERAGE[-1].resident[id(module)] = why
+
+
+@contextmanager
+def _per_module(counter: Any) -> Iterator[None]:
+    """While active, add each module's counted FLOPs to the active :class:`Coverage`."""
+    if not _COVERAGE:
+        yield
+        return
+    import torch
+
+    coverage = _COVERAGE[-1]
+    starts: dict[int, list[float]] = {}
+
+    def before(module: Any, _args: Any) -> None:
+        starts.setdefault(id(module), []).append(float(counter.get_total_flops()))
+
+    def after(module: Any, _args: Any, _out: Any) -> None:
+        start = starts[id(module)].pop()
+        done = float(counter.get_total_flops()) - start
+        coverage.flops[id(module)] = coverage.flops.get(id(module), 0.0) + done
+
+    pre = torch.nn.modules.module.register_module_forward_pre_hook(before)
+    post = torch.nn.modules.module.register_module_forward_hook(after)
+    try:
+        yield
+    finally:
+        pre.remove()
+        post.remove()
+
+
 def count_flops(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
     """Run ``fn`` under FlopCounterMode; return its result and FLOPs per module name.
 
     Module names are FlopCounterMode's: ``"Global"`` for everything, then the root module's class
-    name followed by the dotted submodule path, e.g. ``"LlamaModel.layers.3"``.
+    name followed by the dotted submodule path, e.g. ``"LlamaModel.layers.3"``. Under
+    :func:`track_coverage` the FLOPs are also recorded per module object.
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+    with counter, torch.no_grad(), _per_module(counter):
         result = fn()
     per_module = {
         module: float(sum(ops.values())) for module, ops in counter.get_flop_counts().items()
@@ -62,7 +174,14 @@ def siglip_so400m_config(image_size: int, use_head: bool) -> Any:
 
 
 def param_bytes(*modules: Any) -> float:
-    """Resident parameter bytes of some modules (numel x element size of their dtype)."""
+    """Resident parameter bytes of some modules (numel x element size of their dtype).
+
+    Under :func:`track_coverage` the modules are recorded as accounted for: their weights are in
+    a block, so their FLOPs must have been counted too (or be declared :func:`resident_only`).
+    """
+    if _COVERAGE:
+        for module in modules:
+            _COVERAGE[-1].accounted[id(module)] = module
     return float(sum(p.numel() * p.element_size() for m in modules for p in m.parameters()))
 
 

@@ -17,7 +17,7 @@ from rapid_env.registry import UnknownNameError
 
 
 def test_every_builder_is_cached_and_every_cached_profile_has_a_builder() -> None:
-    assert sorted(load_builders()) == sorted(PROFILES.names())
+    assert sorted(load_builders()) == sorted(PROFILES)  # plain names, not file:<json>
 
 
 def test_an_unknown_builder_lists_the_known_ones() -> None:
