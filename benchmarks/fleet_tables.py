@@ -74,8 +74,8 @@ def table1(folder: Path, gpu_only: Path | None) -> str:
 def replay(folder: Path) -> str:
     """Closed-loop fleets against replays: p95, and the replay's error relative to them."""
     lines = ["| robots / GPUs | decider | closed loop p50 / p95 ms | req/s | "
-             "replay of the unqueued 32 (reactive; fixed) | replay of the 8 on one GPU "
-             "(reactive; fixed) |", "|" + "---|" * 6]
+             "replay of itself (fixed; reactive) | replay of the unqueued 32 (fixed; reactive) "
+             "| copies of the 8 on one GPU (fixed; reactive) |", "|" + "---|" * 7]
     for n, m in ((8, 1), (16, 2), (32, 4)):
         closed = folder / f"closed-{n}" / "fleets.jsonl"
         if not closed.exists():
@@ -83,9 +83,9 @@ def replay(folder: Path) -> str:
         for row in (json.loads(x) for x in closed.read_text().splitlines() if x):
             agent, p95 = row["agent"], row["latency_ms_p95"]
             cells = []
-            for source in ("recorded", "closed-8"):
+            for source in (f"closed-{n}", "recorded", "closed-8"):
                 parts = []
-                for mode in ("reactive", "fixed"):
+                for mode in ("fixed", "reactive"):
                     path = folder / f"replay-{n}-from-{source}-{mode}" / "replay_summary.json"
                     if not path.exists():
                         parts.append("-")
