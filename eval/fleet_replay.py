@@ -12,6 +12,7 @@ SLO by doubling, then bisecting.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,14 @@ from rapid_env.fleet.transport import RequestTrace
 if TYPE_CHECKING:
     from rapid_env.cost.model import LoopCost, Placement
 
-__all__ = ["MAX_REPLAY_ROBOTS", "Recording", "gpus_needed", "load_recordings", "replay_row"]
+__all__ = [
+    "MAX_REPLAY_ROBOTS", "Recording", "gpus_floor", "gpus_needed", "load_recordings",
+    "replay_row",
+]
+
+CITY_CYCLES = 3
+"""How many times :func:`gpus_needed` sends a recording over (:func:`replay`'s ``cycles``): the
+first is the queue's warm-up, the other two show whether it keeps up."""
 
 MAX_REPLAY_ROBOTS = 100_000
 """Robots in one replay: a city region's fleet, a few million requests per simulated minute."""
@@ -93,11 +101,12 @@ def replay_row(
     seed: int,
     max_in_flight: int | None = None,
     mode: ReplayMode = "fixed",
+    cycles: int = 1,
 ) -> dict[str, Any]:
     """Replay ``robots`` robots of ``rec`` into ``policy``'s cloud: a summary row."""
     result = replay(rec.timelines, robots, policy, rec.cost(), rec.horizon_s, seed,
-                    max_in_flight, mode)
-    return {**_row(rec, robots, policy, result), "replay_mode": mode}
+                    max_in_flight, mode, cycles)
+    return {**_row(rec, robots, policy, result), "replay_mode": mode, "cycles": cycles}
 
 
 def _row(rec: Recording, robots: int, policy: BatchPolicy, r: ReplayResult) -> dict[str, Any]:
@@ -115,6 +124,23 @@ def _row(rec: Recording, robots: int, policy: BatchPolicy, r: ReplayResult) -> d
     }
 
 
+def gpus_floor(rec: Recording, robots: int, policy: BatchPolicy) -> int:
+    """The arithmetic: GPUs a fleet's requests keep fully busy over the recording's span.
+
+    Each recorded request costs the cloud its stages' service at the largest batch, divided by
+    that batch (the least GPU time batching can give it); ``robots`` robots send ``robots / K``
+    times the K recorded robots' requests. Fewer GPUs than this cannot keep up at any latency.
+    """
+    cost = rec.cost()
+    cap = policy.batch_cap
+    work = 0.0
+    for timeline in rec.timelines:
+        for req in timeline:
+            stages = cost.cloud_stage_seconds(req.split, cap)
+            work += sum(stages[: len(req.gaps) - 1]) / cap
+    return math.ceil(work * robots / len(rec.timelines) / rec.horizon_s)
+
+
 def gpus_needed(
     rec: Recording,
     robots: int,
@@ -126,21 +152,22 @@ def gpus_needed(
 ) -> dict[str, Any]:
     """The fewest GPUs that keep ``robots`` robots' chunk latency p95 within the SLO."""
     probes: dict[int, dict[str, Any]] = {}
+    floor = gpus_floor(rec, robots, policy)
 
     def ok(m: int) -> bool:
         if m not in probes:
             probes[m] = replay_row(rec, robots, replace(policy, gpus=m), seed, max_in_flight,
-                                   mode)
+                                   mode, CITY_CYCLES if mode == "fixed" else 1)
         p95 = probes[m]["latency_ms_p95"]
         return p95 is not None and p95 <= slo_p95_ms
 
-    lo, hi = 0, 1
+    lo, hi = max(0, floor - 1), max(1, floor)  # fewer than the floor can never keep up
     while not ok(hi):
         util = probes[hi]["gpu_util"]
         lo, hi = hi, hi * 2
         if hi > MAX_GPUS or (util is not None and util < IDLE_UTIL):
             return {"agent": rec.agent, "link": rec.link, "robots": robots, "gpus": None,
-                    "slo_p95_ms": slo_p95_ms, "reachable": False,
+                    "slo_p95_ms": slo_p95_ms, "reachable": False, "gpus_floor": floor,
                     "probes": {m: probes[m]["latency_ms_p95"] for m in sorted(probes)}}
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -152,7 +179,7 @@ def gpus_needed(
     return {"agent": rec.agent, "link": rec.link, "robots": robots, "gpus": hi,
             "slo_p95_ms": slo_p95_ms, "reachable": True,
             "max_batch": policy.max_batch, "max_wait_ms": policy.max_wait_s * 1e3,
-            "replay_mode": mode, "robots_per_gpu": robots / hi,
+            "replay_mode": mode, "gpus_floor": floor, "robots_per_gpu": robots / hi,
             "latency_ms_p95": row["latency_ms_p95"],
             "gpu_util": row["gpu_util"], "requests_per_s": row["requests_per_s"],
             "probes": {m: probes[m]["latency_ms_p95"] for m in sorted(probes)}}

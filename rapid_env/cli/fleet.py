@@ -430,15 +430,15 @@ def _replayed(
 
 
 def _gpus_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| decider | link | robots | GPUs needed | robots per GPU | p95 ms | GPU util | "
-             "req/s |", "|" + "---|" * 8]
+    lines = ["| decider | link | robots | GPUs needed | GPUs fully busy (arithmetic) | "
+             "robots per GPU | p95 ms | GPU util | req/s |", "|" + "---|" * 9]
     for r in rows:
         if not r["reachable"]:
-            lines.append(f"| {r['agent']} | {r['link']} | {r['robots']} | unreachable | - | - "
-                         "| - | - |")
+            lines.append(f"| {r['agent']} | {r['link']} | {r['robots']} | unreachable | "
+                         f"{r['gpus_floor']} | - | - | - | - |")
             continue
         lines.append(f"| {r['agent']} | {r['link']} | {r['robots']} | {r['gpus']} | "
-                     f"{r['robots_per_gpu']:.1f} | {r['latency_ms_p95']:.0f} | "
+                     f"{r['gpus_floor']} | {r['robots_per_gpu']:.1f} | {r['latency_ms_p95']:.0f} | "
                      f"{r['gpu_util']:.2f} | {r['requests_per_s']:.0f} |")
     return "\n".join(lines) + "\n"
 

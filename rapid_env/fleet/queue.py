@@ -164,27 +164,28 @@ class CloudQueue:
             if head.dropped is not None:
                 head.dropped(start)
             return
-        batch = self._batch(head, start)
+        taken = self._batch(head, start)
+        batch = [self._waiting[i] for i in taken]
         seconds = self.service_s(head.kind, len(batch))
         finish = start + seconds
         heapq.heapreplace(self._free, (finish, gpu))
         self.batches.append(Batch(gpu, start, finish, len(batch), head.kind))
-        taken = {id(j) for j in batch}
-        self._waiting = [j for j in self._waiting if id(j) not in taken]
+        for i in reversed(taken):  # positions near the head: cheap, however long the queue
+            del self._waiting[i]
         for job in batch:
             job.done(start, seconds, len(batch))
 
-    def _batch(self, head: CloudJob, start: float) -> list[CloudJob]:
-        """The jobs the batch headed by ``head`` takes at ``start``, oldest first."""
+    def _batch(self, head: CloudJob, start: float) -> list[int]:
+        """Where in the queue the jobs are that the batch ``head`` heads takes, oldest first."""
         cap = self.policy.batch_cap
         if cap == 1:
-            return [head]
-        batch: list[CloudJob] = []
-        for job in self._waiting:
+            return [0]
+        batch: list[int] = []
+        for i, job in enumerate(self._waiting):
             if job.arrival > start or len(batch) == cap:
                 break
             if job.kind == head.kind and job.deadline > start:
-                batch.append(job)
+                batch.append(i)
         return batch
 
     def drain(self) -> None:
