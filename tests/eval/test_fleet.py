@@ -116,6 +116,7 @@ def test_replay_and_gpus_needed_from_a_recorded_fleet(tmp_path: Path) -> None:
     assert rapid_fleet([*base, "--agents", "rapid", "--replay", str(rec),
                         "--out", str(tmp_path / "no")]) == 2  # rapid was never recorded
     assert row["reachable"] and row["gpus"] > 1 and row["latency_ms_p95"] <= 150
+    assert row["gpus"] >= row["gpus_floor"] >= 1  # never fewer than keep up at 100 %
     assert row["probes"][str(row["gpus"] - 1)] > 150  # one GPU fewer misses it
 
 
