@@ -117,7 +117,8 @@ def test_replay_and_gpus_needed_from_a_recorded_fleet(tmp_path: Path) -> None:
                         "--out", str(tmp_path / "no")]) == 2  # rapid was never recorded
     assert row["reachable"] and row["gpus"] > 1 and row["latency_ms_p95"] <= 150
     assert row["gpus"] >= row["gpus_floor"] >= 1  # never fewer than keep up at 100 %
-    assert row["probes"][str(row["gpus"] - 1)] > 150  # one GPU fewer misses it
+    fewer = row["probes"].get(str(row["gpus"] - 1))  # one GPU fewer misses the SLO, or
+    assert (fewer is not None and fewer > 150) or row["gpus"] == row["gpus_floor"]  # can't keep up
 
 
 def test_fleets_on_ray_give_the_serial_records(tmp_path: Path) -> None:
