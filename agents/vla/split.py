@@ -8,12 +8,14 @@ optionally compressed:
 * ``fp16`` — floating tensors cast to half precision (halves the bytes);
 * ``int8`` — per-tensor symmetric int8 with an fp32 scale (quarters them).
 
-Integer tensors (token ids) are never compressed. A model placed in another precision or on a GPU
-(``rapid-eval --dtype/--device``) ships its state in that precision (``none``: a bfloat16 state
-is written as bfloat16, through safetensors' torch front end, since numpy has no bfloat16), and
-the cloud moves what it decodes onto the model's device and precision before its blocks run. The byte count of the serialised state is what
+Integer tensors (token ids) are never compressed. The byte count of the serialised state is what
 an executable model puts on the link (:attr:`SplitResult.uplink_bytes`); a model with several
 cameras ships every camera's image, features or tokens, so the count grows with the cameras.
+
+A model placed in another precision or on a GPU (``rapid-eval --dtype/--device``) ships its state
+in that precision (under ``none`` a bfloat16 state is written as bfloat16, through safetensors'
+torch front end, since numpy has no bfloat16), and the cloud moves what it decodes onto the
+model's device and precision before its blocks run.
 
 **Why ``none`` is bit-identical.** The cloud runs the very block functions the unsplit forward
 runs, on the same values; what can still differ is *how* those values sit in memory, and the CPU
