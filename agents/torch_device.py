@@ -11,11 +11,13 @@ Torch is imported inside the functions: ``rapid-eval --help`` and the scripted e
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+M = TypeVar("M", bound="nn.Module")
 
 __all__ = ["available_devices", "check_device", "place", "resolve_dtype"]
 
@@ -67,7 +69,7 @@ def resolve_dtype(name: str) -> torch.dtype:
     return dtype
 
 
-def place(model: nn.Module, device: str = "cpu", dtype: str = "float32") -> nn.Module:
+def place(model: M, device: str = "cpu", dtype: str = "float32") -> M:
     """Move ``model`` to ``device`` and cast its floating weights and buffers to ``dtype``.
 
     Integer buffers (position ids) keep their type, as :meth:`torch.nn.Module.to` does. On the
@@ -77,4 +79,5 @@ def place(model: nn.Module, device: str = "cpu", dtype: str = "float32") -> nn.M
         ValueError: the device is absent here or the dtype is unknown (one line each).
     """
     check_device(device)
-    return model.to(device=device, dtype=resolve_dtype(dtype))
+    model.to(device=device, dtype=resolve_dtype(dtype))  # in place: the same module, moved
+    return model
