@@ -66,7 +66,9 @@ DECIDERS.register_prefix("sb3:", lambda path: LearnedDecider(path, name=f"sb3:{p
 
 POLICIES: Registry[Policy] = Registry("policy", plugin_group="rapid_env.policies")
 """Robot policies by name. Every factory is called as ``factory(task, chunk_size=...,
-trust_checkpoint_code=...)``; only checkpoint loaders that can import code use the last one.
+trust_checkpoint_code=...)``; only checkpoint loaders that can import code use the last one. An
+entry registered with the extra ``torch_device=True`` runs a torch model and also takes
+``device=`` and ``dtype=`` (:data:`TORCH_DEVICE_EXTRA`).
 
 An entry backed by a checkpoint folder has the extra ``checkpoint``: a callable that takes the
 full policy name and returns that folder without loading anything, so the weights' digest of a
@@ -75,6 +77,13 @@ may register one too."""
 
 CHECKPOINT_EXTRA = "checkpoint"
 """The :data:`POLICIES` extra that names an entry's checkpoint folder (see above)."""
+
+TORCH_DEVICE_EXTRA = "torch_device"
+"""The :data:`POLICIES` extra that says an entry's factory takes ``device=`` (``cpu``, ``cuda``,
+``cuda:N``, ``mps``) and ``dtype=`` (``float32``, ``bfloat16``, ``float16``), as
+``rapid-eval --device/--dtype`` pass them. Entries without it (the scripted expert, plugins
+written before the flags) are called as before, and refuse a device or dtype other than the
+defaults, since they would not honour it."""
 
 
 def _expert(task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
@@ -89,10 +98,13 @@ POLICIES.register("expert", _expert)
 
 
 def _shipped(name: str) -> Callable[..., Policy]:
-    def make(task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
+    def make(
+        task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False,
+        device: str = "cpu", dtype: str = "float32",
+    ) -> Policy:
         from rapid_env.agents.vla.policy import VLAPolicy  # torch + transformers: import lazily
 
-        return VLAPolicy.shipped(name, chunk_size)
+        return VLAPolicy.shipped(name, chunk_size, device=device, dtype=dtype)
 
     return make
 
@@ -101,24 +113,33 @@ def _shipped(name: str) -> Callable[..., Policy]:
 # chunk-regress-libero (trained on libero_object: both cameras, 8-D state, 7-D actions), then
 # the pinned versions (chunk-regress@v1, ...), which always load the same weights
 for _name in SHIPPED_NAMES:
-    POLICIES.register(_name, _shipped(_name), checkpoint=shipped_checkpoint)
+    POLICIES.register(_name, _shipped(_name), checkpoint=shipped_checkpoint, torch_device=True)
 
 
 def _checkpoint(
-    path: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False
+    path: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False,
+    device: str = "cpu", dtype: str = "float32",
 ) -> Policy:
     from rapid_env.agents.vla.policy import VLAPolicy
 
-    return VLAPolicy.load(path, chunk_size=chunk_size)
+    return VLAPolicy.load(path, chunk_size=chunk_size, device=device, dtype=dtype)
 
 
-def _hf(path: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
+def _hf(
+    path: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False,
+    device: str = "cpu", dtype: str = "float32",
+) -> Policy:
     from rapid_env.agents.hf_adapter import HFPolicyAdapter
+    from rapid_env.agents.torch_device import check_device
 
+    check_device(device)  # one line naming what is here, before gigabytes of weights load
     # the user's switch (--trust-checkpoint-code), never the checkpoint's: without it a predict
-    # named in the folder's rapid_env_adapter.json is refused before any import
+    # named in the folder's rapid_env_adapter.json is refused before any import. The dtype is
+    # always given (float32 by default), so the weights run in the precision records name,
+    # whatever precision the folder saved them in.
     return HFPolicyAdapter(
-        path, chunk_size=chunk_size, trust_checkpoint_code=trust_checkpoint_code
+        path, chunk_size=chunk_size, device=device, dtype=dtype,
+        trust_checkpoint_code=trust_checkpoint_code,
     )
 
 
@@ -128,9 +149,9 @@ def _after_prefix(name: str) -> Path:
 
 
 # a checkpoint written by rapid-train
-POLICIES.register_prefix("ckpt:", _checkpoint, checkpoint=_after_prefix)
+POLICIES.register_prefix("ckpt:", _checkpoint, checkpoint=_after_prefix, torch_device=True)
 # a user's transformers / LeRobot checkpoint directory
-POLICIES.register_prefix("hf:", _hf, checkpoint=_after_prefix)
+POLICIES.register_prefix("hf:", _hf, checkpoint=_after_prefix, torch_device=True)
 
 
 def _openpi(

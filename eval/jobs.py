@@ -205,7 +205,7 @@ class EpisodeJob:
         task, noise, link, agent = self.cell
         return {"task": task, "agent": agent, "noise": noise, "link": link, "seed": self.seed,
                 "policy": cfg.policy, "profile": cfg.profile, "edge": cfg.edge,
-                "cloud": cfg.cloud}
+                "cloud": cfg.cloud, "device": cfg.device, "dtype": cfg.dtype}
 
 
 def check_counts(episodes: object, seed: object) -> None:

@@ -176,6 +176,15 @@ def _seeds(sweep: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> st
     return f"{distinct[0]}–{distinct[-1]} ({len(distinct)} distinct)" if distinct else "–"
 
 
+def _placement(env: Mapping[str, Any], first: Mapping[str, Any]) -> str:
+    """`` on <device> in <dtype>`` where the policy ran off the defaults (cpu, float32)."""
+    device = env.get("device", first.get("device", "cpu"))
+    dtype = env.get("dtype", first.get("dtype", "float32"))
+    if (device, dtype) == ("cpu", "float32"):
+        return ""
+    return f" on <code>{esc(device)}</code> in <code>{esc(dtype)}</code>"
+
+
 def _weights(manifest: Mapping[str, Any]) -> str:
     """``, weights <digest>`` when the manifest records the policy's weights (a checkpoint).
 
@@ -198,7 +207,7 @@ def config_table(manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any
     items += [
         ("seeds", esc(_seeds(sweep, records))),
         ("policy", f"<code>{esc(env.get('policy', first.get('policy', '–')))}</code>"
-                   + _weights(manifest)),
+                   + _weights(manifest) + _placement(env, first)),
         ("cost profile", f"<code>{esc(env.get('profile', first.get('profile', '–')))}</code>"),
         ("devices", f"edge <code>{esc(env.get('edge', first.get('edge', '–')))}</code>, "
                     f"cloud <code>{esc(env.get('cloud', first.get('cloud', '–')))}</code>"),

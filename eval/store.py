@@ -7,7 +7,9 @@
   ``--oracle`` tolerances and ``--videos`` count), the digest of the policy's weights
   (``policy_digest``, :func:`~rapid_env.agents.policy_digest.policy_digest`; null for a policy
   without a checkpoint, such as the scripted expert), the content digest of a ``file:`` cost
-  profile (``profile_digest``; only for those), the package versions, the git commit, the W&B
+  profile (``profile_digest``; only for those), where the policy's model ran (``device``,
+  ``dtype``: ``rapid-eval --device/--dtype``; off their defaults also in the sweep's and every
+  cell's environment, so in the episode keys), the package versions, the git commit, the W&B
   run ids (``wandb_run_id``: the sweep-level run; ``wandb_runs``: one per cell, by
   ``agent|task|noise|link``), and when it was started;
 * ``episodes.jsonl`` -- one JSON record per finished episode, keyed by ``episode_key`` (the
@@ -176,6 +178,8 @@ def make_manifest(
         DIGEST_FIELD: DIGEST_ALGORITHM,
         POLICY_DIGEST_FIELD: _policy_digest(spec.base.policy),
         **_profile_digest(spec.base.profile),
+        "device": spec.base.device,
+        "dtype": spec.base.dtype,
         "versions": _versions(),
         "git_commit": _git_commit(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from rapid_env.agents.registry import DECIDERS, POLICIES
+from rapid_env.agents.registry import DECIDERS, POLICIES, TORCH_DEVICE_EXTRA
 from rapid_env.build import assemble_controller, validate_core_names
-from rapid_env.config import EnvConfig
+from rapid_env.config import LATE_FIELDS, EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.decision import Decider
 from rapid_env.policy import Policy
@@ -42,8 +42,27 @@ def build_policy(cfg: EnvConfig) -> Policy:
     """The robot policy ``cfg.policy`` names, for ``cfg.task`` and ``cfg.chunk_size``.
 
     ``cfg.trust_checkpoint_code`` is the user's own switch (``--trust-checkpoint-code``); a
-    checkpoint folder's files can never turn it on.
+    checkpoint folder's files can never turn it on. ``cfg.device`` and ``cfg.dtype`` go to the
+    entries that run a torch model (registered with ``torch_device=True``); another policy
+    refuses any but the defaults, which it would not honour.
+
+    Raises:
+        ValueError: an unknown name, an absent device, or a device/dtype the policy cannot take.
     """
+    placement = {"device": cfg.device, "dtype": cfg.dtype}
+    if POLICIES.extra(cfg.policy, TORCH_DEVICE_EXTRA, False):
+        return POLICIES.create(
+            cfg.policy, cfg.task, chunk_size=cfg.chunk_size,
+            trust_checkpoint_code=cfg.trust_checkpoint_code, **placement,
+        )
+    asked = [f"{k}={v!r}" for k, v in placement.items() if v != LATE_FIELDS[k]]
+    if asked:
+        raise ValueError(
+            f"policy {cfg.policy!r} runs no torch model it could place, so {', '.join(asked)} "
+            "would not be honoured; allowed: device='cpu', dtype='float32' (--device/--dtype "
+            "apply to ar-token, flow, chunk-regress, ckpt:<dir>, hf:<dir> and plugins registered "
+            "with torch_device=True)"
+        )
     return POLICIES.create(
         cfg.policy, cfg.task, chunk_size=cfg.chunk_size,
         trust_checkpoint_code=cfg.trust_checkpoint_code,

@@ -35,6 +35,10 @@ LOOP_COST_CHOICES: tuple[str, ...] = ("per-pass", "once")
 ActionContract = Literal["chunk", "single"]
 ACTION_CONTRACTS: tuple[str, ...] = ("chunk", "single")
 """``EnvConfig.action_contract``: what one policy call delivers to the robot."""
+DEVICE_FORMS: tuple[str, ...] = ("cpu", "cuda", "cuda:N", "mps")
+"""``EnvConfig.device``'s forms (``N``: a GPU index); presence is checked as the policy builds."""
+DTYPE_CHOICES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+"""``EnvConfig.dtype``: the precision of the policy's weights and activations."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,12 @@ class EnvConfig:
             ``single`` (one action per call: the first action of each chunk, and deciders see
             ``chunk_size == 1``, so the refill rule asks again every tick), as OpenVLA-7B
             answers with one action per 7-token call.
+        device: the torch device the policy's model runs on: ``cpu`` (the default), ``cuda``,
+            ``cuda:N`` or ``mps``. Only the form is checked here (this module imports no torch);
+            a device absent from the machine is refused when the policy is built.
+        dtype: the precision of the policy's weights and activations: ``float32`` (the
+            default), ``bfloat16`` or ``float16`` (a 7B checkpoint fits a GPU in half
+            precision). Actions always come back as float32 numpy arrays on the CPU.
     """
 
     task: str = "reach"
@@ -131,9 +141,15 @@ class EnvConfig:
     placement: PlacementChoice = "edge-prefix"
     loop_cost: LoopCostChoice = "per-pass"
     action_contract: ActionContract = "chunk"
+    device: str = "cpu"
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         image_shape(self.image_size)
+        if not _is_device(self.device):
+            raise ValueError(f"device={self.device!r}; allowed: {', '.join(DEVICE_FORMS)}")
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPE_CHOICES:
+            raise ValueError(f"dtype={self.dtype!r}; allowed: {', '.join(DTYPE_CHOICES)}")
         for name, allowed in (("placement", PLACEMENT_CHOICES), ("loop_cost", LOOP_COST_CHOICES),
                               ("action_contract", ACTION_CONTRACTS)):
             value = getattr(self, name)
@@ -184,8 +200,20 @@ LATE_FIELDS: dict[str, Any] = {
     "placement": "edge-prefix",
     "loop_cost": "per-pass",
     "action_contract": "chunk",
+    "device": "cpu",
+    "dtype": "float32",
 }
 """Fields added after the results store's keys were fixed, with the default that omits them."""
+
+
+def _is_device(value: object) -> bool:
+    """Whether ``value`` has one of :data:`DEVICE_FORMS` (``cuda:N``: N a decimal index)."""
+    if not isinstance(value, str):
+        return False
+    kind, sep, index = value.partition(":")
+    if not sep:
+        return kind in ("cpu", "cuda", "mps")
+    return kind == "cuda" and index.isascii() and index.isdigit() and len(index) <= 4
 
 
 def _int_in(value: object, lo: int, hi: int) -> bool:

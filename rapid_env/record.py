@@ -135,6 +135,12 @@ FIELDS: tuple[Field, ...] = (
     _f("profile", "str", "", "the cost profile the latencies are modelled from", "job", "always"),
     _f("edge", "str", "", "the edge device", "job", "always"),
     _f("cloud", "str", "", "the cloud device", "job", "always"),
+    _f("device", "str", "",
+       "the torch device the policy's model ran on (`cpu`, `cuda`, `cuda:1`, `mps`; "
+       "`rapid-eval --device`)", "job", "always"),
+    _f("dtype", "str", "",
+       "the precision of the policy's weights and activations (`float32`, `bfloat16`, "
+       "`float16`; `rapid-eval --dtype`)", "job", "always"),
     _f("episode_key", "str", "", "16 hex digits identifying the job: resume and dedupe read it",
        "job", "always"),
     # ------------------------------------------------------------------ outcome

@@ -272,14 +272,20 @@ def check_remote(link: str, policy: Policy, chunk_size: int,
     """Connect once to a ``remote:`` link's server and check it serves ``policy``'s model.
 
     Raises:
-        ValueError: the spec is malformed, there is no token, the server is not reachable, it
-            refuses the token, or its model's family, block count, chunk size or cameras differ
-            from the local policy's (both named).
+        ValueError: the spec is malformed, the local policy runs in another dtype than
+            float32, there is no token, the server is not reachable, it refuses the token, or its
+            model's family, block count, chunk size or cameras differ from the local policy's
+            (both named).
     """
     from rapid_env.serve.client import ServeError, Unauthenticated
 
     address = remote_address(link)
     vla = split_runtime(policy)
+    dtype = getattr(vla, "dtype", "float32")
+    if dtype != "float32":  # rapid-serve decodes float32 boundaries: bf16 bytes would be refused
+        raise ValueError(f"--links {link}: the local policy runs in dtype={dtype!r}, but "
+                         "rapid-serve expects float32 boundary states; allowed with remote: "
+                         "links: --dtype float32")
     with connect(address, token_file, CONNECT_TIMEOUT_S) as client:
         try:
             info = client.info(deadline_s=CONNECT_TIMEOUT_S)

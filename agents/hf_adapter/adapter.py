@@ -125,7 +125,8 @@ class HFPolicyAdapter:
             :func:`~rapid_env.agents.hf_adapter.transformers_backend.predict_action_default`.
         predict_kwargs: extra keyword arguments for predict (merged over the file's).
         action_map: native -> Meta-World mapping; default from the file, else ``ActionMap()``.
-        dtype: torch dtype name for transformers weights (``"bfloat16"``); None keeps the saved.
+        dtype: torch dtype name for the weights (``"bfloat16"``); None keeps the saved precision
+            (transformers) or the built one (LeRobot). ``rapid-eval --dtype`` gives one always.
         model_class: transformers class (or its name) overriding ``architectures[0]``.
         trust_remote_code: allow ``auto_map`` classes defined by .py files in ``path``
             (transformers' own switch, and only that). Never read from the checkpoint itself:
@@ -273,16 +274,22 @@ def hf_policy_factory(path: str | Path, **kwargs: Any) -> Callable[..., HFPolicy
     ``POLICIES.register("my-vla", hf_policy_factory("/ckpts/my-vla", device="cuda"))``. Code
     the checkpoint names is trusted when either you pass ``trust_checkpoint_code=True`` here or
     the run does (``--trust-checkpoint-code``, ``EnvConfig.trust_checkpoint_code``): both are
-    the user's decision.
+    the user's decision. Registered with the extra ``torch_device=True``
+    (``POLICIES.register("my-vla", hf_policy_factory(...), torch_device=True)``), the factory
+    also takes the run's ``device`` and ``dtype`` (``rapid-eval --device/--dtype``), which win
+    over the ones given here.
     """
 
     def make(
-        task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False
+        task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False,
+        device: str | None = None, dtype: str | None = None,
     ) -> HFPolicyAdapter:
         options = dict(kwargs)
         options["trust_checkpoint_code"] = (
             bool(options.get("trust_checkpoint_code", False)) or trust_checkpoint_code
         )
+        # the run's --device/--dtype (passed when registered with torch_device=True) win
+        options.update({k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None})
         return HFPolicyAdapter(path, chunk_size=chunk_size, **options)
 
     return make

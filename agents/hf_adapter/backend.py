@@ -60,7 +60,10 @@ class LoadOptions:
             Held by reference: the adapter's ``predict_kwargs`` attribute is this same dict.
         settings: the checkpoint's ``rapid_env_adapter.json`` (keys already checked), or empty;
             caller arguments win over it.
-        dtype: torch dtype name for transformers weights; None keeps the saved one.
+        dtype: torch dtype name for the weights (``bfloat16``): transformers loads them in it,
+            a LeRobot module is cast to it and so are its float inputs; None keeps the saved
+            precision (transformers) or the built one (LeRobot). ``hf:<dir>`` policies always
+            give one (``rapid-eval --dtype``, float32 by default).
         model_class: transformers class (or its name) overriding ``architectures[0]``.
         trust_remote_code: allow ``auto_map`` classes defined by .py files in the folder
             (transformers' own switch, and only that).

@@ -67,18 +67,23 @@ class LeRobotBackend:
         processor: always None (LeRobot modules take raw tensors).
         image_keys: batch keys that receive the camera frame.
         device: torch device the batch tensors are put on.
+        dtype: torch dtype of the module's weights, which the float batch tensors are cast to;
+            None: as built (float32).
         needs_image: whether the config lists a camera feature.
         source: ``"LeRobot module from <path>"``, for the action map's error messages.
     """
 
     layout: Layout = "lerobot"
 
-    def __init__(self, path: Path, module: Any, image_keys: list[str], device: str) -> None:
+    def __init__(
+        self, path: Path, module: Any, image_keys: list[str], device: str, dtype: Any = None
+    ) -> None:
         self.path = path
         self.model = module
         self.processor: Any = None
         self.image_keys = image_keys
         self.device = device
+        self.dtype = dtype  # a torch dtype the float inputs are cast to; None: float32
         self.needs_image = bool(image_keys)
         self.source = f"LeRobot module from {path}"
 
@@ -119,9 +124,17 @@ class LeRobotBackend:
             raise ValueError(
                 f"weights in {weights} do not fit the {type_name!r} module: {e}"
             ) from e
-        module.to(options.device)
+        dtype = None
+        if options.dtype is not None:  # the module's floating weights and buffers, like .to()
+            import torch
+
+            dtype = getattr(torch, options.dtype, None)
+            if not isinstance(dtype, torch.dtype):
+                raise ValueError(
+                    f"dtype must name a torch dtype like 'bfloat16', got {options.dtype!r}")
+        module.to(options.device, dtype)
         module.eval()
-        return cls(path, module, lerobot_image_keys(config), options.device)
+        return cls(path, module, lerobot_image_keys(config), options.device, dtype)
 
     def reset(self) -> None:
         """Call the module's own ``reset()`` if it has one: it clears LeRobot's action queue."""
@@ -140,12 +153,13 @@ class LeRobotBackend:
 
         proprio = np.asarray(inp.proprio, dtype=np.float32)
         batch: dict[str, Any] = {
-            "observation.state": torch.as_tensor(proprio, device=self.device)[None],
+            "observation.state": torch.as_tensor(proprio, device=self.device, dtype=self.dtype)[
+                None],
             "task": [inp.instruction],
         }
         if inp.image is not None:
             frame = torch.as_tensor(np.ascontiguousarray(inp.image), device=self.device)
-            frame = frame.permute(2, 0, 1).float().div(255.0)[None]
+            frame = frame.permute(2, 0, 1).to(self.dtype or torch.float32).div(255.0)[None]
             for key in self.image_keys:
                 batch[key] = frame
         if hasattr(self.model, "predict_action_chunk"):

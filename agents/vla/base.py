@@ -58,6 +58,9 @@ class ExecutableVLA(nn.Module):
             proprio: (B, proprio_dim), e.g. end-effector xyz + gripper opening (Meta-World).
             text_ids: (B, L) instruction token ids, padded to ``max_text_tokens``.
             gen: generator for the flow family's initial noise.
+
+        The inputs may lie anywhere; the state is on the model's device, its floating tensors in
+        the model's precision (:func:`~rapid_env.agents.torch_device.place`).
         """
         c = self.cfg.n_cameras
         if c > 1:
@@ -67,14 +70,17 @@ class ExecutableVLA(nn.Module):
                     f"got {tuple(images.shape)}"
                 )
             images = images.reshape(-1, *images.shape[2:])
+        where, dtype = self.p_mean.device, self.p_mean.dtype  # the model's device and precision
         state: State = {
-            "image": images.to(torch.uint8),
-            "proprio": (proprio.float() - self.p_mean) / self.p_std,
-            "text_ids": text_ids.long(),
+            "image": images.to(where, torch.uint8),
+            "proprio": (proprio.to(where, dtype) - self.p_mean) / self.p_std,
+            "text_ids": text_ids.to(where, torch.long),
         }
         if self.needs_noise:
+            # drawn on the CPU generator in float32 and then moved, so a seed gives the same
+            # noise on every device and in every precision
             shape = (proprio.shape[0], self.cfg.chunk_size, self.cfg.action_dim)
-            state["noise"] = torch.randn(shape, generator=gen)
+            state["noise"] = torch.randn(shape, generator=gen).to(where, dtype)
         return state
 
     def zero_inputs(self, batch: int) -> State:

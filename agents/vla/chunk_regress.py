@@ -57,7 +57,7 @@ class ChunkRegressVLA(ExecutableVLA):
 
     def _embed(self, s: State) -> State:
         return {
-            "h": self.backbone.embedder(pixels_from_uint8(s["image"])),
+            "h": self.backbone.embedder(pixels_from_uint8(s["image"], self.p_mean.dtype)),
             "proprio": s["proprio"],
             "text_ids": s["text_ids"],
         }

@@ -30,9 +30,12 @@ State = dict[str, torch.Tensor]
 _SDPA: dict[str, Any] = {"attn_implementation": "sdpa"}
 
 
-def pixels_from_uint8(images: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [-1, 1] (SigLIP's normalisation)."""
-    return images.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+def pixels_from_uint8(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) ``dtype`` in [-1, 1] (SigLIP's normalisation).
+
+    ``dtype`` is the model's precision (bfloat16 weights take bfloat16 pixels).
+    """
+    return images.permute(0, 3, 1, 2).to(dtype).div(127.5).sub(1.0)
 
 
 def random_shift(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
@@ -102,7 +105,7 @@ def llama_layer(
     causal) and full when it has one token, which is what cached decoding needs. ``cos_sin``
     (from :func:`rotary`) lets a decode step compute the rotary table once for all layers.
     """
-    pos = torch.arange(start, start + h.shape[1]).unsqueeze(0)
+    pos = torch.arange(start, start + h.shape[1], device=h.device).unsqueeze(0)
     if cos_sin is None:
         cos_sin = model.rotary_emb(h, pos)
     layer = model.layers[i]
@@ -112,7 +115,7 @@ def llama_layer(
 
 def rotary(model: LlamaModel, h: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The rotary (cos, sin) table for ``h``'s positions ``start ..``."""
-    pos = torch.arange(start, start + h.shape[1]).unsqueeze(0)
+    pos = torch.arange(start, start + h.shape[1], device=h.device).unsqueeze(0)
     cos, sin = model.rotary_emb(h, pos)
     return cos, sin
 
@@ -174,10 +177,14 @@ def resnet(cfg: VLAConfig) -> ResNetModel:
 
 
 def sinusoidal(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding of scalar times ``t`` (B,) -> (B, dim), as in pi0's time input."""
+    """Sinusoidal embedding of scalar times ``t`` (B,) -> (B, dim), as in pi0's time input.
+
+    Computed in float32 on ``t``'s device whatever the model's precision (the caller casts).
+    """
     half = dim // 2
     freqs = torch.exp(
-        -torch.arange(half, dtype=torch.float32) * (torch.log(torch.tensor(1e4)) / half)
+        -torch.arange(half, dtype=torch.float32, device=t.device)
+        * (torch.log(torch.tensor(1e4)) / half)
     )
     ang = t[:, None].float() * 1000.0 * freqs[None, :]
     return torch.cat([ang.sin(), ang.cos()], dim=-1)

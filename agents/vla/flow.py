@@ -68,7 +68,7 @@ class FlowVLA(VisionPrefixVLA):
         e = (
             self.act_in(x)
             + self.slot_pos
-            + self.time_mlp(sinusoidal(t, self.cfg.expert_width))[:, None]
+            + self.time_mlp(sinusoidal(t, self.cfg.expert_width).to(x.dtype))[:, None]
         )
         for i in range(self.cfg.expert_layers):
             e = bert_layer(self.expert, i, e, memory)
@@ -85,7 +85,7 @@ class FlowVLA(VisionPrefixVLA):
         x = s["noise"]
         n = self.cfg.flow_steps
         for step in range(n):
-            t = torch.full((x.shape[0],), 1.0 - step / n)
+            t = torch.full((x.shape[0],), 1.0 - step / n, device=x.device)
             x = x - self.velocity(x, t, mem) / n
         return {"actions": x}
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerFast
 
+from rapid_env.agents.torch_device import place
 from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.checkpoint import load_checkpoint, shipped_checkpoint
 from rapid_env.agents.vla.split import SplitRunner
@@ -67,6 +68,11 @@ class VLAPolicy:
     The model never sees the simulator: ``PolicyInput.sim`` is ignored. A model trained on
     several cameras names the ones beyond the task's main camera in :attr:`cameras`, which is
     what makes the core render them (``PolicyInput.images``).
+
+    The model runs on ``device`` in ``dtype`` (``rapid-eval --device/--dtype``): observations
+    are moved there as they are prepared, and every chunk comes back as float32 numpy on the CPU,
+    whatever the model computed in. The flow family's noise is drawn on the CPU in float32 and
+    then moved, so a seed draws the same noise everywhere.
     """
 
     needs_image = True
@@ -78,6 +84,8 @@ class VLAPolicy:
         name: str = "",
         chunk_size: int | None = None,
         compression: str = "none",
+        device: str = "cpu",
+        dtype: str = "float32",
     ) -> None:
         trained = model.cfg.chunk_size
         if chunk_size is not None and not 1 <= chunk_size <= trained:
@@ -85,7 +93,8 @@ class VLAPolicy:
                 f"chunk_size={chunk_size} not available: this {model.cfg.family} checkpoint emits "
                 f"{trained}-action chunks; allowed: 1..{trained}"
             )
-        self.model = model.eval()
+        self.model = place(model, device, dtype).eval()
+        self.device, self.dtype = device, dtype
         self.tokenizer = tokenizer
         self.name = name or model.cfg.family
         self.chunk_size = chunk_size or trained
@@ -95,13 +104,18 @@ class VLAPolicy:
         self._text: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def load(cls, path: str | Path, name: str = "", chunk_size: int | None = None) -> VLAPolicy:
-        """Load a checkpoint directory."""
+    def load(
+        cls, path: str | Path, name: str = "", chunk_size: int | None = None,
+        device: str = "cpu", dtype: str = "float32",
+    ) -> VLAPolicy:
+        """Load a checkpoint directory onto ``device`` in ``dtype``."""
         model, tok, _ = load_checkpoint(path)
-        return cls(model, tok, name, chunk_size)
+        return cls(model, tok, name, chunk_size, device=device, dtype=dtype)
 
     @classmethod
-    def shipped(cls, name: str, chunk_size: int | None = None) -> VLAPolicy:
+    def shipped(
+        cls, name: str, chunk_size: int | None = None, device: str = "cpu", dtype: str = "float32"
+    ) -> VLAPolicy:
         """The checkpoint that ships with the package under ``name``; the policy keeps that name.
 
         A family's name (``chunk-regress``) is its newest Meta-World checkpoint, ``family@v1``
@@ -111,7 +125,7 @@ class VLAPolicy:
         Raises:
             ValueError: no shipped checkpoint has that name (the message names the allowed ones).
         """
-        return cls.load(shipped_checkpoint(name), name, chunk_size)
+        return cls.load(shipped_checkpoint(name), name, chunk_size, device=device, dtype=dtype)
 
     def reset(self, rng: np.random.Generator) -> None:
         """Reseed the model's own noise (flow family) from the episode's policy stream."""
@@ -181,7 +195,8 @@ class VLAPolicy:
         return self._finish(res.actions[0]), res.uplink_bytes
 
     def _finish(self, actions: torch.Tensor) -> np.ndarray:
-        out = actions[: self.chunk_size].numpy().astype(np.float32)
+        # back to float32 on the CPU (numpy has no bfloat16); a no-op for a float32 CPU model
+        out = actions[: self.chunk_size].float().cpu().numpy().astype(np.float32)
         return np.clip(out, -1.0, 1.0)
 
     def action_uncertainty(
@@ -213,9 +228,10 @@ class VLAPolicy:
                 pre = model.run(state, 0, model.n_blocks - 1)
                 chunks = torch.stack(
                     [
-                        last({**pre, "noise": torch.randn(state["noise"].shape, generator=gen)})[
+                        last({**pre, "noise": torch.randn(
+                            state["noise"].shape, generator=gen).to(state["noise"])})[
                             "actions"
-                        ][0, : self.chunk_size].clamp(-1.0, 1.0)
+                        ][0, : self.chunk_size].float().clamp(-1.0, 1.0)
                         for _ in range(samples)
                     ]
                 )
@@ -230,6 +246,7 @@ class VLAPolicy:
                 model(self.prepare(inp))
         finally:
             hook.remove()
-        logp = torch.log_softmax(torch.cat([x.reshape(-1, x.shape[-1]) for x in logits]), dim=-1)
+        logp = torch.log_softmax(
+            torch.cat([x.reshape(-1, x.shape[-1]) for x in logits]).float(), dim=-1)
         entropy = -(logp.exp() * logp).sum(-1)
         return float(entropy.mean() / np.log(logp.shape[-1]))

@@ -38,7 +38,8 @@ class VisionPrefixVLA(ExecutableVLA):
 
     def _embed(self, s: State) -> State:
         rest = {k: v for k, v in s.items() if k != "image"}
-        return {**rest, "h": self.vision.embeddings(pixels_from_uint8(s["image"]))}
+        pixels = pixels_from_uint8(s["image"], self.p_mean.dtype)  # the model's precision
+        return {**rest, "h": self.vision.embeddings(pixels)}
 
     def _vision_layer(self, i: int) -> Callable[[State], State]:
         def run(s: State) -> State:

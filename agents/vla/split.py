@@ -12,6 +12,11 @@ Integer tensors (token ids) are never compressed. The byte count of the serialis
 an executable model puts on the link (:attr:`SplitResult.uplink_bytes`); a model with several
 cameras ships every camera's image, features or tokens, so the count grows with the cameras.
 
+A model placed in another precision or on a GPU (``rapid-eval --dtype/--device``) ships its state
+in that precision (under ``none`` a bfloat16 state is written as bfloat16, through safetensors'
+torch front end, since numpy has no bfloat16), and the cloud moves what it decodes onto the
+model's device and precision before its blocks run.
+
 **Why ``none`` is bit-identical.** The cloud runs the very block functions the unsplit forward
 runs, on the same values; what can still differ is *how* those values sit in memory, and the CPU
 kernels look at that. oneDNN picks its convolution kernel from the input's memory format (a
@@ -36,6 +41,8 @@ from dataclasses import dataclass
 import torch
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
+from safetensors.torch import load as st_load_torch
+from safetensors.torch import save as st_save_torch
 
 from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.components import State
@@ -93,7 +100,7 @@ def serialise(state: State, compression: str = "none") -> bytes:
         raise ValueError(f"unknown compression {compression!r}; allowed: {', '.join(COMPRESSIONS)}")
     out: dict[str, torch.Tensor] = {}
     for key, t in state.items():
-        t = t.detach().contiguous()
+        t = t.detach().cpu().contiguous()
         if not t.is_floating_point() or compression == "none":
             out[key] = t
         elif compression == "fp16":
@@ -102,12 +109,18 @@ def serialise(state: State, compression: str = "none") -> bytes:
             scale = t.abs().max().clamp_min(1e-12) / 127.0
             out[key] = (t / scale).round().clamp(-127, 127).to(torch.int8)
             out[key + _SCALE] = scale.reshape(1).float()
-    return st_save({k: v.numpy() for k, v in out.items()}, metadata={"compression": compression})
+    meta = {"compression": compression}
+    if any(t.dtype == torch.bfloat16 for t in out.values()):  # numpy has no bfloat16
+        return st_save_torch(out, metadata=meta)
+    return st_save({k: v.numpy() for k, v in out.items()}, metadata=meta)
 
 
 def _decode(blob: bytes) -> State:
     """Bytes -> decompressed tensors, which may still lie on the loaded buffer."""
-    raw = {k: torch.from_numpy(v) for k, v in st_load(blob).items()}
+    if b'"BF16"' in _header(blob):
+        raw = dict(st_load_torch(blob))
+    else:
+        raw = {k: torch.from_numpy(v) for k, v in st_load(blob).items()}
     state: State = {}
     for key, t in raw.items():
         if key.endswith(_SCALE):
@@ -119,6 +132,23 @@ def _decode(blob: bytes) -> State:
         else:
             state[key] = t
     return state
+
+
+def _header(blob: bytes) -> bytes:
+    """The JSON header of a safetensors blob (its first 8 bytes give its length)."""
+    size = int.from_bytes(blob[:8], "little") if len(blob) >= 8 else 0
+    return blob[8 : 8 + size]
+
+
+def _onto(state: State, model: ExecutableVLA) -> State:
+    """``state`` on the model's device, its floating tensors in the model's precision.
+
+    A no-op for a float32 CPU model (``Tensor.to`` returns the tensor itself), so the restored
+    layout of an fp32 split is kept.
+    """
+    ref = model.p_mean
+    return {k: t.to(ref.device, ref.dtype) if t.is_floating_point() else t.to(ref.device)
+            for k, t in state.items()}
 
 
 def _covers(layout: Layout, state: State) -> bool:
@@ -208,7 +238,8 @@ class SplitRunner:
             state = _decode(blob)
             if not _covers(self.layout, state):  # no edge run of this shape here: derive it
                 self.layout = self.boundary_layout(_batch_of(state))
-            return self.model.run(_restore(state, self.layout), self.k)["actions"]
+            return self.model.run(_onto(_restore(state, self.layout), self.model), self.k)[
+                "actions"]
 
     def __call__(self, state: State) -> SplitResult:
         """Edge part, bytes, cloud part; timed separately."""

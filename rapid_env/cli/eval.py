@@ -149,12 +149,25 @@ def _sweep_flags(g: argparse._ArgumentGroup) -> None:
 
 
 def _model_flags(g: argparse._ArgumentGroup) -> None:
-    from rapid_env.config import ACTION_CONTRACTS, LOOP_COST_CHOICES, PLACEMENT_CHOICES
+    from rapid_env.config import (
+        ACTION_CONTRACTS,
+        DEVICE_FORMS,
+        DTYPE_CHOICES,
+        LOOP_COST_CHOICES,
+        PLACEMENT_CHOICES,
+    )
 
     g.add_argument("--policy", default="chunk-regress",
                    help="robot policy: ar-token, flow, chunk-regress (each family's newest "
                         "checkpoint), a pinned version such as chunk-regress@v1, expert, "
                         "ckpt:<dir>, hf:<dir>, or a name a plugin registers")
+    g.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help=f"torch device the policy's model runs on: {', '.join(DEVICE_FORMS)} "
+                        "(ar-token, flow, chunk-regress, ckpt:<dir>, hf:<dir>; an absent device "
+                        "is refused before any episode)")
+    g.add_argument("--dtype", choices=DTYPE_CHOICES, default="float32",
+                   help="precision of the policy's weights and activations (actions come back "
+                        "as float32); bfloat16 halves a checkpoint's memory")
     g.add_argument("--profile", default="openvla-7b",
                    help="full-size architecture whose cost the simulated latency follows: a "
                         "built-in name, or file:<json> written by rapid-profile")
@@ -354,8 +367,12 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
                               max_in_flight=controller_cap(agents, args.max_in_flight)),
         trust_checkpoint_code=args.trust_checkpoint_code, edge_budget_gib=args.edge_budget_gib,
         placement=args.placement, loop_cost=args.loop_cost,
-        action_contract=args.action_contract,
+        action_contract=args.action_contract, device=args.device, dtype=args.dtype,
     )
+    if base.device != "cpu":  # torch is asked only off the default: the expert needs none
+        from rapid_env.agents.torch_device import check_device
+
+        check_device(base.device)
     for field_name, flag, values in (("tasks", "--tasks", tasks),
                                      ("agents", "--agents", agents),
                                      ("noises", "--noise", args.noise),
