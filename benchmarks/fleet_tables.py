@@ -7,12 +7,13 @@ Usage::
 
 ``table1``: per scheme and scene, the chunk latency (mean over every delivered chunk of every
 robot, and p95), offloads per second per robot and success, for each fleet size, read from each
-fleet folder's ``episodes.jsonl`` and ``fleets.jsonl``. ``replay``: the closed-loop fleets
+fleet folder's ``episodes.jsonl`` (or the shipped ``episodes.jsonl.gz``) and ``fleets.jsonl``. ``replay``: the closed-loop fleets
 against the replays of the two recordings, p95 and its relative error.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -30,7 +31,9 @@ def _fleets(folder: Path) -> dict[int, dict[str, Any]]:
     if not (folder / "fleets.jsonl").exists():
         return out
     rows = [json.loads(x) for x in (folder / "fleets.jsonl").read_text().splitlines() if x]
-    records = [json.loads(x) for x in (folder / "episodes.jsonl").read_text().splitlines() if x]
+    plain, packed = folder / "episodes.jsonl", folder / "episodes.jsonl.gz"
+    text = plain.read_text() if plain.exists() else gzip.decompress(packed.read_bytes()).decode()
+    records = [json.loads(x) for x in text.splitlines() if x]
     for row in rows:
         mine = [r for r in records if r.get("fleet_key") == row["fleet_key"]]
         n = sum(r["latency_n"] for r in mine)
