@@ -7,8 +7,8 @@ Usage::
 
 ``table1``: per scheme and scene, the chunk latency (mean over every delivered chunk of every
 robot, and p95), offloads per second per robot and success, for each fleet size, read from each
-fleet folder's ``episodes.jsonl`` (or the shipped ``episodes.jsonl.gz``) and ``fleets.jsonl``. ``replay``: the closed-loop fleets
-against the replays of the two recordings, p95 and its relative error.
+fleet folder's ``episodes.jsonl`` (or the shipped ``episodes.jsonl.gz``) and ``fleets.jsonl``.
+``replay``: the closed-loop fleets against the replays of three recordings, p95 and its error.
 """
 
 from __future__ import annotations
