@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rapid_env.eval.fleet import meets
+from rapid_env.eval.search import narrow
 
 __all__ = ["Capacity", "find_capacity", "markdown_table"]
 
@@ -85,13 +86,7 @@ def find_capacity(
             lo = n
         else:
             hi = n
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid
-    cap.robots = lo
+    cap.robots = narrow(lo, hi, ok)
     return cap
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rapid_env.cost import build_cost_model
+from rapid_env.eval.search import narrow
 from rapid_env.fleet.queue import BatchPolicy
 from rapid_env.fleet.replay import ReplayMode, ReplayResult, replay
 from rapid_env.fleet.transport import RequestTrace
@@ -169,12 +170,7 @@ def gpus_needed(
             return {"agent": rec.agent, "link": rec.link, "robots": robots, "gpus": None,
                     "slo_p95_ms": slo_p95_ms, "reachable": False, "gpus_floor": floor,
                     "probes": {m: probes[m]["latency_ms_p95"] for m in sorted(probes)}}
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
+    hi = narrow(hi, lo, ok)
     row = probes[hi]
     return {"agent": rec.agent, "link": rec.link, "robots": robots, "gpus": hi,
             "slo_p95_ms": slo_p95_ms, "reachable": True,
