@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export WANDB_MODE ?= offline
 
-.PHONY: demo test lint lint-imports install clean bench proto train-chunk-regress
+.PHONY: demo test lint lint-imports install lerobot-venv clean bench proto train-chunk-regress
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,21 @@ $(STAMP): $(BIN)/python pyproject.toml packages/rapid-policy-server/pyproject.to
 
 install: $(STAMP)
 
+# LeRobot cannot share .venv (it needs Python >= 3.12, torch < 2.12): its own venv hosts
+# `rapid-policy-server --lerobot DIR` (packages/rapid-policy-server[lerobot]); the tests drive it
+# from .venv over the openpi protocol. PyPI's torch here is a CUDA build (about 5 GB in all).
+LEROBOT_PY ?= $(shell for p in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12; do $$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { command -v $$p; break; }; done)
+LEROBOT_VENV := .venv-lerobot
+LEROBOT_STAMP := $(LEROBOT_VENV)/.installed
+$(LEROBOT_STAMP): packages/rapid-policy-server/pyproject.toml
+	@test -n "$(LEROBOT_PY)" || { echo "make: no python3.12 found for LeRobot's venv; set LEROBOT_PY=/path/to/python3.12"; exit 1; }
+	$(LEROBOT_PY) -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/pip install --quiet --upgrade pip
+	$(LEROBOT_VENV)/bin/pip install --quiet -e 'packages/rapid-policy-server[lerobot]'
+	touch $(LEROBOT_STAMP)
+
+lerobot-venv: $(LEROBOT_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/rapid-eval --out runs/demo
 
@@ -33,7 +48,7 @@ demo: $(STAMP)
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
-test: $(STAMP) lint-imports
+test: $(STAMP) $(LEROBOT_STAMP) lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/mypy -p rapid_env
 	$(BIN)/pytest
@@ -62,4 +77,4 @@ proto: $(STAMP)
 	sed -i 's/^import rapid_serve_pb2 as /from rapid_env.serve import rapid_serve_pb2 as /' serve/rapid_serve_pb2_grpc.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LEROBOT_VENV) build *.egg-info
