@@ -15,12 +15,13 @@ $(BIN)/python:
 # torch first, pinned: an unpinned torch pulls a multi-GB CUDA build. The small openpi-protocol
 # server (packages/rapid-policy-server: rapid-policy-server, --policy openpi:ws://...) is its own
 # distribution, editable here. openpi-client is only the tests' reference client: --no-deps, as
-# it pins numpy<2 for no reason its websocket client needs (it imports websockets and msgpack).
+# it pins numpy<2 for no reason its websocket client needs (it imports websockets and msgpack);
+# openpi-server (openpi's own WebsocketPolicyServer) is the reference server our client is tested against.
 $(STAMP): $(BIN)/python pyproject.toml packages/rapid-policy-server/pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e packages/rapid-policy-server
 	$(BIN)/pip install --quiet -e '.[dev,ray]'
-	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
+	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2 openpi-server==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)
