@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rapid_env.serve import rapid_serve_pb2 as pb
 from rapid_env.serve import rapid_serve_pb2_grpc as pb_grpc
-from rapid_env.serve.config import load_token
+from rapid_env.serve.config import DEVICE_KEY, DTYPE_KEY, load_token
 
 TOKEN_ENV = "RAPID_SERVE_TOKEN"
 SERVICE_NAME = "rapid_env.serve.v1.PolicyServer"
@@ -125,6 +126,9 @@ class ServerDescription:
         nbytes: (split, compression) -> the size of the boundary blob the edge writes.
         cameras: the cameras the model reads, in the order the boundary's image batch holds
             them (``("main",)`` from a server that predates the field).
+        device / dtype: where the server's cloud half runs and in which precision (``Info``'s
+            reply metadata; ``cpu`` and ``float32``, what it always was, from a server that
+            predates them). Boundaries and actions are float32 whatever they say.
     """
 
     policy: str
@@ -139,10 +143,15 @@ class ServerDescription:
     boundaries: dict[tuple[int, str], tuple[tuple[str, str, tuple[int, ...]], ...]]
     nbytes: dict[tuple[int, str], int]
     cameras: tuple[str, ...] = ("main",)
+    device: str = "cpu"
+    dtype: str = "float32"
 
     @classmethod
-    def from_proto(cls, info: pb.ServerInfo) -> ServerDescription:
-        """From the ``Info`` reply."""
+    def from_proto(
+        cls, info: pb.ServerInfo, metadata: Sequence[tuple[str, str | bytes]] = ()
+    ) -> ServerDescription:
+        """From the ``Info`` reply and its metadata (the device and dtype)."""
+        meta = {key: str(value) for key, value in metadata}
         boundaries, nbytes = {}, {}
         for entry in info.split_info:
             for b in entry.boundaries:
@@ -164,6 +173,8 @@ class ServerDescription:
             boundaries=boundaries,
             nbytes=nbytes,
             cameras=tuple(info.cameras) or ("main",),
+            device=meta.get(DEVICE_KEY, "cpu"),
+            dtype=meta.get(DTYPE_KEY, "float32"),
         )
 
 
@@ -221,12 +232,12 @@ class PolicyClient:
     def info(self, deadline_s: float | None = None) -> ServerDescription:
         """What the server runs: splits, chunk size, the boundary each split expects."""
         try:
-            reply = self._stub.Info(
+            reply, call = self._stub.Info.with_call(
                 pb.InfoRequest(), timeout=self._timeout(deadline_s), metadata=self._metadata
             )
         except grpc.RpcError as e:
             raise _translate(e) from None
-        return ServerDescription.from_proto(reply)
+        return ServerDescription.from_proto(reply, tuple(call.initial_metadata() or ()))
 
     def health(self, service: str = SERVICE_NAME, deadline_s: float | None = None) -> str:
         """The health service's status for ``service``: ``SERVING``, ``NOT_SERVING`` ..."""

@@ -22,6 +22,13 @@ SERVABLE = ("chunk-regress", "ar-token", "flow", "ckpt:<dir>")
 LOOPBACK = ("127.0.0.1", "::1", "[::1]", "localhost")
 """Hosts that keep plaintext traffic on this machine (no warning about missing TLS)."""
 
+DEVICE_KEY = "rapid-serve-device"
+DTYPE_KEY = "rapid-serve-dtype"
+"""Keys of ``Info``'s reply metadata: where the cloud half runs and in which precision.
+
+``ServerInfo`` has no field for them, and the wire format does not depend on them: boundaries
+arrive and actions leave as float32 whatever they say."""
+
 
 class UsageError(Exception):
     """A start-up problem the user must fix (``rapid-serve`` exits 2 with the message)."""
@@ -85,6 +92,23 @@ def check_log_level(name: str) -> int:
     return int(getattr(logging, str(name).upper()))
 
 
+def check_placement(device: str, dtype: str) -> None:
+    """:class:`UsageError` unless ``device`` and ``dtype`` have the forms ``rapid-eval`` takes.
+
+    The forms are :class:`~rapid_env.config.EnvConfig`'s own (its ``device`` and ``dtype``
+    fields), so both commands accept the same names; whether the device is on this machine is
+    asked of torch later (:func:`rapid_env.agents.torch_device.check_device`).
+    """
+    from rapid_env.config import DEVICE_FORMS, DTYPE_CHOICES, EnvConfig  # loads the task suite
+
+    try:
+        EnvConfig(device=device)
+    except ValueError:
+        raise UsageError(f"--device {device}; allowed: {', '.join(DEVICE_FORMS)}") from None
+    if dtype not in DTYPE_CHOICES:
+        raise UsageError(f"--dtype {dtype}; allowed: {', '.join(DTYPE_CHOICES)}")
+
+
 def default_chunk_size() -> int:
     """The environment's default chunk size: rows of every reply unless told otherwise."""
     from rapid_env.config import EnvConfig  # its import loads the task suite; only when needed
@@ -113,12 +137,18 @@ class ServeConfig:
     chunk_size: int = field(default_factory=default_chunk_size)
     max_batch: int = 1
     max_wait_ms: float = 0.0
+    device: str = "cpu"  # where the cloud half runs (--device)
+    dtype: str = "float32"  # its weights' and activations' precision (--dtype)
 
     def __post_init__(self) -> None:
-        """Check every number against :data:`BOUNDS` (one :class:`UsageError` naming the flag)."""
+        """Check every number against :data:`BOUNDS` and the device and dtype names.
+
+        One :class:`UsageError` naming the flag; the device's presence is checked as it loads.
+        """
         for f in fields(self):
             if f.name in BOUNDS:
                 check_number(*BOUNDS[f.name], getattr(self, f.name))
+        check_placement(self.device, self.dtype)
 
     @property
     def batching(self) -> bool:

@@ -152,6 +152,8 @@ def start(
     above 1 or ``--max-wait-ms`` above 0 (a benchmark turns it on at batch 1 for its statistics).
     """
     if cloud is None:
-        cloud = load_cloud_model(config.policy, config.chunk_size, config.parallel_forward)
+        cloud = load_cloud_model(
+            config.policy, config.chunk_size, config.parallel_forward, config.device, config.dtype
+        )
     return RunningServer(config, cloud, batch=batch)
 

@@ -9,6 +9,11 @@ blocks ``k..n-1`` and finishes the policy's chunk (its first ``chunk_size`` rows
 [-1, 1], as :class:`~rapid_env.agents.vla.policy.VLAPolicy` does). With compression ``none`` the
 chunk equals ``VLAPolicy.act_split`` for the same input bit for bit, on the same kernels and
 thread count.
+
+The cloud half may run on another device or in another precision than the edge (``rapid-serve
+--device/--dtype``): the boundaries an edge writes stay float32 (the expected table is taken
+from the model as loaded, before it is placed), and the server moves what it decodes onto the
+model's device and precision before its blocks run, and every chunk back to float32 numpy.
 """
 
 from __future__ import annotations
@@ -22,8 +27,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rapid_env.agents.torch_device import check_device, place, resolve_dtype
 from rapid_env.agents.vla.base import ExecutableVLA
-from rapid_env.agents.vla.split import COMPRESSIONS, Layout, deserialise, layout_of, serialise
+from rapid_env.agents.vla.split import (
+    COMPRESSIONS,
+    Layout,
+    _onto,
+    deserialise,
+    layout_of,
+    serialise,
+)
 from rapid_env.compose import build_policy
 from rapid_env.config import EnvConfig
 from rapid_env.serve import rapid_serve_pb2 as pb
@@ -60,6 +73,15 @@ class CloudModel:
     that served the token-by-token ``ar-token`` family twice as fast (its many small ops fight
     over the GIL when several run at once) and cost ``chunk-regress`` about a fifth
     (``docs/serve.md``, *Threads*).
+
+    ``device`` and ``dtype`` place the model (:func:`~rapid_env.agents.torch_device.place`, in
+    place: the module given is moved) *after* the expected boundaries are taken from it as it
+    came, so an edge running the float32 model keeps writing what the server accepts. Off the
+    defaults, one forward on zero inputs then runs there, so a device or precision the model
+    cannot run in is refused at start-up, and the first request pays no warm-up.
+
+    Raises:
+        ValueError: the device is absent here or the dtype unknown (one line each).
     """
 
     def __init__(
@@ -68,7 +90,11 @@ class CloudModel:
         model: ExecutableVLA,
         chunk_size: int,
         parallel: bool = False,
+        device: str = "cpu",
+        dtype: str = "float32",
     ) -> None:
+        check_device(device)  # before the dry runs: an absent device or unknown dtype fails
+        resolve_dtype(dtype)  # at once
         self.name, self.model, self.chunk_size = name, model.eval(), chunk_size
         self.n_blocks = model.n_blocks
         self.block_names = model.block_names()
@@ -85,17 +111,34 @@ class CloudModel:
                     blob = serialise(state, comp)
                     header, _ = read_header(blob)
                     self.table[k, comp] = Boundary(parse_specs(header), layout, len(blob))
+        place(model, device, dtype)
+        self.dtype = dtype
+        self.device = str(model.p_mean.device)  # "cuda" resolved: "cuda:0"
+        if (device, dtype) != ("cpu", "float32"):
+            self._run(model.zero_inputs(1), 0, math.inf)
 
     @classmethod
-    def from_policy(cls, name: str, policy: object, parallel: bool = False) -> CloudModel:
-        """The cloud half of a built policy; :class:`UsageError` when it has no split runtime."""
+    def from_policy(
+        cls,
+        name: str,
+        policy: object,
+        parallel: bool = False,
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> CloudModel:
+        """The cloud half of a built policy, placed on ``device`` in ``dtype``.
+
+        Raises:
+            UsageError: the policy has no split runtime.
+            ValueError: the device is absent here or the dtype unknown.
+        """
         model = getattr(policy, "model", None)
         chunk = getattr(policy, "chunk_size", None)
         if not isinstance(model, ExecutableVLA) or not isinstance(chunk, int):
             raise UsageError(
                 f"policy {name!r} has no split runtime to serve; servable: {', '.join(SERVABLE)}"
             )
-        return cls(name, model, chunk, parallel)
+        return cls(name, model, chunk, parallel, device, dtype)
 
     def cameras_note(self) -> str:
         """What a rejected boundary's message adds for a multi-camera model ("" for one camera).
@@ -170,8 +213,7 @@ class CloudModel:
         else:
             with self._lock:
                 actions = self._run(state, split, deadline)
-        out = actions[0, : self.chunk_size].numpy().astype(np.float32)
-        return np.clip(out, -1.0, 1.0)
+        return np.clip(_numpy32(actions[0, : self.chunk_size]), -1.0, 1.0)
 
     def forward_batch(
         self, states: Sequence[dict[str, torch.Tensor]], split: int, deadline: float = math.inf
@@ -193,11 +235,12 @@ class CloudModel:
         else:
             with self._lock:
                 actions = self._run(stacked, split, deadline)
-        out = np.clip(actions[:, : self.chunk_size].numpy().astype(np.float32), -1.0, 1.0)
+        out = np.clip(_numpy32(actions[:, : self.chunk_size]), -1.0, 1.0)
         return [out[i] for i in range(len(states))]
 
     def _run(self, state: dict[str, torch.Tensor], split: int, deadline: float) -> torch.Tensor:
         with torch.inference_mode():
+            state = _onto(state, self.model)  # a no-op for a float32 model on the CPU
             for name, fn in self.model.blocks()[split:]:
                 if time.perf_counter() > deadline:
                     raise DeadlineHit(name)
@@ -205,12 +248,45 @@ class CloudModel:
             return state["actions"]
 
 
+def _numpy32(actions: torch.Tensor) -> np.ndarray:
+    """Actions as float32 numpy on the CPU, whatever the model computed in (numpy has no bfloat16).
 
-def load_cloud_model(policy: str, chunk_size: int, parallel: bool = False) -> CloudModel:
-    """Build ``policy`` once with :func:`build_policy` and take its cloud half."""
+    For a float32 CPU model ``float()`` and ``cpu()`` return the tensor itself: the values are
+    the forward's, bit for bit.
+    """
+    return actions.float().cpu().numpy().astype(np.float32)
+
+
+def load_cloud_model(
+    policy: str,
+    chunk_size: int,
+    parallel: bool = False,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> CloudModel:
+    """Build ``policy`` once with :func:`build_policy` and take its cloud half on ``device``.
+
+    The policy is built as the edge builds it (float32, CPU), so the expected boundaries are the
+    edge's; :class:`CloudModel` then places it on ``device`` in ``dtype``.
+
+    Raises:
+        UsageError: the policy cannot be loaded or has no split runtime, the device is absent
+            here, the dtype is unknown, or the model fails to run there.
+    """
+    try:
+        check_device(device)  # before the load (seconds): an absent device is refused at once
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     try:
         built = build_policy(EnvConfig(policy=policy, chunk_size=chunk_size))
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(f"cannot load policy {policy!r}: {e}") from None
-    return CloudModel.from_policy(policy, built, parallel)
+    try:
+        return CloudModel.from_policy(policy, built, parallel, device, dtype)
+    except (ValueError, RuntimeError, NotImplementedError) as e:  # RuntimeError: op unsupported
+        first = (str(e).splitlines() or [""])[0]  # torch's messages run over several lines
+        raise UsageError(
+            f"cannot run policy {policy!r} on device={device!r} in dtype={dtype!r}: "
+            f"{type(e).__name__}: {first}"
+        ) from None
 

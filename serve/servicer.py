@@ -22,6 +22,7 @@ from rapid_env.serve import rapid_serve_pb2 as pb
 from rapid_env.serve import rapid_serve_pb2_grpc as pb_grpc
 from rapid_env.serve.batcher import Batcher, BatcherClosed, Job, WaitedPastDeadline
 from rapid_env.serve.boundary import BoundaryError, check_boundary
+from rapid_env.serve.config import DEVICE_KEY, DTYPE_KEY
 from rapid_env.serve.model import CloudModel, DeadlineHit
 
 log = logging.getLogger("rapid_env.serve")
@@ -57,8 +58,11 @@ class PolicyService(pb_grpc.PolicyServerServicer):
         self._on_call = on_call or (lambda: None)
 
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.ServerInfo:  # noqa: N802
-        """What this server runs (see the proto)."""
+        """What this server runs (see the proto); its device and dtype in the reply metadata."""
         try:
+            context.send_initial_metadata(
+                ((DEVICE_KEY, self.cloud.device), (DTYPE_KEY, self.cloud.dtype))
+            )
             out = pb.ServerInfo()
             out.CopyFrom(self._info)
             return out

@@ -11,6 +11,7 @@ The flags are parsed and checked before torch, grpc or the model load (they take
 Usage::
 
     rapid-serve --policy chunk-regress --token-file ~/.rapid-serve-token --port 0
+    rapid-serve --policy flow --device cuda --dtype bfloat16 --token-file ~/.rapid-serve-token
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rapid_env.cli.common import HelpFormatter, examples_epilog
+from rapid_env.config import DEVICE_FORMS, DTYPE_CHOICES
 from rapid_env.serve.config import (
     BOUNDS,
     LOOPBACK,
@@ -34,6 +36,7 @@ from rapid_env.serve.config import (
     UsageError,
     check_log_level,
     check_number,
+    check_placement,
     default_chunk_size,
     read_tls_pair,
     read_token_file,
@@ -55,10 +58,17 @@ def parser() -> argparse.ArgumentParser:
             "rapid-serve --token-file token.txt                 # chunk-regress on 127.0.0.1:50051",
             "rapid-serve --policy flow --port 0 --token-file token.txt --max-seconds 600",
             "rapid-serve --token-file token.txt --tls-cert c.pem --tls-key k.pem --host 0.0.0.0",
+            "rapid-serve --token-file token.txt --device cuda --dtype bfloat16",
         )),
     )
     ap.add_argument("--policy", default="chunk-regress",
                     help=f"a policy with a split runtime: {', '.join(SERVABLE)}")
+    ap.add_argument("--device", default="cpu", metavar="DEVICE",
+                    help=f"torch device the cloud half runs on: {', '.join(DEVICE_FORMS)} (an "
+                         "absent device is refused before the model loads)")
+    ap.add_argument("--dtype", choices=DTYPE_CHOICES, default="float32",
+                    help="precision of the cloud half's weights and activations (boundaries "
+                         "arrive and actions leave as float32)")
     ap.add_argument("--host", default="127.0.0.1",
                     help="address to bind (default 127.0.0.1: this machine only)")
     ap.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed)")
@@ -110,6 +120,14 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         check_number(*bound, flags[name])
     check_number(*TORCH_THREADS, args.torch_threads)
     check_log_level(args.log_level)
+    check_placement(args.device, args.dtype)
+    if args.device != "cpu":  # torch is asked only off the default (it takes seconds to load)
+        from rapid_env.agents.torch_device import check_device
+
+        try:
+            check_device(args.device)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     tls = read_tls_pair(args.tls_cert, args.tls_key) if args.tls_cert else (None, None)
     return ServeConfig(
         policy=args.policy,
@@ -129,6 +147,8 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         chunk_size=chunk_size,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
+        device=args.device,
+        dtype=args.dtype,
     )
 
 
@@ -139,7 +159,9 @@ def _start(args: argparse.Namespace, config: ServeConfig) -> tuple[RunningServer
     from rapid_env.serve.lifecycle import start
     from rapid_env.serve.model import load_cloud_model
 
-    cloud = load_cloud_model(config.policy, config.chunk_size, config.parallel_forward)
+    cloud = load_cloud_model(
+        config.policy, config.chunk_size, config.parallel_forward, config.device, config.dtype
+    )
     threads = args.torch_threads or max(1, (os.cpu_count() or 1) // config.workers)
     torch.set_num_threads(threads)
     return start(config, cloud), threads
@@ -165,7 +187,7 @@ def _announce(running: RunningServer, threads: int) -> None:
     print(
         f"rapid-serve: serving {cloud.name} ({cloud.model.cfg.family}, cameras "
         f"{', '.join(cloud.cameras)}, splits {cloud.splits[0]}..{cloud.splits[-1]}) on "
-        f"{running.address} ({scheme}, "
+        f"{running.address} ({scheme}, device {cloud.device}, dtype {cloud.dtype}, "
         f"{config.workers} workers, {threads} torch threads, "
         f"{_forwards(config)})",
         flush=True,

@@ -51,6 +51,8 @@ def token_file(tmp_path: Path) -> Path:
         (["--port", "-1"], "--port -1; allowed"),
         (["--log-level", "BOGUS"], "--log-level BOGUS; allowed: DEBUG, INFO, WARNING, ERROR, "
                                    "CRITICAL"),
+        (["--device", "gpu"], "--device gpu; allowed: cpu, cuda, cuda:N, mps"),
+        (["--device", "cuda:x"], "--device cuda:x; allowed: cpu, cuda, cuda:N, mps"),
     ],
 )
 def test_out_of_range_flags_exit_2_with_one_line(token_file, capsys, args, needle):
@@ -77,7 +79,8 @@ def test_lower_case_log_levels_still_work(token_file, capsys):
     ("field", "value", "flag"),
     [("max_request_mb", float("nan"), "--max-request-mb"), ("deadline_s", -1.0, "--deadline-s"),
      ("max_concurrent", -1, "--max-concurrent"), ("max_seconds", float("inf"), "--max-seconds"),
-     ("workers", 2.5, "--workers")],
+     ("workers", 2.5, "--workers"), ("device", "gpu", "--device gpu"),
+     ("dtype", "float64", "--dtype float64; allowed: float32, bfloat16, float16")],
 )
 def test_the_config_object_meets_the_same_checks(field, value, flag):
     with pytest.raises(UsageError, match=flag):
