@@ -32,7 +32,7 @@ from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.split import (
     COMPRESSIONS,
     Layout,
-    _onto,
+    onto,
     deserialise,
     layout_of,
     serialise,
@@ -240,7 +240,7 @@ class CloudModel:
 
     def _run(self, state: dict[str, torch.Tensor], split: int, deadline: float) -> torch.Tensor:
         with torch.inference_mode():
-            state = _onto(state, self.model)  # a no-op for a float32 model on the CPU
+            state = onto(state, self.model)  # a no-op for a float32 model on the CPU
             for name, fn in self.model.blocks()[split:]:
                 if time.perf_counter() > deadline:
                     raise DeadlineHit(name)

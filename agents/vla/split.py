@@ -140,7 +140,7 @@ def _header(blob: bytes) -> bytes:
     return blob[8 : 8 + size]
 
 
-def _onto(state: State, model: ExecutableVLA) -> State:
+def onto(state: State, model: ExecutableVLA) -> State:
     """``state`` on the model's device, its floating tensors in the model's precision.
 
     A no-op for a float32 CPU model (``Tensor.to`` returns the tensor itself), so the restored
@@ -238,7 +238,7 @@ class SplitRunner:
             state = _decode(blob)
             if not _covers(self.layout, state):  # no edge run of this shape here: derive it
                 self.layout = self.boundary_layout(_batch_of(state))
-            return self.model.run(_onto(_restore(state, self.layout), self.model), self.k)[
+            return self.model.run(onto(_restore(state, self.layout), self.model), self.k)[
                 "actions"]
 
     def __call__(self, state: State) -> SplitResult:
