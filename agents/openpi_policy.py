@@ -13,6 +13,12 @@ sends its metadata on connect and answers each observation map with ``{"actions"
   (xyz delta, gripper effort), LIBERO 7-D (xyz delta, axis-angle delta, gripper -1 open .. +1
   close), the first ``chunk_size`` rows. Any other width is a ``policy_bad_shape`` fault, NaN a
   ``policy_nonfinite_action`` one: data about the served policy.
+* **Action maps**: ``openpi:ws://host:port?actions=<preset or .json path>`` maps a policy's
+  native actions to the task's through an :class:`~rapid_env.agents.hf_adapter.actions.ActionMap`
+  (:mod:`rapid_env.agents.action_maps`): the first ``chunk_size`` rows are mapped and the chunk
+  is padded to ``chunk_size`` by repeating its last action. The map is part of the policy's name,
+  so of every record's key. A reply the map cannot take (its width) is ``policy_bad_shape`` with
+  the reply's shape, a non-finite one ``policy_nonfinite_action``, as without a map.
 * **Timing**: the request is timed in virtual time by the sweep's cost profile like any
   in-process policy (records stay deterministic); the measured wall-clock round trip and the
   server's ``server_timing.infer_ms`` go to ``measured_rtt_ms_mean`` and ``server_ms_mean``
@@ -33,11 +39,14 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from rapid_env.policy import PolicyInput, RemotePolicyError
+from rapid_env.agents.hf_adapter.actions import ActionMap, fit_chunk
+from rapid_env.policy import PolicyActionFault, PolicyInput, RemotePolicyError
 from rapid_env.tasks.libero_suite import is_libero
 
 PREFIX = "openpi:"
 FORM = "openpi:ws://<host>:<port>"
+QUERY_KEYS = ("actions",)
+"""The query parameters an ``openpi:`` name may carry (``?actions=...``)."""
 
 CONNECT_TIMEOUT_S = 5.0
 """The longest wall-clock wait for the connection and the server's metadata."""
@@ -52,8 +61,12 @@ INSTALL_HINT = "pip install ./packages/rapid-policy-server (make install does)"
 
 
 def server_url(name: str) -> str:
-    """The ``ws://host:port`` of an ``openpi:`` policy name; ValueError naming the form."""
+    """The ``ws://host:port`` of an ``openpi:`` policy name; ValueError naming the form.
+
+    A query (``?actions=...``) is the client's, not the server's: it is not part of the URL.
+    """
     url = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    url = url.partition("?")[0]
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -66,6 +79,25 @@ def server_url(name: str) -> str:
     return url
 
 
+def query_params(name: str) -> dict[str, str]:
+    """The ``?key=value&...`` of an ``openpi:`` policy name; ValueError naming the allowed keys.
+
+    Values are taken verbatim (no percent or ``+`` decoding), so a file path reads as written.
+    """
+    query = name.partition("?")[2]
+    params: dict[str, str] = {}
+    for item in query.split("&") if query else ():
+        key, eq, value = item.partition("=")
+        if key not in QUERY_KEYS:
+            raise ValueError(f"policy {name!r}: unknown query parameter {key!r}; allowed: "
+                             f"{', '.join(QUERY_KEYS)}")
+        if not eq or not value or key in params:
+            raise ValueError(f"policy {name!r}: {key}= must be given once with a value, e.g. "
+                             f"{FORM}?{key}=libero7-to-metaworld")
+        params[key] = value
+    return params
+
+
 def to_action_space(actions: Any, chunk_size: int) -> np.ndarray:
     """The reply's actions as a chunk: float32, at most ``chunk_size`` rows, widths unchanged.
 
@@ -76,6 +108,30 @@ def to_action_space(actions: Any, chunk_size: int) -> np.ndarray:
     if chunk.ndim == 1:
         chunk = chunk[None]
     return chunk[:chunk_size] if chunk.ndim == 2 else chunk
+
+
+def mapped_action_space(actions: Any, action_map: ActionMap, chunk_size: int) -> np.ndarray:
+    """The reply's native actions through ``action_map``: ``(chunk_size, action_map.width)``.
+
+    The first ``chunk_size`` rows are checked as the loop would check them, but against the
+    map: a reply whose width the map cannot take raises a ``policy_bad_shape`` fault naming the
+    reply's shape, a non-finite one ``policy_nonfinite_action`` (:class:`PolicyActionFault`), so
+    the mapped chunk never hides them (the map may drop a NaN's dim, or clip it away). A reply
+    that is not one action or a chunk is handed on unmapped, for the loop to record.
+    """
+    chunk = np.array(actions, dtype=np.float64)
+    if chunk.ndim == 1:
+        chunk = chunk[None]
+    if chunk.ndim != 2 or chunk.shape[0] < 1:
+        return chunk.astype(np.float32)
+    chunk = chunk[:chunk_size]
+    try:
+        action_map.check_width(chunk.shape[1])
+    except ValueError:
+        raise PolicyActionFault(f"policy_bad_shape: {chunk.shape}") from None
+    if not np.all(np.isfinite(chunk)):
+        raise PolicyActionFault("policy_nonfinite_action")
+    return fit_chunk(action_map(chunk), chunk_size)
 
 
 def remote_error(exc: BaseException) -> RemotePolicyError:
@@ -101,13 +157,15 @@ class OpenPIPolicy:
     Connects when built, so a sweep whose server is not there fails before its first episode.
 
     Args:
-        name: ``openpi:ws://host:port``.
-        task: the task it will drive (its suite picks the wrist camera).
+        name: ``openpi:ws://host:port``, optionally ``?actions=<preset or .json path>``.
+        task: the task it will drive (its suite picks the wrist camera and the action map's
+            target).
         chunk_size: rows kept from each reply.
         timeout_s: the longest wait for one reply, wall clock.
 
     Raises:
-        ValueError: a malformed URL, no server reachable there, or rapid-policy-server missing.
+        ValueError: a malformed URL or query, a bad action map, no server reachable there, or
+            rapid-policy-server missing.
     """
 
     needs_image = True
@@ -118,8 +176,17 @@ class OpenPIPolicy:
         self.name = name
         self.chunk_size = chunk_size
         self.timeout_s = timeout_s
-        self.cameras: tuple[str, ...] = (
-            WRIST_CAMERA["libero" if is_libero(task) else "metaworld"],)
+        suite = "libero" if is_libero(task) else "metaworld"
+        self.cameras: tuple[str, ...] = (WRIST_CAMERA[suite],)
+        self.action_map: ActionMap | None = None
+        actions = query_params(name).get("actions")
+        if actions is not None:  # checked before connecting: a bad map needs no server to see
+            from rapid_env.agents.action_maps import load_action_map
+
+            try:
+                self.action_map = load_action_map(actions, suite)
+            except ValueError as exc:
+                raise ValueError(f"policy {name!r}: {exc}") from None
         self.last_round_trip: tuple[float, float | None] | None = None
         try:
             self._client: Any = self._connect()
@@ -174,6 +241,8 @@ class OpenPIPolicy:
         infer_ms = timing.get("infer_ms") if isinstance(timing, dict) else None
         server_s = float(infer_ms) / 1e3 if isinstance(infer_ms, int | float) else None
         self.last_round_trip = (rtt_s, server_s)
+        if self.action_map is not None:
+            return mapped_action_space(reply["actions"], self.action_map, self.chunk_size)
         return to_action_space(reply["actions"], self.chunk_size)
 
     def close(self) -> None:

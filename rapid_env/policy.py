@@ -115,6 +115,26 @@ class RemotePolicyError(Exception):
         self.fault = f"{REMOTE_ERROR}: {error}: {code}: {' '.join(message.split())}"
 
 
+class PolicyActionFault(Exception):
+    """A policy's actions that cannot be used, found before its chunk reaches the loop's check.
+
+    A policy that maps native actions to the task's (an openpi server's reply through an action
+    map) sees a wrong width or a non-finite value before mapping, where the mapped chunk might
+    hide it; raising this records the fault :func:`run_policy` would have recorded for the native
+    chunk, so such faults stay data about the policy.
+
+    Args:
+        fault: ``policy_bad_shape: <native shape>`` or ``policy_nonfinite_action``.
+    """
+
+    def __init__(self, fault: str) -> None:
+        if not (fault.startswith("policy_bad_shape: ") or fault == "policy_nonfinite_action"):
+            raise ValueError(f"fault={fault!r}; allowed: 'policy_bad_shape: <shape>', "
+                             f"'policy_nonfinite_action'")
+        super().__init__(fault)
+        self.fault = fault
+
+
 def run_policy(
     policy: Policy, inp: PolicyInput, split: int, n_blocks: int, action_dim: int = 4
 ) -> PolicyResult:
@@ -127,9 +147,10 @@ def run_policy(
     and the bytes it serialised are counted; fp32 split equals unsplit, so the chunk is the one
     ``act`` would give. Any exception (``SystemExit`` too; only ``KeyboardInterrupt`` passes), a
     wrong shape or a non-finite action becomes a fault; a :class:`RemotePolicyError` its own
-    ``remote_error``. A policy served elsewhere reports its call's wall-clock round trip in a
-    ``last_round_trip`` attribute, ``(rtt_s, server_s or None)`` or None, which the result
-    carries (the record's ``measured_rtt_ms_mean`` and ``server_ms_mean``).
+    ``remote_error``, a :class:`PolicyActionFault` its ``fault``. A policy served elsewhere
+    reports its call's wall-clock round trip in a ``last_round_trip`` attribute, ``(rtt_s,
+    server_s or None)`` or None, which the result carries (the record's ``measured_rtt_ms_mean``
+    and ``server_ms_mean``).
     """
     exec_bytes = 0
     try:
@@ -144,6 +165,9 @@ def run_policy(
         raise  # the user asked to stop: not the model's fault
     except RemotePolicyError as exc:  # the call failed on the way, or the served model did
         return PolicyResult(None, exc.fault, exec_bytes)
+    except PolicyActionFault as exc:  # the call worked: its round trip is measured
+        rtt, server = getattr(policy, "last_round_trip", None) or (None, None)
+        return PolicyResult(None, exc.fault, exec_bytes, rtt, server)
     except BaseException as exc:  # a user's model failing (even sys.exit) must not end the sweep
         return PolicyResult(None, f"policy_error: {type(exc).__name__}: {exc}", exec_bytes)
     rtt_s, server_s = getattr(policy, "last_round_trip", None) or (None, None)
