@@ -16,7 +16,8 @@ sends its metadata on connect and answers each observation map with ``{"actions"
 * **Timing**: the request is timed in virtual time by the sweep's cost profile like any
   in-process policy (records stay deterministic); the measured wall-clock round trip and the
   server's ``server_timing.infer_ms`` go to ``measured_rtt_ms_mean`` and ``server_ms_mean``
-  (:attr:`last_round_trip`).
+  (:attr:`last_round_trip`). With ``policy_timing="measured"`` virtual time follows the measured
+  round trip instead (:mod:`rapid_env.agents.openpi_transport`, which reads :attr:`last_reply`).
 * **Faults**: a server that cannot be reached, closes the connection or does not answer within
   :data:`REQUEST_TIMEOUT_S` is the infrastructure's (``remote_error: ServerUnavailable`` /
   ``DeadlineExceeded``: the episode is invalid); a server whose model raised (openpi sends the
@@ -121,6 +122,7 @@ class OpenPIPolicy:
         self.cameras: tuple[str, ...] = (
             WRIST_CAMERA["libero" if is_libero(task) else "metaworld"],)
         self.last_round_trip: tuple[float, float | None] | None = None
+        self.last_reply: dict[str, Any] | None = None  # the last call's reply map, as received
         try:
             self._client: Any = self._connect()
         except RemotePolicyError as exc:
@@ -156,7 +158,7 @@ class OpenPIPolicy:
 
     def act(self, inp: PolicyInput) -> np.ndarray:
         """One call to the server; its actions as a chunk (RemotePolicyError when it fails)."""
-        self.last_round_trip = None
+        self.last_round_trip = self.last_reply = None
         obs = self.observation(inp)
         if self._client is None:  # the last call failed: connect again
             self._client = self._connect()
@@ -173,7 +175,7 @@ class OpenPIPolicy:
         timing = reply.get("server_timing")
         infer_ms = timing.get("infer_ms") if isinstance(timing, dict) else None
         server_s = float(infer_ms) / 1e3 if isinstance(infer_ms, int | float) else None
-        self.last_round_trip = (rtt_s, server_s)
+        self.last_round_trip, self.last_reply = (rtt_s, server_s), reply
         return to_action_space(reply["actions"], self.chunk_size)
 
     def close(self) -> None:

@@ -230,8 +230,11 @@ FIELDS: tuple[Field, ...] = (
        wall_clock=True),
     _f("latency_timing", "str", "",
        "how the latencies were timed: `profile` (the cost profile's stages in virtual time, "
-       "deterministic; also for a policy served over openpi, whose wall-clock round trip is in "
-       "`measured_rtt_ms_mean`) or `measured` (the wall clock of `--links remote:`)", "recorder"),
+       "deterministic; also for a policy served over openpi by default, whose wall-clock round "
+       "trip is only reported in `measured_rtt_ms_mean`) or `measured` (virtual time follows the "
+       "wall clock: the edge part and the call of `--links remote:`, or the round trip of an "
+       "openpi policy under `--policy-timing measured`, whose latencies are then its measured "
+       "round trips)", "recorder"),
     # ------------------------------------------------------------------ the decider's cost
     _f("decision_cpu_us_mean", "float", "us", "measured CPU time per `decide` call", "loop",
        wall_clock=True),
