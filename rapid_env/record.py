@@ -432,7 +432,8 @@ FAULT_KINDS: dict[str, str] = {
     "...`): a checkpoint whose weights are NaN, which says nothing about a decider",
     REMOTE_ERROR: "a request to `rapid-serve` failed (`--links remote:`), counted once per "
     "request when it is sent; the request is lost; or a call to an openpi server failed "
-    "(`--policy openpi:`), counted when its modelled arrival comes, as a policy error is. An "
+    "(`--policy openpi:`), counted when its modelled arrival comes, as a policy error is "
+    "(under `--policy-timing measured`, once when sent, the request lost, as for `remote:`). An "
     "infrastructure fault when the server is "
     "unreachable or gone, refused the token or ran past the harness's deadline (errors "
     f"{', '.join(f'`{e}`' for e in INFRA_REMOTE_ERRORS)}, or status "
