@@ -22,7 +22,8 @@ sends its metadata on connect and answers each observation map with ``{"actions"
 * **Timing**: the request is timed in virtual time by the sweep's cost profile like any
   in-process policy (records stay deterministic); the measured wall-clock round trip and the
   server's ``server_timing.infer_ms`` go to ``measured_rtt_ms_mean`` and ``server_ms_mean``
-  (:attr:`last_round_trip`).
+  (:attr:`last_round_trip`). With ``policy_timing="measured"`` virtual time follows the measured
+  round trip instead (:mod:`rapid_env.agents.openpi_transport`, which reads :attr:`last_reply`).
 * **Faults**: a server that cannot be reached, closes the connection or does not answer within
   :data:`REQUEST_TIMEOUT_S` is the infrastructure's (``remote_error: ServerUnavailable`` /
   ``DeadlineExceeded``: the episode is invalid); a server whose model raised (openpi sends the
@@ -188,6 +189,7 @@ class OpenPIPolicy:
             except ValueError as exc:
                 raise ValueError(f"policy {name!r}: {exc}") from None
         self.last_round_trip: tuple[float, float | None] | None = None
+        self.last_reply: dict[str, Any] | None = None  # the last call's reply map, as received
         try:
             self._client: Any = self._connect()
         except RemotePolicyError as exc:
@@ -223,7 +225,7 @@ class OpenPIPolicy:
 
     def act(self, inp: PolicyInput) -> np.ndarray:
         """One call to the server; its actions as a chunk (RemotePolicyError when it fails)."""
-        self.last_round_trip = None
+        self.last_round_trip = self.last_reply = None
         obs = self.observation(inp)
         if self._client is None:  # the last call failed: connect again
             self._client = self._connect()
@@ -240,7 +242,7 @@ class OpenPIPolicy:
         timing = reply.get("server_timing")
         infer_ms = timing.get("infer_ms") if isinstance(timing, dict) else None
         server_s = float(infer_ms) / 1e3 if isinstance(infer_ms, int | float) else None
-        self.last_round_trip = (rtt_s, server_s)
+        self.last_round_trip, self.last_reply = (rtt_s, server_s), reply
         if self.action_map is not None:
             return mapped_action_space(reply["actions"], self.action_map, self.chunk_size)
         return to_action_space(reply["actions"], self.chunk_size)

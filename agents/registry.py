@@ -31,6 +31,7 @@ from rapid_env.policy import Policy
 from rapid_env.registry import ConfigRegistry, Registry
 from rapid_env.tasks.libero_suite import is_libero
 from rapid_env.tasks.suite import get_task
+from rapid_env.transport import RemotePolicyTransport
 
 DECIDERS: ConfigRegistry[Decider] = ConfigRegistry("agent", plugin_group="rapid_env.deciders")
 
@@ -84,6 +85,12 @@ TORCH_DEVICE_EXTRA = "torch_device"
 ``rapid-eval --device/--dtype`` pass them. Entries without it (the scripted expert, plugins
 written before the flags) are called as before, and refuse a device or dtype other than the
 defaults, since they would not honour it."""
+
+MEASURED_TIMING_EXTRA = "measured_transport"
+"""The :data:`POLICIES` extra of an entry whose policy runs elsewhere and can be timed on the wall
+clock (``rapid-eval --policy-timing measured``): a callable ``(policy, action_dim)`` that returns
+the :class:`~rapid_env.transport.RemotePolicyTransport` timing its requests by what was measured.
+``openpi:`` has it; an entry without it refuses ``measured``."""
 
 
 def _expert(task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
@@ -162,5 +169,12 @@ def _openpi(
     return OpenPIPolicy(f"{PREFIX}{url}", task, chunk_size=chunk_size)
 
 
+def _openpi_transport(policy: Policy, action_dim: int) -> RemotePolicyTransport:
+    from rapid_env.agents.openpi_transport import OpenPITransport
+
+    return OpenPITransport(policy, action_dim)
+
+
 # a whole policy served elsewhere over openpi's websocket protocol (openpi, rapid-policy-server)
-POLICIES.register_prefix("openpi:", _openpi, form="openpi:ws://<host>:<port>")
+POLICIES.register_prefix("openpi:", _openpi, form="openpi:ws://<host>:<port>",
+                         measured_transport=_openpi_transport)

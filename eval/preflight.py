@@ -6,18 +6,20 @@ parsed (a trace file is read, memory-bounded), the policy is loaded once (a miss
 checkpoint fails here) and every agent spec is built once (``sb3:<dir>`` loads its files). A link
 that runs over a transport (its registry entry has a :class:`~rapid_env.link.LinkTransport`, as
 ``remote:<host:port>`` has) is not simulated: its form is checked, then its ``preflight`` hook runs
-once with the built policy (``remote:`` asks its server, with the token, what it runs). A
-``ValueError`` from here is bad input: ``rapid-eval`` exits 2 with its message.
+once with the built policy (``remote:`` asks its server, with the token, what it runs).
+``--policy-timing measured`` is checked against the policy and every link. A ``ValueError`` from
+here is bad input: ``rapid-eval`` exits 2 with its message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
 from rapid_env.build import validate_core_names
-from rapid_env.compose import build_decider, build_policy, validate_names
+from rapid_env.compose import build_decider, build_policy, check_policy_timing, validate_names
 from rapid_env.eval.jobs import SweepSpec
 from rapid_env.link import check_link, link_transport, parse_link
 from rapid_env.noise import parse_noise
@@ -39,6 +41,7 @@ def preflight(spec: SweepSpec, token_file: str | None = None) -> None:
         parse_noise(noise)
     for link in spec.links:
         check_link(link)  # a transport's link: its form only, before anything loads
+        check_policy_timing(replace(spec.base, link=link))  # measured: a served policy's only
         if link_transport(link) is None:
             parse_link(link, episode_s=spec.base.max_episode_s)  # warns on a dead trace
     for agent in spec.agents:

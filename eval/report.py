@@ -130,7 +130,7 @@ _ENV_FLAGS: tuple[tuple[str, str], ...] = (
     ("control.hold_policy", "--hold-policy"), ("control.align", "--align"),
     ("edge_budget_gib", "--edge-budget-gib"), ("placement", "--placement"),
     ("loop_cost", "--loop-cost"), ("action_contract", "--action-contract"),
-    ("device", "--device"), ("dtype", "--dtype"),
+    ("device", "--device"), ("dtype", "--dtype"), ("policy_timing", "--policy-timing"),
 )
 
 

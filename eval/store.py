@@ -9,7 +9,9 @@
   without a checkpoint, such as the scripted expert), the content digest of a ``file:`` cost
   profile (``profile_digest``; only for those), where the policy's model ran (``device``,
   ``dtype``: ``rapid-eval --device/--dtype``; off their defaults also in the sweep's and every
-  cell's environment, so in the episode keys), the package versions, the git commit, the W&B
+  cell's environment, so in the episode keys), how a served policy's requests were timed
+  (``policy_timing``: ``rapid-eval --policy-timing``, ``profile`` or ``measured``; the same way
+  in the environment and the keys when ``measured``), the package versions, the git commit, the W&B
   run ids (``wandb_run_id``: the sweep-level run; ``wandb_runs``: one per cell, by
   ``agent|task|noise|link``), and when it was started;
 * ``episodes.jsonl`` -- one JSON record per finished episode, keyed by ``episode_key`` (the
@@ -180,6 +182,7 @@ def make_manifest(
         **_profile_digest(spec.base.profile),
         "device": spec.base.device,
         "dtype": spec.base.dtype,
+        "policy_timing": spec.base.policy_timing,
         "versions": _versions(),
         "git_commit": _git_commit(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

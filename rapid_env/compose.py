@@ -23,11 +23,17 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from rapid_env.agents.registry import DECIDERS, POLICIES, TORCH_DEVICE_EXTRA
+from rapid_env.agents.registry import (
+    DECIDERS,
+    MEASURED_TIMING_EXTRA,
+    POLICIES,
+    TORCH_DEVICE_EXTRA,
+)
 from rapid_env.build import assemble_controller, validate_core_names
 from rapid_env.config import LATE_FIELDS, EnvConfig
 from rapid_env.controller import PartitionedController
 from rapid_env.decision import Decider
+from rapid_env.link import link_transport
 from rapid_env.policy import Policy
 from rapid_env.wrapper import RapidEnv, RewardConfig, as_reward_config
 
@@ -36,6 +42,29 @@ def validate_names(cfg: EnvConfig) -> None:
     """Raise ValueError naming the first unknown name in ``cfg`` (policy included)."""
     validate_core_names(cfg)
     POLICIES.check(cfg.policy)
+
+
+def check_policy_timing(cfg: EnvConfig) -> None:
+    """Raise ValueError unless ``cfg.policy_timing`` can be honoured for its policy and link.
+
+    ``measured`` needs a policy that runs elsewhere and registered a transport that times it
+    (:data:`~rapid_env.agents.registry.MEASURED_TIMING_EXTRA`: ``openpi:``), or a link that runs
+    over a transport (``remote:<host:port>``), whose requests are measured anyway. Any other
+    policy runs in this process: there is no round trip to measure, and silently timing it by
+    the profile would mislabel the records.
+    """
+    if cfg.policy_timing != "measured":
+        return
+    if POLICIES.extra(cfg.policy, MEASURED_TIMING_EXTRA) is not None:
+        return
+    if link_transport(cfg.link) is not None:
+        return
+    raise ValueError(
+        f"policy_timing='measured' (--policy-timing measured) with policy {cfg.policy!r}: it "
+        "runs in this process, there is no round trip to measure; allowed: a policy served "
+        "elsewhere (openpi:ws://<host>:<port>) or a remote:<host:port> link, else "
+        "policy_timing='profile'"
+    )
 
 
 def build_policy(cfg: EnvConfig) -> Policy:
@@ -75,9 +104,20 @@ def build_decider(spec: str) -> Decider:
 
 
 def build_controller(cfg: EnvConfig, decider_needs_image: bool = False) -> PartitionedController:
-    """The control loop with every part ``cfg`` names, its policy included."""
+    """The control loop with every part ``cfg`` names, its policy included.
+
+    With ``cfg.policy_timing="measured"`` the requests go through the transport the policy's
+    registry entry builds (:func:`check_policy_timing`), as a ``remote:`` link's controller does:
+    virtual time then follows the measured round trips.
+    """
     validate_names(cfg)
-    return assemble_controller(cfg, build_policy(cfg), decider_needs_image)
+    check_policy_timing(cfg)
+    policy = build_policy(cfg)
+    controller = assemble_controller(cfg, policy, decider_needs_image)
+    make = POLICIES.extra(cfg.policy, MEASURED_TIMING_EXTRA)
+    if cfg.policy_timing == "measured" and make is not None:
+        controller.transport = make(policy, controller.action_dim)
+    return controller
 
 
 def make_rapid_env(

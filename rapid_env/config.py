@@ -39,6 +39,9 @@ DEVICE_FORMS: tuple[str, ...] = ("cpu", "cuda", "cuda:N", "mps")
 """``EnvConfig.device``'s forms (``N``: a GPU index); presence is checked as the policy builds."""
 DTYPE_CHOICES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 """``EnvConfig.dtype``: the precision of the policy's weights and activations."""
+PolicyTiming = Literal["profile", "measured"]
+POLICY_TIMINGS: tuple[str, ...] = ("profile", "measured")
+"""``EnvConfig.policy_timing``: how a request to a policy served elsewhere is timed."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,11 @@ class EnvConfig:
         dtype: the precision of the policy's weights and activations: ``float32`` (the
             default), ``bfloat16`` or ``float16`` (a 7B checkpoint fits a GPU in half
             precision). Actions always come back as float32 numpy arrays on the CPU.
+        policy_timing: how a request to a policy served elsewhere (``openpi:ws://...``) is timed
+            in virtual time: ``profile`` (the default: by the cost profile, so records stay
+            deterministic; the measured round trip is only reported) or ``measured`` (by the
+            round trip measured on the wall clock, what a robot on that server would see). Which
+            policies allow ``measured`` is checked when the parts are built.
     """
 
     task: str = "reach"
@@ -143,6 +151,7 @@ class EnvConfig:
     action_contract: ActionContract = "chunk"
     device: str = "cpu"
     dtype: str = "float32"
+    policy_timing: PolicyTiming = "profile"
 
     def __post_init__(self) -> None:
         image_shape(self.image_size)
@@ -151,7 +160,8 @@ class EnvConfig:
         if not isinstance(self.dtype, str) or self.dtype not in DTYPE_CHOICES:
             raise ValueError(f"dtype={self.dtype!r}; allowed: {', '.join(DTYPE_CHOICES)}")
         for name, allowed in (("placement", PLACEMENT_CHOICES), ("loop_cost", LOOP_COST_CHOICES),
-                              ("action_contract", ACTION_CONTRACTS)):
+                              ("action_contract", ACTION_CONTRACTS),
+                              ("policy_timing", POLICY_TIMINGS)):
             value = getattr(self, name)
             if not isinstance(value, str) or value not in allowed:
                 raise ValueError(f"{name}={value!r}; allowed: {', '.join(allowed)}")
@@ -202,6 +212,7 @@ LATE_FIELDS: dict[str, Any] = {
     "action_contract": "chunk",
     "device": "cpu",
     "dtype": "float32",
+    "policy_timing": "profile",
 }
 """Fields added after the results store's keys were fixed, with the default that omits them."""
 

@@ -230,8 +230,11 @@ FIELDS: tuple[Field, ...] = (
        wall_clock=True),
     _f("latency_timing", "str", "",
        "how the latencies were timed: `profile` (the cost profile's stages in virtual time, "
-       "deterministic; also for a policy served over openpi, whose wall-clock round trip is in "
-       "`measured_rtt_ms_mean`) or `measured` (the wall clock of `--links remote:`)", "recorder"),
+       "deterministic; also for a policy served over openpi by default, whose wall-clock round "
+       "trip is only reported in `measured_rtt_ms_mean`) or `measured` (virtual time follows the "
+       "wall clock: the edge part and the call of `--links remote:`, or the round trip of an "
+       "openpi policy under `--policy-timing measured`, whose latencies are then its measured "
+       "round trips)", "recorder"),
     # ------------------------------------------------------------------ the decider's cost
     _f("decision_cpu_us_mean", "float", "us", "measured CPU time per `decide` call", "loop",
        wall_clock=True),
@@ -429,7 +432,8 @@ FAULT_KINDS: dict[str, str] = {
     "...`): a checkpoint whose weights are NaN, which says nothing about a decider",
     REMOTE_ERROR: "a request to `rapid-serve` failed (`--links remote:`), counted once per "
     "request when it is sent; the request is lost; or a call to an openpi server failed "
-    "(`--policy openpi:`), counted when its modelled arrival comes, as a policy error is. An "
+    "(`--policy openpi:`), counted when its modelled arrival comes, as a policy error is "
+    "(under `--policy-timing measured`, once when sent, the request lost, as for `remote:`). An "
     "infrastructure fault when the server is "
     "unreachable or gone, refused the token or ran past the harness's deadline (errors "
     f"{', '.join(f'`{e}`' for e in INFRA_REMOTE_ERRORS)}, or status "

@@ -155,6 +155,7 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
         DTYPE_CHOICES,
         LOOP_COST_CHOICES,
         PLACEMENT_CHOICES,
+        POLICY_TIMINGS,
     )
 
     g.add_argument("--policy", default="chunk-regress",
@@ -168,6 +169,11 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--dtype", choices=DTYPE_CHOICES, default="float32",
                    help="precision of the policy's weights and activations (actions come back "
                         "as float32); bfloat16 halves a checkpoint's memory")
+    g.add_argument("--policy-timing", choices=POLICY_TIMINGS, default="profile",
+                   help="how a request to a policy served elsewhere is timed: profile (the cost "
+                        "profile, deterministic records) or measured (the measured round trip: "
+                        "what a robot on that server would see; openpi:ws://<host>:<port> "
+                        "policies)")
     g.add_argument("--profile", default="openvla-7b",
                    help="full-size architecture whose cost the simulated latency follows: a "
                         "built-in name, or file:<json> written by rapid-profile")
@@ -368,6 +374,7 @@ def parse_spec(argv: Sequence[str] | None) -> Invocation:
         trust_checkpoint_code=args.trust_checkpoint_code, edge_budget_gib=args.edge_budget_gib,
         placement=args.placement, loop_cost=args.loop_cost,
         action_contract=args.action_contract, device=args.device, dtype=args.dtype,
+        policy_timing=args.policy_timing,
     )
     if base.device != "cpu":  # torch is asked only off the default: the expert needs none
         from rapid_env.agents.torch_device import check_device
