@@ -40,9 +40,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from rapid_env.agents.cameras import WRIST_CAMERA, suite_of
 from rapid_env.agents.hf_adapter.actions import ActionMap, fit_chunk
 from rapid_env.policy import PolicyActionFault, PolicyInput, RemotePolicyError
-from rapid_env.tasks.libero_suite import is_libero
 
 PREFIX = "openpi:"
 FORM = "openpi:ws://<host>:<port>"
@@ -55,8 +55,6 @@ CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
 """The longest wall-clock wait for one reply (a large model's first call compiles)."""
 
-WRIST_CAMERA = {"metaworld": "gripperPOV", "libero": "eye_in_hand"}
-"""The camera sent as ``observation/wrist_image``, per suite."""
 
 INSTALL_HINT = "pip install ./packages/rapid-policy-server (make install does)"
 
@@ -177,7 +175,7 @@ class OpenPIPolicy:
         self.name = name
         self.chunk_size = chunk_size
         self.timeout_s = timeout_s
-        suite = "libero" if is_libero(task) else "metaworld"
+        suite = suite_of(task)
         self.cameras: tuple[str, ...] = (WRIST_CAMERA[suite],)
         self.action_map: ActionMap | None = None
         actions = query_params(name).get("actions")

@@ -136,6 +136,7 @@ def _hf(
     path: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False,
     device: str = "cpu", dtype: str = "float32",
 ) -> Policy:
+    from rapid_env.agents.cameras import wrist_camera
     from rapid_env.agents.hf_adapter import HFPolicyAdapter
     from rapid_env.agents.torch_device import check_device
 
@@ -146,7 +147,7 @@ def _hf(
     # whatever precision the folder saved them in.
     return HFPolicyAdapter(
         path, chunk_size=chunk_size, device=device, dtype=dtype,
-        trust_checkpoint_code=trust_checkpoint_code,
+        trust_checkpoint_code=trust_checkpoint_code, wrist_camera=wrist_camera(task),
     )
 
 

@@ -32,9 +32,9 @@ from rapid_env.agents.vla.base import ExecutableVLA
 from rapid_env.agents.vla.split import (
     COMPRESSIONS,
     Layout,
-    onto,
     deserialise,
     layout_of,
+    onto,
     serialise,
 )
 from rapid_env.compose import build_policy

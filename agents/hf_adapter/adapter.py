@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rapid_env.agents.cameras import wrist_camera
 from rapid_env.agents.hf_adapter.actions import ActionMap, native_to_chunk
 from rapid_env.agents.hf_adapter.backend import (
     ADAPTER_FILE,
@@ -139,6 +140,8 @@ class HFPolicyAdapter:
             and the file's ``predict`` is then never imported.
         needs_image: whether act() needs a camera frame. None: True for the transformers layout
             (VLAs read images), for LeRobot whether its config lists a camera feature.
+        wrist_camera: the task's wrist camera (``rapid_env.agents.cameras.wrist_camera(task)``),
+            fed to a LeRobot checkpoint's wrist key; ``hf:<dir>`` policies are given it.
         name: policy name in records; default ``"hf:<directory name>"``.
     """
 
@@ -157,6 +160,7 @@ class HFPolicyAdapter:
         trust_checkpoint_code: bool = False,
         needs_image: bool | None = None,
         name: str | None = None,
+        wrist_camera: str | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -202,9 +206,12 @@ class HFPolicyAdapter:
             model_class=model_class,
             trust_remote_code=trust_remote_code,
             trust_checkpoint_code=trust_checkpoint_code,
+            wrist_camera=wrist_camera,
         )
         self._backend: PolicyBackend = BACKENDS[self.layout].load(self.path, self.config, options)
         self.needs_image = needs_image if needs_image is not None else self._backend.needs_image
+        # the cameras besides the main one the loop must render into PolicyInput.images
+        self.cameras: tuple[str, ...] = tuple(getattr(self._backend, "cameras", ()))
 
     # model, processor and predict_kwargs live in the backend (what act() runs); these properties
     # keep them plain read/write attributes of the adapter, so e.g. ``policy.model =
@@ -290,6 +297,7 @@ def hf_policy_factory(path: str | Path, **kwargs: Any) -> Callable[..., HFPolicy
         )
         # the run's --device/--dtype (passed when registered with torch_device=True) win
         options.update({k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None})
+        options.setdefault("wrist_camera", wrist_camera(task))
         return HFPolicyAdapter(path, chunk_size=chunk_size, **options)
 
     return make

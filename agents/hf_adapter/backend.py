@@ -70,6 +70,9 @@ class LoadOptions:
         trust_checkpoint_code: the user trusts code the checkpoint names: the adapter file's
             :data:`CODE_KEYS` may be imported, and (see :attr:`allows_remote_code`) its
             ``auto_map`` classes too. Set only from the caller's argument / CLI flag.
+        wrist_camera: the task's wrist camera in ``PolicyInput.images`` (Meta-World
+            ``gripperPOV``, LIBERO ``eye_in_hand``), which a checkpoint's wrist camera key is fed
+            from; None: the task is not known, a wrist key is refused.
     """
 
     device: str = "cpu"
@@ -80,6 +83,7 @@ class LoadOptions:
     model_class: str | type | None = None
     trust_remote_code: bool = False
     trust_checkpoint_code: bool = False
+    wrist_camera: str | None = None
 
     @property
     def allows_remote_code(self) -> bool:

@@ -6,6 +6,11 @@ LeRobot itself is not a dependency, so this backend cannot know how to build an 
 (preferred) or ``select_action(batch)``; the batch follows LeRobot's keys
 (``observation.state``, ``observation.image...``, ``task``). Weights are read with
 ``safetensors.torch.load_file`` (no pickle, no code) and loaded with ``strict=True``.
+
+Cameras: a key naming a wrist (``wrist``, ``hand``) is fed the task's wrist camera, the one other
+key the task's main camera; a checkpoint with more cameras than the suite renders is refused
+rather than fed one frame twice. LeRobot's processor pipelines (normalisation) are not run here:
+``rapid-policy-server --lerobot DIR`` serves a checkpoint with them, from LeRobot's own venv.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
+from rapid_env.agents.cameras import is_wrist_key
 from rapid_env.agents.hf_adapter.backend import (
     ADAPTER_FILE,
     Layout,
@@ -51,11 +57,30 @@ def register_lerobot_factory(type_name: str, factory: LeRobotFactory) -> None:
 
 
 def lerobot_image_keys(config: Mapping[str, Any]) -> list[str]:
-    """Camera keys from LeRobot's ``input_features`` (``type: VISUAL``); one frame feeds all."""
+    """Camera keys from LeRobot's ``input_features`` (``type: VISUAL``), in the config's order."""
     feats = config.get("input_features") or {}
     if not feats:  # older configs do not list features: use LeRobot's single-camera key
         return ["observation.image"]
     return [k for k, v in feats.items() if isinstance(v, dict) and v.get("type") == "VISUAL"]
+
+
+def camera_sources(keys: list[str], wrist_camera: str | None, path: Path) -> dict[str, str | None]:
+    """Each camera key's source: None for the task's main camera, else a wrist camera's name.
+
+    Raises:
+        ValueError: more main or wrist keys than the suite has one of each, or a wrist key when
+            the task's wrist camera is not known (naming the keys).
+    """
+    wrist = [k for k in keys if is_wrist_key(k)]
+    main = [k for k in keys if k not in wrist]
+    if len(main) > 1 or len(wrist) > 1:
+        raise ValueError(f"{path}: cameras {keys}; a task renders one main and one wrist camera "
+                         f"(a wrist key names 'wrist' or 'hand'); serve the checkpoint with "
+                         f"rapid-policy-server --lerobot and --camera to choose")
+    if wrist and wrist_camera is None:
+        raise ValueError(f"{path}: camera {wrist[0]} is a wrist camera and the task's is not "
+                         f"known; pass wrist_camera= (Meta-World gripperPOV, LIBERO eye_in_hand)")
+    return {k: (wrist_camera if k in wrist else None) for k in keys}
 
 
 class LeRobotBackend:
@@ -65,7 +90,9 @@ class LeRobotBackend:
         path: the checkpoint directory.
         model: the module, weights loaded, on ``device``, in eval mode.
         processor: always None (LeRobot modules take raw tensors).
-        image_keys: batch keys that receive the camera frame.
+        image_keys: batch keys that receive a camera frame.
+        sources: each image key's camera: None the task's main one, else a wrist camera's name.
+        cameras: the extra cameras :meth:`forward` reads from ``PolicyInput.images``.
         device: torch device the batch tensors are put on.
         dtype: torch dtype of the module's weights, which the float batch tensors are cast to;
             None: as built (float32).
@@ -76,12 +103,15 @@ class LeRobotBackend:
     layout: Layout = "lerobot"
 
     def __init__(
-        self, path: Path, module: Any, image_keys: list[str], device: str, dtype: Any = None
+        self, path: Path, module: Any, image_keys: list[str], device: str, dtype: Any = None,
+        wrist_camera: str | None = None,
     ) -> None:
         self.path = path
         self.model = module
         self.processor: Any = None
         self.image_keys = image_keys
+        self.sources = camera_sources(image_keys, wrist_camera, path)
+        self.cameras: tuple[str, ...] = tuple(c for c in self.sources.values() if c is not None)
         self.device = device
         self.dtype = dtype  # a torch dtype the float inputs are cast to; None: float32
         self.needs_image = bool(image_keys)
@@ -134,7 +164,8 @@ class LeRobotBackend:
                     f"dtype must name a torch dtype like 'bfloat16', got {options.dtype!r}")
         module.to(options.device, dtype)
         module.eval()
-        return cls(path, module, lerobot_image_keys(config), options.device, dtype)
+        return cls(path, module, lerobot_image_keys(config), options.device, dtype,
+                   options.wrist_camera)
 
     def reset(self) -> None:
         """Call the module's own ``reset()`` if it has one: it clears LeRobot's action queue."""
@@ -146,7 +177,8 @@ class LeRobotBackend:
         """Build LeRobot's batch (batch size 1) and ask the module for a chunk.
 
         Keys follow LeRobot: ``observation.state`` float (1, D); each camera key float
-        (1, 3, H, W) in [0, 1]; ``task`` a list of one instruction. ``predict_action_chunk``
+        (1, 3, H, W) in [0, 1], from the main or the wrist camera (:attr:`sources`); ``task`` a
+        list of one instruction. ``predict_action_chunk``
         gives (1, K, D); with only ``select_action`` we get one action, which fit_chunk repeats.
         """
         import torch
@@ -158,10 +190,14 @@ class LeRobotBackend:
             "task": [inp.instruction],
         }
         if inp.image is not None:
-            frame = torch.as_tensor(np.ascontiguousarray(inp.image), device=self.device)
-            frame = frame.permute(2, 0, 1).to(self.dtype or torch.float32).div(255.0)[None]
-            for key in self.image_keys:
-                batch[key] = frame
+            for key, camera in self.sources.items():
+                image = inp.image if camera is None else inp.images.get(camera)
+                if image is None:
+                    raise ValueError(f"{self.source} reads camera {camera!r} for {key}; the "
+                                     f"input has {sorted(inp.images)}")
+                frame = torch.as_tensor(np.ascontiguousarray(image), device=self.device)
+                batch[key] = frame.permute(2, 0, 1).to(self.dtype or torch.float32).div(255.0)[
+                    None]
         if hasattr(self.model, "predict_action_chunk"):
             return self.model.predict_action_chunk(batch)
         return self.model.select_action(batch)

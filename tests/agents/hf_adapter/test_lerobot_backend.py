@@ -18,6 +18,7 @@ from rapid_env.agents.hf_adapter import (
     fit_chunk,
     register_lerobot_factory,
 )
+from rapid_env.agents.hf_adapter.lerobot_backend import LEROBOT_FACTORIES
 from rapid_env.policy import Policy, PolicyInput
 from tests.agents.hf_adapter.helpers import (
     CHUNK_CONFIG,
@@ -104,3 +105,59 @@ def test_lerobot_errors_name_the_path(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="already registered"):
         register_lerobot_factory("tiny_select", lambda c: TinySelectPolicy())
+
+
+class TwoCameraPolicy(torch.nn.Module):
+    """LeRobot-like: returns the mean of each camera, so the test sees which frame fed which."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(1, 1)  # something to load
+
+    def predict_action_chunk(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        top = batch["observation.images.top"].mean()
+        wrist = batch["observation.images.wrist"].mean()
+        return torch.stack([top, wrist, top, wrist]).view(1, 1, 4)
+
+
+if "two_camera" not in LEROBOT_FACTORIES:
+    register_lerobot_factory("two_camera", lambda c: TwoCameraPolicy())
+
+TWO_CAMERAS = {"type": "two_camera", "input_features": {
+    "observation.state": {"type": "STATE", "shape": [4]},
+    "observation.images.top": {"type": "VISUAL", "shape": [3, 8, 8]},
+    "observation.images.wrist": {"type": "VISUAL", "shape": [3, 8, 8]}}}
+
+
+def test_a_wrist_key_is_fed_the_tasks_wrist_camera(tmp_path: Path) -> None:
+    path = write_lerobot(tmp_path / "two", TwoCameraPolicy(), TWO_CAMERAS)
+    policy = HFPolicyAdapter(path, chunk_size=1, wrist_camera="gripperPOV")
+    assert policy.cameras == ("gripperPOV",)  # the loop renders it into PolicyInput.images
+    main = np.full((8, 8, 3), 51, np.uint8)
+    wrist = np.full((8, 8, 3), 204, np.uint8)
+    inp = PolicyInput(main, np.zeros(4, np.float32), "reach", images={"gripperPOV": wrist})
+    with torch.inference_mode():
+        raw = policy._backend.forward(inp)
+    np.testing.assert_allclose(raw[0, 0].numpy(), [0.2, 0.8, 0.2, 0.8], atol=1e-6)
+    with pytest.raises(ValueError, match=r"reads camera 'gripperPOV'.*the input has \[\]"):
+        policy._backend.forward(PolicyInput(main, np.zeros(4, np.float32), "reach"))
+
+
+def test_cameras_the_task_cannot_feed_are_refused(tmp_path: Path) -> None:
+    path = write_lerobot(tmp_path / "two", TwoCameraPolicy(), TWO_CAMERAS)
+    with pytest.raises(ValueError, match="wrist camera and the task's is not known"):
+        HFPolicyAdapter(path, chunk_size=1)
+    three = json.loads(json.dumps(TWO_CAMERAS))
+    three["input_features"]["observation.images.side"] = {"type": "VISUAL", "shape": [3, 8, 8]}
+    path3 = write_lerobot(tmp_path / "three", TwoCameraPolicy(), three)
+    with pytest.raises(ValueError, match="one main and one wrist camera"):
+        HFPolicyAdapter(path3, chunk_size=1, wrist_camera="gripperPOV")
+
+
+def test_hf_policies_get_their_suites_wrist_camera(tmp_path: Path) -> None:
+    from rapid_env.compose import build_policy
+    from rapid_env.config import EnvConfig
+
+    path = write_lerobot(tmp_path / "two", TwoCameraPolicy(), TWO_CAMERAS)
+    policy = build_policy(EnvConfig(task="reach", policy=f"hf:{path}"))
+    assert policy.cameras == ("gripperPOV",)
