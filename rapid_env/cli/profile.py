@@ -3,7 +3,8 @@
 The five built-in profiles were counted from architectures written into the offline profiler;
 this command counts the same way (the real ``transformers`` modules on the ``meta`` device, so no
 weights and no memory) from a model's own ``config.json``: a Hugging Face OpenVLA / Prismatic
-config or a LeRobot ``smolvla`` policy config (:mod:`rapid_env.profiler.from_config`). It writes a
+config or a LeRobot ``smolvla``, ``pi0`` or ``act`` policy config
+(:mod:`rapid_env.profiler.from_config`). It writes a
 profile file that ``--profile file:<json>`` accepts everywhere a profile name is. Modules whose
 FLOPs could not be counted are named, and the file is written only when ``--allow-uncounted``
 says that an undercounted profile is acceptable.
@@ -29,10 +30,12 @@ def _parser() -> argparse.ArgumentParser:
         "Count a VLA cost profile (per-block FLOPs, weight and activation bytes, loop, KV cache) "
         "from a model's config folder on the meta device (no weights are loaded or downloaded), "
         "and write it as a JSON file for --profile file:<json>. Understands Hugging Face "
-        "OpenVLA/Prismatic configs and LeRobot smolvla policy configs (docs/cost_model.md).",
+        "OpenVLA/Prismatic configs and LeRobot smolvla, pi0 and act policy configs "
+        "(docs/cost_model.md).",
         examples=(
             "rapid-profile path/to/my-vla -o my-vla.json",
             "rapid-profile rapid_env/data/model_configs/smolvla --name smolvla-copy",
+            "rapid-profile rapid_env/data/model_configs/act -o act.profile.json",
             "rapid-eval --profile file:my-vla.json --agents rapid,cloud-only --out runs/mine",
         ),
     )

@@ -4,11 +4,13 @@ The built-in profiles are counted from configurations written into the ``arch_*`
 user's own architecture (another vision tower, a shallower LLM, a longer chunk) differs only in
 those numbers. This module reads them from the ``config.json`` the model already ships with, maps
 them onto the builders' specs (:class:`~rapid_env.profiler.arch_openvla.PrismaticSpec`,
-:class:`~rapid_env.profiler.arch_smolvla.SmolVLASpec`) and counts on the meta device, recording
-which weight-holding modules got no FLOPs (:class:`~rapid_env.profiler.counting.Coverage`), so
-an undercounted profile says so instead of looking complete.
+:class:`~rapid_env.profiler.arch_smolvla.SmolVLASpec`,
+:class:`~rapid_env.profiler.arch_pi0.Pi0Spec`, :class:`~rapid_env.profiler.arch_act.ActSpec`)
+and counts on the meta device, recording which weight-holding modules got no FLOPs
+(:class:`~rapid_env.profiler.counting.Coverage`), so an undercounted profile says so instead of
+looking complete.
 
-Two config kinds are understood:
+These config kinds are understood:
 
 * a Hugging Face OpenVLA / Prismatic config (``model_type: "openvla"``, or any config with
   ``timm_model_ids``): ``timm_model_ids``, ``image_sizes``, ``arch_specifier`` (its projector),
@@ -16,7 +18,18 @@ Two config kinds are understood:
 * a LeRobot policy config (``type: "smolvla"``): ``vlm_model_name``, ``num_vlm_layers``,
   ``expert_width_multiplier``, ``self_attn_every_n_layers``, ``attention_mode``, ``chunk_size``,
   ``num_steps``, ``max_state_dim``, ``max_action_dim``, ``resize_imgs_with_padding``,
-  ``pad_language_to``, ``tokenizer_max_length``, ``input_features`` / ``output_features``.
+  ``pad_language_to``, ``tokenizer_max_length``, ``input_features`` / ``output_features``;
+* a LeRobot ``pi0`` policy config: ``paligemma_variant``, ``action_expert_variant``,
+  ``image_resolution``, ``empty_cameras``, ``tokenizer_max_length``, ``chunk_size``,
+  ``num_inference_steps``, ``max_state_dim``, ``max_action_dim``, the features;
+* a LeRobot ``act`` policy config: ``vision_backbone``, ``replace_final_stride_with_dilation``,
+  ``pre_norm``, ``dim_model``, ``n_heads``, ``dim_feedforward``, ``feedforward_activation``,
+  ``n_encoder_layers``, ``n_decoder_layers``, ``use_vae``, ``latent_dim``,
+  ``n_vae_encoder_layers``, ``chunk_size``, the features (cameras, state, environment state,
+  action).
+
+LeRobot's ``dtype`` (pi0) is read but not followed: like every built-in profile, weights and
+activations are counted in bf16, as these models are served.
 
 What the config cannot say (how many instruction tokens, which name the profile gets, a VLM's
 config that is only named) goes into an optional ``rapid_profile`` object (:data:`EXTRA_KEYS`).
@@ -29,12 +42,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rapid_env.cost.profiles import ArchProfile
+from rapid_env.profiler.arch_act import ActSpec, count_act
 from rapid_env.profiler.arch_openvla import PROJECTORS, PrismaticSpec, count_openvla
+from rapid_env.profiler.arch_pi0 import GEMMA_VARIANTS, Pi0Spec, count_pi0
 from rapid_env.profiler.arch_smolvla import KNOWN_VLMS, SmolVLASpec, count_smolvla
 from rapid_env.profiler.counting import track_coverage
 
@@ -45,12 +61,15 @@ EXTRA_KEYS: dict[str, tuple[str, ...]] = {
     "openvla": ("name", "source", "text_tokens", "action_tokens", "action_head"),
     "smolvla": ("name", "source", "text_tokens", "vlm_config", "cameras", "camera_size",
                 "state_dim", "action_dim"),
+    "pi0": ("name", "source", "text_tokens", "cameras", "camera_size", "state_dim",
+            "action_dim"),
+    "act": ("name", "source"),
 }
 """The ``rapid_profile`` fields each family reads."""
 ACTION_HEADS = ("tokens",)
 """OpenVLA-family action heads the profiler counts: ``tokens`` (one decoded token per action
 dimension, OpenVLA's)."""
-LEROBOT_TYPES = ("smolvla",)
+LEROBOT_TYPES = ("smolvla", "pi0", "act")
 """LeRobot policy types the profiler counts."""
 DEFAULT_SOURCE = "counted by rapid-profile from {path} (sha256 {digest})"
 
@@ -64,7 +83,7 @@ class Counted:
         uncounted: One line per weight-holding module whose FLOPs were not counted (never run,
             or run by ops the FLOP counter has no rule for); empty when everything was counted.
         config_sha256: Digest of the ``config.json`` it was counted from.
-        family: Which builder counted it (``openvla``, ``smolvla``).
+        family: Which builder counted it (``openvla``, ``smolvla``, ``pi0``, ``act``).
     """
 
     profile: ArchProfile
@@ -98,7 +117,7 @@ def read_config(folder: Path | str) -> tuple[dict[str, Any], str]:
 
 
 def family_of(config: dict[str, Any]) -> str:
-    """``openvla`` or ``smolvla``: which builder a config belongs to.
+    """``openvla``, or the LeRobot policy type (``smolvla``, ``pi0``, ``act``): which builder.
 
     Raises:
         ValueError: a LeRobot policy type or a config the profiler has no rule for.
@@ -201,16 +220,29 @@ def _action_dim(config: dict[str, Any]) -> int:
     return PrismaticSpec().action_tokens
 
 
-def _features(config: dict[str, Any], key: str, kind: str) -> list[list[int]]:
-    """Shapes of the LeRobot features of ``kind`` (``VISUAL``, ``STATE``, ``ACTION``)."""
+def _named_features(config: dict[str, Any], key: str, kind: str) -> dict[str, list[int]]:
+    """Name -> shape of the LeRobot features of one ``kind``, in the config's order.
+
+    ``kind`` is a LeRobot ``FeatureType``: ``VISUAL``, ``STATE``, ``ENV`` or ``ACTION``.
+    """
     feats = _get(config, key, dict, {})
-    shapes = []
+    shapes = {}
     for fname, feat in feats.items():
-        if not isinstance(feat, dict) or not isinstance(feat.get("shape"), list):
-            raise ValueError(f"{key}.{fname}: expected an object with 'type' and 'shape'")
+        shape = feat.get("shape") if isinstance(feat, dict) else None
+        if not isinstance(shape, list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape
+        ):
+            raise ValueError(
+                f"{key}.{fname}: expected an object with 'type' and 'shape' (ints >= 1)"
+            )
         if feat.get("type") == kind:
-            shapes.append(feat["shape"])
+            shapes[fname] = shape
     return shapes
+
+
+def _features(config: dict[str, Any], key: str, kind: str) -> list[list[int]]:
+    """Shapes of the LeRobot features of ``kind``, in the config's order."""
+    return list(_named_features(config, key, kind).values())
 
 
 def smolvla_spec(config: dict[str, Any], name: str, source: str) -> SmolVLASpec:
@@ -278,6 +310,124 @@ def smolvla_spec(config: dict[str, Any], name: str, source: str) -> SmolVLASpec:
     )
 
 
+EMPTY_CAMERA = "observation.images.empty_camera_"
+"""LeRobot's pi0 names the empty camera slots it adds (``empty_cameras``) like this; a config saved
+after the policy was built lists them among its features."""
+
+
+def _flag(config: dict[str, Any], key: str, default: bool) -> bool:
+    """A LeRobot flag: a bool, or the 0/1 some fields are typed as (``int = False``)."""
+    value = _get(config, key, (bool, int), default)
+    if value not in (0, 1):
+        raise ValueError(f"{key}: expected true or false, got {json.dumps(value)}")
+    return bool(value)
+
+
+def pi0_spec(config: dict[str, Any], name: str, source: str) -> Pi0Spec:
+    """Map a LeRobot ``pi0`` policy config onto :class:`Pi0Spec`.
+
+    The image slots are the cameras plus ``empty_cameras`` (LeRobot encodes an empty slot as a
+    masked all-(-1) image, so it costs as much as a camera); the instruction is padded to
+    ``tokenizer_max_length`` (LeRobot's pi0 tokenizer pads to the maximum length).
+    """
+    extra = _extra(config, "pi0")
+    base = Pi0Spec()
+    for key, default in (("paligemma_variant", base.vlm_variant),
+                         ("action_expert_variant", base.expert_variant)):
+        variant = _get(config, key, str, default)
+        if variant not in GEMMA_VARIANTS:
+            raise ValueError(
+                f"{key}: no profile rule for {variant!r}; allowed: {', '.join(GEMMA_VARIANTS)}"
+            )
+    dtype = _get(config, "dtype", str, "bfloat16")
+    if dtype not in ("bfloat16", "float32"):
+        raise ValueError(f"dtype: {dtype!r}; allowed: bfloat16, float32")
+    resolution = _get(config, "image_resolution", list, [base.image_size] * 2)
+    if len(resolution) != 2 or resolution[0] != resolution[1] or not isinstance(
+        resolution[0], int
+    ) or resolution[0] < 1:
+        raise ValueError(f"image_resolution: expected [side, side], got {resolution}")
+    images = {k: v for k, v in _named_features(config, "input_features", "VISUAL").items()
+              if not k.startswith(EMPTY_CAMERA)}
+    if not images:
+        raise ValueError(
+            "input_features: pi0 needs at least one VISUAL feature (a camera); got none"
+        )
+    empty = _get(config, "empty_cameras", int, 0)
+    if empty < 0:
+        raise ValueError(f"empty_cameras: expected an int >= 0, got {empty}")
+    states = _features(config, "input_features", "STATE")
+    actions = _features(config, "output_features", "ACTION")
+    max_state = _positive(config, "max_state_dim", base.max_state_dim)
+    max_action = _positive(config, "max_action_dim", base.max_action_dim)
+    first = next(iter(images.values()))
+    return Pi0Spec(
+        vlm_variant=_get(config, "paligemma_variant", str, base.vlm_variant),
+        expert_variant=_get(config, "action_expert_variant", str, base.expert_variant),
+        image_size=resolution[0],
+        image_slots=len(images) + empty,
+        cameras=_positive(extra, f"{EXTRA}.cameras", len(images)),
+        camera_size=_positive(extra, f"{EXTRA}.camera_size", max(first[1:] or [1])),
+        # Without a state or action feature LeRobot's pi0 declares one of the padded size.
+        state_dim=_positive(extra, f"{EXTRA}.state_dim", states[0][0] if states else max_state),
+        action_dim=_positive(extra, f"{EXTRA}.action_dim",
+                             actions[0][0] if actions else max_action),
+        max_state_dim=max_state,
+        max_action_dim=max_action,
+        text_tokens=_positive(
+            extra, f"{EXTRA}.text_tokens",
+            _positive(config, "tokenizer_max_length", base.text_tokens),
+        ),
+        chunk=_positive(config, "chunk_size", base.chunk),
+        steps=_positive(config, "num_inference_steps", base.steps),
+        **_named(extra, name, source),
+    )
+
+
+def act_spec(config: dict[str, Any], name: str, source: str) -> ActSpec:
+    """Map a LeRobot ``act`` policy config onto :class:`ActSpec`.
+
+    The features decide the inputs as LeRobot's ``ACT`` does: every ``VISUAL`` feature is a
+    camera (all of one shape: ACT does not resize), ``observation.state`` (``STATE``) and an
+    ``ENV`` feature each add a token, and ``action`` (``ACTION``) sizes the head.
+    """
+    extra = _extra(config, "act")
+    base = ActSpec()
+    images = _features(config, "input_features", "VISUAL")
+    if any(shape != images[0] for shape in images) or (images and len(images[0]) != 3):
+        raise ValueError(
+            f"input_features: ACT needs every VISUAL feature of one [3, height, width] shape, "
+            f"got {images}"
+        )
+    states = _named_features(config, "input_features", "STATE")
+    envs = _features(config, "input_features", "ENV")
+    actions = _named_features(config, "output_features", "ACTION")
+    if "action" not in actions:
+        raise ValueError("output_features: ACT needs an ACTION feature named 'action'; got none")
+    return ActSpec(
+        vision_backbone=_get(config, "vision_backbone", str, base.vision_backbone),
+        dilation=_flag(config, "replace_final_stride_with_dilation", base.dilation),
+        pre_norm=_get(config, "pre_norm", bool, base.pre_norm),
+        dim_model=_positive(config, "dim_model", base.dim_model),
+        n_heads=_positive(config, "n_heads", base.n_heads),
+        dim_feedforward=_positive(config, "dim_feedforward", base.dim_feedforward),
+        activation=_get(config, "feedforward_activation", str, base.activation),
+        n_encoder_layers=_positive(config, "n_encoder_layers", base.n_encoder_layers),
+        n_decoder_layers=_positive(config, "n_decoder_layers", base.n_decoder_layers),
+        use_vae=_get(config, "use_vae", bool, base.use_vae),
+        latent_dim=_positive(config, "latent_dim", base.latent_dim),
+        n_vae_encoder_layers=_positive(config, "n_vae_encoder_layers", base.n_vae_encoder_layers),
+        chunk_size=_positive(config, "chunk_size", base.chunk_size),
+        cameras=len(images),
+        image_height=images[0][1] if images else 0,
+        image_width=images[0][2] if images else 0,
+        state_dim=states["observation.state"][0] if "observation.state" in states else 0,
+        env_state_dim=envs[0][0] if envs else 0,
+        action_dim=actions["action"][0],
+        **_named(extra, name, source),
+    )
+
+
 def count_config(folder: Path | str, name: str | None = None) -> Counted:
     """Count the profile of the model a config folder describes, on the meta device.
 
@@ -293,21 +443,26 @@ def count_config(folder: Path | str, name: str | None = None) -> Counted:
     path = Path(folder)
     default_name = name or (path.name if path.is_dir() else path.parent.name) or "custom"
     source = DEFAULT_SOURCE.format(path=path.name or str(path), digest=digest[:12])
+    mapper, counter = FAMILIES[family]
     try:
-        if family == "openvla":
-            ospec = openvla_spec(config, default_name, source)
-            ospec = ospec if name is None else _renamed(ospec, name)
-            with track_coverage() as coverage:
-                profile = count_openvla(ospec)
-        else:
-            sspec = smolvla_spec(config, default_name, source)
-            sspec = sspec if name is None else _renamed(sspec, name)
-            with track_coverage() as coverage:
-                profile = count_smolvla(sspec)
+        spec = mapper(config, default_name, source)
+        spec = spec if name is None else _renamed(spec, name)
+        with track_coverage() as coverage:
+            profile = counter(spec)
     except (TypeError, KeyError, AttributeError) as exc:
         # A transformers config that takes the field names but cannot build from the values.
         raise ValueError(f"{family} config: cannot build the model: {exc}") from None
     return Counted(profile, tuple(coverage.uncounted()), digest, family)
+
+
+Mapper = Callable[[dict[str, Any], str, str], Any]
+FAMILIES: dict[str, tuple[Mapper, Callable[[Any], ArchProfile]]] = {
+    "openvla": (openvla_spec, count_openvla),
+    "smolvla": (smolvla_spec, count_smolvla),
+    "pi0": (pi0_spec, count_pi0),
+    "act": (act_spec, count_act),
+}
+"""Family -> (config-to-spec mapper, counting function)."""
 
 
 def _renamed(spec: Any, name: str) -> Any:

@@ -22,6 +22,12 @@ NUMBERS = ("flops", "weight_bytes", "activation_bytes", "decode_flops",
            "decode_activation_bytes", "kv_cache_bytes")
 
 
+ACT_BAD = ('{"type": "act", "output_features": {"action": {"type": "ACTION", "shape": [7]}}, '
+           '"input_features": {"observation.images.top": {"type": "VISUAL", "shape": [3, 64, 64]}}'
+           ', %s}')
+"""A minimal LeRobot ACT config with one field (the ``%s``) set to a value it refuses."""
+
+
 def run(tmp_path: Path, config: Path, *flags: str) -> tuple[int, dict[str, Any] | None]:
     out = tmp_path / "out.json"
     code = main([str(config), "-o", str(out), *flags])
@@ -44,11 +50,12 @@ def within_one_percent(a: float, b: float) -> bool:
     return abs(a - b) <= 0.01 * max(abs(a), abs(b))
 
 
-@pytest.mark.parametrize("name", ["openvla-7b", "smolvla"])
+@pytest.mark.parametrize("name", ["openvla-7b", "smolvla", "pi0"])
 def test_the_shipped_configs_give_back_the_shipped_profiles(tmp_path: Path, name: str) -> None:
+    # pi0's is a LeRobot pi0 config.json as LeRobot writes it (two cameras + one empty slot).
     code, written = run(tmp_path, CONFIGS / name)
     assert code == 0 and written is not None
-    assert written["uncounted"] == [] and written["family"] in ("openvla", "smolvla")
+    assert written["uncounted"] == [] and written["family"] in ("openvla", "smolvla", "pi0")
     got, shipped = written["profile"], read_cache()[name]
     assert [b["name"] for b in got["blocks"]] == [b["name"] for b in shipped["blocks"]]
     for mine, theirs in zip(got["blocks"], shipped["blocks"], strict=True):
@@ -158,8 +165,24 @@ def test_ops_without_a_flop_rule_are_reported() -> None:
     ("text", "message"),
     [
         ("{not json", "not JSON (Expecting property name enclosed in double quotes at line 1)"),
-        ('{"type": "act"}', "type: no profile rule for LeRobot policy type 'act'; allowed: "
-                            "smolvla"),
+        ('{"type": "diffusion"}', "type: no profile rule for LeRobot policy type 'diffusion'; "
+                                  "allowed: smolvla, pi0, act"),
+        ('{"type": "pi0", "paligemma_variant": "gemma_7b"}',
+         "paligemma_variant: no profile rule for 'gemma_7b'; allowed: gemma_300m, gemma_2b"),
+        ('{"type": "pi0"}', "input_features: pi0 needs at least one VISUAL feature"),
+        ('{"type": "pi0", "image_resolution": [224, 256]}',
+         "image_resolution: expected [side, side], got [224, 256]"),
+        ('{"type": "act"}', "output_features: ACT needs an ACTION feature named 'action'"),
+        (ACT_BAD % '"vision_backbone": "efficientnet_b0"',
+         "vision_backbone: no profile rule for 'efficientnet_b0'; allowed: resnet18, resnet34, "
+         "resnet50, resnet101, resnet152"),
+        (ACT_BAD % '"replace_final_stride_with_dilation": true',
+         "replace_final_stride_with_dilation: true needs a bottleneck ResNet"),
+        (ACT_BAD % '"feedforward_activation": "glu"',
+         "feedforward_activation: 'glu' is not modelled; allowed: relu, gelu"),
+        (ACT_BAD % '"dim_model": 500', "dim_model: 500 must be even and divisible by n_heads=8"),
+        (ACT_BAD % '"rapid_profile": {"text_tokens": 3}',
+         "rapid_profile.text_tokens: unknown field; allowed: name, source"),
         ('{"model_type": "bert"}', "model_type: no profile rule for 'bert'"),
         ('{"model_type": "openvla", "timm_model_ids": ["vit_huge_patch14_foo"]}',
          "no profile rule for vision tower 'vit_huge_patch14_foo'; allowed: "
@@ -188,6 +211,54 @@ def test_a_bad_config_is_one_line_and_exit_2(
 def test_a_missing_config_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def test_a_saved_pi0_config_lists_its_empty_camera_and_counts_the_same(tmp_path: Path) -> None:
+    # LeRobot adds the empty slots to input_features when it builds the policy; a config saved
+    # after that lists them, and they must not be counted twice (nor sent as cameras).
+    config = shipped_config("pi0")
+    config["input_features"]["observation.images.empty_camera_0"] = {
+        "type": "VISUAL", "shape": [3, 224, 224]}
+    code, written = run(tmp_path, write_config(tmp_path, "pi0", config))
+    assert code == 0 and written is not None
+    shipped = read_cache()["pi0"]
+    assert written["profile"]["input_bytes"] == shipped["input_bytes"]
+    assert [b["flops"] for b in written["profile"]["blocks"]] == [
+        b["flops"] for b in shipped["blocks"]]
+
+
+def test_pi0_variants_chunk_and_steps_come_from_the_lerobot_fields(tmp_path: Path) -> None:
+    config = shipped_config("pi0")
+    config.update(paligemma_variant="gemma_300m", chunk_size=25, num_inference_steps=5,
+                  empty_cameras=0, tokenizer_max_length=16)
+    code, written = run(tmp_path, write_config(tmp_path, "small-pi0", config))
+    assert code == 0 and written is not None
+    prof, shipped = written["profile"], read_cache()["pi0"]
+    assert prof["decode_steps"] == 4 and prof["output_bytes"] == 25 * 7 * 4
+    blocks = {b["name"]: b for b in prof["blocks"]}
+    ref = {b["name"]: b for b in shipped["blocks"]}
+    # Two image slots instead of three: SigLIP's FLOPs scale with the images.
+    assert within_one_percent(3 * blocks["vision.siglip"]["flops"],
+                              2 * ref["vision.siglip"]["flops"])
+    # A 1024-wide VLM (gemma_300m) holds about a quarter of Gemma-2B's layer weights or less.
+    assert blocks["llm.layer.00"]["weight_bytes"] < 0.3 * ref["llm.layer.00"]["weight_bytes"]
+    # The expert's last layer writes 25 action tokens x 1024 bf16 instead of 50.
+    assert blocks["expert.layer.17"]["decode_activation_bytes"] == 25 * 1024 * 2
+
+
+def test_the_shipped_act_config_counts_one_pass_with_nothing_uncounted(tmp_path: Path) -> None:
+    code, written = run(tmp_path, CONFIGS / "act")
+    assert code == 0 and written is not None
+    prof = written["profile"]
+    assert written["family"] == "act" and written["uncounted"] == []
+    assert prof["loop"] == "none" and prof["decode_steps"] == 0
+    assert [b["name"] for b in prof["blocks"]] == [
+        "backbone.stem", "backbone.layer1", "backbone.layer2", "backbone.layer3",
+        "backbone.layer4", "encoder.input", "encoder.layer.00", "encoder.layer.01",
+        "encoder.layer.02", "encoder.layer.03", "decoder.layer.00", "action_head"]
+    # Two 256 px uint8 cameras + an 8-d float32 state up; 100 x 7 float32 actions down.
+    assert prof["input_bytes"] == 2 * 3 * 256 * 256 + 8 * 4
+    assert prof["output_bytes"] == 100 * 7 * 4
 
 
 def test_an_unchanged_config_writes_identical_profiles(tmp_path: Path) -> None:
