@@ -34,27 +34,31 @@ The protocol has no reset: a served model's own randomness is not reseeded per e
 
 from __future__ import annotations
 
-import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 
-from rapid_env.agents.cameras import WRIST_CAMERA, suite_of
-from rapid_env.agents.hf_adapter.actions import ActionMap, fit_chunk
-from rapid_env.policy import PolicyActionFault, PolicyInput, RemotePolicyError
+from rapid_env.agents.served_policy import (
+    CONNECT_TIMEOUT_S,
+    REQUEST_TIMEOUT_S,
+    ServedPolicy,
+    classify,
+    mapped_action_space,
+    to_action_space,
+)
+from rapid_env.agents.served_policy import query_params as _query_params
+from rapid_env.agents.served_policy import server_url as _server_url
+from rapid_env.policy import PolicyInput, RemotePolicyError
+
+__all__ = [
+    "CONNECT_TIMEOUT_S", "FORM", "PREFIX", "QUERY_KEYS", "REQUEST_TIMEOUT_S", "OpenPIPolicy",
+    "mapped_action_space", "query_params", "remote_error", "server_url", "to_action_space",
+]
 
 PREFIX = "openpi:"
 FORM = "openpi:ws://<host>:<port>"
 QUERY_KEYS = ("actions",)
 """The query parameters an ``openpi:`` name may carry (``?actions=...``)."""
-
-CONNECT_TIMEOUT_S = 5.0
-"""The longest wall-clock wait for the connection and the server's metadata."""
-
-REQUEST_TIMEOUT_S = 30.0
-"""The longest wall-clock wait for one reply (a large model's first call compiles)."""
-
 
 INSTALL_HINT = "pip install ./packages/rapid-policy-server (make install does)"
 
@@ -64,18 +68,7 @@ def server_url(name: str) -> str:
 
     A query (``?actions=...``) is the client's, not the server's: it is not part of the URL.
     """
-    url = name[len(PREFIX):] if name.startswith(PREFIX) else name
-    url = url.partition("?")[0]
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        port = None
-        parts = urlsplit("")
-    if parts.scheme not in ("ws", "wss") or not parts.hostname or port is None or port == 0:
-        raise ValueError(f"policy {name!r}: malformed URL; expected {FORM}, e.g. "
-                         "openpi:ws://127.0.0.1:8000")
-    return url
+    return _server_url(name, PREFIX, FORM)
 
 
 def query_params(name: str) -> dict[str, str]:
@@ -83,74 +76,18 @@ def query_params(name: str) -> dict[str, str]:
 
     Values are taken verbatim (no percent or ``+`` decoding), so a file path reads as written.
     """
-    query = name.partition("?")[2]
-    params: dict[str, str] = {}
-    for item in query.split("&") if query else ():
-        key, eq, value = item.partition("=")
-        if key not in QUERY_KEYS:
-            raise ValueError(f"policy {name!r}: unknown query parameter {key!r}; allowed: "
-                             f"{', '.join(QUERY_KEYS)}")
-        if not eq or not value or key in params:
-            raise ValueError(f"policy {name!r}: {key}= must be given once with a value, e.g. "
-                             f"{FORM}?{key}=libero7-to-metaworld")
-        params[key] = value
-    return params
-
-
-def to_action_space(actions: Any, chunk_size: int) -> np.ndarray:
-    """The reply's actions as a chunk: float32, at most ``chunk_size`` rows, widths unchanged.
-
-    A single action (a vector) is a one-row chunk; the width is checked by the loop
-    (:func:`~rapid_env.policy.run_policy`), so a wrong one is recorded, not raised.
-    """
-    chunk = np.array(actions, dtype=np.float32)
-    if chunk.ndim == 1:
-        chunk = chunk[None]
-    return chunk[:chunk_size] if chunk.ndim == 2 else chunk
-
-
-def mapped_action_space(actions: Any, action_map: ActionMap, chunk_size: int) -> np.ndarray:
-    """The reply's native actions through ``action_map``: ``(chunk_size, action_map.width)``.
-
-    The first ``chunk_size`` rows are checked as the loop would check them, but against the
-    map: a reply whose width the map cannot take raises a ``policy_bad_shape`` fault naming the
-    reply's shape, a non-finite one ``policy_nonfinite_action`` (:class:`PolicyActionFault`), so
-    the mapped chunk never hides them (the map may drop a NaN's dim, or clip it away). A reply
-    that is not one action or a chunk is handed on unmapped, for the loop to record.
-    """
-    chunk = np.array(actions, dtype=np.float64)
-    if chunk.ndim == 1:
-        chunk = chunk[None]
-    if chunk.ndim != 2 or chunk.shape[0] < 1:
-        return chunk.astype(np.float32)
-    chunk = chunk[:chunk_size]
-    try:
-        action_map.check_width(chunk.shape[1])
-    except ValueError:
-        raise PolicyActionFault(f"policy_bad_shape: {chunk.shape}") from None
-    if not np.all(np.isfinite(chunk)):
-        raise PolicyActionFault("policy_nonfinite_action")
-    return fit_chunk(action_map(chunk), chunk_size)
+    return _query_params(name, QUERY_KEYS, FORM)
 
 
 def remote_error(exc: BaseException) -> RemotePolicyError:
     """The record's ``remote_error`` for a failed call (module docstring: whose fault it is)."""
     from rapid_policy_server import ServerError
-    from websockets.exceptions import WebSocketException
 
-    text = str(exc).strip()
-    if isinstance(exc, ServerError):  # the served model raised: the last line of its traceback
-        lines = [line for line in text.splitlines() if line.strip()]
-        return RemotePolicyError("RequestRejected", "INTERNAL", lines[-1] if lines else "")
-    detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    if isinstance(exc, TimeoutError):
-        return RemotePolicyError("DeadlineExceeded", "DEADLINE_EXCEEDED", detail)
-    if isinstance(exc, OSError | WebSocketException):
-        return RemotePolicyError("ServerUnavailable", "UNAVAILABLE", detail)
-    return RemotePolicyError("CorruptReply", "INVALID_REPLY", detail)
+    # the served model raised: openpi sends its traceback, whose last line names the error
+    return classify(exc, rejected=isinstance(exc, ServerError))
 
 
-class OpenPIPolicy:
+class OpenPIPolicy(ServedPolicy):
     """The policy an openpi server runs, queried once per request (module docstring).
 
     Connects when built, so a sweep whose server is not there fails before its first episode.
@@ -167,32 +104,14 @@ class OpenPIPolicy:
             rapid-policy-server missing.
     """
 
-    needs_image = True
+    prefix = PREFIX
+    form = FORM
+    protocol = "openpi"
+    query_keys = QUERY_KEYS
 
     def __init__(self, name: str, task: str, chunk_size: int = 8,
                  timeout_s: float = REQUEST_TIMEOUT_S) -> None:
-        self.url = server_url(name)
-        self.name = name
-        self.chunk_size = chunk_size
-        self.timeout_s = timeout_s
-        suite = suite_of(task)
-        self.cameras: tuple[str, ...] = (WRIST_CAMERA[suite],)
-        self.action_map: ActionMap | None = None
-        actions = query_params(name).get("actions")
-        if actions is not None:  # checked before connecting: a bad map needs no server to see
-            from rapid_env.agents.action_maps import load_action_map
-
-            try:
-                self.action_map = load_action_map(actions, suite)
-            except ValueError as exc:
-                raise ValueError(f"policy {name!r}: {exc}") from None
-        self.last_round_trip: tuple[float, float | None] | None = None
-        self.last_reply: dict[str, Any] | None = None  # the last call's reply map, as received
-        try:
-            self._client: Any = self._connect()
-        except RemotePolicyError as exc:
-            raise ValueError(f"policy {name!r}: no openpi server reachable at {self.url} "
-                             f"({exc})") from None
+        super().__init__(name, task, chunk_size, timeout_s)
         self.metadata: dict[str, Any] = dict(self._client.metadata)
 
     def _connect(self) -> Any:
@@ -221,32 +140,21 @@ class OpenPIPolicy:
             obs["observation/wrist_image"] = wrist
         return obs
 
-    def act(self, inp: PolicyInput) -> np.ndarray:
-        """One call to the server; its actions as a chunk (RemotePolicyError when it fails)."""
-        self.last_round_trip = self.last_reply = None
-        obs = self.observation(inp)
-        if self._client is None:  # the last call failed: connect again
-            self._client = self._connect()
-        t0 = time.perf_counter()
-        try:
-            reply = self._client.infer(obs)
-        except Exception as exc:
-            self.close()
-            raise remote_error(exc) from None
-        rtt_s = time.perf_counter() - t0
-        if "actions" not in reply:
-            raise RemotePolicyError("CorruptReply", "INVALID_REPLY",
-                                    f"the reply has no 'actions' (keys: {sorted(reply)})")
-        timing = reply.get("server_timing")
-        infer_ms = timing.get("infer_ms") if isinstance(timing, dict) else None
-        server_s = float(infer_ms) / 1e3 if isinstance(infer_ms, int | float) else None
-        self.last_round_trip, self.last_reply = (rtt_s, server_s), reply
-        if self.action_map is not None:
-            return mapped_action_space(reply["actions"], self.action_map, self.chunk_size)
-        return to_action_space(reply["actions"], self.chunk_size)
+    def _request(self, inp: PolicyInput) -> dict[str, Any]:
+        return dict(self._client.infer(self.observation(inp)))
 
-    def close(self) -> None:
-        """Close the connection; the next :meth:`act` connects again."""
-        client, self._client = getattr(self, "_client", None), None
-        if client is not None:
-            client.close()
+    def remote_error(self, exc: BaseException) -> RemotePolicyError:
+        """The ``remote_error`` of a failed call (:func:`remote_error`)."""
+        return remote_error(exc)
+
+    def wire_bytes_up(self, inp: PolicyInput) -> int:
+        """Bytes of ``inp``'s observation as openpi's wire frames it (msgpack with numpy)."""
+        from rapid_policy_server import packb
+
+        return len(packb(self.observation(inp)))
+
+    def wire_bytes_down(self) -> int:
+        """Bytes of the last reply as openpi's wire frames it, 0 when none came."""
+        from rapid_policy_server import packb
+
+        return len(packb(self.last_reply)) if self.last_reply is not None else 0

@@ -1,6 +1,7 @@
-"""Wall-clock timing for an ``openpi:`` policy: virtual time follows what was measured.
+"""Wall-clock timing for a served policy: virtual time follows what was measured.
 
-By default a request to a policy served over openpi's protocol is timed by the sweep's cost
+By default a request to a policy served over openpi's or vla-eval's protocol (``openpi:``,
+``vla-eval:``, :class:`~rapid_env.agents.served_policy.ServedPolicy`) is timed by the sweep's cost
 profile, so records stay deterministic and the measured round trip is only reported. With
 ``policy_timing="measured"`` (``rapid-eval --policy-timing measured``) the controller's requests
 go through :class:`OpenPITransport` instead, a :class:`~rapid_env.transport.RemotePolicyTransport`
@@ -13,7 +14,8 @@ server's own compute (``server_timing.infer_ms`` of the reply, at most the round
 the server does not report one, the whole round trip, and ``up_s = down_s`` split the rest evenly
 (one clock cannot tell the directions apart). No simulated link and no profile stage is added:
 the split the decider chose is recorded but does not change the timing. Bytes are the wire's:
-the observation and the reply as :func:`rapid_policy_server.packb` frames them.
+the observation and the reply as the protocol frames them (openpi's :func:`rapid_policy_server.
+packb`, vla-eval's message envelope).
 
 **Faults are data, never hangs**, as for ``remote:``: a call that fails (the server unreachable
 or gone, no reply within the policy's wait, the served model raising, a corrupt reply) loses the
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import time
 
-from rapid_env.agents.openpi_policy import OpenPIPolicy
+from rapid_env.agents.served_policy import ServedPolicy
 from rapid_env.link import TransferResult
 from rapid_env.policy import Policy, PolicyInput, PolicyResult, run_policy
 from rapid_env.record import REMOTE_ERROR
@@ -41,19 +43,20 @@ def wire_bytes(message: object) -> int:
 
 
 class OpenPITransport:
-    """Times each request of an ``openpi:`` policy by its measured round trip (module doc).
+    """Times each request of a served policy by its measured round trip (module doc).
 
     Args:
-        policy: the served policy (:class:`~rapid_env.agents.openpi_policy.OpenPIPolicy`);
-            ValueError for any other, which has no round trip to measure.
+        policy: the served policy (``openpi:`` or ``vla-eval:``, a
+            :class:`~rapid_env.agents.served_policy.ServedPolicy`); ValueError for any other,
+            which has no round trip to measure.
         action_dim: the task's action width (a reply of another width is a policy fault).
     """
 
     def __init__(self, policy: Policy, action_dim: int) -> None:
-        if not isinstance(policy, OpenPIPolicy):
+        if not isinstance(policy, ServedPolicy):
             raise ValueError(f"policy {getattr(policy, 'name', policy)!r} is not served over "
-                             "openpi's protocol, so it has no round trip to time; allowed: "
-                             "openpi:ws://<host>:<port>")
+                             "openpi's or vla-eval's protocol, so it has no round trip to time; "
+                             "allowed: openpi:ws://<host>:<port>, vla-eval:ws://<host>:<port>")
         self.policy = policy
         self.action_dim = action_dim
 
@@ -64,7 +67,7 @@ class OpenPITransport:
         t0 = time.perf_counter()
         result = run_policy(policy, inp, 1, 1, self.action_dim)  # one whole call, no split
         elapsed = time.perf_counter() - t0
-        bytes_up = wire_bytes(self.policy.observation(inp))
+        bytes_up = self.policy.wire_bytes_up(inp)
         fault = result.fault
         if fault is not None and fault.startswith(f"{REMOTE_ERROR}:"):  # lost on the way
             timed_out = "DeadlineExceeded" in fault
@@ -77,8 +80,7 @@ class OpenPITransport:
         server = result.server_s
         cloud = rtt if server is None else min(max(server, 0.0), rtt)
         net = rtt - cloud
-        reply = self.policy.last_reply
-        bytes_down = wire_bytes(reply) if reply is not None else 0
+        bytes_down = self.policy.wire_bytes_down()
         up_at, arrival = t + net / 2, t + rtt
         transfers = (
             TransferResult(bytes_up, "up", t, up_at),

@@ -90,7 +90,7 @@ MEASURED_TIMING_EXTRA = "measured_transport"
 """The :data:`POLICIES` extra of an entry whose policy runs elsewhere and can be timed on the wall
 clock (``rapid-eval --policy-timing measured``): a callable ``(policy, action_dim)`` that returns
 the :class:`~rapid_env.transport.RemotePolicyTransport` timing its requests by what was measured.
-``openpi:`` has it; an entry without it refuses ``measured``."""
+``openpi:`` and ``vla-eval:`` have it; an entry without it refuses ``measured``."""
 
 
 def _expert(task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False) -> Policy:
@@ -170,7 +170,7 @@ def _openpi(
     return OpenPIPolicy(f"{PREFIX}{url}", task, chunk_size=chunk_size)
 
 
-def _openpi_transport(policy: Policy, action_dim: int) -> RemotePolicyTransport:
+def _served_transport(policy: Policy, action_dim: int) -> RemotePolicyTransport:
     from rapid_env.agents.openpi_transport import OpenPITransport
 
     return OpenPITransport(policy, action_dim)
@@ -178,4 +178,18 @@ def _openpi_transport(policy: Policy, action_dim: int) -> RemotePolicyTransport:
 
 # a whole policy served elsewhere over openpi's websocket protocol (openpi, rapid-policy-server)
 POLICIES.register_prefix("openpi:", _openpi, form="openpi:ws://<host>:<port>",
-                         measured_transport=_openpi_transport)
+                         measured_transport=_served_transport)
+
+
+def _vla_eval(
+    url: str, task: str, chunk_size: int = 8, trust_checkpoint_code: bool = False
+) -> Policy:
+    from rapid_env.agents.vla_eval_policy import PREFIX, VLAEvalPolicy
+
+    return VLAEvalPolicy(f"{PREFIX}{url}", task, chunk_size=chunk_size)
+
+
+# a whole policy behind allenai's vla-evaluation-harness model server (vla-eval's protocol),
+# timed on the wall clock by the same transport as openpi: under --policy-timing measured
+POLICIES.register_prefix("vla-eval:", _vla_eval, form="vla-eval:ws://<host>:<port>",
+                         measured_transport=_served_transport)
