@@ -17,6 +17,8 @@ $(BIN)/python:
 # distribution, editable here. openpi-client is only the tests' reference client: --no-deps, as
 # it pins numpy<2 for no reason its websocket client needs (it imports websockets and msgpack);
 # openpi-server (openpi's own WebsocketPolicyServer) is the reference server our client is tested against.
+# The dev extra brings vla-eval (allenai's vla-evaluation-harness), the reference model server and
+# codec the --policy vla-eval:ws://... client is tested against; the client does not import it.
 $(STAMP): $(BIN)/python pyproject.toml packages/rapid-policy-server/pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e packages/rapid-policy-server

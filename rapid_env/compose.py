@@ -48,10 +48,10 @@ def check_policy_timing(cfg: EnvConfig) -> None:
     """Raise ValueError unless ``cfg.policy_timing`` can be honoured for its policy and link.
 
     ``measured`` needs a policy that runs elsewhere and registered a transport that times it
-    (:data:`~rapid_env.agents.registry.MEASURED_TIMING_EXTRA`: ``openpi:``), or a link that runs
-    over a transport (``remote:<host:port>``), whose requests are measured anyway. Any other
-    policy runs in this process: there is no round trip to measure, and silently timing it by
-    the profile would mislabel the records.
+    (:data:`~rapid_env.agents.registry.MEASURED_TIMING_EXTRA`: ``openpi:``, ``vla-eval:``), or a
+    link that runs over a transport (``remote:<host:port>``), whose requests are measured anyway.
+    Any other policy runs in this process: there is no round trip to measure, and silently timing
+    it by the profile would mislabel the records.
     """
     if cfg.policy_timing != "measured":
         return
@@ -62,8 +62,8 @@ def check_policy_timing(cfg: EnvConfig) -> None:
     raise ValueError(
         f"policy_timing='measured' (--policy-timing measured) with policy {cfg.policy!r}: it "
         "runs in this process, there is no round trip to measure; allowed: a policy served "
-        "elsewhere (openpi:ws://<host>:<port>) or a remote:<host:port> link, else "
-        "policy_timing='profile'"
+        "elsewhere (openpi:ws://<host>:<port>, vla-eval:ws://<host>:<port>) or a "
+        "remote:<host:port> link, else policy_timing='profile'"
     )
 
 

@@ -161,7 +161,8 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--policy", default="chunk-regress",
                    help="robot policy: ar-token, flow, chunk-regress (each family's newest "
                         "checkpoint), a pinned version such as chunk-regress@v1, expert, "
-                        "ckpt:<dir>, hf:<dir>, or a name a plugin registers")
+                        "ckpt:<dir>, hf:<dir>, openpi:ws://<host>:<port>, "
+                        "vla-eval:ws://<host>:<port>, or a name a plugin registers")
     g.add_argument("--device", default="cpu", metavar="DEVICE",
                    help=f"torch device the policy's model runs on: {', '.join(DEVICE_FORMS)} "
                         "(ar-token, flow, chunk-regress, ckpt:<dir>, hf:<dir>; an absent device "
@@ -172,8 +173,8 @@ def _model_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--policy-timing", choices=POLICY_TIMINGS, default="profile",
                    help="how a request to a policy served elsewhere is timed: profile (the cost "
                         "profile, deterministic records) or measured (the measured round trip: "
-                        "what a robot on that server would see; openpi:ws://<host>:<port> "
-                        "policies)")
+                        "what a robot on that server would see; openpi:ws://<host>:<port> and "
+                        "vla-eval:ws://<host>:<port> policies)")
     g.add_argument("--profile", default="openvla-7b",
                    help="full-size architecture whose cost the simulated latency follows: a "
                         "built-in name, or file:<json> written by rapid-profile")

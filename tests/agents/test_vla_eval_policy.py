@@ -252,6 +252,24 @@ def test_a_failing_model_is_a_policy_fault_on_the_same_connection() -> None:
     assert len(model.starts) == 1 and len(model.sessions) == 1  # the connection was kept
 
 
+def test_a_model_that_fails_to_start_the_episode_is_a_policy_fault_once() -> None:
+    class NoReset(Recording):
+        async def on_episode_start(self, config: dict[str, Any], ctx: Any) -> None:
+            raise RuntimeError("cannot reset")
+
+    model = NoReset(chunk())
+    with vla_eval_serving(model) as url:
+        policy = POLICIES.create(f"vla-eval:{url}", "reach", chunk_size=8)
+        policy.reset(np.random.default_rng(0))
+        first = run_policy(policy, INP, 0, 1, action_dim=4)
+        second = run_policy(policy, INP, 0, 1, action_dim=4)
+        policy.close()
+    assert first.fault == ("remote_error: RequestRejected: INTERNAL: episode_start_failed: "
+                           "RuntimeError: cannot reset")
+    assert second.fault is None and second.chunk is not None  # its reply was read: in step
+    assert len(model.seen) == 2 and len(model.sessions) == 1
+
+
 @pytest.mark.parametrize(("make", "fault"), [
     (chunk(cols=7), "policy_bad_shape: (8, 7)"),
     (chunk(value=float("nan")), "policy_nonfinite_action"),

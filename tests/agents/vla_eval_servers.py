@@ -102,7 +102,7 @@ class ServedRapidPolicy(Recording):
 
 @contextmanager
 def vla_eval_serving(model_server: Recording) -> Iterator[str]:
-    """``serve_async(model_server)`` on 127.0.0.1 in a thread; its ``ws://`` URL; stopped on exit."""
+    """``serve_async(model_server)`` on 127.0.0.1 in a thread; its URL; stopped on exit."""
 
     async def run(*, task_status: Any) -> None:
         with anyio.CancelScope() as scope:
