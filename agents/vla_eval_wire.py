@@ -10,8 +10,9 @@ is PNG by default, ``{"__image__": True, "format": "png", "data": PNG bytes, "sh
 
 This module speaks that format with msgpack and numpy alone (PNG is written with the standard
 library's ``zlib``), so ``--policy vla-eval:ws://...`` needs no vla-eval install; the tests check
-it byte for byte against vla-eval's own codec. Only plain numbers cross the wire: object, void
-and complex arrays are refused both ways, as vla-eval refuses them.
+it against vla-eval's own codec (the same bytes for arrays, the same pixels from a PNG). Only
+plain numbers cross the wire: object, void and complex arrays are refused both ways, as vla-eval
+refuses them.
 """
 
 from __future__ import annotations
