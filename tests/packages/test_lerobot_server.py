@@ -147,6 +147,19 @@ def test_a_wrong_state_width_is_the_policys_fault(checkpoints: dict[str, Path]) 
             client.infer(_obs([0.0] * 8))
 
 
+@needs_lerobot
+def test_an_absent_device_is_one_line_and_exit_2(checkpoints: dict[str, Path]) -> None:
+    import torch
+
+    if torch.cuda.is_available():  # pragma: no cover - a GPU machine serves it
+        pytest.skip("this machine has CUDA")
+    done = _lerobot("-m", "rapid_policy_server", "--lerobot", str(checkpoints["random"]),
+                    "--device", "cuda:0", "--port", "0", timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--device 'cuda:0' is not available" in lines[0], lines
+
+
 def test_cameras_are_matched_by_name_or_said() -> None:
     keys = ["observation.images.top", "observation.images.wrist"]
     assert assign_cameras(keys, {}) == {"observation.images.top": "observation/image",

@@ -88,6 +88,24 @@ def assign_cameras(visual_keys: list[str], explicit: Mapping[str, str]) -> dict[
     return {k: out[k] for k in visual_keys}
 
 
+def check_device(torch: Any, device: str) -> None:
+    """ValueError, one line, for a device torch cannot parse or this machine does not have."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device {device!r}; allowed: cpu, cuda, cuda:N, mps") from None
+    present = {"cpu": True, "cuda": torch.cuda.is_available(),
+               "mps": torch.backends.mps.is_available()}
+    if not present.get(kind, False):
+        here = [k for k, ok in present.items() if ok]
+        raise ValueError(f"--device {device!r} is not available on this machine; "
+                         f"available: {', '.join(here)}")
+    if kind == "cuda" and torch.device(device).index is not None:
+        count = torch.cuda.device_count()
+        if torch.device(device).index >= count:
+            raise ValueError(f"--device {device!r}: this machine has {count} CUDA device(s)")
+
+
 class LeRobotPolicy:
     """A LeRobot checkpoint directory, loaded with LeRobot, answering openpi observations.
 
@@ -116,6 +134,7 @@ class LeRobotPolicy:
             raise ValueError(f"--lerobot needs LeRobot installed in this environment ({exc}); "
                              "run the server in the environment that has it") from None
         self._torch = torch
+        check_device(torch, device)
         cfg = PreTrainedConfig.from_pretrained(str(self.path))
         cfg.device = device
         self.config = cfg
