@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,23 @@ from rapid_env.tasks.suite import MT10, TASKS
 EXAMPLE = Path(__file__).resolve().parents[1] / "plugins_example"
 ROOT = Path(__file__).resolve().parents[2]
 QUIET = ["--quiet", "--no-report", "--wandb", "disabled"]
+
+
+@pytest.fixture(autouse=True)
+def _registries_restored():
+    """Leave the process's registries and modules as found: a plugin registered here must not
+    leak into later tests (the registries are process-wide, as the tool's are)."""
+    fields = ("_factories", "_prefixes", "_forms", "_extras")
+    saved = [(reg, {f: dict(getattr(reg, f)) for f in fields}) for reg in (DECIDERS, POLICIES)]
+    before = set(sys.modules)
+    yield
+    for reg, state in saved:
+        for f, value in state.items():
+            setattr(reg, f, value)
+    roots = (str(EXAMPLE), tempfile.gettempdir())
+    for name in set(sys.modules) - before:  # imported from the example or a test's tmp folder
+        if str(getattr(sys.modules[name], "__file__", None) or "").startswith(roots):
+            del sys.modules[name]
 
 
 def _records(out: Path) -> list[dict]:
