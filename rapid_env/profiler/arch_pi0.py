@@ -114,7 +114,7 @@ class Pi0Spec:
     source: str = PI0_SOURCE
 
 
-def _variant(field_name: str, variant: str) -> dict[str, int]:
+def gemma_variant(field_name: str, variant: str) -> dict[str, int]:
     """The Gemma variant's numbers, or a one-line error naming the known variants."""
     if variant not in GEMMA_VARIANTS:
         raise ValueError(
@@ -208,8 +208,8 @@ def count_pi0(spec: Pi0Spec) -> ArchProfile:
     import torch
 
     dtype = torch.bfloat16
-    vlm_cfg = _variant("paligemma_variant", spec.vlm_variant)
-    expert_cfg = _variant("action_expert_variant", spec.expert_variant)
+    vlm_cfg = gemma_variant("paligemma_variant", spec.vlm_variant)
+    expert_cfg = gemma_variant("action_expert_variant", spec.expert_variant)
     for key in ("depth", "num_kv_heads", "head_dim"):
         if vlm_cfg[key] != expert_cfg[key]:
             raise ValueError(

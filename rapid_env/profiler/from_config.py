@@ -50,7 +50,7 @@ from typing import Any
 from rapid_env.cost.profiles import ArchProfile
 from rapid_env.profiler.arch_act import ActSpec, count_act
 from rapid_env.profiler.arch_openvla import PROJECTORS, PrismaticSpec, count_openvla
-from rapid_env.profiler.arch_pi0 import GEMMA_VARIANTS, Pi0Spec, count_pi0
+from rapid_env.profiler.arch_pi0 import Pi0Spec, count_pi0, gemma_variant
 from rapid_env.profiler.arch_smolvla import KNOWN_VLMS, SmolVLASpec, count_smolvla
 from rapid_env.profiler.counting import track_coverage
 
@@ -245,6 +245,14 @@ def _features(config: dict[str, Any], key: str, kind: str) -> list[list[int]]:
     return list(_named_features(config, key, kind).values())
 
 
+def _square_side(config: dict[str, Any], key: str, default: int) -> int:
+    """The side of a square ``[side, side]`` image size under ``key``; ValueError naming it."""
+    size = _get(config, key, list, [default] * 2)
+    if len(size) != 2 or size[0] != size[1] or not isinstance(size[0], int) or size[0] < 1:
+        raise ValueError(f"{key}: expected [side, side], got {size}")
+    return int(size[0])
+
+
 def smolvla_spec(config: dict[str, Any], name: str, source: str) -> SmolVLASpec:
     """Map a LeRobot ``smolvla`` policy config onto :class:`SmolVLASpec`."""
     extra = _extra(config, "smolvla")
@@ -277,9 +285,7 @@ def smolvla_spec(config: dict[str, Any], name: str, source: str) -> SmolVLASpec:
     width_mult = _get(config, "expert_width_multiplier", (int, float), 0.75)
     if not 0 < width_mult <= 4:
         raise ValueError(f"expert_width_multiplier: expected a number in (0, 4], got {width_mult}")
-    resize = _get(config, "resize_imgs_with_padding", list, [base.image_size] * 2)
-    if len(resize) != 2 or resize[0] != resize[1] or not isinstance(resize[0], int):
-        raise ValueError(f"resize_imgs_with_padding: expected [side, side], got {resize}")
+    resize = _square_side(config, "resize_imgs_with_padding", base.image_size)
     text_tokens = base.text_tokens
     if _get(config, "pad_language_to", str, "longest") == "max_length":
         text_tokens = _positive(config, "tokenizer_max_length", 48)
@@ -292,7 +298,7 @@ def smolvla_spec(config: dict[str, Any], name: str, source: str) -> SmolVLASpec:
     action_dim = actions[0][0] if actions else base.action_dim
     return SmolVLASpec(
         vlm=copy.deepcopy(vlm),
-        image_size=resize[0],
+        image_size=resize,
         vlm_layers=layers,
         expert_width_multiplier=float(width_mult),
         self_attn_every=_positive(config, "self_attn_every_n_layers", base.self_attn_every),
@@ -332,21 +338,14 @@ def pi0_spec(config: dict[str, Any], name: str, source: str) -> Pi0Spec:
     """
     extra = _extra(config, "pi0")
     base = Pi0Spec()
-    for key, default in (("paligemma_variant", base.vlm_variant),
-                         ("action_expert_variant", base.expert_variant)):
-        variant = _get(config, key, str, default)
-        if variant not in GEMMA_VARIANTS:
-            raise ValueError(
-                f"{key}: no profile rule for {variant!r}; allowed: {', '.join(GEMMA_VARIANTS)}"
-            )
+    vlm_variant = _get(config, "paligemma_variant", str, base.vlm_variant)
+    expert_variant = _get(config, "action_expert_variant", str, base.expert_variant)
+    gemma_variant("paligemma_variant", vlm_variant)  # checked here: the count runs much later
+    gemma_variant("action_expert_variant", expert_variant)
     dtype = _get(config, "dtype", str, "bfloat16")
     if dtype not in ("bfloat16", "float32"):
         raise ValueError(f"dtype: {dtype!r}; allowed: bfloat16, float32")
-    resolution = _get(config, "image_resolution", list, [base.image_size] * 2)
-    if len(resolution) != 2 or resolution[0] != resolution[1] or not isinstance(
-        resolution[0], int
-    ) or resolution[0] < 1:
-        raise ValueError(f"image_resolution: expected [side, side], got {resolution}")
+    resolution = _square_side(config, "image_resolution", base.image_size)
     images = {k: v for k, v in _named_features(config, "input_features", "VISUAL").items()
               if not k.startswith(EMPTY_CAMERA)}
     if not images:
@@ -362,9 +361,9 @@ def pi0_spec(config: dict[str, Any], name: str, source: str) -> Pi0Spec:
     max_action = _positive(config, "max_action_dim", base.max_action_dim)
     first = next(iter(images.values()))
     return Pi0Spec(
-        vlm_variant=_get(config, "paligemma_variant", str, base.vlm_variant),
-        expert_variant=_get(config, "action_expert_variant", str, base.expert_variant),
-        image_size=resolution[0],
+        vlm_variant=vlm_variant,
+        expert_variant=expert_variant,
+        image_size=resolution,
         image_slots=len(images) + empty,
         cameras=_positive(extra, f"{EXTRA}.cameras", len(images)),
         camera_size=_positive(extra, f"{EXTRA}.camera_size", max(first[1:] or [1])),
