@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from rapid_policy_server import PolicyServer
+from rapid_policy_server.cli import build_server, parser
 
 from rapid_env.cli.eval import main
-from rapid_env.cli.policy_server import build_server, parser
 from rapid_env.record import WALL_CLOCK_FIELDS, infrastructure_fault
 
 FAST = ["--max-episode-s", "1.5", "--agents", "cloud-only,rapid", "--episodes", "1",
@@ -33,7 +33,9 @@ def _records(out: Path) -> list[dict[str, object]]:
 
 
 def _server(*flags: str) -> PolicyServer:
-    return build_server(parser().parse_args(["--policy", "chunk-regress", "--port", "0", *flags]))
+    server, _ = build_server(parser().parse_args(["--policy", "chunk-regress", "--port", "0",
+                                                  *flags]))
+    return server
 
 
 @pytest.mark.slow

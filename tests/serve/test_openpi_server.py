@@ -15,8 +15,8 @@ import pytest
 from openpi_client import msgpack_numpy
 from openpi_client.websocket_client_policy import WebsocketClientPolicy
 from rapid_policy_server import PolicyServer, packb, unpackb
+from rapid_policy_server.cli import build_server, main, parser
 
-from rapid_env.cli.policy_server import build_server, main, parser
 from rapid_env.compose import build_policy
 from rapid_env.config import EnvConfig
 from rapid_env.policy import PolicyInput
@@ -34,7 +34,7 @@ def observation(seed: int = 0) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PolicyServer]:
-    srv = build_server(parser().parse_args(["--policy", "chunk-regress", "--port", "0"]))
+    srv, _ = build_server(parser().parse_args(["--policy", "chunk-regress", "--port", "0"]))
     with srv.start():
         yield srv
 
