@@ -28,8 +28,26 @@ SPLIT_BYTES = {"exec_bytes_up"}
 server, so it has none (``bytes_up``, the profile's, is the same for both)."""
 
 
+SERVED_DIFFERS = {*WALL_CLOCK_FIELDS, *NAMED, *SPLIT_BYTES}
+"""What a served policy's record may differ in from the in-process one's."""
+
+
 def _records(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+
+
+def served_as_in_process(served_out: Path, flags: list[str], local_out: Path
+                         ) -> list[tuple[dict[str, object], dict[str, object]]]:
+    """Run the shipped ``chunk-regress`` in-process with ``flags`` into ``local_out``; assert the
+    served sweep in ``served_out`` wrote the same records but for :data:`SERVED_DIFFERS`; return
+    the (served, in-process) pairs for the caller's own checks."""
+    assert main([*flags, "--policy", "chunk-regress", "--out", str(local_out)]) == 0
+    served, local = _records(served_out), _records(local_out)
+    assert len(served) == len(local) > 0
+    for s, loc in zip(served, local, strict=True):
+        assert {k: v for k, v in s.items() if k not in SERVED_DIFFERS} == {
+            k: v for k, v in loc.items() if k not in SERVED_DIFFERS}
+    return list(zip(served, local, strict=True))
 
 
 def _server(*flags: str) -> PolicyServer:
@@ -45,14 +63,10 @@ def test_served_policy_writes_the_in_process_records(tmp_path: Path) -> None:
         code = main([*tasks, *FAST, "--policy", f"openpi:{server.url}", "--out",
                      str(tmp_path / "served")])
     assert code == 0
-    assert main([*tasks, *FAST, "--policy", "chunk-regress", "--out", str(tmp_path / "local")]) == 0
-    served, local = _records(tmp_path / "served"), _records(tmp_path / "local")
-    assert len(served) == len(local) == 4
-    skip = set(WALL_CLOCK_FIELDS) | NAMED | SPLIT_BYTES
-    for s, loc in zip(served, local, strict=True):
+    pairs = served_as_in_process(tmp_path / "served", [*tasks, *FAST], tmp_path / "local")
+    assert len(pairs) == 4
+    for s, loc in pairs:
         assert s["policy"] == f"openpi:{server.url}" and loc["policy"] == "chunk-regress"
-        assert {k: v for k, v in s.items() if k not in skip} == {
-            k: v for k, v in loc.items() if k not in skip}
         assert s["inferences"] and s["fault"] is None and s["invalid"] is None
         # measured on the wall clock: the served calls' round trip and the server's infer_ms
         assert s["latency_timing"] == loc["latency_timing"] == "profile"

@@ -10,7 +10,6 @@ policy's fault (openpi sends the traceback as a text frame, then closes with 101
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -23,12 +22,10 @@ from openpi_server import WebsocketPolicyServer
 
 from rapid_env.cli.eval import main
 from rapid_env.cli.policy_server import build_adapter
-from rapid_env.record import WALL_CLOCK_FIELDS
+from tests.cli.test_eval_openpi import _records, served_as_in_process
 
 FAST = ["--max-episode-s", "1.0", "--agents", "cloud-only,rapid", "--episodes", "1",
         "--wandb", "disabled", "--quiet"]
-NAMED = {"policy", "episode_key", "record_digest", "exec_bytes_up"}
-"""The policy's name, what is hashed from it, and the split bytes an in-process model has."""
 
 
 def _free_port() -> int:
@@ -68,10 +65,6 @@ def openpi_serving(policy: Any, metadata: dict[str, Any]) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def _records(out: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
-
-
 @pytest.mark.slow
 def test_openpis_server_gives_the_in_process_records(tmp_path: Path) -> None:
     adapter, meta = build_adapter("chunk-regress", "reach", 8, 0)
@@ -79,14 +72,10 @@ def test_openpis_server_gives_the_in_process_records(tmp_path: Path) -> None:
         code = main(["--tasks", "reach,push", *FAST, "--policy", f"openpi:{url}",
                      "--out", str(tmp_path / "served")])
     assert code == 0
-    assert main(["--tasks", "reach,push", *FAST, "--policy", "chunk-regress",
-                 "--out", str(tmp_path / "local")]) == 0
-    served, local = _records(tmp_path / "served"), _records(tmp_path / "local")
-    assert len(served) == len(local) == 4
-    skip = set(WALL_CLOCK_FIELDS) | NAMED
-    for s, loc in zip(served, local, strict=True):
-        assert {k: v for k, v in s.items() if k not in skip} == {
-            k: v for k, v in loc.items() if k not in skip}
+    pairs = served_as_in_process(tmp_path / "served", ["--tasks", "reach,push", *FAST],
+                                 tmp_path / "local")
+    assert len(pairs) == 4
+    for s, _ in pairs:
         assert s["fault"] is None and s["server_ms_mean"] > 0  # openpi's server_timing, read
 
 

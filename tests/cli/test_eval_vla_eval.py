@@ -17,11 +17,11 @@ import pytest
 
 from rapid_env.cli.eval import main
 from rapid_env.cli.policy_server import build_adapter
-from rapid_env.record import WALL_CLOCK_FIELDS, infrastructure_fault
+from rapid_env.record import infrastructure_fault
 from rapid_env.tasks.suite import get_task
 from tests.agents.vla_eval_servers import Recording, ServedRapidPolicy, vla_eval_serving
-from tests.cli.test_eval_openpi import _records
-from tests.cli.test_eval_openpi_reference_server import FAST, NAMED
+from tests.cli.test_eval_openpi import _records, served_as_in_process
+from tests.cli.test_eval_openpi_reference_server import FAST
 
 SHORT = ["--tasks", "reach", "--agents", "cloud-only", "--episodes", "1", "--max-episode-s", "1",
          "--wandb", "disabled", "--quiet", "--no-report"]
@@ -39,15 +39,12 @@ def test_vla_evals_server_gives_the_in_process_records(tmp_path: Path) -> None:
         code = main(["--tasks", "reach,push", *FAST, "--policy", f"vla-eval:{url}",
                      "--out", str(tmp_path / "served")])
     assert code == 0
-    assert main(["--tasks", "reach,push", *FAST, "--policy", "chunk-regress",
-                 "--out", str(tmp_path / "local")]) == 0
-    served, local = _records(tmp_path / "served"), _records(tmp_path / "local")
-    assert len(served) == len(local) == 4
-    skip = set(WALL_CLOCK_FIELDS) | NAMED
-    for s, loc in zip(served, local, strict=True):
+    pairs = served_as_in_process(tmp_path / "served", ["--tasks", "reach,push", *FAST],
+                                 tmp_path / "local")
+    assert len(pairs) == 4
+    served = [s for s, _ in pairs]
+    for s, loc in pairs:
         assert s["policy"] == f"vla-eval:{url}" and loc["policy"] == "chunk-regress"
-        assert {k: v for k, v in s.items() if k not in skip} == {
-            k: v for k, v in loc.items() if k not in skip}
         assert s["fault"] is None and s["invalid"] is None and s["inferences"]
         assert s["latency_timing"] == "profile" and s["measured_rtt_ms_mean"] > 0
     # one EPISODE_START per episode, each with its task's instruction and a seed
