@@ -7,7 +7,15 @@ feature grid each), so the multi-camera path is covered whichever checkpoint shi
 
 from __future__ import annotations
 
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,9 @@ from rapid_env.serve.model import CloudModel
 from tests.agents.vla.test_models import TINY
 
 TOKEN = "test-token-0123456789abcdef0123"
+
+SERVE = [sys.executable, "-m", "rapid_env.cli.serve"]
+"""``rapid-serve`` as a process of this interpreter."""
 
 TWO_CAMERAS = ("main", "gripperPOV")
 
@@ -113,3 +124,54 @@ def client(shared_server: RunningServer) -> Iterator[PolicyClient]:
     with PolicyClient(shared_server.address, TOKEN, timeout_s=10.0) as c:
         c.wait_ready()
         yield c
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    """A token file as ``rapid-serve --token-file`` wants it (owner-only)."""
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class ServingProcess:
+    """A ``rapid-serve`` process that has printed its port, and every line it printed so far."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    serving: str
+    """Its ``rapid-serve: serving ...`` start-up line ("" when it printed none before its port)."""
+    lines: queue.Queue[str]
+    reader: threading.Thread
+
+
+@contextmanager
+def serving_process(*args: str, wait_s: float = 60) -> Iterator[ServingProcess]:
+    """``rapid-serve ARGS`` as a process, once it printed its port; killed on exit if still up."""
+    proc = subprocess.Popen([*SERVE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ))
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        port, serving = None, ""
+        deadline = time.monotonic() + wait_s
+        while port is None and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                continue
+            if line.startswith("rapid-serve: port "):
+                port = int(line.split()[-1])
+            if line.startswith("rapid-serve: serving "):
+                serving = line
+        assert port, "the server never printed its port"
+        yield ServingProcess(proc, port, serving, lines, reader)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,14 +143,6 @@ def test_batch_1_with_statistics_is_bit_for_bit(cloud: CloudModel, policy: VLAPo
         assert record.size == 1 and record.outcome == "ok"
     finally:
         server.stop()
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    path = tmp_path / "token"
-    path.write_text(TOKEN + "\n")
-    path.chmod(0o600)
-    return path
 
 
 @pytest.mark.parametrize(

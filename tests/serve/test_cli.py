@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
-import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -20,17 +16,7 @@ from rapid_env.agents.vla.policy import VLAPolicy
 from rapid_env.agents.vla.split import SplitRunner
 from rapid_env.cli.serve import main
 from rapid_env.serve.client import PolicyClient
-from tests.serve.conftest import TOKEN, make_input
-
-SERVE = [sys.executable, "-m", "rapid_env.cli.serve"]
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    path = tmp_path / "token"
-    path.write_text(TOKEN + "\n")
-    path.chmod(0o600)
-    return path
+from tests.serve.conftest import TOKEN, make_input, serving_process
 
 
 def serve_main(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -78,31 +64,11 @@ def test_sigterm_stops_a_serving_process_with_0(
     token_file: Path, policy: VLAPolicy, policy_spec: str
 ) -> None:
     """Runs on the shipped model and on a two-camera one: its start-up must warm up every camera."""
-    proc = subprocess.Popen(
-        [*SERVE, "--policy", policy_spec, "--token-file", str(token_file), "--port", "0",
-         "--max-seconds", "90", "--grace-s", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    try:
-        port, serving = None, ""
-        deadline = time.monotonic() + 60
-        while port is None and time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                continue
-            if line.startswith("rapid-serve: port "):
-                port = int(line.split()[-1])
-            if line.startswith("rapid-serve: serving "):
-                serving = line
-        assert port, "the server never printed its port"
-        assert f"cameras {', '.join(policy.model.cfg.cameras)}, splits" in serving, serving
-        with PolicyClient(f"127.0.0.1:{port}", TOKEN, timeout_s=10) as c:
+    with serving_process("--policy", policy_spec, "--token-file", str(token_file), "--port", "0",
+                         "--max-seconds", "90", "--grace-s", "1") as served:
+        assert f"cameras {', '.join(policy.model.cfg.cameras)}, splits" in served.serving, (
+            served.serving)
+        with PolicyClient(f"127.0.0.1:{served.port}", TOKEN, timeout_s=10) as c:
             c.wait_ready()
             assert c.health() == "SERVING"
             inp = make_input(7, cameras=policy.cameras)
@@ -111,15 +77,11 @@ def test_sigterm_stops_a_serving_process_with_0(
         local, _ = policy.act_split(inp, 3 / policy.model.n_blocks)
         # another process, maybe another torch thread count: equal up to the kernels' last bit
         np.testing.assert_allclose(actions, local, rtol=0, atol=1e-5)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 0  # it stops and exits 0; the timeout only stops a hang
-        assert proc.stdout is not None
-        reader.join(60)
-        assert "rapid-serve: stopped\n" in list(lines.queue)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        served.proc.send_signal(signal.SIGTERM)
+        # it stops and exits 0; the timeout only stops a hang
+        assert served.proc.wait(timeout=120) == 0
+        served.reader.join(60)
+        assert "rapid-serve: stopped\n" in list(served.lines.queue)
 
 
 def test_help_loads_neither_torch_nor_grpc() -> None:

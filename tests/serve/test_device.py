@@ -7,12 +7,6 @@ server computes in.
 
 from __future__ import annotations
 
-import os
-import queue
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,22 +24,12 @@ from rapid_env.serve.client import PolicyClient
 from rapid_env.serve.config import UsageError
 from rapid_env.serve.lifecycle import RunningServer
 from rapid_env.serve.model import CloudModel, load_cloud_model
-from tests.serve.conftest import TOKEN, make_input
-
-SERVE = [sys.executable, "-m", "rapid_env.cli.serve"]
+from tests.serve.conftest import TOKEN, make_input, serving_process
 
 BF16_ATOL = 0.05
 """Largest gap allowed between a bfloat16 cloud half's chunk and the float32 one (measured: at
 most 0.027 for the shipped ``chunk-regress``, 0.006 for the random two-camera model, over every
 split and five observations)."""
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    path = tmp_path / "token"
-    path.write_text(TOKEN + "\n")
-    path.chmod(0o600)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -163,31 +147,10 @@ def test_rapid_serve_dtype_bfloat16_as_a_process(token_file: Path) -> None:
     """The command end to end: its start-up line names the dtype, a client gets a float32 chunk."""
     edge = build_policy(EnvConfig(policy="chunk-regress"))
     assert isinstance(edge, VLAPolicy)
-    proc = subprocess.Popen(
-        [*SERVE, "--token-file", str(token_file), "--port", "0", "--dtype", "bfloat16",
-         "--max-requests", "2", "--max-seconds", "90", "--grace-s", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    try:
-        port, serving = None, ""
-        deadline = time.monotonic() + 60
-        while port is None and time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                continue
-            if line.startswith("rapid-serve: port "):
-                port = int(line.split()[-1])
-            if line.startswith("rapid-serve: serving "):
-                serving = line
-        assert port, "the server never printed its port"
-        assert "device cpu, dtype bfloat16" in serving, serving
-        with PolicyClient(f"127.0.0.1:{port}", TOKEN, timeout_s=10) as c:
+    with serving_process("--token-file", str(token_file), "--port", "0", "--dtype", "bfloat16",
+                         "--max-requests", "2", "--max-seconds", "90", "--grace-s", "1") as served:
+        assert "device cpu, dtype bfloat16" in served.serving, served.serving
+        with PolicyClient(f"127.0.0.1:{served.port}", TOKEN, timeout_s=10) as c:
             c.wait_ready()
             assert c.info().dtype == "bfloat16"  # call 1 of --max-requests 2
             inp = make_input(5, cameras=edge.cameras)
@@ -195,8 +158,5 @@ def test_rapid_serve_dtype_bfloat16_as_a_process(token_file: Path) -> None:
         assert actions.dtype == np.float32 and actions.shape == (edge.chunk_size, 4)
         local, _ = edge.act_split(inp, 3 / edge.model.n_blocks)
         np.testing.assert_allclose(actions, local, rtol=0, atol=BF16_ATOL)
-        assert proc.wait(timeout=120) == 0  # --max-requests stops it; the timeout stops a hang
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        # --max-requests stops it; the timeout stops a hang
+        assert served.proc.wait(timeout=120) == 0

@@ -6,21 +6,11 @@ read, torch is set up or a model loads, so a refusal returns at once and changes
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from rapid_env.cli.serve import main
 from rapid_env.serve.config import ServeConfig, UsageError
 from tests.serve.conftest import TOKEN
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    path = tmp_path / "token"
-    path.write_text(TOKEN + "\n")
-    path.chmod(0o600)
-    return path
 
 
 @pytest.mark.parametrize(
